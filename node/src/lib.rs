@@ -1,0 +1,2 @@
+//! The basalt node library: CLI, config, wiring, mempool, JSON-RPC, metrics.
+#![forbid(unsafe_code)]

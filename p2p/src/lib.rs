@@ -1,0 +1,2 @@
+//! Basalt libp2p networking: gossip, block sync, peer scoring.
+#![forbid(unsafe_code)]

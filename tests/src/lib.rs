@@ -1,0 +1,2 @@
+//! Basalt cross-crate integration tests and the deterministic simulation.
+#![forbid(unsafe_code)]
