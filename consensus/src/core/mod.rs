@@ -1,0 +1,1 @@
+//! The pure Tendermint core: vote keeper, round state machine and height driver.
