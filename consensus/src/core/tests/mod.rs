@@ -1,0 +1,7 @@
+//! Tests of the pure core: table-driven state-machine rules, vote-keeper thresholds (plus a proptest),
+//! and driver scenarios with signed messages.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod driver;
+mod state_machine;
+mod votekeeper;

@@ -1,0 +1,545 @@
+//! Vote keeper: tallies the votes of ONE height by voting power, per (round, vote type).
+//!
+//! The keeper answers the quorum questions Algorithm 1 of "The latest gossip on BFT consensus"
+//! (Buchman–Kwon–Milosevic) asks: `2f+1` prevotes / precommits for a value, for nil or for anything, and
+//! `f+1` messages of any kind in a higher round (line 55). With voting power instead of counts:
+//!
+//! - **+2/3** ("quorum", the paper's `2f+1`): strictly more than two thirds of the total power,
+//!   `3 * p > 2 * total`. Exactly 2/3 is *not* a quorum.
+//! - **+1/3** (the paper's `f+1`): strictly more than one third, `3 * p > total`.
+//!
+//! Sums are `u128` so no realistic validator set can overflow them.
+//!
+//! Each validator is counted at most once per (round, vote type). A second vote with the same value is an
+//! idempotent no-op (gossip delivers duplicates); a second vote with a different value is an equivocation:
+//! it is reported once with both signed messages as evidence and is **not** counted.
+//!
+//! # Memory bound
+//! Votes are kept only for rounds `0 ..= current_round + round_window`. A vote for a round beyond that is
+//! rejected with [`VoteKeeperError::RoundOutsideWindow`] (the edge may drop it; gossip re-delivers votes of
+//! rounds a peer is in once we get there). Per tracked round the keeper stores at most one counted vote per
+//! validator per vote type, one sender flag per validator and at most one equivocation flag per validator,
+//! so memory is `O((current_round + round_window + 1) * validators)`. `current_round` only moves when the
+//! driver moves (timeouts, which take real time, or +1/3 of power being in a higher round), so a byzantine
+//! minority cannot inflate it.
+
+use crate::primitives::{Round, ValidatorIndex, VoteType, VotingPower};
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt::Debug;
+use std::hash::Hash;
+
+/// Default number of rounds above the current round for which votes are kept.
+pub const DEFAULT_ROUND_WINDOW: u32 = 8;
+
+/// Errors of the vote keeper. Each names the offending data so the edge can log or score the sender.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum VoteKeeperError {
+    /// The validator set has no voting power, so no quorum could ever form.
+    #[error("validator set of {validator_count} validators has zero total voting power")]
+    NoVotingPower {
+        /// Number of validators given.
+        validator_count: usize,
+    },
+    /// More validators than a [`ValidatorIndex`] can address.
+    #[error("validator set has {validator_count} validators, more than a u32 index can address")]
+    TooManyValidators {
+        /// Number of validators given.
+        validator_count: usize,
+    },
+    /// The vote names a validator index outside the validator set.
+    #[error("unknown validator {validator}: the set has {validator_count} validators")]
+    UnknownValidator {
+        /// The index the vote carried.
+        validator: ValidatorIndex,
+        /// Size of the validator set.
+        validator_count: usize,
+    },
+    /// The vote's round is too far above the current round to be tracked (see the module's memory bound).
+    #[error("vote for round {round} is outside the window: current round {current_round}, window {round_window}")]
+    RoundOutsideWindow {
+        /// The vote's round.
+        round: Round,
+        /// The keeper's current round.
+        current_round: Round,
+        /// How many rounds above the current one are tracked.
+        round_window: u32,
+    },
+}
+
+/// One vote as handed to the keeper. The signature has already been verified by the edge.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct VoteRecord<V, S> {
+    /// Who voted.
+    pub validator: ValidatorIndex,
+    /// The round voted in.
+    pub round: Round,
+    /// Prevote or precommit.
+    pub vote_type: VoteType,
+    /// The value voted for; `None` is a vote for nil.
+    pub value: Option<V>,
+    /// The signed message, handed back inside evidence and commits.
+    pub msg: S,
+}
+
+/// Two conflicting signed votes of one validator for the same (round, vote type): proof of equivocation.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct VoteEquivocation<V, S> {
+    /// The equivocating validator.
+    pub validator: ValidatorIndex,
+    /// The round of both votes.
+    pub round: Round,
+    /// The type of both votes.
+    pub vote_type: VoteType,
+    /// The value of the vote that was counted.
+    pub first_value: Option<V>,
+    /// The value of the conflicting vote (not counted).
+    pub second_value: Option<V>,
+    /// The signed vote that was counted.
+    pub first: S,
+    /// The conflicting signed vote.
+    pub second: S,
+}
+
+/// Something that became true because of the vote just added. Each is reported at most once.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum VoteEvent<V, S> {
+    /// +2/3 prevotes for `value` in `round` (a polka).
+    PolkaValue {
+        /// The round.
+        round: Round,
+        /// The value.
+        value: V,
+    },
+    /// +2/3 prevotes for nil in `round`.
+    PolkaNil {
+        /// The round.
+        round: Round,
+    },
+    /// +2/3 prevotes of any kind in `round` (Algorithm 1, line 34).
+    PolkaAny {
+        /// The round.
+        round: Round,
+    },
+    /// +2/3 precommits for `value` in `round` (a commit quorum, line 49).
+    PrecommitValue {
+        /// The round.
+        round: Round,
+        /// The value.
+        value: V,
+    },
+    /// +2/3 precommits for nil in `round`.
+    PrecommitNil {
+        /// The round.
+        round: Round,
+    },
+    /// +2/3 precommits of any kind in `round` (line 47).
+    PrecommitAny {
+        /// The round.
+        round: Round,
+    },
+    /// +1/3 of power has sent some vote in `round`, which is above the current round (line 55).
+    SkipRound {
+        /// The round to skip to.
+        round: Round,
+    },
+    /// A validator sent two different votes for the same (round, vote type).
+    Equivocation(VoteEquivocation<V, S>),
+}
+
+/// A counted vote: its value and the signed message.
+#[derive(Clone, Debug)]
+struct CountedVote<V, S> {
+    value: Option<V>,
+    msg: S,
+}
+
+/// The votes of one type in one round.
+#[derive(Clone, Debug)]
+struct Tally<V, S> {
+    /// At most one counted vote per validator.
+    votes: BTreeMap<ValidatorIndex, CountedVote<V, S>>,
+    /// Validators already reported as equivocating here (so evidence is reported once each).
+    equivocators: BTreeSet<ValidatorIndex>,
+    /// Power per value; `None` is nil. At most one entry per counted vote.
+    power_by_value: BTreeMap<Option<V>, u128>,
+    /// Power of all counted votes.
+    power_any: u128,
+    /// Value quorums already reported.
+    reported_values: BTreeSet<Option<V>>,
+    /// Whether the +2/3-any quorum was reported.
+    reported_any: bool,
+}
+
+impl<V: Ord, S> Default for Tally<V, S> {
+    fn default() -> Self {
+        Tally {
+            votes: BTreeMap::new(),
+            equivocators: BTreeSet::new(),
+            power_by_value: BTreeMap::new(),
+            power_any: 0,
+            reported_values: BTreeSet::new(),
+            reported_any: false,
+        }
+    }
+}
+
+/// The votes of one round.
+#[derive(Clone, Debug)]
+struct RoundVotes<V, S> {
+    prevotes: Tally<V, S>,
+    precommits: Tally<V, S>,
+    /// Validators that sent any counted vote in this round (for line 55).
+    senders: BTreeSet<ValidatorIndex>,
+    /// Power of `senders`.
+    sender_power: u128,
+    /// Whether `SkipRound` was reported for this round.
+    reported_skip: bool,
+}
+
+impl<V: Ord, S> Default for RoundVotes<V, S> {
+    fn default() -> Self {
+        RoundVotes {
+            prevotes: Tally::default(),
+            precommits: Tally::default(),
+            senders: BTreeSet::new(),
+            sender_power: 0,
+            reported_skip: false,
+        }
+    }
+}
+
+impl<V, S> RoundVotes<V, S> {
+    fn tally(&self, vote_type: VoteType) -> &Tally<V, S> {
+        match vote_type {
+            VoteType::Prevote => &self.prevotes,
+            VoteType::Precommit => &self.precommits,
+        }
+    }
+
+    fn tally_mut(&mut self, vote_type: VoteType) -> &mut Tally<V, S> {
+        match vote_type {
+            VoteType::Prevote => &mut self.prevotes,
+            VoteType::Precommit => &mut self.precommits,
+        }
+    }
+}
+
+/// `3 * power > 2 * total`: strictly more than two thirds.
+fn is_two_thirds(power: u128, total: u128) -> bool {
+    power.saturating_mul(3) > total.saturating_mul(2)
+}
+
+/// `3 * power > total`: strictly more than one third.
+fn is_one_third(power: u128, total: u128) -> bool {
+    power.saturating_mul(3) > total
+}
+
+/// Tallies the votes of one height. See the module docs for thresholds and the memory bound.
+#[derive(Clone, Debug)]
+pub struct VoteKeeper<V, S> {
+    /// Voting power indexed by [`ValidatorIndex`].
+    powers: Vec<VotingPower>,
+    /// Sum of `powers`, precomputed.
+    total_power: u128,
+    /// The round the driver is in; rounds above it count toward round skips.
+    current_round: Round,
+    /// Rounds `current_round + 1 ..= current_round + round_window` are also tracked.
+    round_window: u32,
+    rounds: BTreeMap<Round, RoundVotes<V, S>>,
+}
+
+impl<V, S> VoteKeeper<V, S>
+where
+    V: Clone + Eq + Ord + Hash + Debug,
+    S: Clone + Debug,
+{
+    /// A keeper for a validator set given as powers indexed by [`ValidatorIndex`], starting in round 0.
+    pub fn new(powers: Vec<VotingPower>, round_window: u32) -> Result<Self, VoteKeeperError> {
+        let validator_count = powers.len();
+        if u32::try_from(validator_count).is_err() {
+            return Err(VoteKeeperError::TooManyValidators { validator_count });
+        }
+        let total_power: u128 = powers.iter().map(|p| u128::from(*p)).sum();
+        if total_power == 0 {
+            return Err(VoteKeeperError::NoVotingPower { validator_count });
+        }
+        Ok(VoteKeeper {
+            powers,
+            total_power,
+            current_round: Round(0),
+            round_window,
+            rounds: BTreeMap::new(),
+        })
+    }
+
+    /// Total voting power of the validator set.
+    pub fn total_power(&self) -> u128 {
+        self.total_power
+    }
+
+    /// Number of validators.
+    pub fn validator_count(&self) -> usize {
+        self.powers.len()
+    }
+
+    /// The round the keeper considers current.
+    pub fn current_round(&self) -> Round {
+        self.current_round
+    }
+
+    /// The highest round votes are accepted for.
+    pub fn max_tracked_round(&self) -> Round {
+        Round(self.current_round.0.saturating_add(self.round_window))
+    }
+
+    /// Tells the keeper the driver moved to `round` (moves the window; never moves backwards).
+    pub fn set_round(&mut self, round: Round) {
+        if round > self.current_round {
+            self.current_round = round;
+        }
+    }
+
+    /// Adds a verified vote and returns what became newly true (each threshold reported once), or the
+    /// equivocation evidence if the validator already voted differently for this (round, vote type).
+    pub fn add_vote(
+        &mut self,
+        vote: VoteRecord<V, S>,
+    ) -> Result<Vec<VoteEvent<V, S>>, VoteKeeperError> {
+        let power = self.power_of(vote.validator)?;
+        if vote.round > self.max_tracked_round() {
+            return Err(VoteKeeperError::RoundOutsideWindow {
+                round: vote.round,
+                current_round: self.current_round,
+                round_window: self.round_window,
+            });
+        }
+        let total = self.total_power;
+        let above_current = vote.round > self.current_round;
+        let round_votes = self.rounds.entry(vote.round).or_default();
+        let tally = round_votes.tally_mut(vote.vote_type);
+        if let Some(existing) = tally.votes.get(&vote.validator) {
+            return Ok(duplicate_outcome(existing, &mut tally.equivocators, vote));
+        }
+        let mut events = count_vote(tally, power, total, &vote);
+        if round_votes.senders.insert(vote.validator) {
+            round_votes.sender_power = round_votes.sender_power.saturating_add(power);
+        }
+        // Line 55 only matters for rounds above ours; a threshold crossed in a past round stays unreported.
+        if above_current
+            && !round_votes.reported_skip
+            && is_one_third(round_votes.sender_power, total)
+        {
+            round_votes.reported_skip = true;
+            events.push(VoteEvent::SkipRound { round: vote.round });
+        }
+        Ok(events)
+    }
+
+    fn power_of(&self, validator: ValidatorIndex) -> Result<u128, VoteKeeperError> {
+        usize::try_from(validator.0)
+            .ok()
+            .and_then(|i| self.powers.get(i))
+            .map(|p| u128::from(*p))
+            .ok_or(VoteKeeperError::UnknownValidator {
+                validator,
+                validator_count: self.powers.len(),
+            })
+    }
+
+    fn tally(&self, round: Round, vote_type: VoteType) -> Option<&Tally<V, S>> {
+        self.rounds.get(&round).map(|r| r.tally(vote_type))
+    }
+
+    /// Power of the counted votes of `vote_type` in `round` for `value` (`None` = nil).
+    pub fn power_for(&self, round: Round, vote_type: VoteType, value: Option<&V>) -> u128 {
+        let Some(tally) = self.tally(round, vote_type) else {
+            return 0;
+        };
+        let key = value.cloned();
+        tally.power_by_value.get(&key).copied().unwrap_or(0)
+    }
+
+    /// Power of all counted votes of `vote_type` in `round`, whatever their value.
+    pub fn power_any(&self, round: Round, vote_type: VoteType) -> u128 {
+        self.tally(round, vote_type).map_or(0, |t| t.power_any)
+    }
+
+    /// Power of the validators that sent any counted vote in `round`.
+    pub fn sender_power(&self, round: Round) -> u128 {
+        self.rounds.get(&round).map_or(0, |r| r.sender_power)
+    }
+
+    /// +2/3 prevotes for `value` in `round`.
+    pub fn has_polka_for(&self, round: Round, value: &V) -> bool {
+        is_two_thirds(
+            self.power_for(round, VoteType::Prevote, Some(value)),
+            self.total_power,
+        )
+    }
+
+    /// +2/3 prevotes for nil in `round`.
+    pub fn has_polka_nil(&self, round: Round) -> bool {
+        is_two_thirds(
+            self.power_for(round, VoteType::Prevote, None),
+            self.total_power,
+        )
+    }
+
+    /// +2/3 prevotes of any kind in `round`.
+    pub fn has_polka_any(&self, round: Round) -> bool {
+        is_two_thirds(self.power_any(round, VoteType::Prevote), self.total_power)
+    }
+
+    /// +2/3 precommits for `value` in `round`.
+    pub fn has_precommit_quorum_for(&self, round: Round, value: &V) -> bool {
+        is_two_thirds(
+            self.power_for(round, VoteType::Precommit, Some(value)),
+            self.total_power,
+        )
+    }
+
+    /// +2/3 precommits for nil in `round`.
+    pub fn has_precommit_nil(&self, round: Round) -> bool {
+        is_two_thirds(
+            self.power_for(round, VoteType::Precommit, None),
+            self.total_power,
+        )
+    }
+
+    /// +2/3 precommits of any kind in `round`.
+    pub fn has_precommit_any(&self, round: Round) -> bool {
+        is_two_thirds(self.power_any(round, VoteType::Precommit), self.total_power)
+    }
+
+    /// +1/3 of power sent some vote in `round`.
+    pub fn has_skip_quorum(&self, round: Round) -> bool {
+        is_one_third(self.sender_power(round), self.total_power)
+    }
+
+    /// The highest round above `round` in which +1/3 of power has voted (line 55), if any.
+    pub fn skip_round_above(&self, round: Round) -> Option<Round> {
+        self.rounds
+            .range(round.next()..)
+            .rev()
+            .find(|(_, rv)| is_one_third(rv.sender_power, self.total_power))
+            .map(|(r, _)| *r)
+            .filter(|r| *r > round)
+    }
+
+    /// Every (round, value) with +2/3 precommits for the value. At most one value per round can have a
+    /// quorum (each validator is counted once), so this has at most one entry per tracked round.
+    pub fn precommit_quorums(&self) -> Vec<(Round, V)> {
+        let total = self.total_power;
+        let mut out = Vec::new();
+        for (round, rv) in &self.rounds {
+            for (value, power) in &rv.precommits.power_by_value {
+                if let (Some(v), true) = (value, is_two_thirds(*power, total)) {
+                    out.push((*round, v.clone()));
+                }
+            }
+        }
+        out
+    }
+
+    /// The counted signed precommits for `value` in `round`, in validator-index order (the commit).
+    pub fn precommits_for(&self, round: Round, value: &V) -> Vec<S> {
+        let Some(tally) = self.tally(round, VoteType::Precommit) else {
+            return Vec::new();
+        };
+        tally
+            .votes
+            .values()
+            .filter(|cv| cv.value.as_ref() == Some(value))
+            .map(|cv| cv.msg.clone())
+            .collect()
+    }
+
+    /// The counted signed vote of `validator` for (`round`, `vote_type`), if any.
+    pub fn vote_of(
+        &self,
+        round: Round,
+        vote_type: VoteType,
+        validator: ValidatorIndex,
+    ) -> Option<&S> {
+        self.tally(round, vote_type)
+            .and_then(|t| t.votes.get(&validator))
+            .map(|cv| &cv.msg)
+    }
+
+    /// Number of rounds with at least one stored vote (for tests and metrics of the memory bound).
+    pub fn tracked_rounds(&self) -> usize {
+        self.rounds.len()
+    }
+}
+
+/// A validator voted again for a (round, type) it already voted in: no-op, or evidence once.
+fn duplicate_outcome<V, S>(
+    existing: &CountedVote<V, S>,
+    equivocators: &mut BTreeSet<ValidatorIndex>,
+    vote: VoteRecord<V, S>,
+) -> Vec<VoteEvent<V, S>>
+where
+    V: Clone + Eq,
+    S: Clone,
+{
+    if existing.value == vote.value || !equivocators.insert(vote.validator) {
+        // Same vote re-delivered, or this validator's equivocation here was already reported.
+        return Vec::new();
+    }
+    vec![VoteEvent::Equivocation(VoteEquivocation {
+        validator: vote.validator,
+        round: vote.round,
+        vote_type: vote.vote_type,
+        first_value: existing.value.clone(),
+        second_value: vote.value,
+        first: existing.msg.clone(),
+        second: vote.msg,
+    })]
+}
+
+/// Counts a first vote of a validator into `tally` and returns the newly crossed +2/3 thresholds,
+/// the value-specific one before the "any" one so the state machine sees the stronger fact first.
+fn count_vote<V, S>(
+    tally: &mut Tally<V, S>,
+    power: u128,
+    total: u128,
+    vote: &VoteRecord<V, S>,
+) -> Vec<VoteEvent<V, S>>
+where
+    V: Clone + Ord,
+    S: Clone,
+{
+    tally.votes.insert(
+        vote.validator,
+        CountedVote {
+            value: vote.value.clone(),
+            msg: vote.msg.clone(),
+        },
+    );
+    let value_power = tally.power_by_value.entry(vote.value.clone()).or_insert(0);
+    *value_power = value_power.saturating_add(power);
+    let value_power = *value_power;
+    tally.power_any = tally.power_any.saturating_add(power);
+
+    let mut events = Vec::new();
+    if is_two_thirds(value_power, total) && tally.reported_values.insert(vote.value.clone()) {
+        events.push(value_event(vote.vote_type, vote.round, vote.value.clone()));
+    }
+    if is_two_thirds(tally.power_any, total) && !tally.reported_any {
+        tally.reported_any = true;
+        events.push(match vote.vote_type {
+            VoteType::Prevote => VoteEvent::PolkaAny { round: vote.round },
+            VoteType::Precommit => VoteEvent::PrecommitAny { round: vote.round },
+        });
+    }
+    events
+}
+
+fn value_event<V, S>(vote_type: VoteType, round: Round, value: Option<V>) -> VoteEvent<V, S> {
+    match (vote_type, value) {
+        (VoteType::Prevote, Some(value)) => VoteEvent::PolkaValue { round, value },
+        (VoteType::Prevote, None) => VoteEvent::PolkaNil { round },
+        (VoteType::Precommit, Some(value)) => VoteEvent::PrecommitValue { round, value },
+        (VoteType::Precommit, None) => VoteEvent::PrecommitNil { round },
+    }
+}
