@@ -11,8 +11,10 @@
 //! the propose step, a proposal buffered for a future round) fires as soon as the step or round is reached.
 //!
 //! # Bounds
-//! Votes and proposals are accepted for rounds `0 ..= round + round_window`; later ones are rejected with an
-//! error. At most one proposal per round is kept (the first one from the round's proposer); a different second
+//! Votes are accepted for the rounds the vote keeper tracks: `0 ..= round + round_window` plus a few
+//! catch-up rounds opened by votes (see [`crate::core::votekeeper`]). Proposals are accepted for the same
+//! rounds, so a lagging node can still decide a far-ahead round (line 49) once it holds that round's
+//! precommits; other proposals are rejected with an error. At most one proposal per round is kept (the first one from the round's proposer); a different second
 //! one is proposer equivocation, reported once per round and not kept. Vote bounds are the vote keeper's.
 //!
 //! # Own messages
@@ -342,8 +344,8 @@ pub enum DriverError {
         /// The POL round it carried.
         pol_round: Round,
     },
-    /// The proposal's round is too far above the current round to be buffered.
-    #[error("proposal for round {round} is outside the window: current round {current_round}, window {round_window}")]
+    /// The proposal's round is beyond the window and no vote opened it as a catch-up round.
+    #[error("proposal for round {round} is outside the window (current round {current_round}, window {round_window}) and no vote opened it")]
     ProposalOutsideWindow {
         /// The proposal's round.
         round: Round,
@@ -534,8 +536,7 @@ impl<C: Context, P: ProposerSelector> Driver<C, P> {
         if let Some(pol_round) = proposal.pol_round.filter(|vr| *vr >= round) {
             return Err(DriverError::InvalidPolRound { round, pol_round });
         }
-        let max_round = Round(self.state.round.0.saturating_add(self.config.round_window));
-        if round > max_round {
+        if !self.keeper.is_tracked(round) {
             return Err(DriverError::ProposalOutsideWindow {
                 round,
                 current_round: self.state.round,
@@ -613,6 +614,8 @@ impl<C: Context, P: ProposerSelector> Driver<C, P> {
     ) -> Vec<state_machine::Output<C::Value>> {
         let transition = state_machine::apply(self.state.clone(), input);
         self.state = transition.state;
+        // The window follows the state machine however the round moved (skip, timeout, or StartRound).
+        self.keeper.set_round(self.state.round);
         transition.outputs
     }
 
@@ -703,10 +706,7 @@ impl<C: Context, P: ProposerSelector> Driver<C, P> {
     ) {
         use state_machine::Output as Sm;
         match out {
-            Sm::NewRound(round) => {
-                self.keeper.set_round(round);
-                queue.push_back(self.new_round_input(round));
-            }
+            Sm::NewRound(round) => queue.push_back(self.new_round_input(round)),
             Sm::ScheduleTimeout(t) => outputs.push(Output::ScheduleTimeout(t)),
             Sm::Decide { round, value } => {
                 let commit = self.keeper.precommits_for(round, &value);

@@ -21,4 +21,5 @@ pub use driver::{
 pub use state_machine::{RoundFlags, RoundValue, State, Step, Transition};
 pub use votekeeper::{
     VoteEquivocation, VoteEvent, VoteKeeper, VoteKeeperError, VoteRecord, DEFAULT_ROUND_WINDOW,
+    MAX_CATCHUP_ROUNDS_PER_VALIDATOR,
 };

@@ -15,13 +15,19 @@
 //! it is reported once with both signed messages as evidence and is **not** counted.
 //!
 //! # Memory bound
-//! Votes are kept only for rounds `0 ..= current_round + round_window`. A vote for a round beyond that is
-//! rejected with [`VoteKeeperError::RoundOutsideWindow`] (the edge may drop it; gossip re-delivers votes of
-//! rounds a peer is in once we get there). Per tracked round the keeper stores at most one counted vote per
-//! validator per vote type, one sender flag per validator and at most one equivocation flag per validator,
-//! so memory is `O((current_round + round_window + 1) * validators)`. `current_round` only moves when the
-//! driver moves (timeouts, which take real time, or +1/3 of power being in a higher round), so a byzantine
-//! minority cannot inflate it.
+//! Votes are kept for rounds `0 ..= current_round + round_window` (the window), and for at most
+//! [`MAX_CATCHUP_ROUNDS_PER_VALIDATOR`] further rounds *opened* by each validator: a vote beyond the window
+//! for a round nobody opened yet charges its signer one catch-up round (CometBFT's `peerCatchupRounds`, keyed
+//! by signer instead of peer); votes for an already-open round are free. This lets a node that lags many
+//! rounds behind still see the honest majority's round (line 55) and its commit (line 49) without letting a
+//! byzantine validator make us track unboundedly many rounds. A vote beyond the window whose signer has used
+//! its allowance is rejected with [`VoteKeeperError::RoundOutsideWindow`] (the edge drops it).
+//!
+//! Per tracked round the keeper stores at most one counted vote per validator per vote type, one sender flag
+//! per validator and at most one equivocation flag per validator per vote type, so memory is
+//! `O((current_round + round_window + 1 + MAX_CATCHUP_ROUNDS_PER_VALIDATOR * validators) * validators)`.
+//! `current_round` only moves when the driver moves (timeouts, which take real time, or +1/3 of power being
+//! in a higher round), so a byzantine minority cannot inflate it.
 
 use crate::primitives::{Round, ValidatorIndex, VoteType, VotingPower};
 use std::collections::{BTreeMap, BTreeSet};
@@ -30,6 +36,9 @@ use std::hash::Hash;
 
 /// Default number of rounds above the current round for which votes are kept.
 pub const DEFAULT_ROUND_WINDOW: u32 = 8;
+
+/// How many rounds beyond the window each validator's votes may open (see the module's memory bound).
+pub const MAX_CATCHUP_ROUNDS_PER_VALIDATOR: u32 = 2;
 
 /// Errors of the vote keeper. Each names the offending data so the edge can log or score the sender.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -54,8 +63,9 @@ pub enum VoteKeeperError {
         /// Size of the validator set.
         validator_count: usize,
     },
-    /// The vote's round is too far above the current round to be tracked (see the module's memory bound).
-    #[error("vote for round {round} is outside the window: current round {current_round}, window {round_window}")]
+    /// The vote's round is beyond the window, not yet open, and its signer used up its catch-up rounds
+    /// (see the module's memory bound).
+    #[error("vote for round {round} is outside the window (current round {current_round}, window {round_window}) and its signer has no catch-up round left")]
     RoundOutsideWindow {
         /// The vote's round.
         round: Round,
@@ -246,6 +256,8 @@ pub struct VoteKeeper<V, S> {
     /// Rounds `current_round + 1 ..= current_round + round_window` are also tracked.
     round_window: u32,
     rounds: BTreeMap<Round, RoundVotes<V, S>>,
+    /// Rounds beyond the window opened by each validator's votes; never refunded within the height.
+    catchup_rounds_used: BTreeMap<ValidatorIndex, u32>,
 }
 
 impl<V, S> VoteKeeper<V, S>
@@ -269,6 +281,7 @@ where
             current_round: Round(0),
             round_window,
             rounds: BTreeMap::new(),
+            catchup_rounds_used: BTreeMap::new(),
         })
     }
 
@@ -287,9 +300,15 @@ where
         self.current_round
     }
 
-    /// The highest round votes are accepted for.
+    /// The highest round of the window (votes above it need an open round or a catch-up allowance).
     pub fn max_tracked_round(&self) -> Round {
         Round(self.current_round.0.saturating_add(self.round_window))
+    }
+
+    /// Whether votes (and the driver's proposals) for `round` are kept: inside the window, or opened as a
+    /// catch-up round.
+    pub fn is_tracked(&self, round: Round) -> bool {
+        round <= self.max_tracked_round() || self.rounds.contains_key(&round)
     }
 
     /// Tells the keeper the driver moved to `round` (moves the window; never moves backwards).
@@ -306,13 +325,7 @@ where
         vote: VoteRecord<V, S>,
     ) -> Result<Vec<VoteEvent<V, S>>, VoteKeeperError> {
         let power = self.power_of(vote.validator)?;
-        if vote.round > self.max_tracked_round() {
-            return Err(VoteKeeperError::RoundOutsideWindow {
-                round: vote.round,
-                current_round: self.current_round,
-                round_window: self.round_window,
-            });
-        }
+        self.admit_round(vote.validator, vote.round)?;
         let total = self.total_power;
         let above_current = vote.round > self.current_round;
         let round_votes = self.rounds.entry(vote.round).or_default();
@@ -333,6 +346,28 @@ where
             events.push(VoteEvent::SkipRound { round: vote.round });
         }
         Ok(events)
+    }
+
+    /// Checks `round` is tracked, or opens it as a catch-up round charged to `validator`.
+    fn admit_round(
+        &mut self,
+        validator: ValidatorIndex,
+        round: Round,
+    ) -> Result<(), VoteKeeperError> {
+        if self.is_tracked(round) {
+            return Ok(());
+        }
+        let used = self.catchup_rounds_used.entry(validator).or_insert(0);
+        if *used >= MAX_CATCHUP_ROUNDS_PER_VALIDATOR {
+            return Err(VoteKeeperError::RoundOutsideWindow {
+                round,
+                current_round: self.current_round,
+                round_window: self.round_window,
+            });
+        }
+        // The caller inserts the round right after this check, which is what the charge pays for.
+        *used += 1;
+        Ok(())
     }
 
     fn power_of(&self, validator: ValidatorIndex) -> Result<u128, VoteKeeperError> {

@@ -589,8 +589,24 @@ fn typed_errors() {
             round_window: far - 1
         }
     );
+    // A vote opens `far` as a catch-up round; then its proposal is kept too. Validator 1's allowance (2)
+    // runs out on its third far round.
+    assert_eq!(
+        d.process(vote_input(1, Prevote, far, None)).unwrap(),
+        vec![]
+    );
+    assert_eq!(
+        d.process(proposal_input(far, 1, None, Validity::Valid))
+            .unwrap(),
+        vec![]
+    );
+    assert_eq!(
+        d.process(vote_input(1, Prevote, far + 1, None)).unwrap(),
+        vec![]
+    );
     assert!(matches!(
-        d.process(vote_input(1, Prevote, far, None)).unwrap_err(),
+        d.process(vote_input(1, Prevote, far + 2, None))
+            .unwrap_err(),
         DriverError::VoteKeeper(VoteKeeperError::RoundOutsideWindow { .. })
     ));
     assert_eq!(
@@ -651,5 +667,32 @@ fn closure_proposer_selector() {
         })
         .unwrap(),
         vec![]
+    );
+}
+
+#[test]
+fn lagging_node_catches_up_to_a_far_round_and_decides_it() {
+    let mut d = driver(&[1, 1, 1, 1], Some(3));
+    start(&mut d, 0);
+    let far = DriverConfig::default().round_window + 20;
+    // The proposal of a round nobody opened yet is refused (the edge re-delivers it later).
+    assert!(d
+        .process(proposal_input(far, 6, None, Validity::Valid))
+        .is_err());
+    // Precommits of the far round open it as a catch-up round; +1/3 of them skip us there (line 55).
+    assert_eq!(votes(&mut d, &[0], Precommit, far, Some(6)), vec![]);
+    assert_eq!(
+        votes(&mut d, &[1], Precommit, far, Some(6)),
+        vec![sched(TPropose, far)]
+    );
+    assert_eq!(
+        votes(&mut d, &[2], Precommit, far, Some(6)),
+        vec![sched(TPrecommit, far)]
+    );
+    // With the proposal, line 49 decides (it has priority over prevoting the proposal).
+    let outs = propose(&mut d, far, 6, None);
+    assert!(
+        matches!(outs.as_slice(), [Output::Decide { value: 6, commit, .. }] if commit.len() == 3),
+        "{outs:?}"
     );
 }

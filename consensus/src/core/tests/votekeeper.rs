@@ -2,6 +2,7 @@
 
 use crate::core::votekeeper::{
     VoteEquivocation, VoteEvent, VoteKeeper, VoteKeeperError, VoteRecord, DEFAULT_ROUND_WINDOW,
+    MAX_CATCHUP_ROUNDS_PER_VALIDATOR,
 };
 use crate::primitives::{Round, ValidatorIndex, VoteType, VotingPower};
 use proptest::prelude::*;
@@ -284,22 +285,52 @@ fn unknown_validator_is_a_typed_error() {
 }
 
 #[test]
-fn rounds_beyond_the_window_are_rejected_and_the_window_moves() {
+fn rounds_beyond_the_window_need_a_catchup_allowance_and_the_window_moves() {
+    assert_eq!(MAX_CATCHUP_ROUNDS_PER_VALIDATOR, 2);
     let mut k = Keeper::new(vec![1, 1, 1], 2).unwrap();
-    assert!(k.add_vote(prevote(0, 2, None)).is_ok());
-    assert_eq!(
-        k.add_vote(prevote(0, 3, None)).unwrap_err(),
-        VoteKeeperError::RoundOutsideWindow {
-            round: Round(3),
-            current_round: Round(0),
-            round_window: 2
-        }
-    );
-    k.set_round(Round(1));
-    assert!(k.add_vote(prevote(0, 3, None)).is_ok());
+    let outside = |round| VoteKeeperError::RoundOutsideWindow {
+        round: Round(round),
+        current_round: Round(0),
+        round_window: 2,
+    };
+    assert!(k.add_vote(prevote(0, 2, None)).is_ok(), "inside the window");
+    // Validator 0 opens rounds 10 and 11 beyond the window; its allowance is then used up.
+    assert!(k.add_vote(prevote(0, 10, None)).is_ok());
+    assert!(k.add_vote(prevote(0, 11, None)).is_ok());
+    assert_eq!(k.add_vote(prevote(0, 12, None)).unwrap_err(), outside(12));
+    // Votes for an open round are free, for anyone, even after the allowance is used up.
+    assert!(k.add_vote(precommit(0, 10, None)).is_ok());
+    assert!(k.add_vote(prevote(1, 11, None)).is_ok());
+    assert!(k.is_tracked(Round(10)) && !k.is_tracked(Round(12)));
+    // Another validator has its own allowance.
+    assert!(k.add_vote(prevote(2, 12, None)).is_ok());
+    // Moving the round moves the window.
+    k.set_round(Round(20));
+    assert!(k.add_vote(prevote(0, 22, None)).is_ok());
     k.set_round(Round(0));
-    assert_eq!(k.current_round(), Round(1), "the round never moves back");
-    assert_eq!(k.tracked_rounds(), 2);
+    assert_eq!(k.current_round(), Round(20), "the round never moves back");
+    assert_eq!(k.tracked_rounds(), 5);
+}
+
+#[test]
+fn a_lagging_keeper_sees_a_far_round_skip_through_catchup_rounds() {
+    let mut k = keeper(&[1, 1, 1, 1]);
+    let far = DEFAULT_ROUND_WINDOW + 30;
+    assert_eq!(feed(&mut k, vec![precommit(0, far, Some(5))]), vec![vec![]]);
+    assert_eq!(
+        feed(&mut k, vec![precommit(1, far, Some(5))]),
+        vec![vec![VoteEvent::SkipRound { round: Round(far) }]]
+    );
+    assert_eq!(
+        feed(&mut k, vec![precommit(2, far, Some(5))]),
+        vec![vec![
+            VoteEvent::PrecommitValue {
+                round: Round(far),
+                value: 5
+            },
+            VoteEvent::PrecommitAny { round: Round(far) }
+        ]]
+    );
 }
 
 #[test]
@@ -340,7 +371,7 @@ struct Op {
 fn op() -> impl Strategy<Value = Op> {
     (
         0u32..8,
-        0u32..6,
+        0u32..12,
         prop_oneof![Just(VoteType::Prevote), Just(VoteType::Precommit)],
         prop::option::of(0u64..3),
         prop_oneof![4 => Just(0u32), 1 => 0u32..3],
@@ -392,12 +423,18 @@ proptest! {
         let mut k = Keeper::new(powers.clone(), 3).unwrap();
         let mut model = Model::default();
         let mut seen: BTreeSet<String> = BTreeSet::new();
+        let mut catchup: BTreeMap<u32, u32> = BTreeMap::new();
         for op in ops {
             k.set_round(Round(k.current_round().0 + op.advance));
             let rec = vote(op.validator, op.round, op.vote_type, op.value, "m");
             let result = k.add_vote(rec);
             let known = (op.validator as usize) < powers.len();
-            let in_window = op.round <= k.current_round().0 + 3;
+            let open = model.counted.keys().any(|(r, _, _)| *r == op.round);
+            let used = catchup.get(&op.validator).copied().unwrap_or(0);
+            let in_window = op.round <= k.current_round().0 + 3 || open || used < MAX_CATCHUP_ROUNDS_PER_VALIDATOR;
+            if known && !(op.round <= k.current_round().0 + 3 || open) && used < MAX_CATCHUP_ROUNDS_PER_VALIDATOR {
+                catchup.insert(op.validator, used + 1);
+            }
             let events = match result {
                 Err(VoteKeeperError::UnknownValidator { .. }) => { prop_assert!(!known); continue; }
                 Err(VoteKeeperError::RoundOutsideWindow { .. }) => { prop_assert!(known && !in_window); continue; }
@@ -436,7 +473,7 @@ proptest! {
             }
         }
         // The keeper's queries agree with the model.
-        for round in 0..6u32 {
+        for round in 0..12u32 {
             for t in [VoteType::Prevote, VoteType::Precommit] {
                 prop_assert_eq!(k.power_any(Round(round), t), model.power(&powers, round, t, None));
                 for value in [None, Some(0), Some(1), Some(2)] {
