@@ -14,8 +14,13 @@
 //! Votes are accepted for the rounds the vote keeper tracks: `0 ..= round + round_window` plus a few
 //! catch-up rounds opened by votes (see [`crate::core::votekeeper`]). Proposals are accepted for the same
 //! rounds, so a lagging node can still decide a far-ahead round (line 49) once it holds that round's
-//! precommits; other proposals are rejected with an error. At most one proposal per round is kept (the first one from the round's proposer); a different second
-//! one is proposer equivocation, reported once per round and not kept. Vote bounds are the vote keeper's.
+//! precommits; other proposals are rejected with an error. Per round at most [`MAX_PROPOSALS_PER_ROUND`]
+//! distinct proposals of the round's proposer are kept; a second, different one is proposer equivocation and
+//! is reported once per round. Like the paper's `upon` rules, which fire for *any* received proposal, every
+//! kept proposal is considered: lines 22/28 take them in arrival order (the first that applies moves us out
+//! of the propose step), lines 36 and 49 fire for whichever one has the polka or the commit, so a node that
+//! saw the equivocating proposer's "other" proposal first can still lock on or decide the one +2/3 backed.
+//! Vote bounds are the vote keeper's.
 //!
 //! # Own messages
 //! `Propose` and `Vote` outputs are unsigned intents: the edge signs, broadcasts and feeds the signed message
@@ -27,7 +32,7 @@ use crate::core::votekeeper::{VoteEvent, VoteKeeper, VoteKeeperError, VoteRecord
 use crate::primitives::{
     Height, Round, Timeout, TimeoutKind, ValidatorIndex, VoteType, VotingPower,
 };
-use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::collections::{BTreeMap, VecDeque};
 use std::fmt::Debug;
 use std::hash::Hash;
 
@@ -373,6 +378,9 @@ struct StoredProposal<C: Context> {
     msg: C::SignedProposal,
 }
 
+/// How many distinct proposals of one round (from its proposer) are kept; the rest are dropped.
+pub const MAX_PROPOSALS_PER_ROUND: usize = 4;
+
 /// Upper bound on state-machine steps per input. Each rule fires at most once per round and rounds only
 /// move forward (to rounds within the window), so a few dozen suffice; the bound turns a bug into an error.
 const MAX_RULE_STEPS: usize = 1024;
@@ -384,9 +392,9 @@ pub struct Driver<C: Context, P> {
     proposer: P,
     config: DriverConfig,
     keeper: VoteKeeper<C::Value, C::SignedVote>,
-    proposals: BTreeMap<Round, StoredProposal<C>>,
-    /// Rounds whose proposer equivocation was already reported.
-    equivocated_rounds: BTreeSet<Round>,
+    /// Per round, the distinct proposals of its proposer in arrival order (at most
+    /// [`MAX_PROPOSALS_PER_ROUND`]).
+    proposals: BTreeMap<Round, Vec<StoredProposal<C>>>,
     state: State<C::Value>,
 }
 
@@ -415,7 +423,6 @@ impl<C: Context, P: ProposerSelector> Driver<C, P> {
             config,
             keeper: VoteKeeper::new(powers, config.round_window)?,
             proposals: BTreeMap::new(),
-            equivocated_rounds: BTreeSet::new(),
             state: State::new(height),
         })
     }
@@ -543,23 +550,23 @@ impl<C: Context, P: ProposerSelector> Driver<C, P> {
                 round_window: self.config.round_window,
             });
         }
-        match self.proposals.get(&round) {
-            None => {
-                self.proposals.insert(round, proposal);
-            }
-            Some(first) => {
-                let conflicting =
-                    first.value != proposal.value || first.pol_round != proposal.pol_round;
-                if conflicting && self.equivocated_rounds.insert(round) {
-                    outputs.push(Output::Evidence(Evidence::DuplicateProposal {
-                        proposer,
-                        round,
-                        first: first.msg.clone(),
-                        second: proposal.msg,
-                    }));
-                }
-            }
+        let kept = self.proposals.entry(round).or_default();
+        let duplicate = kept
+            .iter()
+            .any(|p| p.value == proposal.value && p.pol_round == proposal.pol_round);
+        if duplicate || kept.len() >= MAX_PROPOSALS_PER_ROUND {
+            return Ok(());
         }
+        // Evidence once per round: on the first conflicting proposal.
+        if let [first] = kept.as_slice() {
+            outputs.push(Output::Evidence(Evidence::DuplicateProposal {
+                proposer,
+                round,
+                first: first.msg.clone(),
+                second: proposal.msg.clone(),
+            }));
+        }
+        kept.push(proposal);
         Ok(())
     }
 
@@ -633,11 +640,11 @@ impl<C: Context, P: ProposerSelector> Driver<C, P> {
         let mut out = Vec::new();
         // Line 49, any round: a valid proposal of round r and +2/3 precommits for it in r.
         for (r, value) in self.keeper.precommit_quorums() {
-            if self
-                .proposals
-                .get(&r)
-                .is_some_and(|p| p.value == value && p.validity.is_valid())
-            {
+            let proposed = self.proposals.get(&r).is_some_and(|kept| {
+                kept.iter()
+                    .any(|p| p.value == value && p.validity.is_valid())
+            });
+            if proposed {
                 out.push(Sm::ProposalAndPrecommitValue { round: r, value });
             }
         }
@@ -645,7 +652,7 @@ impl<C: Context, P: ProposerSelector> Driver<C, P> {
         if let Some(r) = self.keeper.skip_round_above(round) {
             out.push(Sm::SkipRound { round: r });
         }
-        if let Some(p) = self.proposals.get(&round) {
+        for p in self.proposals.get(&round).into_iter().flatten() {
             self.proposal_candidates(round, p, &mut out);
         }
         if self.keeper.has_polka_nil(round) {
@@ -660,7 +667,7 @@ impl<C: Context, P: ProposerSelector> Driver<C, P> {
         out
     }
 
-    /// Lines 22, 28 and 36 for the current round's proposal.
+    /// Lines 22, 28 and 36 for one proposal of the current round.
     fn proposal_candidates(
         &self,
         round: Round,

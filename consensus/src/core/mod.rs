@@ -16,10 +16,11 @@ pub mod votekeeper;
 mod tests;
 
 pub use driver::{
-    Context, Driver, DriverConfig, DriverError, Evidence, Input, Output, ProposerSelector, Validity,
+    Context, Driver, DriverConfig, DriverError, Evidence, Input, Output, ProposerSelector,
+    Validity, MAX_PROPOSALS_PER_ROUND,
 };
 pub use state_machine::{RoundFlags, RoundValue, State, Step, Transition};
 pub use votekeeper::{
     VoteEquivocation, VoteEvent, VoteKeeper, VoteKeeperError, VoteRecord, DEFAULT_ROUND_WINDOW,
-    MAX_CATCHUP_ROUNDS_PER_VALIDATOR,
+    MAX_CATCHUP_ROUNDS_PER_VALIDATOR, MAX_VALUES_PER_VALIDATOR,
 };

@@ -10,9 +10,21 @@
 //!
 //! Sums are `u128` so no realistic validator set can overflow them.
 //!
-//! Each validator is counted at most once per (round, vote type). A second vote with the same value is an
-//! idempotent no-op (gossip delivers duplicates); a second vote with a different value is an equivocation:
-//! it is reported once with both signed messages as evidence and is **not** counted.
+//! A repeated vote (same validator, round, type and value) is an idempotent no-op: gossip delivers
+//! duplicates. A vote with a *different* value is an equivocation, reported once per (validator, round, type)
+//! with both signed messages as evidence. How equivocating votes are counted follows the paper, whose rules
+//! count *messages for a value from distinct senders*:
+//! - toward a **value** (or nil) quorum, each (validator, value) pair counts once, so an equivocator's vote
+//!   for `v` counts toward `v` on every honest node that received it, whatever else it received first. If
+//!   only the first vote counted, two honest nodes could disagree forever on whether a polka or commit
+//!   exists (one saw the equivocator's `v` vote first, the other its nil vote), which breaks liveness — the
+//!   core's network test found exactly that. Safety is unaffected: two conflicting +2/3 quorums still need
+//!   more than 1/3 of power to equivocate;
+//! - toward **any**-value quorums (lines 34, 47) and the round-skip threshold (line 55), each validator
+//!   counts once, whatever it voted.
+//!
+//! At most [`MAX_VALUES_PER_VALIDATOR`] distinct values are kept per (validator, round, type); further ones
+//! are dropped (the evidence was already reported).
 //!
 //! # Memory bound
 //! Votes are kept for rounds `0 ..= current_round + round_window` (the window), and for at most
@@ -23,8 +35,8 @@
 //! byzantine validator make us track unboundedly many rounds. A vote beyond the window whose signer has used
 //! its allowance is rejected with [`VoteKeeperError::RoundOutsideWindow`] (the edge drops it).
 //!
-//! Per tracked round the keeper stores at most one counted vote per validator per vote type, one sender flag
-//! per validator and at most one equivocation flag per validator per vote type, so memory is
+//! Per tracked round the keeper stores at most [`MAX_VALUES_PER_VALIDATOR`] votes per validator per vote
+//! type and one sender flag per validator, so memory is
 //! `O((current_round + round_window + 1 + MAX_CATCHUP_ROUNDS_PER_VALIDATOR * validators) * validators)`.
 //! `current_round` only moves when the driver moves (timeouts, which take real time, or +1/3 of power being
 //! in a higher round), so a byzantine minority cannot inflate it.
@@ -39,6 +51,9 @@ pub const DEFAULT_ROUND_WINDOW: u32 = 8;
 
 /// How many rounds beyond the window each validator's votes may open (see the module's memory bound).
 pub const MAX_CATCHUP_ROUNDS_PER_VALIDATOR: u32 = 2;
+
+/// How many distinct values (nil included) are kept and counted per (validator, round, vote type).
+pub const MAX_VALUES_PER_VALIDATOR: usize = 4;
 
 /// Errors of the vote keeper. Each names the offending data so the edge can log or score the sender.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -92,6 +107,7 @@ pub struct VoteRecord<V, S> {
 }
 
 /// Two conflicting signed votes of one validator for the same (round, vote type): proof of equivocation.
+/// Both votes are counted toward their own values (see the module docs).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct VoteEquivocation<V, S> {
     /// The equivocating validator.
@@ -100,11 +116,11 @@ pub struct VoteEquivocation<V, S> {
     pub round: Round,
     /// The type of both votes.
     pub vote_type: VoteType,
-    /// The value of the vote that was counted.
+    /// The value of the validator's first vote.
     pub first_value: Option<V>,
-    /// The value of the conflicting vote (not counted).
+    /// The value of the conflicting vote.
     pub second_value: Option<V>,
-    /// The signed vote that was counted.
+    /// The validator's first signed vote.
     pub first: S,
     /// The conflicting signed vote.
     pub second: S,
@@ -152,7 +168,8 @@ pub enum VoteEvent<V, S> {
         /// The round to skip to.
         round: Round,
     },
-    /// A validator sent two different votes for the same (round, vote type).
+    /// A validator sent two different votes for the same (round, vote type). Reported once per
+    /// (validator, round, type), on the first conflicting vote.
     Equivocation(VoteEquivocation<V, S>),
 }
 
@@ -166,13 +183,11 @@ struct CountedVote<V, S> {
 /// The votes of one type in one round.
 #[derive(Clone, Debug)]
 struct Tally<V, S> {
-    /// At most one counted vote per validator.
-    votes: BTreeMap<ValidatorIndex, CountedVote<V, S>>,
-    /// Validators already reported as equivocating here (so evidence is reported once each).
-    equivocators: BTreeSet<ValidatorIndex>,
-    /// Power per value; `None` is nil. At most one entry per counted vote.
+    /// Per validator, its distinct votes in arrival order (at most [`MAX_VALUES_PER_VALIDATOR`]).
+    votes: BTreeMap<ValidatorIndex, Vec<CountedVote<V, S>>>,
+    /// Power per value; `None` is nil. Each (validator, value) pair counted once.
     power_by_value: BTreeMap<Option<V>, u128>,
-    /// Power of all counted votes.
+    /// Power of the validators with at least one vote (each counted once).
     power_any: u128,
     /// Value quorums already reported.
     reported_values: BTreeSet<Option<V>>,
@@ -184,7 +199,6 @@ impl<V: Ord, S> Default for Tally<V, S> {
     fn default() -> Self {
         Tally {
             votes: BTreeMap::new(),
-            equivocators: BTreeSet::new(),
             power_by_value: BTreeMap::new(),
             power_any: 0,
             reported_values: BTreeSet::new(),
@@ -330,10 +344,12 @@ where
         let above_current = vote.round > self.current_round;
         let round_votes = self.rounds.entry(vote.round).or_default();
         let tally = round_votes.tally_mut(vote.vote_type);
-        if let Some(existing) = tally.votes.get(&vote.validator) {
-            return Ok(duplicate_outcome(existing, &mut tally.equivocators, vote));
-        }
-        let mut events = count_vote(tally, power, total, &vote);
+        let mut events = match tally.votes.get(&vote.validator) {
+            None => Vec::new(),
+            Some(previous) if !admits_another(previous, &vote) => return Ok(Vec::new()),
+            Some(previous) => equivocation_evidence(previous, &vote).into_iter().collect(),
+        };
+        count_vote(tally, power, total, &vote, &mut events);
         if round_votes.senders.insert(vote.validator) {
             round_votes.sender_power = round_votes.sender_power.saturating_add(power);
         }
@@ -461,8 +477,9 @@ where
             .filter(|r| *r > round)
     }
 
-    /// Every (round, value) with +2/3 precommits for the value. At most one value per round can have a
-    /// quorum (each validator is counted once), so this has at most one entry per tracked round.
+    /// Every (round, value) with +2/3 precommits for the value. Two values of one round both have a quorum
+    /// only if more than 1/3 of power equivocated, so with the usual assumption this has at most one entry
+    /// per tracked round.
     pub fn precommit_quorums(&self) -> Vec<(Round, V)> {
         let total = self.total_power;
         let mut out = Vec::new();
@@ -484,12 +501,13 @@ where
         tally
             .votes
             .values()
+            .flatten()
             .filter(|cv| cv.value.as_ref() == Some(value))
             .map(|cv| cv.msg.clone())
             .collect()
     }
 
-    /// The counted signed vote of `validator` for (`round`, `vote_type`), if any.
+    /// The first signed vote of `validator` for (`round`, `vote_type`), if any.
     pub fn vote_of(
         &self,
         round: Round,
@@ -498,6 +516,7 @@ where
     ) -> Option<&S> {
         self.tally(round, vote_type)
             .and_then(|t| t.votes.get(&validator))
+            .and_then(|votes| votes.first())
             .map(|cv| &cv.msg)
     }
 
@@ -507,56 +526,55 @@ where
     }
 }
 
-/// A validator voted again for a (round, type) it already voted in: no-op, or evidence once.
-fn duplicate_outcome<V, S>(
-    existing: &CountedVote<V, S>,
-    equivocators: &mut BTreeSet<ValidatorIndex>,
-    vote: VoteRecord<V, S>,
-) -> Vec<VoteEvent<V, S>>
-where
-    V: Clone + Eq,
-    S: Clone,
-{
-    if existing.value == vote.value || !equivocators.insert(vote.validator) {
-        // Same vote re-delivered, or this validator's equivocation here was already reported.
-        return Vec::new();
-    }
-    vec![VoteEvent::Equivocation(VoteEquivocation {
+/// Whether `vote` is a new value for a validator that already voted `previous` (not a duplicate, and
+/// the per-validator bound not reached).
+fn admits_another<V: Eq, S>(previous: &[CountedVote<V, S>], vote: &VoteRecord<V, S>) -> bool {
+    previous.len() < MAX_VALUES_PER_VALIDATOR && previous.iter().all(|cv| cv.value != vote.value)
+}
+
+/// Evidence for the first conflicting vote of a validator (later ones add no new evidence).
+fn equivocation_evidence<V: Clone, S: Clone>(
+    previous: &[CountedVote<V, S>],
+    vote: &VoteRecord<V, S>,
+) -> Option<VoteEvent<V, S>> {
+    let [first] = previous else {
+        return None;
+    };
+    Some(VoteEvent::Equivocation(VoteEquivocation {
         validator: vote.validator,
         round: vote.round,
         vote_type: vote.vote_type,
-        first_value: existing.value.clone(),
-        second_value: vote.value,
-        first: existing.msg.clone(),
-        second: vote.msg,
-    })]
+        first_value: first.value.clone(),
+        second_value: vote.value.clone(),
+        first: first.msg.clone(),
+        second: vote.msg.clone(),
+    }))
 }
 
-/// Counts a first vote of a validator into `tally` and returns the newly crossed +2/3 thresholds,
+/// Counts a new (validator, value) vote into `tally` and appends the newly crossed +2/3 thresholds,
 /// the value-specific one before the "any" one so the state machine sees the stronger fact first.
 fn count_vote<V, S>(
     tally: &mut Tally<V, S>,
     power: u128,
     total: u128,
     vote: &VoteRecord<V, S>,
-) -> Vec<VoteEvent<V, S>>
-where
+    events: &mut Vec<VoteEvent<V, S>>,
+) where
     V: Clone + Ord,
     S: Clone,
 {
-    tally.votes.insert(
-        vote.validator,
-        CountedVote {
-            value: vote.value.clone(),
-            msg: vote.msg.clone(),
-        },
-    );
+    let votes = tally.votes.entry(vote.validator).or_default();
+    let first_vote = votes.is_empty();
+    votes.push(CountedVote {
+        value: vote.value.clone(),
+        msg: vote.msg.clone(),
+    });
     let value_power = tally.power_by_value.entry(vote.value.clone()).or_insert(0);
     *value_power = value_power.saturating_add(power);
     let value_power = *value_power;
-    tally.power_any = tally.power_any.saturating_add(power);
-
-    let mut events = Vec::new();
+    if first_vote {
+        tally.power_any = tally.power_any.saturating_add(power);
+    }
     if is_two_thirds(value_power, total) && tally.reported_values.insert(vote.value.clone()) {
         events.push(value_event(vote.vote_type, vote.round, vote.value.clone()));
     }
@@ -567,7 +585,6 @@ where
             VoteType::Precommit => VoteEvent::PrecommitAny { round: vote.round },
         });
     }
-    events
 }
 
 fn value_event<V, S>(vote_type: VoteType, round: Round, value: Option<V>) -> VoteEvent<V, S> {

@@ -408,7 +408,7 @@ fn locked_validator_rejects_an_older_pol() {
 }
 
 #[test]
-fn vote_equivocation_yields_evidence_once_and_is_not_counted() {
+fn vote_equivocation_yields_evidence_once() {
     let mut d = driver(&[1, 1, 1, 1], Some(3));
     start(&mut d, 0);
     assert_eq!(votes(&mut d, &[1], Prevote, 0, Some(1)), vec![]);
@@ -432,7 +432,7 @@ fn vote_equivocation_yields_evidence_once_and_is_not_counted() {
 }
 
 #[test]
-fn proposal_equivocation_yields_evidence_and_keeps_the_first() {
+fn proposal_equivocation_yields_evidence_and_keeps_both() {
     let mut d = driver(&[1, 1, 1, 1], Some(3));
     start(&mut d, 0);
     assert_eq!(
@@ -462,12 +462,18 @@ fn proposal_equivocation_yields_evidence_and_keeps_the_first() {
         vec![],
         "reported once per round"
     );
-    // The kept proposal is the first: a polka for 2 does not lock us on 2.
+    // Both proposals are kept (line 36 fires for any received proposal): a polka for 2 locks us on 2.
     assert_eq!(
         votes(&mut d, &[0, 1, 2], Prevote, 0, Some(2)),
-        vec![sched(TPrevote, 0)]
+        vec![out_vote(Precommit, 0, Some(2))]
     );
-    assert_eq!(d.state().locked, None);
+    assert_eq!(d.state().locked.as_ref().map(|l| l.value), Some(2));
+    // And +2/3 precommits for the second proposal decide it (line 49).
+    let outs = votes(&mut d, &[0, 1, 2], Precommit, 0, Some(2));
+    assert!(
+        matches!(outs.as_slice(), [Output::Decide { value: 2, .. }]),
+        "{outs:?}"
+    );
 }
 
 #[test]

@@ -2,7 +2,7 @@
 
 use crate::core::votekeeper::{
     VoteEquivocation, VoteEvent, VoteKeeper, VoteKeeperError, VoteRecord, DEFAULT_ROUND_WINDOW,
-    MAX_CATCHUP_ROUNDS_PER_VALIDATOR,
+    MAX_CATCHUP_ROUNDS_PER_VALIDATOR, MAX_VALUES_PER_VALIDATOR,
 };
 use crate::primitives::{Round, ValidatorIndex, VoteType, VotingPower};
 use proptest::prelude::*;
@@ -233,7 +233,7 @@ fn duplicate_vote_is_idempotent() {
 }
 
 #[test]
-fn equivocation_reported_once_with_both_votes_and_not_counted() {
+fn equivocation_reported_once_with_both_votes_counted_per_value() {
     let mut k = keeper(&[1, 1, 1, 1]);
     let first = vote(2, 0, VoteType::Precommit, Some(7), "first");
     let second = vote(2, 0, VoteType::Precommit, None, "second");
@@ -257,19 +257,57 @@ fn equivocation_reported_once_with_both_votes_and_not_counted() {
         vec![],
         "one piece of evidence per validator, round and type"
     );
-    assert_eq!(events[3], vec![]);
     assert_eq!(
-        k.power_any(Round(0), VoteType::Precommit),
-        1,
-        "conflicting votes are not counted"
+        events[3],
+        vec![],
+        "a re-delivered conflicting vote is a duplicate"
     );
-    assert_eq!(k.power_for(Round(0), VoteType::Precommit, None), 0);
+    // Each value counts the validator once; "any" counts it once in all.
+    assert_eq!(k.power_any(Round(0), VoteType::Precommit), 1);
+    assert_eq!(k.power_for(Round(0), VoteType::Precommit, None), 1);
+    assert_eq!(k.power_for(Round(0), VoteType::Precommit, Some(&7)), 1);
+    assert_eq!(k.power_for(Round(0), VoteType::Precommit, Some(&9)), 1);
     assert_eq!(
         k.vote_of(Round(0), VoteType::Precommit, ValidatorIndex(2)),
         Some(&(2, "first"))
     );
     // A prevote of the same validator in the same round is a different (round, type): no evidence.
     assert_eq!(feed(&mut k, vec![prevote(2, 0, Some(9))]), vec![vec![]]);
+}
+
+#[test]
+fn equivocator_vote_completes_a_quorum_whatever_arrived_first() {
+    // Validator 3 (byzantine) prevotes nil to us first, then 7. With honest 0 and 1 for 7, its vote for 7
+    // completes the polka here exactly as on nodes that received its 7 first.
+    let mut k = keeper(&[1, 1, 1, 1]);
+    let events = feed(&mut k, vec![prevote(3, 0, None), prevote(0, 0, Some(7))]);
+    assert_eq!(events, vec![vec![], vec![]]);
+    let events = feed(&mut k, vec![prevote(3, 0, Some(7))]);
+    assert!(matches!(events[0].as_slice(), [VoteEvent::Equivocation(_)]));
+    let events = feed(&mut k, vec![prevote(1, 0, Some(7))]);
+    assert_eq!(
+        events[0],
+        vec![
+            VoteEvent::PolkaValue {
+                round: Round(0),
+                value: 7
+            },
+            VoteEvent::PolkaAny { round: Round(0) }
+        ]
+    );
+}
+
+#[test]
+fn values_per_validator_are_bounded() {
+    let mut k = keeper(&[1, 1, 1, 1]);
+    for value in 0..10u64 {
+        k.add_vote(prevote(2, 0, Some(value))).unwrap();
+    }
+    let counted: u128 = (0..10u64)
+        .map(|v| k.power_for(Round(0), VoteType::Prevote, Some(&v)))
+        .sum();
+    assert_eq!(counted, MAX_VALUES_PER_VALIDATOR as u128);
+    assert_eq!(k.power_any(Round(0), VoteType::Prevote), 1);
 }
 
 #[test]
@@ -385,10 +423,12 @@ fn op() -> impl Strategy<Value = Op> {
         })
 }
 
-/// Naive model: the first vote of a validator per (round, type) counts.
+/// Naive model: per (round, type, validator) the distinct values in arrival order, at most
+/// `MAX_VALUES_PER_VALIDATOR`; a value quorum counts every validator that voted the value, "any" counts
+/// every validator once.
 #[derive(Default)]
 struct Model {
-    counted: BTreeMap<(u32, VoteType, u32), Option<V>>,
+    counted: BTreeMap<(u32, VoteType, u32), Vec<Option<V>>>,
 }
 
 impl Model {
@@ -396,7 +436,7 @@ impl Model {
         self.counted
             .iter()
             .filter(|((r, ty, _), v)| {
-                *r == round && *ty == t && value.as_ref().is_none_or(|want| want == *v)
+                *r == round && *ty == t && value.as_ref().is_none_or(|want| v.contains(want))
             })
             .map(|((_, _, i), _)| u128::from(powers[*i as usize]))
             .sum()
@@ -443,9 +483,9 @@ proptest! {
             };
             prop_assert!(known && in_window);
             let key = (op.round, op.vote_type, op.validator);
-            let previous = model.counted.get(&key).cloned();
-            if previous.is_none() {
-                model.counted.insert(key, op.value);
+            let previous = model.counted.get(&key).cloned().unwrap_or_default();
+            if !previous.contains(&op.value) && previous.len() < MAX_VALUES_PER_VALIDATOR {
+                model.counted.entry(key).or_default().push(op.value);
             }
             for e in events {
                 // Each event at most once.
@@ -464,7 +504,9 @@ proptest! {
                         (model.senders(&powers, round.0), 1)
                     }
                     VoteEvent::Equivocation(ev) => {
-                        prop_assert_eq!(previous, Some(ev.first_value));
+                        // Reported exactly on the second distinct value.
+                        prop_assert_eq!(previous.len(), 1);
+                        prop_assert_eq!(previous[0], ev.first_value);
                         prop_assert_ne!(ev.first_value, ev.second_value);
                         (total, 0)
                     }
