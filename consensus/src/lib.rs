@@ -5,8 +5,11 @@
 #![forbid(unsafe_code)]
 
 pub mod core;
+pub mod engine;
 pub mod primitives;
+pub mod types;
 
 pub use primitives::{
-    Height, Round, Timeout, TimeoutKind, ValidatorIndex, VoteType, VotingPower, MAX_TOTAL_VOTING_POWER,
+    Height, Round, Timeout, TimeoutKind, ValidatorIndex, VoteType, VotingPower,
+    MAX_TOTAL_VOTING_POWER,
 };

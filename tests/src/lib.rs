@@ -1,2 +1,4 @@
 //! Basalt cross-crate integration tests and the deterministic simulation.
 #![forbid(unsafe_code)]
+
+pub mod sim;

@@ -1,0 +1,47 @@
+//! The consensus wire messages and their size-checked decoding.
+
+use borsh::{BorshDeserialize, BorshSerialize};
+
+use crate::types::encoding::{decode, encode, DecodeError, MAX_BLOCK_BYTES};
+use crate::types::{Block, Commit, ProposalMessage, SignedVote};
+
+/// Largest encoded consensus message: a full block plus its proposal or commit.
+pub const MAX_CONSENSUS_MESSAGE_BYTES: usize = MAX_BLOCK_BYTES + 64 * 1024;
+
+/// Everything validators send each other about consensus.
+#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
+pub enum ConsensusMessage {
+    /// A signed proposal with its block.
+    Proposal(ProposalMessage),
+    /// A signed prevote or precommit.
+    Vote(SignedVote),
+    /// A decided block with the commit that proves it: how a node that missed a decision catches up.
+    Decision {
+        /// The decided block.
+        block: Block,
+        /// +2/3 precommits for it.
+        commit: Commit,
+    },
+}
+
+impl ConsensusMessage {
+    /// Canonical bytes for the wire.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        encode(self)
+    }
+
+    /// Decodes and structurally validates a message from the wire (signatures are checked by the engine,
+    /// which knows the validator set).
+    pub fn from_bytes(bytes: &[u8]) -> Result<ConsensusMessage, DecodeError> {
+        decode("consensus message", bytes, MAX_CONSENSUS_MESSAGE_BYTES)
+    }
+
+    /// The height the message is about.
+    pub fn height(&self) -> crate::Height {
+        match self {
+            ConsensusMessage::Proposal(p) => p.signed.proposal.height(),
+            ConsensusMessage::Vote(v) => v.vote.height,
+            ConsensusMessage::Decision { block, .. } => block.height(),
+        }
+    }
+}

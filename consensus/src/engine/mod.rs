@@ -1,0 +1,604 @@
+//! The consensus engine of one node: the pure core bound to Basalt's concrete types, across heights.
+//!
+//! It verifies signed messages against the validator set (turning wire values into verified ones), feeds the
+//! height [`Driver`], maps values (block ids) back to blocks, builds the [`Commit`] on a decision, turns
+//! equivocations into [`DuplicateVoteEvidence`], buffers (boundedly) messages for the next height, and
+//! accepts a proven decision (`block + commit`) from a peer so a node that missed a height catches up.
+//!
+//! Still pure: signing, timers, block building, validity checks by the application and persistence are
+//! the edge's job, requested through [`EngineOutput`] and the [`BlockValidator`] callback.
+
+mod message;
+
+pub use message::{ConsensusMessage, MAX_CONSENSUS_MESSAGE_BYTES};
+
+use std::collections::{BTreeMap, VecDeque};
+
+use crate::core::{
+    self, Driver, DriverConfig, DriverError, Input, Output, ProposerSelector, Validity,
+};
+use crate::primitives::{Height, Round, Timeout, ValidatorIndex, VoteType};
+use crate::types::{
+    Address, Block, BlockId, ChainId, Commit, CommitError, CommitSig, DuplicateVoteEvidence,
+    Proposal, ProposalError, ProposalMessage, SignedProposal, SignedVote, ValidatorSet, Vote,
+    VoteError,
+};
+
+/// Binds the generic core to Basalt's types: the decided value is a block id.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BasaltContext;
+
+impl core::Context for BasaltContext {
+    type Value = BlockId;
+    type SignedVote = SignedVote;
+    type SignedProposal = SignedProposal;
+}
+
+/// The proposer schedule of one height, derived from its validator set.
+#[derive(Clone, Debug)]
+pub struct Proposers {
+    validators: ValidatorSet,
+}
+
+impl ProposerSelector for Proposers {
+    fn proposer(&self, round: Round) -> ValidatorIndex {
+        self.validators.proposer_for_round(round)
+    }
+}
+
+/// The application's judgement of a proposed block (`valid(v)` in the paper): header fields against the
+/// chain state, transactions against the application. Called once per distinct proposed block.
+pub trait BlockValidator {
+    /// Is `block` acceptable as the next block?
+    fn validate(&mut self, block: &Block) -> Validity;
+}
+
+impl<F: FnMut(&Block) -> Validity> BlockValidator for F {
+    fn validate(&mut self, block: &Block) -> Validity {
+        self(block)
+    }
+}
+
+/// Tunables of the engine.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct EngineConfig {
+    /// Rounds above the current one for which votes and proposals are kept.
+    pub round_window: u32,
+    /// Messages for the next height kept until it starts.
+    pub max_buffered_next_height: usize,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        EngineConfig {
+            round_window: core::DEFAULT_ROUND_WINDOW,
+            max_buffered_next_height: 4096,
+        }
+    }
+}
+
+/// Inputs from the edge.
+#[derive(Clone, Debug)]
+pub enum EngineInput {
+    /// A message from a peer, or one of our own signed messages fed back.
+    Message(ConsensusMessage),
+    /// A timer scheduled by [`EngineOutput::ScheduleTimeout`] fired.
+    TimeoutElapsed {
+        /// Height it was scheduled for (stale heights are ignored).
+        height: Height,
+        /// Which timeout.
+        timeout: Timeout,
+    },
+    /// The block to propose, answering [`EngineOutput::BuildBlock`].
+    ProposeBlock {
+        /// The round it was asked for.
+        round: Round,
+        /// The block (its height must be the engine's).
+        block: Block,
+    },
+}
+
+/// What the edge must do.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum EngineOutput {
+    /// Sign this proposal (after double-sign checks and durable persistence), broadcast the resulting
+    /// [`ProposalMessage`] with `block`, and feed it back as a message.
+    SignProposal {
+        /// The proposal.
+        proposal: Proposal,
+        /// The block it proposes.
+        block: Block,
+    },
+    /// Sign this vote (same rules), broadcast it and feed it back.
+    SignVote(Vote),
+    /// Start a timer for `timeout` of `height`.
+    ScheduleTimeout {
+        /// Height.
+        height: Height,
+        /// Timeout.
+        timeout: Timeout,
+    },
+    /// Build a block for `height`/`round` from the mempool and answer with [`EngineInput::ProposeBlock`].
+    BuildBlock {
+        /// Height.
+        height: Height,
+        /// Round.
+        round: Round,
+    },
+    /// The height is decided: execute and store the block, then call [`Engine::start_height`].
+    Decided {
+        /// The round of the decision (equal to `commit.round`).
+        round: Round,
+        /// The block.
+        block: Block,
+        /// Its commit.
+        commit: Commit,
+    },
+    /// A validator signed two conflicting votes: gossip the evidence and include it in a block.
+    Evidence(DuplicateVoteEvidence),
+    /// The proposer of a round signed two different proposals (logged and used for peer scoring; Tendermint
+    /// has no slashing evidence for it).
+    ProposerEquivocation {
+        /// The proposer.
+        proposer: ValidatorIndex,
+        /// The round.
+        round: Round,
+    },
+}
+
+/// Why a message was rejected. The sender of a message that fails with [`EngineError::is_misbehaviour`]
+/// should be penalised.
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    /// Bad vote (unknown signer, bad signature).
+    #[error(transparent)]
+    Vote(#[from] VoteError),
+    /// Bad proposal (not the proposer's signature, block does not match).
+    #[error(transparent)]
+    Proposal(#[from] ProposalError),
+    /// A decision whose commit does not prove the block.
+    #[error(transparent)]
+    Commit(#[from] CommitError),
+    /// The core refused the input (outside the round window, wrong proposer).
+    #[error(transparent)]
+    Driver(#[from] DriverError),
+    /// The block in a proposal or decision is for another chain or height than its message says.
+    #[error("block is for chain {block_chain} height {block_height}, message is for chain {chain} height {height}")]
+    BlockHeaderMismatch {
+        /// Block's chain id.
+        block_chain: String,
+        /// Block's height.
+        block_height: Height,
+        /// Our chain id.
+        chain: String,
+        /// The message's height.
+        height: Height,
+    },
+    /// A block to propose was supplied for another height or round than asked.
+    #[error("block supplied for height {got} but the engine is at height {expected}")]
+    WrongHeight {
+        /// Supplied.
+        got: Height,
+        /// Current.
+        expected: Height,
+    },
+}
+
+impl EngineError {
+    /// True if the message proves the sender (or the message's signer) misbehaved, as opposed to merely
+    /// being late or early.
+    pub fn is_misbehaviour(&self) -> bool {
+        !matches!(
+            self,
+            EngineError::Driver(DriverError::ProposalOutsideWindow { .. })
+                | EngineError::WrongHeight { .. }
+        )
+    }
+}
+
+/// One node's consensus engine. See the module docs.
+#[derive(Debug)]
+pub struct Engine {
+    chain_id: ChainId,
+    config: EngineConfig,
+    own_address: Option<Address>,
+    validators: ValidatorSet,
+    driver: Driver<BasaltContext, Proposers>,
+    /// Blocks of this height's proposals (ours and the kept one per round), by id.
+    blocks: BTreeMap<BlockId, Block>,
+    /// Messages for the next height, replayed when it starts.
+    next_height: VecDeque<ConsensusMessage>,
+    /// The decision of this height, once made.
+    decided: Option<(Block, Commit)>,
+    /// Votes accepted at this height, one per (round, type, validator): kept after the height ends so a
+    /// late conflicting vote still becomes evidence.
+    votes: VoteLog,
+    /// The previous height's votes and validator set.
+    previous: Option<(Height, ValidatorSet, VoteLog)>,
+}
+
+/// Accepted votes by (round, type, validator), bounded by what the driver accepts (the round window).
+type VoteLog = BTreeMap<(Round, VoteType, ValidatorIndex), SignedVote>;
+
+impl Engine {
+    /// An engine at `height` with `validators` (the set of that height). `own_address` makes it a validator
+    /// if that address is in the set. Call [`Engine::start`] to get the first outputs.
+    pub fn new(
+        chain_id: ChainId,
+        config: EngineConfig,
+        own_address: Option<Address>,
+        height: Height,
+        validators: ValidatorSet,
+    ) -> Result<Engine, EngineError> {
+        let driver = Self::driver_for(&config, own_address, height, &validators)?;
+        Ok(Engine {
+            chain_id,
+            config,
+            own_address,
+            validators,
+            driver,
+            blocks: BTreeMap::new(),
+            next_height: VecDeque::new(),
+            decided: None,
+            votes: BTreeMap::new(),
+            previous: None,
+        })
+    }
+
+    fn driver_for(
+        config: &EngineConfig,
+        own_address: Option<Address>,
+        height: Height,
+        validators: &ValidatorSet,
+    ) -> Result<Driver<BasaltContext, Proposers>, DriverError> {
+        let own = own_address.and_then(|a| validators.index_of(&a));
+        Driver::new(
+            height,
+            validators.powers(),
+            own,
+            Proposers {
+                validators: validators.clone(),
+            },
+            DriverConfig {
+                round_window: config.round_window,
+            },
+        )
+    }
+
+    /// Starts round 0 of the current height.
+    pub fn start(&mut self) -> Result<Vec<EngineOutput>, EngineError> {
+        let outputs = self.driver.process(Input::StartRound { round: Round(0) })?;
+        Ok(self.translate(outputs))
+    }
+
+    /// Moves to `height` with its validator set after the previous height was decided and applied, starts
+    /// round 0, and replays buffered messages for it. Errors of replayed messages are dropped (their senders
+    /// are unknown by now).
+    pub fn start_height(
+        &mut self,
+        height: Height,
+        validators: ValidatorSet,
+        validator: &mut dyn BlockValidator,
+    ) -> Result<Vec<EngineOutput>, EngineError> {
+        let driver = Self::driver_for(&self.config, self.own_address, height, &validators)?;
+        let old_height = self.driver.height();
+        self.driver = driver;
+        let old_validators = std::mem::replace(&mut self.validators, validators);
+        let old_votes = std::mem::take(&mut self.votes);
+        self.previous = Some((old_height, old_validators, old_votes));
+        self.blocks.clear();
+        self.decided = None;
+        let mut outputs = self.start()?;
+        let buffered: Vec<ConsensusMessage> = self.next_height.drain(..).collect();
+        for message in buffered {
+            if message.height() == height {
+                if let Ok(more) = self.handle(EngineInput::Message(message), validator) {
+                    outputs.extend(more);
+                }
+            }
+        }
+        Ok(outputs)
+    }
+
+    /// The current height.
+    pub fn height(&self) -> Height {
+        self.driver.height()
+    }
+
+    /// The current round.
+    pub fn round(&self) -> Round {
+        self.driver.round()
+    }
+
+    /// The validator set of the current height.
+    pub fn validators(&self) -> &ValidatorSet {
+        &self.validators
+    }
+
+    /// The core driver (read-only), for status and metrics.
+    pub fn driver(&self) -> &Driver<BasaltContext, Proposers> {
+        &self.driver
+    }
+
+    /// The decision of the current height, if made.
+    pub fn decision(&self) -> Option<&(Block, Commit)> {
+        self.decided.as_ref()
+    }
+
+    /// Processes one input.
+    pub fn handle(
+        &mut self,
+        input: EngineInput,
+        validator: &mut dyn BlockValidator,
+    ) -> Result<Vec<EngineOutput>, EngineError> {
+        match input {
+            EngineInput::Message(message) => self.on_message(message, validator),
+            EngineInput::TimeoutElapsed { height, timeout } => {
+                if height != self.height() {
+                    return Ok(Vec::new());
+                }
+                let outputs = self.driver.process(Input::TimeoutElapsed(timeout))?;
+                Ok(self.translate(outputs))
+            }
+            EngineInput::ProposeBlock { round, block } => {
+                if block.height() != self.height() {
+                    return Err(EngineError::WrongHeight {
+                        got: block.height(),
+                        expected: self.height(),
+                    });
+                }
+                let value = block.id();
+                self.blocks.insert(value, block);
+                let outputs = self.driver.process(Input::ProposeValue { round, value })?;
+                Ok(self.translate(outputs))
+            }
+        }
+    }
+
+    fn on_message(
+        &mut self,
+        message: ConsensusMessage,
+        validator: &mut dyn BlockValidator,
+    ) -> Result<Vec<EngineOutput>, EngineError> {
+        let height = message.height();
+        if let ConsensusMessage::Vote(signed) = &message {
+            if self.previous.as_ref().is_some_and(|(h, _, _)| *h == height) {
+                return self.on_late_vote(signed.clone());
+            }
+        }
+        if height != self.height() {
+            if Some(height) == self.height().next()
+                && self.next_height.len() < self.config.max_buffered_next_height
+            {
+                self.next_height.push_back(message);
+            }
+            return Ok(Vec::new());
+        }
+        match message {
+            ConsensusMessage::Vote(signed) => self.on_vote(signed),
+            ConsensusMessage::Proposal(proposal) => self.on_proposal(proposal, validator),
+            ConsensusMessage::Decision { block, commit } => self.on_decision(block, commit),
+        }
+    }
+
+    fn on_vote(&mut self, signed: SignedVote) -> Result<Vec<EngineOutput>, EngineError> {
+        let verified = self.validators.verify_vote(&self.chain_id, signed)?;
+        let vote = verified.vote();
+        let input = Input::Vote {
+            vote_type: vote.vote_type,
+            round: vote.round,
+            value: vote.block_id,
+            validator: vote.validator_index,
+            msg: verified.signed().clone(),
+        };
+        let outputs = self.driver.process(input)?;
+        let v = verified.vote();
+        self.votes
+            .entry((v.round, v.vote_type, v.validator_index))
+            .or_insert_with(|| verified.signed().clone());
+        Ok(self.translate(outputs))
+    }
+
+    /// A vote for the previous height: it cannot change the decision, but a conflict with a vote we
+    /// accepted there is still evidence (Tendermint's accountability does not end with the height).
+    fn on_late_vote(&mut self, signed: SignedVote) -> Result<Vec<EngineOutput>, EngineError> {
+        let Some((_, validators, votes)) = self.previous.as_mut() else {
+            return Ok(Vec::new());
+        };
+        let verified = validators.verify_vote(&self.chain_id, signed)?;
+        let v = verified.vote();
+        let key = (v.round, v.vote_type, v.validator_index);
+        match votes.get(&key) {
+            Some(first) if first.vote.block_id != v.block_id => Ok(DuplicateVoteEvidence::new(
+                first.clone(),
+                verified.signed().clone(),
+            )
+            .map(|e| vec![EngineOutput::Evidence(e)])
+            .unwrap_or_default()),
+            Some(_) => Ok(Vec::new()),
+            None => {
+                // Bounded: one vote per (round, type, validator) within the rounds the height reached.
+                let max_round = self.config.round_window.saturating_mul(4);
+                if v.round.0 <= max_round {
+                    votes.insert(key, verified.signed().clone());
+                }
+                Ok(Vec::new())
+            }
+        }
+    }
+
+    fn on_proposal(
+        &mut self,
+        message: ProposalMessage,
+        validator: &mut dyn BlockValidator,
+    ) -> Result<Vec<EngineOutput>, EngineError> {
+        let verified = self.validators.verify_proposal(&self.chain_id, message)?;
+        let proposal = verified.proposal();
+        self.check_block_header(verified.block(), proposal.height())?;
+        let value = *proposal.block_id();
+        let round = proposal.round();
+        // A repeated proposal (re-gossip) must not re-run the application's checks.
+        let validity = if self.blocks.contains_key(&value) {
+            Validity::Valid
+        } else {
+            validator.validate(verified.block())
+        };
+        let known = self.blocks.contains_key(&value);
+        if !known && validity.is_valid() {
+            self.blocks.insert(value, verified.block().clone());
+        }
+        let input = Input::Proposal {
+            round,
+            value,
+            pol_round: proposal.pol_round(),
+            proposer: verified.proposer(),
+            validity,
+            msg: verified.signed().clone(),
+        };
+        let result = self.driver.process(input);
+        if !known {
+            // Keep the block only if the driver kept this proposal for its round.
+            let equivocation = result.as_ref().map_or(true, |outs| {
+                outs.iter().any(|o| {
+                    matches!(o, Output::Evidence(core::Evidence::DuplicateProposal { round: r, .. }) if *r == round)
+                })
+            });
+            if equivocation {
+                self.blocks.remove(&value);
+            }
+        }
+        Ok(self.translate(result?))
+    }
+
+    fn on_decision(
+        &mut self,
+        block: Block,
+        commit: Commit,
+    ) -> Result<Vec<EngineOutput>, EngineError> {
+        if self.decided.is_some() {
+            return Ok(Vec::new());
+        }
+        self.check_block_header(&block, commit.height)?;
+        commit.verify_for(&self.chain_id, &self.validators, self.height(), &block.id())?;
+        let round = commit.round;
+        self.decided = Some((block.clone(), commit.clone()));
+        Ok(vec![EngineOutput::Decided {
+            round,
+            block,
+            commit,
+        }])
+    }
+
+    fn check_block_header(&self, block: &Block, height: Height) -> Result<(), EngineError> {
+        let header = block.header();
+        if header.chain_id != self.chain_id || header.height != height {
+            return Err(EngineError::BlockHeaderMismatch {
+                block_chain: header.chain_id.to_string(),
+                block_height: header.height,
+                chain: self.chain_id.to_string(),
+                height,
+            });
+        }
+        Ok(())
+    }
+
+    /// Maps the core's outputs to the edge's requests.
+    fn translate(&mut self, outputs: Vec<Output<BasaltContext>>) -> Vec<EngineOutput> {
+        let height = self.height();
+        let own_index = self.driver.own_index();
+        let mut out = Vec::with_capacity(outputs.len());
+        for output in outputs {
+            match output {
+                Output::Propose {
+                    round,
+                    value,
+                    pol_round,
+                } => {
+                    // The core proposes only values we hold: our built block or the valid value's block.
+                    let (Some(block), Ok(proposal)) = (
+                        self.blocks.get(&value),
+                        Proposal::new(height, round, pol_round, value),
+                    ) else {
+                        continue;
+                    };
+                    out.push(EngineOutput::SignProposal {
+                        proposal,
+                        block: block.clone(),
+                    });
+                }
+                Output::Vote {
+                    vote_type,
+                    round,
+                    value,
+                } => {
+                    if let Some(validator_index) = own_index {
+                        out.push(EngineOutput::SignVote(Vote {
+                            vote_type,
+                            height,
+                            round,
+                            block_id: value,
+                            validator_index,
+                        }));
+                    }
+                }
+                Output::ScheduleTimeout(timeout) => {
+                    out.push(EngineOutput::ScheduleTimeout { height, timeout })
+                }
+                Output::GetValue { round } => out.push(EngineOutput::BuildBlock { height, round }),
+                Output::Decide {
+                    round,
+                    value,
+                    commit,
+                } => {
+                    if let Some(decided) = self.decide(round, value, &commit) {
+                        out.push(decided);
+                    }
+                }
+                Output::Evidence(core::Evidence::DuplicateVote { first, second, .. }) => {
+                    if let Ok(evidence) = DuplicateVoteEvidence::new(first, second) {
+                        out.push(EngineOutput::Evidence(evidence));
+                    }
+                }
+                Output::Evidence(core::Evidence::DuplicateProposal {
+                    proposer, round, ..
+                }) => out.push(EngineOutput::ProposerEquivocation { proposer, round }),
+            }
+        }
+        out
+    }
+
+    fn decide(
+        &mut self,
+        round: Round,
+        value: BlockId,
+        precommits: &[SignedVote],
+    ) -> Option<EngineOutput> {
+        if self.decided.is_some() {
+            return None;
+        }
+        // The core decides only on a value whose proposal (hence block) it holds (line 49).
+        let block = self.blocks.get(&value)?.clone();
+        let mut signatures = vec![CommitSig::Absent; self.validators.len()];
+        for signed in precommits {
+            let v = &signed.vote;
+            let slot = signatures.get_mut(v.validator_index.0 as usize);
+            if let (Some(slot), VoteType::Precommit, Some(id)) = (slot, v.vote_type, v.block_id) {
+                if id == value && v.round == round {
+                    *slot = CommitSig::ForBlock(signed.signature);
+                }
+            }
+        }
+        let commit = Commit {
+            height: self.height(),
+            round,
+            block_id: value,
+            signatures,
+        };
+        self.decided = Some((block.clone(), commit.clone()));
+        Some(EngineOutput::Decided {
+            round,
+            block,
+            commit,
+        })
+    }
+}

@@ -1,0 +1,232 @@
+//! Run configurations: validator sets, byzantine behaviours, faults, all derived from a seed.
+
+use rand_chacha::ChaCha8Rng;
+use rand_core::{RngCore, SeedableRng};
+
+use super::network::{LinkProfile, NodeId, Partition};
+
+/// What a byzantine validator does.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Behaviour {
+    /// Sends nothing at all.
+    Silent,
+    /// Signs two conflicting votes at every step and two different proposals when proposing.
+    Equivocate,
+    /// Proposes poisoned (invalid) blocks and votes for block ids that do not exist.
+    InvalidVotes,
+    /// Sends random bytes, bit-flipped copies of messages and votes signed with the wrong key.
+    Garbage,
+    /// Runs one honest engine per side of a partition and tells each side something different. Only used
+    /// with ≥ 1/3 byzantine power, in the negative control.
+    SplitBrain,
+}
+
+/// A crash of one node: at `at_ms`, after `steps` more persistence/send steps (0 = between events), it
+/// dies; it restarts `down_ms` later from its persisted state.
+#[derive(Clone, Copy, Debug)]
+pub struct Crash {
+    /// The node.
+    pub node: NodeId,
+    /// When the crash is armed.
+    pub at_ms: u64,
+    /// Steps (WAL write, sign-state write, send) it still completes after arming.
+    pub steps: u32,
+    /// Downtime.
+    pub down_ms: u64,
+}
+
+/// Consensus timeouts of the simulated nodes (grow per round, as liveness after GST requires).
+#[derive(Clone, Copy, Debug)]
+pub struct Timeouts {
+    /// timeout_propose base.
+    pub propose_ms: u64,
+    /// timeout_prevote / timeout_precommit base.
+    pub vote_ms: u64,
+    /// Added per round.
+    pub delta_ms: u64,
+    /// Period of re-gossip of own messages.
+    pub gossip_ms: u64,
+}
+
+impl Default for Timeouts {
+    fn default() -> Self {
+        Timeouts {
+            propose_ms: 150,
+            vote_ms: 50,
+            delta_ms: 40,
+            gossip_ms: 120,
+        }
+    }
+}
+
+/// One simulation run.
+#[derive(Clone, Debug)]
+pub struct SimConfig {
+    /// Name of the configuration family.
+    pub family: &'static str,
+    /// The seed (everything random in the run derives from it).
+    pub seed: u64,
+    /// Voting power of each validator (node i is validator key i).
+    pub powers: Vec<u64>,
+    /// Byzantine nodes and what they do.
+    pub byzantine: Vec<(NodeId, Behaviour)>,
+    /// Link behaviour before global stabilisation.
+    pub link: LinkProfile,
+    /// Partition changes before GST: (at_ms, partition).
+    pub partitions: Vec<(u64, Partition)>,
+    /// Crash-restarts of honest nodes (all restart before GST).
+    pub crashes: Vec<Crash>,
+    /// Global stabilisation time: from here links are synchronous and partitions healed (unless
+    /// `partition_forever`).
+    pub gst_ms: u64,
+    /// Keep the last partition after GST (negative control only).
+    pub partition_forever: bool,
+    /// Every honest node must reach this height...
+    pub target_height: u64,
+    /// ...by this time.
+    pub deadline_ms: u64,
+    /// Timeouts.
+    pub timeouts: Timeouts,
+}
+
+/// The configuration families CI sweeps.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Family {
+    /// Honest validators under loss, duplication, reordering, partitions and crash-restarts.
+    Faults,
+    /// As `Faults`, plus byzantine validators below 1/3 of the power.
+    Byzantine,
+}
+
+impl SimConfig {
+    /// A random configuration of `family` derived from `seed`.
+    pub fn random(family: Family, seed: u64) -> SimConfig {
+        let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x5eed_ba5a_17);
+        let n = [4usize, 7, 10][(rng.next_u32() % 3) as usize];
+        let unequal = rng.next_u32() % 2 == 0;
+        let powers: Vec<u64> = (0..n)
+            .map(|_| {
+                if unequal {
+                    1 + (rng.next_u64() % 10)
+                } else {
+                    10
+                }
+            })
+            .collect();
+        let byzantine = match family {
+            Family::Faults => Vec::new(),
+            Family::Byzantine => pick_byzantine(&mut rng, &powers),
+        };
+        let link = LinkProfile {
+            min_delay_ms: 1,
+            max_delay_ms: 10 + rng.next_u64() % 150,
+            drop_per_mille: rng.next_u32() % 150,
+            duplicate_per_mille: rng.next_u32() % 100,
+        };
+        let gst_ms = 1_000 + rng.next_u64() % 3_000;
+        let honest: Vec<NodeId> = (0..n)
+            .filter(|i| !byzantine.iter().any(|(b, _)| b == i))
+            .collect();
+        let mut partitions = Vec::new();
+        if rng.next_u32() % 2 == 0 {
+            let at = rng.next_u64() % (gst_ms / 2);
+            let mut a = Vec::new();
+            let mut b = Vec::new();
+            for i in 0..n {
+                if rng.next_u32() % 2 == 0 {
+                    a.push(i)
+                } else {
+                    b.push(i)
+                }
+            }
+            partitions.push((at, Partition::split(vec![a, b])));
+            let heal = at + rng.next_u64() % (gst_ms - at);
+            partitions.push((heal, Partition::healed()));
+        }
+        let mut crashes = Vec::new();
+        if rng.next_u32() % 3 != 0 && !honest.is_empty() {
+            let node = honest[(rng.next_u32() as usize) % honest.len()];
+            let at_ms = rng.next_u64() % (gst_ms / 2);
+            crashes.push(Crash {
+                node,
+                at_ms,
+                steps: rng.next_u32() % 4,
+                down_ms: 50 + rng.next_u64() % (gst_ms / 2),
+            });
+        }
+        let target_height = 4 + rng.next_u64() % 3;
+        SimConfig {
+            family: match family {
+                Family::Faults => "faults",
+                Family::Byzantine => "byzantine",
+            },
+            seed,
+            powers,
+            byzantine,
+            link,
+            partitions,
+            crashes,
+            gst_ms,
+            partition_forever: false,
+            target_height,
+            deadline_ms: gst_ms + 60_000,
+            timeouts: Timeouts::default(),
+        }
+    }
+
+    /// The negative control: two of four equal validators are byzantine (1/2 of the power, above the 1/3
+    /// the protocol tolerates) and run split-brain while the two honest ones are partitioned from each
+    /// other. The checker must report an agreement violation.
+    pub fn negative_control(seed: u64) -> SimConfig {
+        SimConfig {
+            family: "negative-control",
+            seed,
+            powers: vec![10, 10, 10, 10],
+            byzantine: vec![(2, Behaviour::SplitBrain), (3, Behaviour::SplitBrain)],
+            link: LinkProfile::synchronous(),
+            partitions: vec![(0, Partition::split(vec![vec![0, 2, 3], vec![1, 2, 3]]))],
+            crashes: Vec::new(),
+            gst_ms: 0,
+            partition_forever: true,
+            target_height: 3,
+            deadline_ms: 20_000,
+            timeouts: Timeouts::default(),
+        }
+    }
+
+    /// Total voting power.
+    pub fn total_power(&self) -> u64 {
+        self.powers.iter().sum()
+    }
+
+    /// The behaviour of a node, `None` if honest.
+    pub fn behaviour(&self, node: NodeId) -> Option<Behaviour> {
+        self.byzantine
+            .iter()
+            .find(|(b, _)| *b == node)
+            .map(|(_, k)| *k)
+    }
+}
+
+/// Picks byzantine validators with total power strictly below 1/3, at least one when possible.
+fn pick_byzantine(rng: &mut ChaCha8Rng, powers: &[u64]) -> Vec<(NodeId, Behaviour)> {
+    let total: u64 = powers.iter().sum();
+    let kinds = [
+        Behaviour::Silent,
+        Behaviour::Equivocate,
+        Behaviour::InvalidVotes,
+        Behaviour::Garbage,
+    ];
+    let mut chosen = Vec::new();
+    let mut power = 0u64;
+    let start = (rng.next_u32() as usize) % powers.len();
+    for k in 0..powers.len() {
+        let i = (start + k) % powers.len();
+        if 3 * (power + powers[i]) < total {
+            power += powers[i];
+            let kind = kinds[(rng.next_u32() as usize) % kinds.len()];
+            chosen.push((i, kind));
+        }
+    }
+    chosen
+}

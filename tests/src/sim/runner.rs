@@ -1,0 +1,1065 @@
+//! The seeded scheduler: simulated time, the event queue, honest and byzantine nodes.
+
+use std::cmp::Reverse;
+use std::collections::{BTreeMap, BTreeSet, BinaryHeap, VecDeque};
+use std::rc::Rc;
+
+use rand_chacha::ChaCha8Rng;
+use rand_core::{RngCore, SeedableRng};
+
+use basalt_consensus::engine::{ConsensusMessage, Engine, EngineConfig, EngineInput, EngineOutput};
+use basalt_consensus::types::{
+    Address, BlockId, ChainId, DuplicateVoteEvidence, Hash, PrivateKey, ProposalMessage,
+    SignedProposal, SignedVote, Tx, ValidatorSet, Vote,
+};
+use basalt_consensus::{Height, Round, Timeout, TimeoutKind};
+
+use super::app::{self, Chain, Genesis, POISON_TX};
+use super::checker::{self, EquivocationKey, Expectations, Record, Violation};
+use super::config::{Behaviour, SimConfig};
+use super::network::{self, LinkProfile, NodeId, Partition};
+use super::privval::{self, LastSigned};
+
+/// Genesis time of simulated chains (ms since the epoch).
+const GENESIS_TIME_MS: u64 = 1_700_000_000_000;
+/// Upper bound on processed events per run: a bug that floods the queue fails instead of hanging.
+const MAX_EVENTS: u64 = 3_000_000;
+
+/// The outcome of one run.
+#[derive(Debug)]
+pub struct SimReport {
+    /// The configuration run.
+    pub config: SimConfig,
+    /// Hash over every processed event: equal seeds give equal traces.
+    pub trace_hash: Hash,
+    /// Violations found (empty for a correct run).
+    pub violations: Vec<Violation>,
+    /// What happened.
+    pub record: Record,
+    /// Events processed.
+    pub events: u64,
+    /// Simulated time at the end, ms.
+    pub end_ms: u64,
+}
+
+impl SimReport {
+    /// One line for logs, with the seed to replay.
+    pub fn summary(&self) -> String {
+        format!(
+            "family={} seed={} n={} byzantine={:?} events={} end_ms={} heights={} equivocations={} evidence_committed={} violations={:?} (replay: SIM_SEED={} SIM_FAMILY={})",
+            self.config.family,
+            self.config.seed,
+            self.config.powers.len(),
+            self.config.byzantine,
+            self.events,
+            self.end_ms,
+            self.record.decisions.len(),
+            self.record.equivocations.len(),
+            self.record.evidence_committed.len(),
+            self.violations,
+            self.config.seed,
+            self.config.family,
+        )
+    }
+}
+
+#[derive(Debug)]
+enum Event {
+    Deliver {
+        to: NodeId,
+        from: NodeId,
+        /// For split-brain senders: which side's engine sent it.
+        side: Option<usize>,
+        bytes: Rc<Vec<u8>>,
+    },
+    Timer {
+        node: NodeId,
+        incarnation: u64,
+        side: Option<usize>,
+        height: Height,
+        timeout: Timeout,
+    },
+    Gossip {
+        node: NodeId,
+        incarnation: u64,
+    },
+    ArmCrash {
+        node: NodeId,
+        steps: u32,
+        down_ms: u64,
+    },
+    Restart {
+        node: NodeId,
+    },
+    SetPartition(Partition),
+    Gst,
+}
+
+/// A node's crash was triggered mid-event: the rest of the event's work is lost.
+struct Crashed;
+
+/// State that survives a crash (the model of the on-disk block store, WAL and sign state).
+#[derive(Default)]
+struct Persisted {
+    chain: Chain,
+    /// Engine inputs of the current height, written before they are processed.
+    wal: Vec<EngineInput>,
+    last_signed: LastSigned,
+}
+
+struct Node {
+    id: NodeId,
+    key: PrivateKey,
+    behaviour: Option<Behaviour>,
+    /// One engine, or one per side for split-brain; empty while crashed or silent.
+    engines: Vec<Engine>,
+    incarnation: u64,
+    crashed: bool,
+    /// Crash after this many more persistence/send steps.
+    crash_budget: Option<(u32, u64)>,
+    persisted: Persisted,
+    /// Split-brain sides keep separate chains.
+    side_chains: Vec<Chain>,
+    /// Own signed messages of the current height, re-gossiped periodically.
+    own_messages: Vec<ConsensusMessage>,
+    evidence_pool: Vec<DuplicateVoteEvidence>,
+    /// Decisions already sent to (peer, height) since the last gossip tick.
+    answered: BTreeSet<(NodeId, u64)>,
+    /// Block builds requested during WAL replay, served after it.
+    deferred_builds: Vec<(Height, Round)>,
+    replaying: bool,
+}
+
+/// One simulation.
+pub struct Sim {
+    config: SimConfig,
+    rng: ChaCha8Rng,
+    now_ms: u64,
+    seq: u64,
+    queue: BinaryHeap<Reverse<(u64, u64, usize)>>,
+    events: BTreeMap<usize, Event>,
+    next_event_id: usize,
+    nodes: Vec<Node>,
+    genesis: Genesis,
+    partition: Partition,
+    link: LinkProfile,
+    record: Record,
+    trace: Hash,
+    processed: u64,
+}
+
+impl Sim {
+    /// Sets up a run.
+    pub fn new(config: SimConfig) -> Sim {
+        let rng = ChaCha8Rng::seed_from_u64(config.seed);
+        let keys: Vec<PrivateKey> = (0..config.powers.len())
+            .map(|i| {
+                let mut seed = [0u8; 32];
+                seed[..8].copy_from_slice(&(i as u64 + 1).to_le_bytes());
+                seed[8..16].copy_from_slice(&config.seed.to_le_bytes());
+                PrivateKey::from_seed(&seed)
+            })
+            .collect();
+        let members = keys
+            .iter()
+            .zip(&config.powers)
+            .map(|(k, p)| (k.public_key(), *p))
+            .collect();
+        let set = match ValidatorSet::new(members) {
+            Ok(set) => set,
+            Err(e) => unreachable_config(&format!("invalid validator set: {e}")),
+        };
+        let chain_id = match ChainId::new(format!("sim-{}", config.seed)) {
+            Ok(c) => c,
+            Err(e) => unreachable_config(&format!("invalid chain id: {e}")),
+        };
+        let genesis = Genesis {
+            chain_id,
+            time_ms: GENESIS_TIME_MS,
+            sets: vec![set],
+        };
+        let nodes = keys
+            .into_iter()
+            .enumerate()
+            .map(|(id, key)| Node {
+                id,
+                key,
+                behaviour: config.behaviour(id),
+                engines: Vec::new(),
+                incarnation: 0,
+                crashed: false,
+                crash_budget: None,
+                persisted: Persisted::default(),
+                side_chains: vec![Chain::default(), Chain::default()],
+                own_messages: Vec::new(),
+                evidence_pool: Vec::new(),
+                answered: BTreeSet::new(),
+                deferred_builds: Vec::new(),
+                replaying: false,
+            })
+            .collect();
+        let link = config.link;
+        Sim {
+            config,
+            rng,
+            now_ms: 0,
+            seq: 0,
+            queue: BinaryHeap::new(),
+            events: BTreeMap::new(),
+            next_event_id: 0,
+            nodes,
+            genesis,
+            partition: Partition::healed(),
+            link,
+            record: Record::default(),
+            trace: Hash::ZERO,
+            processed: 0,
+        }
+    }
+
+    /// Runs to the deadline (or until every honest node reached the target) and checks the properties.
+    pub fn run(mut self) -> SimReport {
+        self.schedule_setup();
+        for id in 0..self.nodes.len() {
+            self.boot(id);
+        }
+        while let Some(Reverse((time, _, event_id))) = self.queue.pop() {
+            if time > self.config.deadline_ms || self.processed >= MAX_EVENTS {
+                break;
+            }
+            self.now_ms = time;
+            let Some(event) = self.events.remove(&event_id) else {
+                continue;
+            };
+            self.processed += 1;
+            self.trace_event(&event);
+            self.dispatch(event);
+            if self.processed % 256 == 0 && self.all_honest_reached_target() {
+                break;
+            }
+        }
+        self.finish()
+    }
+
+    fn schedule_setup(&mut self) {
+        for (at, partition) in self.config.partitions.clone() {
+            self.schedule(at, Event::SetPartition(partition));
+        }
+        for crash in self.config.crashes.clone() {
+            self.schedule(
+                crash.at_ms,
+                Event::ArmCrash {
+                    node: crash.node,
+                    steps: crash.steps,
+                    down_ms: crash.down_ms,
+                },
+            );
+        }
+        self.schedule(self.config.gst_ms, Event::Gst);
+    }
+
+    fn schedule(&mut self, at_ms: u64, event: Event) {
+        let id = self.next_event_id;
+        self.next_event_id += 1;
+        self.seq += 1;
+        self.events.insert(id, event);
+        self.queue.push(Reverse((at_ms, self.seq, id)));
+    }
+
+    fn trace_event(&mut self, event: &Event) {
+        let summary = match event {
+            Event::Deliver {
+                to, from, bytes, ..
+            } => {
+                format!("D{to}<{from}:{}", Hash::digest(bytes))
+            }
+            Event::Timer {
+                node,
+                height,
+                timeout,
+                ..
+            } => format!("T{node}:{height}:{timeout:?}"),
+            Event::Gossip { node, .. } => format!("G{node}"),
+            Event::ArmCrash { node, steps, .. } => format!("C{node}:{steps}"),
+            Event::Restart { node } => format!("R{node}"),
+            Event::SetPartition(p) => format!("P{p:?}"),
+            Event::Gst => "GST".to_string(),
+        };
+        self.trace = Hash::digest_parts(&[
+            &self.trace.0,
+            &self.now_ms.to_le_bytes(),
+            summary.as_bytes(),
+        ]);
+    }
+
+    fn all_honest_reached_target(&self) -> bool {
+        !self.config.partition_forever
+            && self.now_ms > self.config.gst_ms
+            && self
+                .nodes
+                .iter()
+                .filter(|n| n.behaviour.is_none())
+                .all(|n| n.persisted.chain.height() >= self.config.target_height)
+    }
+
+    fn dispatch(&mut self, event: Event) {
+        match event {
+            Event::Deliver {
+                to,
+                from,
+                side,
+                bytes,
+            } => self.deliver(to, from, side, &bytes),
+            Event::Timer {
+                node,
+                incarnation,
+                side,
+                height,
+                timeout,
+            } => {
+                if self.nodes[node].incarnation == incarnation && !self.nodes[node].crashed {
+                    let input = EngineInput::TimeoutElapsed { height, timeout };
+                    self.with_node(node, |sim| {
+                        sim.input(node, side.unwrap_or(0), input).map(|_| ())
+                    });
+                }
+            }
+            Event::Gossip { node, incarnation } => {
+                if self.nodes[node].incarnation == incarnation && !self.nodes[node].crashed {
+                    self.gossip(node);
+                    let at = self.now_ms + self.config.timeouts.gossip_ms;
+                    self.schedule(at, Event::Gossip { node, incarnation });
+                }
+            }
+            Event::ArmCrash {
+                node,
+                steps,
+                down_ms,
+            } => {
+                if steps == 0 {
+                    self.crash(node, down_ms);
+                } else {
+                    self.nodes[node].crash_budget = Some((steps, down_ms));
+                }
+            }
+            Event::Restart { node } => {
+                self.nodes[node].crashed = false;
+                self.boot(node);
+            }
+            Event::SetPartition(p) => self.partition = p,
+            Event::Gst => {
+                self.link = LinkProfile::synchronous();
+                if !self.config.partition_forever {
+                    self.partition = Partition::healed();
+                }
+            }
+        }
+    }
+
+    /// Runs node work; a triggered crash discards the rest of it.
+    fn with_node(&mut self, node: NodeId, work: impl FnOnce(&mut Sim) -> Result<(), Crashed>) {
+        if work(self).is_err() {
+            let down = self.nodes[node].crash_budget.take().map_or(100, |(_, d)| d);
+            self.crash(node, down);
+        }
+    }
+
+    fn crash(&mut self, node: NodeId, down_ms: u64) {
+        let n = &mut self.nodes[node];
+        n.crashed = true;
+        n.crash_budget = None;
+        n.incarnation += 1;
+        n.engines.clear();
+        n.own_messages.clear();
+        n.deferred_builds.clear();
+        n.evidence_pool.clear();
+        let at = self.now_ms + down_ms;
+        self.schedule(at, Event::Restart { node });
+    }
+
+    /// One persistence or send step; crashes the node when its armed budget runs out.
+    fn step(&mut self, node: NodeId) -> Result<(), Crashed> {
+        if let Some((steps, down)) = self.nodes[node].crash_budget {
+            if steps <= 1 {
+                self.nodes[node].crash_budget = Some((0, down));
+                return Err(Crashed);
+            }
+            self.nodes[node].crash_budget = Some((steps - 1, down));
+        }
+        Ok(())
+    }
+
+    /// Starts (or restarts) a node from its persisted state, replaying its WAL.
+    fn boot(&mut self, id: NodeId) {
+        let behaviour = self.nodes[id].behaviour;
+        if matches!(behaviour, Some(Behaviour::Silent)) {
+            return;
+        }
+        let incarnation = self.nodes[id].incarnation;
+        let sides = if behaviour == Some(Behaviour::SplitBrain) {
+            2
+        } else {
+            1
+        };
+        let address = self.nodes[id].key.public_key().address();
+        let mut engines = Vec::new();
+        for side in 0..sides {
+            let height = Height(self.chain_of(id, side).height() + 1);
+            let set = self.genesis.set_for(height);
+            match Engine::new(
+                self.genesis.chain_id.clone(),
+                EngineConfig::default(),
+                Some(address),
+                height,
+                set,
+            ) {
+                Ok(engine) => engines.push(engine),
+                Err(e) => unreachable_config(&format!("engine: {e}")),
+            }
+        }
+        self.nodes[id].engines = engines;
+        let gossip_at = self.now_ms + 1 + (self.rng.next_u64() % self.config.timeouts.gossip_ms);
+        self.schedule(
+            gossip_at,
+            Event::Gossip {
+                node: id,
+                incarnation,
+            },
+        );
+        self.with_node(id, |sim| {
+            for side in 0..sides {
+                let outputs = match sim.nodes[id].engines[side].start() {
+                    Ok(o) => o,
+                    Err(_) => Vec::new(),
+                };
+                sim.nodes[id].replaying = true;
+                sim.handle_outputs(id, side, outputs)?;
+                // Replay the WAL: the same inputs give the same outputs, so the signer hands back the same
+                // signatures and nothing conflicting is ever signed.
+                let wal = if side == 0 {
+                    std::mem::take(&mut sim.nodes[id].persisted.wal)
+                } else {
+                    Vec::new()
+                };
+                for input in wal {
+                    sim.input(id, side, input)?;
+                }
+                sim.nodes[id].replaying = false;
+                let builds = std::mem::take(&mut sim.nodes[id].deferred_builds);
+                for (height, round) in builds {
+                    sim.build(id, side, height, round)?;
+                }
+            }
+            Ok(())
+        });
+    }
+
+    fn chain_of(&self, id: NodeId, side: usize) -> &Chain {
+        let node = &self.nodes[id];
+        if node.behaviour == Some(Behaviour::SplitBrain) {
+            &node.side_chains[side]
+        } else {
+            &node.persisted.chain
+        }
+    }
+
+    fn deliver(&mut self, to: NodeId, from: NodeId, side: Option<usize>, bytes: &[u8]) {
+        let node = &self.nodes[to];
+        if node.crashed || node.engines.is_empty() {
+            return;
+        }
+        let message = match ConsensusMessage::from_bytes(bytes) {
+            Ok(m) => m,
+            Err(_) => {
+                self.record.rejected_messages += 1;
+                return;
+            }
+        };
+        let my_side = match (node.behaviour, side) {
+            (Some(Behaviour::SplitBrain), Some(s)) => s,
+            (Some(Behaviour::SplitBrain), None) => usize::from(from == 1),
+            _ => 0,
+        };
+        let height = self.nodes[to].engines[my_side].height();
+        if message.height() < height && node.behaviour.is_none() {
+            self.answer_with_decision(to, from, message.height());
+            return;
+        }
+        let equivocation = self.equivocation_half(&message);
+        let incarnation = self.nodes[to].incarnation;
+        let accepted = std::cell::Cell::new(false);
+        self.with_node(to, |sim| {
+            accepted.set(sim.input(to, my_side, EngineInput::Message(message))?);
+            Ok(())
+        });
+        if let (Some((key, half)), true, None) =
+            (equivocation, accepted.get(), self.nodes[to].behaviour)
+        {
+            if height == key.0 || Some(height) == key.0.next() {
+                self.record
+                    .halves_accepted
+                    .entry((to, incarnation, key))
+                    .or_default()
+                    .insert(half);
+            }
+        }
+    }
+
+    /// If `message` is one half of a recorded equivocation: its key and which half.
+    fn equivocation_half(&self, message: &ConsensusMessage) -> Option<(EquivocationKey, bool)> {
+        let ConsensusMessage::Vote(v) = message else {
+            return None;
+        };
+        let key = (
+            v.vote.height,
+            v.vote.round,
+            v.vote.vote_type,
+            v.vote.validator_index,
+        );
+        self.record
+            .equivocations
+            .contains(&key)
+            .then_some((key, v.vote.block_id.is_some()))
+    }
+
+    fn answer_with_decision(&mut self, from_node: NodeId, to: NodeId, height: Height) {
+        if !self.nodes[from_node].answered.insert((to, height.0)) {
+            return;
+        }
+        let chain = &self.nodes[from_node].persisted.chain;
+        let Some((block, commit)) = chain.blocks.get(height.0.saturating_sub(1) as usize) else {
+            return;
+        };
+        let message = ConsensusMessage::Decision {
+            block: block.clone(),
+            commit: commit.clone(),
+        };
+        self.send(from_node, to, None, &message);
+    }
+
+    /// Feeds one input to a node's engine (WAL first); returns whether the engine accepted it.
+    fn input(&mut self, id: NodeId, side: usize, input: EngineInput) -> Result<bool, Crashed> {
+        if self.nodes[id].engines.len() <= side {
+            return Ok(false);
+        }
+        if self.nodes[id].behaviour.is_none() {
+            self.step(id)?;
+            self.nodes[id].persisted.wal.push(input.clone());
+        }
+        let result = {
+            let chain = if self.nodes[id].behaviour == Some(Behaviour::SplitBrain) {
+                self.nodes[id].side_chains[side].clone()
+            } else {
+                self.nodes[id].persisted.chain.clone()
+            };
+            let genesis = &mut self.genesis;
+            let mut validator =
+                |block: &basalt_consensus::types::Block| app::validate(genesis, &chain, block);
+            self.nodes[id].engines[side].handle(input, &mut validator)
+        };
+        match result {
+            Ok(outputs) => {
+                self.handle_outputs(id, side, outputs)?;
+                Ok(true)
+            }
+            Err(_) => {
+                self.record.rejected_messages += 1;
+                Ok(false)
+            }
+        }
+    }
+
+    fn handle_outputs(
+        &mut self,
+        id: NodeId,
+        side: usize,
+        outputs: Vec<EngineOutput>,
+    ) -> Result<(), Crashed> {
+        let mut work: VecDeque<EngineOutput> = outputs.into();
+        while let Some(output) = work.pop_front() {
+            match output {
+                EngineOutput::SignVote(vote) => self.sign_vote(id, side, vote)?,
+                EngineOutput::SignProposal { proposal, block } => {
+                    self.sign_proposal(id, side, proposal, block)?
+                }
+                EngineOutput::ScheduleTimeout { height, timeout } => {
+                    let t = self.config.timeouts;
+                    let base = match timeout.kind {
+                        TimeoutKind::Propose => t.propose_ms,
+                        TimeoutKind::Prevote | TimeoutKind::Precommit => t.vote_ms,
+                    };
+                    let at = self.now_ms + base + t.delta_ms * u64::from(timeout.round.0);
+                    let incarnation = self.nodes[id].incarnation;
+                    let side = (self.nodes[id].engines.len() > 1).then_some(side);
+                    self.schedule(
+                        at,
+                        Event::Timer {
+                            node: id,
+                            incarnation,
+                            side,
+                            height,
+                            timeout,
+                        },
+                    );
+                }
+                EngineOutput::BuildBlock { height, round } => {
+                    if self.nodes[id].replaying {
+                        self.nodes[id].deferred_builds.push((height, round));
+                    } else {
+                        self.build(id, side, height, round)?;
+                    }
+                }
+                EngineOutput::Decided {
+                    round,
+                    block,
+                    commit,
+                } => self.decided(id, side, round, block, commit)?,
+                EngineOutput::Evidence(evidence) => {
+                    let v = &evidence.vote_a().vote;
+                    let key = (v.height, v.round, v.vote_type, v.validator_index);
+                    if self.nodes[id].behaviour.is_none() {
+                        self.record.evidence_reported.insert((id, key));
+                    }
+                    if !self.nodes[id].evidence_pool.contains(&evidence) {
+                        self.nodes[id].evidence_pool.push(evidence);
+                    }
+                }
+                EngineOutput::ProposerEquivocation { .. } => {}
+            }
+        }
+        Ok(())
+    }
+
+    fn build(
+        &mut self,
+        id: NodeId,
+        side: usize,
+        height: Height,
+        round: Round,
+    ) -> Result<(), Crashed> {
+        // A deferred build may be stale by the time replay ends.
+        if self.nodes[id].engines.get(side).map(|e| e.height()) != Some(height) {
+            return Ok(());
+        }
+        let mut txs = Vec::new();
+        let count = self.rng.next_u32() % 4;
+        for _ in 0..count {
+            let mut bytes = vec![0u8; 24];
+            self.rng.fill_bytes(&mut bytes);
+            if let Ok(tx) = Tx::new(bytes) {
+                txs.push(tx);
+            }
+        }
+        match self.nodes[id].behaviour {
+            Some(Behaviour::InvalidVotes) => txs.extend(Tx::new(POISON_TX.to_vec()).ok()),
+            Some(Behaviour::SplitBrain) => txs.extend(Tx::new(vec![b's', side as u8]).ok()),
+            _ => {}
+        }
+        let evidence: Vec<DuplicateVoteEvidence> = self.nodes[id]
+            .evidence_pool
+            .iter()
+            .take(10)
+            .cloned()
+            .collect();
+        let chain = self.chain_of(id, side).clone();
+        let proposer = self.nodes[id].key.public_key().address();
+        let now = GENESIS_TIME_MS + self.now_ms;
+        let Some(block) = app::build_block(&mut self.genesis, &chain, proposer, now, txs, evidence)
+        else {
+            return Ok(());
+        };
+        if block.txs().iter().any(|t| t.as_bytes() == POISON_TX) {
+            self.record.invalid.insert(block.id());
+        }
+        self.input(id, side, EngineInput::ProposeBlock { round, block })?;
+        Ok(())
+    }
+
+    fn sign_vote(&mut self, id: NodeId, side: usize, vote: Vote) -> Result<(), Crashed> {
+        let chain_id = self.genesis.chain_id.clone();
+        let behaviour = self.nodes[id].behaviour;
+        let signature = if behaviour.is_none() {
+            let (hrs, bytes) = privval::vote_request(&chain_id, &vote);
+            let key = self.nodes[id].key.clone();
+            self.step(id)?; // the sign state is persisted before the signature is used
+            match privval::sign(&key, &mut self.nodes[id].persisted.last_signed, hrs, bytes) {
+                Ok(s) => s,
+                Err(_) => {
+                    self.record.double_sign_refusals += 1;
+                    return Ok(());
+                }
+            }
+        } else {
+            self.nodes[id].key.sign(&vote.sign_bytes(&chain_id))
+        };
+        let signed = SignedVote {
+            vote: vote.clone(),
+            signature,
+        };
+        match behaviour {
+            Some(Behaviour::Equivocate) => {
+                let mut other = vote.clone();
+                other.block_id = match vote.block_id {
+                    Some(_) => None,
+                    None => Some(self.random_block_id()),
+                };
+                let other_signed = SignedVote {
+                    signature: self.nodes[id].key.sign(&other.sign_bytes(&chain_id)),
+                    vote: other,
+                };
+                let v = &vote;
+                self.record.equivocations.insert((
+                    v.height,
+                    v.round,
+                    v.vote_type,
+                    v.validator_index,
+                ));
+                // Both halves to everyone, in a random order per peer.
+                for to in 0..self.nodes.len() {
+                    if to == id {
+                        continue;
+                    }
+                    let (first, second) = if self.rng.next_u32() % 2 == 0 {
+                        (&signed, &other_signed)
+                    } else {
+                        (&other_signed, &signed)
+                    };
+                    self.send(id, to, None, &ConsensusMessage::Vote(first.clone()));
+                    self.send(id, to, None, &ConsensusMessage::Vote(second.clone()));
+                }
+                self.input(
+                    id,
+                    side,
+                    EngineInput::Message(ConsensusMessage::Vote(signed)),
+                )?;
+                Ok(())
+            }
+            Some(Behaviour::InvalidVotes) => {
+                let mut fake = vote;
+                if fake.block_id.is_some() {
+                    fake.block_id = Some(self.random_block_id());
+                }
+                let fake_signed = SignedVote {
+                    signature: self.nodes[id].key.sign(&fake.sign_bytes(&chain_id)),
+                    vote: fake,
+                };
+                let message = ConsensusMessage::Vote(fake_signed);
+                self.broadcast(id, None, &message)?;
+                self.input(id, side, EngineInput::Message(message))?;
+                Ok(())
+            }
+            _ => self.publish(id, side, ConsensusMessage::Vote(signed)),
+        }
+    }
+
+    fn sign_proposal(
+        &mut self,
+        id: NodeId,
+        side: usize,
+        proposal: basalt_consensus::types::Proposal,
+        block: basalt_consensus::types::Block,
+    ) -> Result<(), Crashed> {
+        let chain_id = self.genesis.chain_id.clone();
+        let behaviour = self.nodes[id].behaviour;
+        let signature = if behaviour.is_none() {
+            let (hrs, bytes) = privval::proposal_request(&chain_id, &proposal);
+            let key = self.nodes[id].key.clone();
+            self.step(id)?;
+            match privval::sign(&key, &mut self.nodes[id].persisted.last_signed, hrs, bytes) {
+                Ok(s) => s,
+                Err(_) => {
+                    self.record.double_sign_refusals += 1;
+                    return Ok(());
+                }
+            }
+        } else {
+            self.nodes[id].key.sign(&proposal.sign_bytes(&chain_id))
+        };
+        self.record.proposed.insert(*proposal.block_id());
+        let message = ConsensusMessage::Proposal(ProposalMessage {
+            signed: SignedProposal {
+                proposal: proposal.clone(),
+                signature,
+            },
+            block: block.clone(),
+        });
+        if behaviour == Some(Behaviour::Equivocate) {
+            // A second, different block for the odd-numbered peers.
+            let chain = self.chain_of(id, side).clone();
+            let mut txs = block.txs().to_vec();
+            txs.extend(Tx::new(b"equivocation".to_vec()).ok());
+            let proposer = block.header().proposer_address;
+            let time = block.header().time_ms;
+            if let Some(other_block) =
+                app::build_block(&mut self.genesis, &chain, proposer, time, txs, vec![])
+            {
+                if let Ok(other) = basalt_consensus::types::Proposal::new(
+                    proposal.height(),
+                    proposal.round(),
+                    proposal.pol_round(),
+                    other_block.id(),
+                ) {
+                    self.record.proposed.insert(other_block.id());
+                    let other_message = ConsensusMessage::Proposal(ProposalMessage {
+                        signed: SignedProposal {
+                            signature: self.nodes[id].key.sign(&other.sign_bytes(&chain_id)),
+                            proposal: other,
+                        },
+                        block: other_block,
+                    });
+                    for to in 0..self.nodes.len() {
+                        if to != id {
+                            let m = if to % 2 == 0 {
+                                &message
+                            } else {
+                                &other_message
+                            };
+                            self.send(id, to, None, m);
+                        }
+                    }
+                    self.input(id, side, EngineInput::Message(message))?;
+                    return Ok(());
+                }
+            }
+        }
+        self.publish(id, side, message)
+    }
+
+    /// Broadcasts an own signed message, remembers it for re-gossip and feeds it back to the engine.
+    fn publish(
+        &mut self,
+        id: NodeId,
+        side: usize,
+        message: ConsensusMessage,
+    ) -> Result<(), Crashed> {
+        let split = (self.nodes[id].engines.len() > 1).then_some(side);
+        self.broadcast(id, split, &message)?;
+        self.nodes[id].own_messages.push(message.clone());
+        if self.nodes[id].behaviour.is_none() && self.nodes[id].replaying {
+            // During replay the fed-back copy is already in the WAL; feeding it again is an idempotent no-op
+            // but would grow the WAL, so skip it.
+            return Ok(());
+        }
+        self.input(id, side, EngineInput::Message(message))?;
+        Ok(())
+    }
+
+    fn broadcast(
+        &mut self,
+        id: NodeId,
+        side: Option<usize>,
+        message: &ConsensusMessage,
+    ) -> Result<(), Crashed> {
+        self.step(id)?;
+        for to in 0..self.nodes.len() {
+            if to == id {
+                continue;
+            }
+            // A split-brain side talks only to its own honest node (0 or 1) and the other byzantine nodes.
+            if let Some(s) = side {
+                if to < 2 && to != s {
+                    continue;
+                }
+            }
+            self.send(id, to, side, message);
+        }
+        Ok(())
+    }
+
+    fn send(&mut self, from: NodeId, to: NodeId, side: Option<usize>, message: &ConsensusMessage) {
+        if !self.partition.connected(from, to) {
+            return;
+        }
+        let bytes = Rc::new(message.to_bytes());
+        for delay in network::deliveries(&mut self.rng, &self.link) {
+            let at = self.now_ms + delay;
+            self.schedule(
+                at,
+                Event::Deliver {
+                    to,
+                    from,
+                    side,
+                    bytes: bytes.clone(),
+                },
+            );
+        }
+    }
+
+    fn decided(
+        &mut self,
+        id: NodeId,
+        side: usize,
+        round: Round,
+        block: basalt_consensus::types::Block,
+        commit: basalt_consensus::types::Commit,
+    ) -> Result<(), Crashed> {
+        let height = block.height();
+        // The honest node judges a block learnt from a peer's decision like any proposal.
+        let chain = self.chain_of(id, side).clone();
+        if !app::validate(&mut self.genesis, &chain, &block).is_valid() {
+            self.record.rejected_messages += 1;
+            return Ok(());
+        }
+        if self.nodes[id].behaviour.is_none() {
+            self.step(id)?; // block store write
+            let record_side = self.record.decisions.entry(height).or_default();
+            record_side.insert(id, (block.id(), round, self.now_ms));
+            for e in block.evidence() {
+                let v = &e.vote_a().vote;
+                self.record.evidence_committed.insert((
+                    v.height,
+                    v.round,
+                    v.vote_type,
+                    v.validator_index,
+                ));
+            }
+        }
+        let committed: Vec<DuplicateVoteEvidence> = block.evidence().to_vec();
+        self.nodes[id]
+            .evidence_pool
+            .retain(|e| !committed.contains(e));
+        if self.nodes[id].behaviour == Some(Behaviour::SplitBrain) {
+            self.nodes[id].side_chains[side]
+                .blocks
+                .push((block, commit));
+        } else {
+            let p = &mut self.nodes[id].persisted;
+            p.chain.blocks.push((block, commit));
+            p.wal.clear();
+        }
+        if side == 0 {
+            self.nodes[id].own_messages.clear();
+        }
+        let next = Height(height.0 + 1);
+        let set = self.genesis.set_for(next);
+        let chain = self.chain_of(id, side).clone();
+        let genesis = &mut self.genesis;
+        let mut validator = |b: &basalt_consensus::types::Block| app::validate(genesis, &chain, b);
+        let outputs = match self.nodes[id].engines[side].start_height(next, set, &mut validator) {
+            Ok(o) => o,
+            Err(_) => Vec::new(),
+        };
+        self.handle_outputs(id, side, outputs)
+    }
+
+    fn gossip(&mut self, id: NodeId) {
+        self.nodes[id].answered.clear();
+        match self.nodes[id].behaviour {
+            Some(Behaviour::Garbage) => self.send_garbage(id),
+            _ => {
+                let messages = self.nodes[id].own_messages.clone();
+                let split = self.nodes[id].engines.len() > 1;
+                for message in messages {
+                    // Split-brain nodes re-gossip only within the side of each message.
+                    let side = if split { Some(0) } else { None };
+                    let _ = self.broadcast_plain(id, side, &message);
+                }
+            }
+        }
+    }
+
+    fn broadcast_plain(
+        &mut self,
+        id: NodeId,
+        side: Option<usize>,
+        message: &ConsensusMessage,
+    ) -> Option<()> {
+        for to in 0..self.nodes.len() {
+            if to != id && side.is_none_or(|s| !(to < 2 && to != s)) {
+                self.send(id, to, side, message);
+            }
+        }
+        Some(())
+    }
+
+    fn send_garbage(&mut self, id: NodeId) {
+        let chain_id = self.genesis.chain_id.clone();
+        let height = Height(self.nodes[0].persisted.chain.height() + 1);
+        for to in 0..self.nodes.len() {
+            if to == id || !self.partition.connected(id, to) {
+                continue;
+            }
+            let len = (self.rng.next_u32() % 300) as usize;
+            let mut junk = vec![0u8; len];
+            self.rng.fill_bytes(&mut junk);
+            // A vote claiming another validator's index but signed with our key: bad signature.
+            let vote = Vote {
+                vote_type: basalt_consensus::VoteType::Prevote,
+                height,
+                round: Round(0),
+                block_id: Some(self.random_block_id()),
+                validator_index: basalt_consensus::ValidatorIndex(
+                    ((id + 1) % self.nodes.len()) as u32,
+                ),
+            };
+            let forged = ConsensusMessage::Vote(SignedVote {
+                signature: self.nodes[id].key.sign(&vote.sign_bytes(&chain_id)),
+                vote,
+            });
+            let mut flipped = forged.to_bytes();
+            let pos = (self.rng.next_u32() as usize) % flipped.len();
+            flipped[pos] ^= 0x40;
+            for bytes in [junk, forged.to_bytes(), flipped] {
+                let at = self.now_ms + 1 + self.rng.next_u64() % 20;
+                self.schedule(
+                    at,
+                    Event::Deliver {
+                        to,
+                        from: id,
+                        side: None,
+                        bytes: Rc::new(bytes),
+                    },
+                );
+            }
+        }
+    }
+
+    fn random_block_id(&mut self) -> BlockId {
+        let mut h = [0u8; 32];
+        self.rng.fill_bytes(&mut h);
+        BlockId { hash: Hash(h) }
+    }
+
+    fn finish(self) -> SimReport {
+        let honest: Vec<NodeId> = self
+            .nodes
+            .iter()
+            .filter(|n| n.behaviour.is_none())
+            .map(|n| n.id)
+            .collect();
+        let reached: BTreeMap<NodeId, u64> = honest
+            .iter()
+            .map(|&i| (i, self.nodes[i].persisted.chain.height()))
+            .collect();
+        let expectations = Expectations {
+            honest: &honest,
+            reached: &reached,
+            target: self.config.target_height,
+            gst_ms: self.config.gst_ms,
+            round_bound: self.config.powers.len() as u32 + 2,
+            expect_liveness: !self.config.partition_forever,
+        };
+        let violations = checker::check(&self.record, &expectations);
+        SimReport {
+            trace_hash: self.trace,
+            violations,
+            record: self.record,
+            events: self.processed,
+            end_ms: self.now_ms,
+            config: self.config,
+        }
+    }
+}
+
+/// Address helper kept for callers that build their own configurations.
+pub fn address_of(key: &PrivateKey) -> Address {
+    key.public_key().address()
+}
+
+/// A configuration the simulator cannot run is a bug in the test itself, so it aborts the test loudly.
+fn unreachable_config(reason: &str) -> ! {
+    #[allow(clippy::panic)]
+    {
+        panic!("simulation misconfigured: {reason}")
+    }
+}
