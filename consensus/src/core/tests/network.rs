@@ -5,7 +5,7 @@
 
 use crate::core::driver::{Context, Driver, DriverConfig, DriverError, Input, Output, Validity};
 use crate::core::votekeeper::VoteKeeperError;
-use crate::primitives::{Height, Round, Timeout, ValidatorIndex};
+use crate::primitives::{Height, Round, Timeout, ValidatorIndex, VoteType};
 use rand_chacha::ChaCha8Rng;
 use rand_core::{RngCore, SeedableRng};
 use std::collections::{BTreeSet, VecDeque};
@@ -39,6 +39,8 @@ enum Behaviour {
     Silent,
     /// Sends every vote twice: as intended and with a conflicting value.
     Equivocator,
+    /// Shows even nodes one proposal / vote and odd nodes a conflicting one.
+    Splitter,
 }
 
 struct Net {
@@ -51,6 +53,10 @@ struct Net {
     decisions: Vec<Option<(Round, u64, usize)>>,
     evidence: usize,
     rng: Option<ChaCha8Rng>,
+    /// Every proposal sent, so decided values can be checked and re-gossiped.
+    proposals: Vec<Input<Ctx>>,
+    /// Per node, the byzantine-sent messages it already relayed.
+    relayed: Vec<BTreeSet<String>>,
 }
 
 impl Net {
@@ -79,20 +85,73 @@ impl Net {
             decisions: vec![None; n],
             evidence: 0,
             rng: seed.map(ChaCha8Rng::seed_from_u64),
+            proposals: Vec::new(),
+            relayed: vec![BTreeSet::new(); n],
         }
     }
 
     fn honest(&self) -> impl Iterator<Item = usize> + '_ {
-        (0..self.nodes.len()).filter(|i| self.behaviour[*i] != Behaviour::Silent)
+        (0..self.nodes.len()).filter(|i| self.behaviour[*i] == Behaviour::Honest)
     }
 
     fn broadcast(&mut self, input: Input<Ctx>) {
-        for j in 0..self.nodes.len() {
+        self.send_to(input, |_| true);
+    }
+
+    fn send_to(&mut self, input: Input<Ctx>, to: impl Fn(usize) -> bool) {
+        if matches!(input, Input::Proposal { .. }) {
+            self.proposals.push(input.clone());
+        }
+        for j in (0..self.nodes.len()).filter(|j| to(*j)) {
             self.queue.push_back((j, input.clone()));
         }
     }
 
+    /// Gossip as the paper assumes it: a message an honest node receives reaches every honest node. Messages
+    /// of honest senders were already sent to everyone, so only byzantine senders' messages are relayed
+    /// (once per relaying node).
+    fn relay(&mut self, to: usize, input: &Input<Ctx>) {
+        let sender = match input {
+            Input::Proposal { proposer, .. } => proposer.0 as usize,
+            Input::Vote { validator, .. } => validator.0 as usize,
+            _ => return,
+        };
+        let byzantine = self.behaviour[sender] != Behaviour::Honest;
+        if byzantine
+            && self.behaviour[to] == Behaviour::Honest
+            && self.relayed[to].insert(format!("{input:?}"))
+        {
+            for j in 0..self.nodes.len() {
+                self.queue.push_back((j, input.clone()));
+            }
+        }
+    }
+
+    /// What an edge does after deciding: re-gossip the decided proposal and the commit, so peers that
+    /// missed either (or counted an equivocator's other vote) can decide too.
+    fn gossip_decision(&mut self, round: Round, value: u64, commit: Vec<(u32, u32, Option<u64>)>) {
+        let decided: Vec<Input<Ctx>> = self
+            .proposals
+            .iter()
+            .filter(|p| matches!(p, Input::Proposal { round: r, value: v, .. } if *r == round && *v == value))
+            .cloned()
+            .collect();
+        for p in decided {
+            self.broadcast(p);
+        }
+        for (validator, r, value) in commit {
+            self.broadcast(Input::Vote {
+                vote_type: VoteType::Precommit,
+                round: Round(r),
+                value,
+                validator: ValidatorIndex(validator),
+                msg: (validator, r, value),
+            });
+        }
+    }
+
     fn deliver(&mut self, to: usize, input: Input<Ctx>) {
+        self.relay(to, &input);
         let outputs = match self.nodes[to].process(input) {
             Ok(outputs) => outputs,
             // Messages of rounds too far ahead are legitimately refused; anything else is a bug.
@@ -118,14 +177,20 @@ impl Net {
                 } else {
                     Validity::Valid
                 };
-                self.broadcast(Input::Proposal {
+                let proposal = |value: u64| Input::Proposal {
                     round,
                     value,
                     pol_round,
                     proposer: ValidatorIndex(from as u32),
                     validity,
                     msg: (round.0, value),
-                });
+                };
+                if behaviour == Behaviour::Splitter {
+                    self.send_to(proposal(value), |j| j % 2 == 0);
+                    self.send_to(proposal(value + 500), |j| j % 2 == 1);
+                } else {
+                    self.broadcast(proposal(value));
+                }
             }
             Output::Vote {
                 vote_type,
@@ -140,9 +205,17 @@ impl Net {
                     validator: ValidatorIndex(v),
                     msg: (v, round.0, value),
                 };
-                self.broadcast(vote(value));
-                if behaviour == Behaviour::Equivocator {
-                    self.broadcast(vote(value.map_or(Some(424242), |_| None)));
+                let other = value.map_or(Some(424242), |_| None);
+                match behaviour {
+                    Behaviour::Splitter => {
+                        self.send_to(vote(value), |j| j % 2 == 0);
+                        self.send_to(vote(other), |j| j % 2 == 1);
+                    }
+                    Behaviour::Equivocator => {
+                        self.broadcast(vote(value));
+                        self.broadcast(vote(other));
+                    }
+                    _ => self.broadcast(vote(value)),
                 }
             }
             Output::GetValue { round } => {
@@ -157,7 +230,12 @@ impl Net {
                 round,
                 value,
                 commit,
-            } => self.decisions[from] = Some((round, value, commit.len())),
+            } => {
+                self.decisions[from] = Some((round, value, commit.len()));
+                if behaviour == Behaviour::Honest {
+                    self.gossip_decision(round, value, commit);
+                }
+            }
             Output::Evidence(_) => self.evidence += 1,
             Output::Propose { .. } | Output::Vote { .. } => {}
         }
@@ -220,13 +298,13 @@ impl Net {
             .filter_map(|i| self.decisions[i].map(|d| d.1))
             .collect();
         assert!(decided.len() <= 1, "disagreement: {decided:?}");
-        for (_, value, commit) in self.honest().filter_map(|i| self.decisions[i]) {
-            // The value encodes who created it in which round; that node must have been that round's proposer.
-            let created_in = Round((value % 1000) as u32);
-            assert_eq!(
-                u64::from(round_robin(created_in).0),
-                value / 1000,
-                "decided an unproposed value"
+        for (round, value, commit) in self.honest().filter_map(|i| self.decisions[i]) {
+            let proposed = self.proposals.iter().any(|p| {
+                matches!(p, Input::Proposal { round: r, value: v, .. } if *r == round && *v == value)
+            });
+            assert!(
+                proposed,
+                "decided {value} in {round:?}, never proposed in that round"
             );
             assert!(!self.invalid.contains(&value), "decided an invalid value");
             assert!(commit >= 3, "commit of {commit} precommits");
@@ -305,8 +383,20 @@ fn seeded_reordering_duplication_and_early_timeouts_keep_agreement_and_decide() 
         .and_then(|s| s.parse().ok())
         .unwrap_or(300);
     for seed in 0..seeds {
-        let behaviour = match seed % 3 {
+        let behaviour = match seed % 5 {
             0 => vec![Behaviour::Honest; 4],
+            3 => vec![
+                Behaviour::Splitter,
+                Behaviour::Honest,
+                Behaviour::Honest,
+                Behaviour::Honest,
+            ],
+            4 => vec![
+                Behaviour::Honest,
+                Behaviour::Honest,
+                Behaviour::Honest,
+                Behaviour::Splitter,
+            ],
             1 => vec![
                 Behaviour::Honest,
                 Behaviour::Honest,
@@ -338,4 +428,22 @@ fn seeded_reordering_duplication_and_early_timeouts_keep_agreement_and_decide() 
             net.queue.len()
         );
     }
+}
+
+#[test]
+fn splitting_proposer_and_voter_cannot_break_agreement() {
+    let mut net = Net::new(
+        vec![
+            Behaviour::Splitter,
+            Behaviour::Honest,
+            Behaviour::Honest,
+            Behaviour::Honest,
+        ],
+        None,
+    );
+    net.run(10_000);
+    net.assert_agreement_and_validity();
+    assert!(net.honest().all(|i| net.decisions[i].is_some()));
+    // Relaying shows honest nodes both sides of the split.
+    assert!(net.evidence > 0);
 }
