@@ -317,7 +317,9 @@ where
 {
 }
 
-/// Errors of the driver. On error nothing was stored and no state changed.
+/// Errors of the driver. Except for [`DriverError::RulesDidNotSettle`] (an internal bug), an error means the
+/// input was rejected before anything was stored or any state changed; the edge drops the message (and may
+/// score its sender).
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum DriverError {
     /// The vote keeper rejected the vote (or the validator set).
@@ -385,8 +387,8 @@ pub const MAX_PROPOSALS_PER_ROUND: usize = 4;
 /// move forward (to rounds within the window), so a few dozen suffice; the bound turns a bug into an error.
 const MAX_RULE_STEPS: usize = 1024;
 
-/// The height driver. See the module docs.
-#[derive(Debug)]
+/// The height driver. See the module docs. `Clone` (when `C` and `P` are) gives cheap snapshots for tests.
+#[derive(Clone, Debug)]
 pub struct Driver<C: Context, P> {
     own: Option<ValidatorIndex>,
     proposer: P,
@@ -524,7 +526,8 @@ impl<C: Context, P: ProposerSelector> Driver<C, P> {
         }
     }
 
-    /// Keeps the first proposal of a round; a different second one from the proposer is evidence.
+    /// Keeps up to `MAX_PROPOSALS_PER_ROUND` distinct proposals of a round; the first conflicting one is
+    /// reported as proposer equivocation.
     fn store_proposal(
         &mut self,
         round: Round,
