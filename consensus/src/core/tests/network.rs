@@ -50,7 +50,9 @@ struct Net {
     invalid: BTreeSet<u64>,
     queue: VecDeque<(usize, Input<Ctx>)>,
     timeouts: Vec<BTreeSet<Timeout>>,
-    decisions: Vec<Option<(Round, u64, usize)>>,
+    /// Per node: decided round, value and the voting power of its commit.
+    decisions: Vec<Option<(Round, u64, u64)>>,
+    powers: Vec<u64>,
     evidence: usize,
     rng: Option<ChaCha8Rng>,
     /// Every proposal sent, so decided values can be checked and re-gossiped.
@@ -62,13 +64,18 @@ struct Net {
 impl Net {
     fn new(behaviour: Vec<Behaviour>, seed: Option<u64>) -> Net {
         let n = behaviour.len();
+        Net::with_powers(behaviour, vec![1; n], seed)
+    }
+
+    fn with_powers(behaviour: Vec<Behaviour>, powers: Vec<u64>, seed: Option<u64>) -> Net {
+        let n = behaviour.len();
         let nodes = (0..n)
             .map(|i| {
                 let own = Some(ValidatorIndex(i as u32));
                 let proposer: Proposer = round_robin;
                 Driver::new(
                     Height(1),
-                    vec![1; n],
+                    powers.clone(),
                     own,
                     proposer,
                     DriverConfig::default(),
@@ -87,6 +94,7 @@ impl Net {
             rng: seed.map(ChaCha8Rng::seed_from_u64),
             proposals: Vec::new(),
             relayed: vec![BTreeSet::new(); n],
+            powers,
         }
     }
 
@@ -231,7 +239,11 @@ impl Net {
                 value,
                 commit,
             } => {
-                self.decisions[from] = Some((round, value, commit.len()));
+                let power = commit
+                    .iter()
+                    .map(|(v, _, _)| self.powers[*v as usize])
+                    .sum();
+                self.decisions[from] = Some((round, value, power));
                 if behaviour == Behaviour::Honest {
                     self.gossip_decision(round, value, commit);
                 }
@@ -307,7 +319,11 @@ impl Net {
                 "decided {value} in {round:?}, never proposed in that round"
             );
             assert!(!self.invalid.contains(&value), "decided an invalid value");
-            assert!(commit >= 3, "commit of {commit} precommits");
+            let total: u64 = self.powers.iter().sum();
+            assert!(
+                3 * commit > 2 * total,
+                "commit of power {commit} of {total}"
+            );
         }
     }
 }
@@ -446,4 +462,29 @@ fn splitting_proposer_and_voter_cannot_break_agreement() {
     assert!(net.honest().all(|i| net.decisions[i].is_some()));
     // Relaying shows honest nodes both sides of the split.
     assert!(net.evidence > 0);
+}
+
+#[test]
+fn unequal_powers_with_a_light_byzantine_keep_agreement_and_decide() {
+    // Total 7; the byzantine node 0 has 1 (< 1/3), so nodes 1-3 (6 of 7) decide without it.
+    for seed in 0..200u64 {
+        let byzantine = if seed % 2 == 0 {
+            Behaviour::Splitter
+        } else {
+            Behaviour::Equivocator
+        };
+        let behaviour = vec![
+            byzantine,
+            Behaviour::Honest,
+            Behaviour::Honest,
+            Behaviour::Honest,
+        ];
+        let mut net = Net::with_powers(behaviour, vec![1, 2, 2, 2], Some(seed));
+        let steps = net.run(20_000);
+        net.assert_agreement_and_validity();
+        assert!(
+            net.honest().all(|i| net.decisions[i].is_some()),
+            "seed {seed}: undecided after {steps} steps"
+        );
+    }
 }
