@@ -1,4 +1,23 @@
-//! Basalt storage: RocksDB, versioned Merkle state with ICS-23 proofs, block store, application.
+//! Basalt storage: one RocksDB instance holding the versioned Merkle state (with ICS-23 proofs), blocks,
+//! commits and the consensus WAL.
+//!
+//! - [`storage`]: the database, its column families and the options chosen for them.
+//! - [`StateStore`]: versioned authenticated state (Jellyfish Merkle Tree, BLAKE2s-256), per-block
+//!   atomic commits ([`StateStore::commit_block`]) and incremental pruning ([`StateStore::prune`]).
+//! - [`proof_spec`], [`verify_membership`], [`verify_non_membership`]: the published ICS-23 spec and
+//!   verification helpers.
 #![forbid(unsafe_code)]
 
+mod error;
+pub mod merkle;
+mod meta;
+mod prune;
+pub mod storage;
+mod store;
+
+pub use error::{Result, StateError};
+pub use merkle::spec::{proof_spec, verify_membership, verify_non_membership, TreeHasher};
+pub use store::{BlockCommit, PruneReport, RootHash, StateStore, StoreConfig, Write};
+
+pub use ics23;
 pub use rocksdb;

@@ -1,0 +1,113 @@
+//! The ICS-23 `ProofSpec` of Basalt's state tree, and proof verification helpers.
+//!
+//! The tree is penumbra-zone's Jellyfish Merkle Tree with BLAKE2s-256 as its hasher. Its nodes hash as
+//!
+//! - leaf: `blake2s("JMT::LeafNode" ‖ blake2s(key) ‖ blake2s(value))`
+//! - inner (binary view of the 16-ary nodes): `blake2s("JMT::IntrnalNode" ‖ left ‖ right)`, with the
+//!   32-byte placeholder `"SPARSE_MERKLE_PLACEHOLDER_HASH__"` for empty subtrees,
+//!
+//! which is exactly the layout of `jmt::ics23_spec()` with every SHA-256 replaced by BLAKE2s-256 (jmt's
+//! own proof converter hard-codes SHA-256 in the ops, so [`retag_proof`] rewrites them).
+//!
+//! # Why forgeries fail
+//!
+//! - The leaf prefix `JMT::LeafNode` (13 bytes) is not a prefix of the inner prefix `JMT::IntrnalNode`
+//!   (16 bytes), and ics23 rejects any inner op whose prefix starts with the leaf prefix, so a leaf can
+//!   never be presented as an inner node (the Dragonberry forgery) nor the other way round.
+//! - Inner prefixes must be 16 to 48 bytes (the separator, plus at most one 32-byte left sibling), and
+//!   suffixes a multiple of 32 bytes.
+//! - `min_depth = 1`, `max_depth = 256`: a binary path over 256-bit key hashes has at most 256 steps, and
+//!   at least one because the tree always holds two reserved sentinel leaves (see
+//!   [`crate::merkle::SENTINEL_KEYS`]); non-zero `min_depth` is what makes ics23 enforce `max_depth`.
+//! - Keys are pre-hashed before comparison, so non-existence neighbours are checked in key-hash order,
+//!   which is the tree's order.
+
+use ics23::{HashOp, HostFunctionsManager, InnerSpec, LeafOp, LengthOp, ProofSpec};
+
+/// The hash function of the tree: BLAKE2s with 256-bit output.
+pub type TreeHasher = blake2::Blake2s256;
+
+/// Domain separator hashed in front of every leaf.
+pub const LEAF_PREFIX: &[u8] = jmt::proof::LEAF_DOMAIN_SEPARATOR;
+/// Domain separator hashed in front of every inner node.
+pub const INNER_PREFIX: &[u8] = jmt::proof::INTERNAL_DOMAIN_SEPARATOR;
+/// Hash standing for an empty subtree.
+pub const EMPTY_CHILD: [u8; 32] = *b"SPARSE_MERKLE_PLACEHOLDER_HASH__";
+/// Deepest possible binary path: one step per bit of a 256-bit key hash.
+pub const MAX_DEPTH: i32 = 256;
+
+/// The `ProofSpec` under which every proof of this crate verifies.
+pub fn proof_spec() -> ProofSpec {
+    ProofSpec {
+        leaf_spec: Some(LeafOp {
+            hash: HashOp::Blake2s256.into(),
+            prehash_key: HashOp::Blake2s256.into(),
+            prehash_value: HashOp::Blake2s256.into(),
+            length: LengthOp::NoPrefix.into(),
+            prefix: LEAF_PREFIX.to_vec(),
+        }),
+        inner_spec: Some(InnerSpec {
+            hash: HashOp::Blake2s256.into(),
+            child_order: vec![0, 1],
+            min_prefix_length: INNER_PREFIX.len() as i32,
+            max_prefix_length: INNER_PREFIX.len() as i32,
+            child_size: 32,
+            empty_child: EMPTY_CHILD.to_vec(),
+        }),
+        min_depth: 1,
+        max_depth: MAX_DEPTH,
+        prehash_key_before_comparison: true,
+    }
+}
+
+/// Checks that `proof` proves `key ↦ value` under `root` with [`proof_spec`].
+pub fn verify_membership(
+    proof: &ics23::CommitmentProof,
+    root: &[u8; 32],
+    key: &[u8],
+    value: &[u8],
+) -> bool {
+    ics23::verify_membership::<HostFunctionsManager>(
+        proof,
+        &proof_spec(),
+        &root.to_vec(),
+        key,
+        value,
+    )
+}
+
+/// Checks that `proof` proves `key` absent under `root` with [`proof_spec`].
+pub fn verify_non_membership(proof: &ics23::CommitmentProof, root: &[u8; 32], key: &[u8]) -> bool {
+    ics23::verify_non_membership::<HostFunctionsManager>(proof, &proof_spec(), &root.to_vec(), key)
+}
+
+/// Rewrites the hash ops of a proof produced by jmt (which labels them SHA-256 whatever its hasher)
+/// to BLAKE2s-256, the hasher the tree actually used.
+pub(crate) fn retag_proof(proof: &mut ics23::CommitmentProof) {
+    use ics23::commitment_proof::Proof;
+    match &mut proof.proof {
+        Some(Proof::Exist(exist)) => retag_existence(exist),
+        Some(Proof::Nonexist(non)) => {
+            if let Some(left) = &mut non.left {
+                retag_existence(left);
+            }
+            if let Some(right) = &mut non.right {
+                retag_existence(right);
+            }
+        }
+        // jmt produces only the two kinds above.
+        Some(Proof::Batch(_)) | Some(Proof::Compressed(_)) | None => {}
+    }
+}
+
+fn retag_existence(proof: &mut ics23::ExistenceProof) {
+    let blake: i32 = HashOp::Blake2s256.into();
+    if let Some(leaf) = &mut proof.leaf {
+        leaf.hash = blake;
+        leaf.prehash_key = blake;
+        leaf.prehash_value = blake;
+    }
+    for step in &mut proof.path {
+        step.hash = blake;
+    }
+}

@@ -1,0 +1,35 @@
+//! Small records in the `metadata` column family.
+
+use crate::error::{Result, StateError};
+use crate::merkle::codec::hex;
+use crate::storage::{Cf, Storage};
+
+/// Newest committed version: the "height h is done" marker.
+pub(crate) const LATEST_VERSION: &[u8] = b"latest_version";
+/// Oldest version still queryable (raised by pruning before anything is deleted).
+pub(crate) const EARLIEST_VERSION: &[u8] = b"earliest_version";
+
+/// Key of the recorded root of `version`.
+pub(crate) fn root_key(version: u64) -> [u8; 13] {
+    let mut key = *b"root/\0\0\0\0\0\0\0\0";
+    key[5..].copy_from_slice(&version.to_be_bytes());
+    key
+}
+
+/// Reads a big-endian u64 record.
+pub(crate) fn get_u64(storage: &Storage, key: &[u8]) -> Result<Option<u64>> {
+    match storage.get(Cf::Metadata, key)? {
+        None => Ok(None),
+        Some(bytes) => {
+            let arr: [u8; 8] = bytes
+                .as_slice()
+                .try_into()
+                .map_err(|_| StateError::Corrupt {
+                    cf: Cf::Metadata.name(),
+                    key_hex: hex(key),
+                    reason: format!("expected an 8-byte integer, found {} bytes", bytes.len()),
+                })?;
+            Ok(Some(u64::from_be_bytes(arr)))
+        }
+    }
+}
