@@ -202,7 +202,7 @@ impl StateStore {
             }
         }
         let reader = self.reader();
-        let (root, update) = Self::update_tree(&reader, kvs, commit.height)?;
+        let (root, update) = Self::update_tree(&reader, kvs, commit.height, latest.is_some())?;
         self.add_tree_update(&mut batch, &update)?;
         let height_key = commit.height.to_be_bytes();
         if !commit.block.is_empty() {
@@ -333,15 +333,17 @@ impl StateStore {
     /// Runs jmt's update. Blocks without deletions (the common case) take jmt's batch path, which
     /// hashes every touched node once, bottom-up; blocks with deletions take the per-key path (which
     /// re-hashes a node once per key under it; jmt's batch path has no deletions). Both build the same
-    /// canonical tree, so the root does not depend on the path.
+    /// canonical tree, so the root does not depend on the path. The batch path needs the previous
+    /// version's root node, so the first version always takes the per-key path.
     fn update_tree(
         reader: &DbReader<'_>,
         kvs: PreparedWrites,
         version: u64,
+        has_previous: bool,
     ) -> Result<(jmt::RootHash, TreeUpdateBatch)> {
         let tree = Tree::new(reader);
         let all_upserts = !kvs.is_empty() && kvs.values().all(|(_, _, v)| v.is_some());
-        if all_upserts {
+        if has_previous && all_upserts {
             let set: Vec<_> = kvs
                 .into_values()
                 .filter_map(|(h, _, v)| v.map(|v| (h, v)))

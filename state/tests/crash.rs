@@ -26,7 +26,7 @@ fn block(height: u64) -> BlockCommit {
     let writes = (0..40)
         .map(|_| {
             let k = rng.next_u32() % 300;
-            let value = if rng.next_u32() % 5 == 0 {
+            let value = if rng.next_u32().is_multiple_of(5) {
                 None
             } else {
                 Some(format!("v{height}-{}", rng.next_u32()).into_bytes())

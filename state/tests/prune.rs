@@ -103,7 +103,7 @@ fn pruned_store_matches_archive_on_retained_versions() {
         let writes: Vec<_> = (0..30)
             .map(|_| {
                 let k = rng.next_u32() % 50;
-                let v = (rng.next_u32() % 3 != 0).then(|| vec![h as u8, k as u8]);
+                let v = (!rng.next_u32().is_multiple_of(3)).then(|| vec![h as u8, k as u8]);
                 (format!("k{k}").into_bytes(), v)
             })
             .collect();
