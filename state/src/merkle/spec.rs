@@ -83,7 +83,7 @@ pub fn verify_non_membership(proof: &ics23::CommitmentProof, root: &[u8; 32], ke
 
 /// Rewrites the hash ops of a proof produced by jmt (which labels them SHA-256 whatever its hasher)
 /// to BLAKE2s-256, the hasher the tree actually used.
-pub(crate) fn retag_proof(proof: &mut ics23::CommitmentProof) {
+pub fn retag_proof(proof: &mut ics23::CommitmentProof) {
     use ics23::commitment_proof::Proof;
     match &mut proof.proof {
         Some(Proof::Exist(exist)) => retag_existence(exist),
