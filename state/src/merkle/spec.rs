@@ -60,6 +60,12 @@ pub fn proof_spec() -> ProofSpec {
     }
 }
 
+/// [`proof_spec`], built once: verification is a hot path and the spec owns heap buffers.
+fn cached_spec() -> &'static ProofSpec {
+    static SPEC: std::sync::OnceLock<ProofSpec> = std::sync::OnceLock::new();
+    SPEC.get_or_init(proof_spec)
+}
+
 /// Checks that `proof` proves `key ↦ value` under `root` with [`proof_spec`].
 pub fn verify_membership(
     proof: &ics23::CommitmentProof,
@@ -69,7 +75,7 @@ pub fn verify_membership(
 ) -> bool {
     ics23::verify_membership::<HostFunctionsManager>(
         proof,
-        &proof_spec(),
+        cached_spec(),
         &root.to_vec(),
         key,
         value,
@@ -78,7 +84,7 @@ pub fn verify_membership(
 
 /// Checks that `proof` proves `key` absent under `root` with [`proof_spec`].
 pub fn verify_non_membership(proof: &ics23::CommitmentProof, root: &[u8; 32], key: &[u8]) -> bool {
-    ics23::verify_non_membership::<HostFunctionsManager>(proof, &proof_spec(), &root.to_vec(), key)
+    ics23::verify_non_membership::<HostFunctionsManager>(proof, cached_spec(), &root.to_vec(), key)
 }
 
 /// Rewrites the hash ops of a proof produced by jmt (which labels them SHA-256 whatever its hasher)
