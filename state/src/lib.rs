@@ -8,6 +8,8 @@
 //!   verification helpers.
 #![forbid(unsafe_code)]
 
+pub mod app;
+pub mod bank;
 mod error;
 pub mod merkle;
 mod meta;

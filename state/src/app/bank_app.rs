@@ -1,0 +1,487 @@
+//! [`BankApp`]: the [`Application`] running the bank module over a [`StateStore`].
+//!
+//! Query paths (`height` 0 means the latest committed height):
+//!
+//! | path | value | proof (when `prove`) |
+//! |---|---|---|
+//! | `/bank/account/<address>` | the account record exactly as stored: Borsh `balance` u128 LE ‖ `nonce` u64 LE (24 bytes); empty if the account does not exist | of `key` ↦ `value` (or of `key`'s absence) |
+//! | `/bank/balance/<address>` | the balance as decimal ASCII (`"0"` if absent) | of the account record: verify `key` ↦ `proof.exist.value` and read the balance from its first 16 bytes |
+//!
+//! `<address>` is 40 hex characters (either case). Instead of a path suffix, `data` may carry the 20
+//! raw address bytes. The returned `key` is the state key (`bank/accounts/<lower-case hex>`).
+
+use std::sync::Arc;
+
+use basalt_consensus::types::encoding::MAX_BLOCK_TXS;
+use basalt_consensus::types::{
+    encode, verify_batch, Address, Block, ChainId, Hash, PublicKey, Signature, Tx,
+};
+
+use super::preview::preview_root;
+use super::{
+    bounded_log, AppError, AppInfo, Application, CheckTxResult, Event, FinalizeResult,
+    ProposalVerdict, QueryResult, TxResult, CODE_OK,
+};
+use crate::bank::{
+    account_key, check_transfer, read_account, Account, BankGenesis, BankTx, NonceRule, Overlay,
+    SignedTransfer, TxCode, TxFailure, TRANSFER_GAS,
+};
+use crate::store::{BlockCommit, StateStore, Write};
+
+/// Query failed: the path is not served.
+pub const QUERY_CODE_UNKNOWN_PATH: u32 = 1;
+/// Query failed: the address is not 20 bytes (40 hex characters).
+pub const QUERY_CODE_BAD_ADDRESS: u32 = 2;
+/// Query failed: the height is not available (not committed yet or pruned) or the store failed.
+pub const QUERY_CODE_UNAVAILABLE: u32 = 3;
+
+/// Configuration of a [`BankApp`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BankAppConfig {
+    /// The chain this application runs; transactions and blocks for other chains are refused.
+    pub chain_id: ChainId,
+}
+
+/// A decided block executed in memory, waiting for [`Application::commit`].
+#[derive(Debug)]
+struct Pending {
+    height: u64,
+    block: Vec<u8>,
+    writes: Vec<Write>,
+    app_hash: Hash,
+}
+
+/// The bank application. Its state *is* the [`StateStore`]: the application height is the store's
+/// latest version, so the two can never disagree.
+#[derive(Debug)]
+pub struct BankApp {
+    store: Arc<StateStore>,
+    config: BankAppConfig,
+    pending: Option<Pending>,
+}
+
+impl BankApp {
+    /// An application over `store` (which may be empty: then [`Application::init_chain`] comes first).
+    pub fn new(store: Arc<StateStore>, config: BankAppConfig) -> BankApp {
+        BankApp {
+            store,
+            config,
+            pending: None,
+        }
+    }
+
+    /// The underlying store.
+    pub fn store(&self) -> &Arc<StateStore> {
+        &self.store
+    }
+
+    /// The chain id.
+    pub fn chain_id(&self) -> &ChainId {
+        &self.config.chain_id
+    }
+
+    /// An account at a committed `version` (absent accounts read as zero balance, nonce 0).
+    pub fn account(&self, address: &Address, version: u64) -> Result<Account, AppError> {
+        Ok(read_account(&self.store, address, version)?)
+    }
+
+    fn latest(&self) -> Result<u64, AppError> {
+        self.store.latest_version()?.ok_or(AppError::NotInitialized)
+    }
+
+    /// Checks the block is the next one on this chain; returns the version it builds on.
+    fn check_block_position(&self, block: &Block) -> Result<u64, AppError> {
+        let header = block.header();
+        if header.chain_id != self.config.chain_id {
+            return Err(AppError::WrongChain {
+                got: header.chain_id.to_string(),
+                expected: self.config.chain_id.to_string(),
+            });
+        }
+        let latest = self.latest()?;
+        let expected = latest.saturating_add(1);
+        if block.height().0 != expected {
+            return Err(AppError::WrongHeight {
+                got: block.height().0,
+                expected,
+            });
+        }
+        Ok(latest)
+    }
+
+    fn query_inner(&self, path: &str, data: &[u8], height: u64, prove: bool) -> QueryResult {
+        let latest = match self.store.latest_version() {
+            Ok(Some(v)) => v,
+            Ok(None) => return QueryResult::error(QUERY_CODE_UNAVAILABLE, "no state yet", height),
+            Err(e) => return QueryResult::error(QUERY_CODE_UNAVAILABLE, e.to_string(), height),
+        };
+        let version = if height == 0 { latest } else { height };
+        let (kind, rest) = if let Some(rest) = path.strip_prefix("/bank/account") {
+            (QueryKind::Account, rest)
+        } else if let Some(rest) = path.strip_prefix("/bank/balance") {
+            (QueryKind::Balance, rest)
+        } else {
+            return QueryResult::error(
+                QUERY_CODE_UNKNOWN_PATH,
+                format!("unknown query path {:?}", truncate(path)),
+                version,
+            );
+        };
+        let Some(address) = parse_query_address(rest, data) else {
+            return QueryResult::error(
+                QUERY_CODE_BAD_ADDRESS,
+                "address must be 40 hex characters in the path or 20 bytes in data",
+                version,
+            );
+        };
+        let key = account_key(&address);
+        let read = if prove {
+            self.store
+                .get_with_proof(&key, version)
+                .map(|(v, p)| (v, Some(p)))
+        } else {
+            self.store.get(&key, version).map(|v| (v, None))
+        };
+        let (stored, proof) = match read {
+            Ok(r) => r,
+            Err(e) => return QueryResult::error(QUERY_CODE_UNAVAILABLE, e.to_string(), version),
+        };
+        let value = match kind {
+            QueryKind::Account => stored.unwrap_or_default(),
+            QueryKind::Balance => {
+                let account = match stored.as_deref().map(Account::from_bytes).transpose() {
+                    Ok(a) => a.unwrap_or_default(),
+                    Err(e) => {
+                        return QueryResult::error(QUERY_CODE_UNAVAILABLE, e.to_string(), version)
+                    }
+                };
+                account.balance.to_string().into_bytes()
+            }
+        };
+        QueryResult {
+            code: CODE_OK,
+            log: String::new(),
+            key,
+            value,
+            proof,
+            height: version,
+        }
+    }
+}
+
+enum QueryKind {
+    Account,
+    Balance,
+}
+
+fn truncate(s: &str) -> &str {
+    let mut end = s.len().min(64);
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    &s[..end]
+}
+
+/// `rest` is what follows the path's kind: `/<hex>` or empty (then `data` holds the raw address).
+fn parse_query_address(rest: &str, data: &[u8]) -> Option<Address> {
+    if let Some(hex) = rest.strip_prefix('/') {
+        return Address::from_hex(hex).ok();
+    }
+    if !rest.is_empty() {
+        return None;
+    }
+    let bytes: [u8; 20] = data.try_into().ok()?;
+    Some(Address(bytes))
+}
+
+/// Decodes a transaction for execution (code [`TxCode::Decode`] on failure).
+fn decode_transfer(tx: &Tx) -> Result<SignedTransfer, TxFailure> {
+    match BankTx::decode(tx.as_bytes()) {
+        Ok(BankTx::Transfer(t)) => Ok(t),
+        Err(e) => Err(TxFailure {
+            code: TxCode::Decode,
+            log: e.to_string(),
+        }),
+    }
+}
+
+/// Verifies the signatures of all decoded transfers at once; on a batch failure, one by one.
+/// Returns, per entry, whether its signature is good.
+fn verify_signatures(decoded: &[Result<SignedTransfer, TxFailure>]) -> Vec<bool> {
+    let transfers: Vec<&SignedTransfer> = decoded.iter().filter_map(|d| d.as_ref().ok()).collect();
+    let messages: Vec<Vec<u8>> = transfers.iter().map(|t| t.body().sign_bytes()).collect();
+    let refs: Vec<&[u8]> = messages.iter().map(Vec::as_slice).collect();
+    let signatures: Vec<Signature> = transfers.iter().map(|t| *t.signature()).collect();
+    let keys: Vec<PublicKey> = transfers.iter().map(|t| t.body().from).collect();
+    let all_good = verify_batch(&refs, &signatures, &keys).is_ok();
+    decoded
+        .iter()
+        .map(|d| match d {
+            Ok(t) => all_good || t.verify().is_ok(),
+            Err(_) => false,
+        })
+        .collect()
+}
+
+fn failed(failure: TxFailure, gas_wanted: u64) -> TxResult {
+    TxResult {
+        code: failure.code.as_u32(),
+        log: bounded_log(failure.log),
+        gas_wanted,
+        gas_used: 0,
+        events: Vec::new(),
+    }
+}
+
+fn transfer_events(t: &SignedTransfer) -> Vec<Event> {
+    let body = t.body();
+    let sender = body.sender().to_hex_upper();
+    vec![
+        Event::new(
+            "transfer",
+            &[
+                ("sender", sender.clone()),
+                ("recipient", body.to.to_hex_upper()),
+                ("amount", body.amount.to_string()),
+            ],
+        ),
+        Event::new(
+            "tx",
+            &[
+                ("fee", body.fee.to_string()),
+                ("fee_payer", sender.clone()),
+                ("acc_seq", format!("{sender}/{}", body.nonce)),
+            ],
+        ),
+    ]
+}
+
+impl Application for BankApp {
+    fn info(&self) -> Result<AppInfo, AppError> {
+        match self.store.latest_version()? {
+            None => Ok(AppInfo {
+                last_height: None,
+                last_app_hash: Hash::ZERO,
+            }),
+            Some(v) => Ok(AppInfo {
+                last_height: Some(v),
+                last_app_hash: Hash(self.store.root(v)?),
+            }),
+        }
+    }
+
+    fn init_chain(
+        &mut self,
+        initial_height: u64,
+        app_state: &serde_json::Value,
+    ) -> Result<Hash, AppError> {
+        if initial_height == 0 {
+            return Err(AppError::BadInitialHeight);
+        }
+        if let Some(height) = self.store.latest_version()? {
+            return Err(AppError::AlreadyInitialized { height });
+        }
+        let genesis = BankGenesis::from_json(app_state)?;
+        let writes: Vec<Write> = genesis
+            .accounts
+            .iter()
+            .map(|(address, account)| (account_key(address), Some(account.to_bytes())))
+            .collect();
+        let root = self.store.apply_batch(initial_height - 1, writes)?;
+        self.pending = None;
+        Ok(Hash(root))
+    }
+
+    fn check_tx(&self, tx: &Tx) -> CheckTxResult {
+        let transfer = match decode_transfer(tx) {
+            Ok(t) => t,
+            Err(f) => return CheckTxResult::rejected(f.code.as_u32(), f.log),
+        };
+        let body = transfer.body();
+        if let Err(e) = transfer.verify() {
+            return CheckTxResult::rejected(TxCode::BadSignature.as_u32(), e.to_string());
+        }
+        let latest = match self.store.latest_version() {
+            Ok(Some(v)) => v,
+            Ok(None) => return CheckTxResult::rejected(TxCode::Internal.as_u32(), "no state yet"),
+            Err(e) => return CheckTxResult::rejected(TxCode::Internal.as_u32(), e.to_string()),
+        };
+        let account = match read_account(&self.store, &body.sender(), latest) {
+            Ok(a) => a,
+            Err(e) => return CheckTxResult::rejected(TxCode::Internal.as_u32(), e.to_string()),
+        };
+        match check_transfer(body, &self.config.chain_id, &account, NonceRule::Mempool) {
+            Err(f) => CheckTxResult::rejected(f.code.as_u32(), f.log),
+            Ok(_) => CheckTxResult {
+                code: CODE_OK,
+                log: String::new(),
+                gas_wanted: body.gas_limit,
+                gas_used: TRANSFER_GAS,
+                sender: Some(body.sender()),
+                nonce: body.nonce,
+                priority: u64::try_from(body.fee).unwrap_or(u64::MAX),
+            },
+        }
+    }
+
+    /// Keeps, in the given order, the transactions that would execute successfully on top of the last
+    /// committed state and of the transactions kept before them, within `max_bytes` and
+    /// [`MAX_BLOCK_TXS`]. Signatures are not re-verified (the mempool admitted these through
+    /// `check_tx`); a bad one would still fail, harmlessly, in `finalize_block`.
+    fn prepare_proposal(&self, txs: Vec<Tx>, max_bytes: usize) -> Vec<Tx> {
+        let Ok(Some(latest)) = self.store.latest_version() else {
+            return Vec::new();
+        };
+        let mut overlay = Overlay::new(&self.store, latest);
+        let mut chosen = Vec::new();
+        let mut used_bytes: usize = 0;
+        for tx in txs {
+            if chosen.len() >= MAX_BLOCK_TXS {
+                break;
+            }
+            let size = tx.as_bytes().len().saturating_add(4);
+            if used_bytes.saturating_add(size) > max_bytes {
+                continue;
+            }
+            let Ok(transfer) = decode_transfer(&tx) else {
+                continue;
+            };
+            let body = transfer.body();
+            let Ok(sender) = overlay.account(&body.sender()) else {
+                return chosen;
+            };
+            let Ok(checked) =
+                check_transfer(body, &self.config.chain_id, &sender, NonceRule::Exact)
+            else {
+                continue;
+            };
+            // The fee goes to the proposer at execution; the simulation credits it nowhere, which can
+            // only understate a balance (so it never includes a transaction that would then fail).
+            match overlay.apply(&checked, body.amount, 0, &checked.sender) {
+                Ok(Ok(())) => {
+                    used_bytes += size;
+                    chosen.push(tx);
+                }
+                Ok(Err(_)) => continue,
+                Err(_) => return chosen,
+            }
+        }
+        chosen
+    }
+
+    /// Accepts a block for this chain at the next height whose header carries the current app hash and
+    /// whose transactions all decode as bank transactions for this chain. Signatures, nonces and funds
+    /// are checked at execution (a failing transaction is recorded with its code).
+    fn process_proposal(&self, block: &Block) -> ProposalVerdict {
+        let reject = |reason: String| ProposalVerdict::Reject { reason };
+        let latest = match self.check_block_position(block) {
+            Ok(v) => v,
+            Err(e) => return reject(e.to_string()),
+        };
+        match self.store.root(latest) {
+            Ok(root) if Hash(root) == block.header().app_hash => {}
+            Ok(root) => {
+                return reject(format!(
+                    "header app_hash {} but the state after height {latest} is {}",
+                    block.header().app_hash,
+                    Hash(root)
+                ))
+            }
+            Err(e) => return reject(e.to_string()),
+        }
+        for (index, tx) in block.txs().iter().enumerate() {
+            match decode_transfer(tx) {
+                Err(f) => return reject(format!("tx #{index}: {}", f.log)),
+                Ok(t) if t.body().chain_id != self.config.chain_id => {
+                    return reject(format!("tx #{index}: for chain {}", t.body().chain_id))
+                }
+                Ok(_) => {}
+            }
+        }
+        ProposalVerdict::Accept
+    }
+
+    fn finalize_block(&mut self, block: &Block) -> Result<FinalizeResult, AppError> {
+        let latest = self.check_block_position(block)?;
+        let decoded: Vec<Result<SignedTransfer, TxFailure>> =
+            block.txs().iter().map(decode_transfer).collect();
+        let good_signature = verify_signatures(&decoded);
+        let fee_recipient = block.header().proposer_address;
+        let mut overlay = Overlay::new(&self.store, latest);
+        let mut tx_results = Vec::with_capacity(decoded.len());
+        for (entry, signature_ok) in decoded.into_iter().zip(good_signature) {
+            let transfer = match entry {
+                Ok(t) => t,
+                Err(f) => {
+                    tx_results.push(failed(f, 0));
+                    continue;
+                }
+            };
+            let body = transfer.body();
+            if !signature_ok {
+                let f = TxFailure {
+                    code: TxCode::BadSignature,
+                    log: format!("signature does not verify for {}", body.sender()),
+                };
+                tx_results.push(failed(f, body.gas_limit));
+                continue;
+            }
+            let sender = overlay.account(&body.sender())?;
+            let checked =
+                match check_transfer(body, &self.config.chain_id, &sender, NonceRule::Exact) {
+                    Ok(c) => c,
+                    Err(f) => {
+                        tx_results.push(failed(f, body.gas_limit));
+                        continue;
+                    }
+                };
+            match overlay.apply(&checked, body.amount, body.fee, &fee_recipient)? {
+                Err(f) => tx_results.push(failed(f, body.gas_limit)),
+                Ok(()) => tx_results.push(TxResult {
+                    code: CODE_OK,
+                    log: String::new(),
+                    gas_wanted: body.gas_limit,
+                    gas_used: TRANSFER_GAS,
+                    events: transfer_events(&transfer),
+                }),
+            }
+        }
+        let writes = overlay.into_writes();
+        let app_hash = preview_root(&self.store, latest, &writes)?;
+        self.pending = Some(Pending {
+            height: block.height().0,
+            block: encode(block),
+            writes,
+            app_hash,
+        });
+        Ok(FinalizeResult {
+            tx_results,
+            events: Vec::new(),
+            app_hash,
+        })
+    }
+
+    fn commit(&mut self, commit_bytes: Vec<u8>) -> Result<Hash, AppError> {
+        let pending = self.pending.take().ok_or(AppError::OutOfOrder {
+            reason: "commit without a finalized block",
+        })?;
+        let root = self.store.commit_block(BlockCommit {
+            height: pending.height,
+            writes: pending.writes,
+            block: pending.block,
+            commit: commit_bytes,
+        })?;
+        let committed = Hash(root);
+        if committed != pending.app_hash {
+            return Err(AppError::RootMismatch {
+                announced: pending.app_hash,
+                committed,
+            });
+        }
+        Ok(committed)
+    }
+
+    fn query(&self, path: &str, data: &[u8], height: u64, prove: bool) -> QueryResult {
+        self.query_inner(path, data, height, prove)
+    }
+}

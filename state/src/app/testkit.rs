@@ -1,0 +1,108 @@
+//! Helpers to build structurally valid chains of blocks without running consensus: for tests,
+//! benchmarks and tools that drive an [`super::Application`] directly.
+//!
+//! The commits built here carry no signatures (the application never checks them; consensus does).
+
+use basalt_consensus::types::{
+    encode, Address, Block, BlockError, BlockId, ChainId, Commit, Hash, Header, PrivateKey, Tx,
+    TxError,
+};
+use basalt_consensus::{Height, Round};
+
+use crate::bank::TransferBody;
+
+/// Builds consecutive blocks of one chain.
+#[derive(Clone, Debug)]
+pub struct ChainBuilder {
+    chain_id: ChainId,
+    proposer: Address,
+    next_height: u64,
+    last: Option<BlockId>,
+    last_results_hash: Hash,
+}
+
+impl ChainBuilder {
+    /// A builder whose first block is at `initial_height`, proposed by `proposer`.
+    pub fn new(chain_id: ChainId, initial_height: u64, proposer: Address) -> ChainBuilder {
+        ChainBuilder {
+            chain_id,
+            proposer,
+            next_height: initial_height,
+            last: None,
+            last_results_hash: Hash::ZERO,
+        }
+    }
+
+    /// Height of the next block.
+    pub fn next_height(&self) -> u64 {
+        self.next_height
+    }
+
+    /// Sets the `last_results_hash` the next block will carry.
+    pub fn set_last_results_hash(&mut self, hash: Hash) {
+        self.last_results_hash = hash;
+    }
+
+    /// The next block, carrying `app_hash` (the application's hash after the previous block) and
+    /// `txs`; advances the builder.
+    pub fn block(&mut self, app_hash: Hash, txs: Vec<Tx>) -> Result<Block, BlockError> {
+        let height = Height(self.next_height);
+        let last_commit = self.last.map(|block_id| Commit {
+            height: Height(self.next_height.saturating_sub(1)),
+            round: Round(0),
+            block_id,
+            signatures: Vec::new(),
+        });
+        let (data_hash, evidence_hash, last_commit_hash) =
+            Block::content_hashes(&txs, &[], last_commit.as_ref());
+        let header = Header {
+            chain_id: self.chain_id.clone(),
+            height,
+            time_ms: 1_700_000_000_000u64.saturating_add(self.next_height.saturating_mul(1000)),
+            last_block_id: self.last,
+            last_commit_hash,
+            data_hash,
+            validators_hash: Hash::ZERO,
+            next_validators_hash: Hash::ZERO,
+            app_hash,
+            last_results_hash: self.last_results_hash,
+            evidence_hash,
+            proposer_address: self.proposer,
+        };
+        let block = Block::new(header, txs, Vec::new(), last_commit)?;
+        self.last = Some(block.id());
+        self.next_height = self.next_height.saturating_add(1);
+        Ok(block)
+    }
+
+    /// Encoded (signature-less) commit for `block`, as passed to [`super::Application::commit`].
+    pub fn commit_bytes(block: &Block) -> Vec<u8> {
+        encode(&Commit {
+            height: block.height(),
+            round: Round(0),
+            block_id: block.id(),
+            signatures: Vec::new(),
+        })
+    }
+}
+
+/// A signed transfer transaction from `key`.
+pub fn transfer_tx(
+    key: &PrivateKey,
+    chain_id: &ChainId,
+    to: Address,
+    amount: u128,
+    fee: u128,
+    nonce: u64,
+) -> Result<Tx, TxError> {
+    let body = TransferBody {
+        chain_id: chain_id.clone(),
+        from: key.public_key(),
+        to,
+        amount,
+        fee,
+        nonce,
+        gas_limit: crate::bank::TRANSFER_GAS,
+    };
+    Tx::new(body.sign(key).to_tx_bytes())
+}

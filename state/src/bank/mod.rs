@@ -1,0 +1,350 @@
+//! The bank module: accounts (balance and nonce), genesis allocations and signed transfers.
+//!
+//! # State layout (ICS-24 style paths in the Merkle state)
+//!
+//! | key | value |
+//! |---|---|
+//! | `bank/accounts/<address>` | [`Account`], Borsh: `balance` u128 LE (16 bytes) ‖ `nonce` u64 LE (8 bytes) |
+//!
+//! `<address>` is the 20-byte account address in **lower-case hex** (40 characters); an account's address
+//! is the first 20 bytes of BLAKE2s-256 of its ed25519 public key ([`Address::from_public_key`], the same
+//! derivation as validator addresses). One record per account keeps a transfer at three leaf updates
+//! (sender, recipient, fee recipient). Accounts are never deleted: a zero balance stays recorded because
+//! its nonce must survive (replay protection).
+//!
+//! # Rules
+//!
+//! - Total supply is fixed at genesis and must fit in a `u128`; transfers and fees only move value, so
+//!   no balance can overflow (credits still use checked arithmetic and fail the transaction if they
+//!   ever would).
+//! - A transfer executes iff its signature verifies, its chain id is the chain's, its nonce equals the
+//!   sender's account nonce, its gas limit covers [`TRANSFER_GAS`] and the sender's balance covers
+//!   `amount + fee`. It then debits `amount + fee`, increments the sender's nonce, credits `amount` to the
+//!   recipient and `fee` to the block proposer's account.
+//! - A failed transfer changes **nothing** (no fee, no nonce increment); it is recorded with a non-zero
+//!   [`TxCode`].
+//! - The mempool check ([`check_transfer`] with [`NonceRule::Mempool`]) accepts a nonce from the account
+//!   nonce up to `account nonce + NONCE_WINDOW - 1`, so a client can queue a few transfers ahead; the
+//!   balance check there is against the last committed state only.
+
+pub mod genesis;
+pub mod tx;
+
+use std::collections::BTreeMap;
+
+use basalt_consensus::types::{Address, ChainId};
+use borsh::{BorshDeserialize, BorshSerialize};
+
+use crate::error::StateError;
+use crate::store::{StateStore, Write};
+
+pub use genesis::{BankGenesis, GenesisAccount, GenesisError};
+pub use tx::{
+    BankTx, SignedTransfer, TransferBody, TxDecodeError, MAX_BANK_TX_BYTES, MAX_GAS_LIMIT,
+    TRANSFER_GAS, TRANSFER_SIGN_DOMAIN,
+};
+
+/// Prefix of every account key.
+pub const ACCOUNT_KEY_PREFIX: &str = "bank/accounts/";
+
+/// How far ahead of the account nonce the mempool check accepts a nonce.
+pub const NONCE_WINDOW: u64 = 16;
+
+/// The state key of an account: `bank/accounts/<lower-case hex address>`.
+pub fn account_key(address: &Address) -> Vec<u8> {
+    let mut key = Vec::with_capacity(ACCOUNT_KEY_PREFIX.len() + 40);
+    key.extend_from_slice(ACCOUNT_KEY_PREFIX.as_bytes());
+    key.extend_from_slice(hex::encode(address.0).as_bytes());
+    key
+}
+
+/// An account record.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
+pub struct Account {
+    /// Spendable balance.
+    pub balance: u128,
+    /// Number of transfers this account has sent; the next transfer must carry it.
+    pub nonce: u64,
+}
+
+/// Encoded size of an [`Account`].
+pub const ACCOUNT_BYTES: usize = 24;
+
+impl Account {
+    /// The record's bytes (what the Merkle state stores and proves).
+    pub fn to_bytes(&self) -> Vec<u8> {
+        basalt_consensus::types::encode(self)
+    }
+
+    /// Decodes a record read from the state; anything but exactly 24 bytes is corruption.
+    pub fn from_bytes(bytes: &[u8]) -> Result<Account, BankError> {
+        if bytes.len() != ACCOUNT_BYTES {
+            return Err(BankError::CorruptAccount {
+                len: bytes.len(),
+                expected: ACCOUNT_BYTES,
+            });
+        }
+        borsh::from_slice(bytes).map_err(|_| BankError::CorruptAccount {
+            len: bytes.len(),
+            expected: ACCOUNT_BYTES,
+        })
+    }
+}
+
+/// Errors of the bank that are not a transaction's fault (storage, corruption).
+#[derive(Debug, thiserror::Error)]
+pub enum BankError {
+    /// The state store failed.
+    #[error("state store: {source}")]
+    Store {
+        /// The store's error.
+        #[from]
+        source: StateError,
+    },
+    /// An account record in the state has the wrong size.
+    #[error("corrupt account record: {len} bytes, expected {expected}")]
+    CorruptAccount {
+        /// Length found.
+        len: usize,
+        /// Length expected.
+        expected: usize,
+    },
+}
+
+/// Result codes of bank transactions (0 is success; CometBFT's convention).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[repr(u32)]
+pub enum TxCode {
+    /// Executed.
+    Ok = 0,
+    /// The bytes are not a bank transaction (too large, malformed, invalid body).
+    Decode = 1,
+    /// The transaction is for another chain.
+    WrongChainId = 2,
+    /// The signature does not verify.
+    BadSignature = 3,
+    /// The nonce is not the account's (replayed, or too far ahead).
+    BadNonce = 4,
+    /// Balance below `amount + fee`, or `amount + fee` overflows.
+    InsufficientFunds = 5,
+    /// A credit would overflow (impossible while supply fits in u128; checked anyway).
+    Overflow = 6,
+    /// The gas limit does not cover the transfer's gas.
+    OutOfGas = 7,
+    /// The application could not read its state (the node should stop; not a tx fault).
+    Internal = 99,
+}
+
+impl TxCode {
+    /// The numeric code.
+    pub fn as_u32(self) -> u32 {
+        self as u32
+    }
+}
+
+/// Which nonce a check accepts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum NonceRule {
+    /// Exactly the account nonce (block execution).
+    Exact,
+    /// From the account nonce to `account nonce + NONCE_WINDOW - 1` (mempool admission).
+    Mempool,
+}
+
+/// A transfer that passed every check, with the records it will write.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CheckedTransfer {
+    /// Sender's address.
+    pub sender: Address,
+    /// Sender's record after the transfer.
+    pub sender_after: Account,
+    /// Recipient's address.
+    pub recipient: Address,
+    /// `amount + fee`.
+    pub debit: u128,
+}
+
+/// A transaction failure: code and a human-readable log.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TxFailure {
+    /// Non-zero code.
+    pub code: TxCode,
+    /// Why.
+    pub log: String,
+}
+
+impl TxFailure {
+    fn new(code: TxCode, log: impl Into<String>) -> TxFailure {
+        TxFailure {
+            code,
+            log: log.into(),
+        }
+    }
+}
+
+/// The checks every transfer must pass, except the signature (verified separately, possibly batched):
+/// chain id, gas, nonce (per `rule`) and funds, against `sender_account`.
+pub fn check_transfer(
+    body: &TransferBody,
+    chain_id: &ChainId,
+    sender_account: &Account,
+    rule: NonceRule,
+) -> Result<CheckedTransfer, TxFailure> {
+    if &body.chain_id != chain_id {
+        return Err(TxFailure::new(
+            TxCode::WrongChainId,
+            format!(
+                "transaction is for chain {}, this is {}",
+                body.chain_id, chain_id
+            ),
+        ));
+    }
+    if body.gas_limit < TRANSFER_GAS {
+        return Err(TxFailure::new(
+            TxCode::OutOfGas,
+            format!(
+                "gas limit {} below the transfer's {}",
+                body.gas_limit, TRANSFER_GAS
+            ),
+        ));
+    }
+    let nonce_ok = match rule {
+        NonceRule::Exact => body.nonce == sender_account.nonce,
+        NonceRule::Mempool => {
+            body.nonce >= sender_account.nonce && body.nonce - sender_account.nonce < NONCE_WINDOW
+        }
+    };
+    if !nonce_ok {
+        return Err(TxFailure::new(
+            TxCode::BadNonce,
+            format!(
+                "nonce {} but the account's is {}",
+                body.nonce, sender_account.nonce
+            ),
+        ));
+    }
+    let debit = body
+        .amount
+        .checked_add(body.fee)
+        .ok_or_else(|| TxFailure::new(TxCode::InsufficientFunds, "amount + fee overflows"))?;
+    let balance = sender_account.balance.checked_sub(debit).ok_or_else(|| {
+        TxFailure::new(
+            TxCode::InsufficientFunds,
+            format!(
+                "balance {} below amount + fee {}",
+                sender_account.balance, debit
+            ),
+        )
+    })?;
+    let nonce = sender_account
+        .nonce
+        .checked_add(1)
+        .ok_or_else(|| TxFailure::new(TxCode::BadNonce, "nonce exhausted"))?;
+    Ok(CheckedTransfer {
+        sender: body.sender(),
+        sender_after: Account { balance, nonce },
+        recipient: body.to,
+        debit,
+    })
+}
+
+/// Reads an account at a committed version (absent = zero balance, nonce 0).
+pub fn read_account(
+    store: &StateStore,
+    address: &Address,
+    version: u64,
+) -> Result<Account, BankError> {
+    match store.get(&account_key(address), version)? {
+        Some(bytes) => Account::from_bytes(&bytes),
+        None => Ok(Account::default()),
+    }
+}
+
+/// The accounts a block touches, on top of a committed version: reads fall through to the store, writes
+/// stay here until [`Overlay::into_writes`]. Ordered by address, so the write set is deterministic.
+#[derive(Debug)]
+pub struct Overlay<'a> {
+    store: &'a StateStore,
+    version: u64,
+    /// Records read from the store (absent accounts as the default record).
+    read: BTreeMap<Address, Account>,
+    /// Records written by applied transfers: the block's write set.
+    written: BTreeMap<Address, Account>,
+}
+
+impl<'a> Overlay<'a> {
+    /// An empty overlay over `version` of `store`.
+    pub fn new(store: &'a StateStore, version: u64) -> Overlay<'a> {
+        Overlay {
+            store,
+            version,
+            read: BTreeMap::new(),
+            written: BTreeMap::new(),
+        }
+    }
+
+    /// The account as of the overlay (pending writes included).
+    pub fn account(&mut self, address: &Address) -> Result<Account, BankError> {
+        if let Some(account) = self.written.get(address).or_else(|| self.read.get(address)) {
+            return Ok(*account);
+        }
+        let account = read_account(self.store, address, self.version)?;
+        self.read.insert(*address, account);
+        Ok(account)
+    }
+
+    /// Applies a checked transfer: debits the sender, credits the recipient and the fee recipient.
+    /// All-or-nothing: nothing is written unless every credit fits.
+    pub fn apply(
+        &mut self,
+        checked: &CheckedTransfer,
+        amount: u128,
+        fee: u128,
+        fee_recipient: &Address,
+    ) -> Result<Result<(), TxFailure>, BankError> {
+        let overflow = || TxFailure::new(TxCode::Overflow, "credit overflows the balance");
+        let mut staged: Vec<(Address, Account)> = Vec::with_capacity(3);
+        staged.push((checked.sender, checked.sender_after));
+        for (to, credit) in [(checked.recipient, amount), (*fee_recipient, fee)] {
+            if credit == 0 {
+                continue;
+            }
+            // Read through what is already staged (the recipient may be the sender or the proposer).
+            let current = match staged.iter().find(|(a, _)| *a == to) {
+                Some((_, acc)) => *acc,
+                None => self.account(&to)?,
+            };
+            let Some(balance) = current.balance.checked_add(credit) else {
+                return Ok(Err(overflow()));
+            };
+            let updated = Account { balance, ..current };
+            match staged.iter_mut().find(|(a, _)| *a == to) {
+                Some(slot) => slot.1 = updated,
+                None => staged.push((to, updated)),
+            }
+        }
+        for (address, account) in staged {
+            self.written.insert(address, account);
+        }
+        Ok(Ok(()))
+    }
+
+    /// Number of accounts written.
+    pub fn len(&self) -> usize {
+        self.written.len()
+    }
+
+    /// Whether no account was written.
+    pub fn is_empty(&self) -> bool {
+        self.written.is_empty()
+    }
+
+    /// The write set: every account written by an applied transfer, in address order. Accounts only
+    /// read (e.g. by failed transfers) are not written, so failures leave the state untouched.
+    pub fn into_writes(self) -> Vec<Write> {
+        self.written
+            .into_iter()
+            .map(|(address, account)| (account_key(&address), Some(account.to_bytes())))
+            .collect()
+    }
+}
