@@ -46,9 +46,10 @@ fn genesis_json(n: u32, balance: u128) -> serde_json::Value {
 }
 
 struct Node {
-    _dir: tempfile::TempDir,
+    // Fields drop in order: close the database before deleting its directory.
     app: BankApp,
     chain: ChainBuilder,
+    _dir: tempfile::TempDir,
 }
 
 impl Node {
@@ -484,11 +485,12 @@ fn example_transaction_bytes_are_stable() {
     println!("sign bytes:     {}", hex::encode(&sign_bytes));
     println!("tx bytes:       {}", hex::encode(&bytes));
     assert_eq!(bytes.len(), 1 + 4 + 8 + 32 + 20 + 16 + 16 + 8 + 8 + 64);
+    assert_eq!(key.public_key().address().to_hex_upper(), "D8CA521A7ED9263464A2D969599AC3301403A61D");
     assert_eq!(hex::encode(&bytes), EXAMPLE_TX_HEX);
     assert_eq!(BankTx::decode(&bytes).unwrap(), BankTx::Transfer(signed));
 }
 
-const EXAMPLE_TX_HEX: &str = "";
+const EXAMPLE_TX_HEX: &str = "0008000000626173616c742d318a88e3dd7409f195fd52db2d3cba5d72ca6709bf1d94121bf3748801b40f6f5c2222222222222222222222222222222222222222e80300000000000000000000000000000a0000000000000000000000000000000000000000000000e803000000000000701b3b9ba770c89d9ab1040705b6336c001609aa12f31db725c0dadb8bfc42f60624db660f4e6cadd2aa051aba6d5d11809e148ba2151c42c5e2bf7b1782510c";
 
 #[test]
 fn decoding_is_strict() {
