@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # Installs the system packages a fresh Debian/Ubuntu machine lacks for building and testing Basalt.
-# RocksDB's Rust bindings need libclang (bindgen) and a C++ compiler.
+# RocksDB's Rust bindings need libclang (bindgen) and a C++ compiler. git: node/build.rs embeds the commit and
+# the reproducible-build scripts clone; binutils: readelf/objcopy/strings of scripts/check-build-info.sh and
+# scripts/reproducible-build.sh; ca-certificates: cargo's downloads from crates.io over TLS.
 set -euo pipefail
 missing=()
-for pkg in libclang-dev g++ make; do
+for pkg in libclang-dev g++ make git binutils ca-certificates; do
   dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")
 done
 if [ "${#missing[@]}" -gt 0 ]; then

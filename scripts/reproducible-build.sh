@@ -6,6 +6,9 @@
 #   REPRO_TARGET_BASE  parent of the two fresh target dirs (default: /var/cache/basalt if it exists,
 #                      else the work dir); they are deleted first and kept afterwards for inspection
 #   REPRO_KEEP=1       keep the temporary clones, homes and cargo homes even on success
+#   REPRO_ENV          extra NAME=VALUE words passed to BOTH builds alike, and printed with the result; e.g.
+#                      REPRO_ENV=ROCKSDB_LIB_DIR=/nonexistent skips RocksDB's C++ build, which is valid only
+#                      while the binary does not link RocksDB (docs/REPRODUCIBLE_BUILDS.md); not the recipe
 #
 # The two builds differ in: absolute source dir (and its length), time, HOME, TMPDIR, CARGO_HOME (the
 # second one is seeded from the first's registry cache, so it needs no network), target dir, TZ, umask.
@@ -18,6 +21,12 @@ rev="$(git -C "$repo" rev-parse --verify "${1:-HEAD}^{commit}")"
 
 die() { echo "reproducible-build: $*" >&2; exit 1; }
 log() { echo "reproducible-build [$(date -u +%H:%M:%S)]: $*"; }
+
+extra_env=()
+read -r -a extra_env <<<"${REPRO_ENV:-}"
+for kv in "${extra_env[@]}"; do
+  [[ "$kv" =~ ^[A-Za-z_][A-Za-z0-9_]*= ]] || die "REPRO_ENV: '$kv' is not NAME=VALUE"
+done
 
 # Captured before HOME changes: rustup finds its toolchains through RUSTUP_HOME, which defaults to ~.
 cargo_home_a="$(cd "${CARGO_HOME:-$HOME/.cargo}" && pwd -P)"
@@ -65,13 +74,13 @@ build() {
   local name="$1" src="$2" home="$3" tmp="$4" chome="$5" target="$6" tz="$7" mask="$8"
   rm -rf "$target"
   mkdir -p "$target"
-  log "build $name: source $src, CARGO_HOME $chome, target $target, TZ $tz, umask $mask"
+  log "build $name: source $src, CARGO_HOME $chome, target $target, TZ $tz, umask $mask${extra_env[*]:+, extra env: ${extra_env[*]}}"
   local start=$SECONDS
   (
     umask "$mask"
     cd "$src"
     env -i "${passthrough[@]}" HOME="$home" TMPDIR="$tmp" CARGO_HOME="$chome" RUSTUP_HOME="$rustup_home" \
-      CARGO_TARGET_DIR="$target" TZ="$tz" LANG=C.UTF-8 \
+      CARGO_TARGET_DIR="$target" TZ="$tz" LANG=C.UTF-8 "${extra_env[@]}" \
       bash scripts/build-release.sh
   ) >"$work/build-$name.log" 2>&1 || { tail -n 40 "$work/build-$name.log" >&2; die "build $name failed (log: $work/build-$name.log)"; }
   log "build $name: done in $((SECONDS - start)) s"
@@ -87,6 +96,7 @@ bin_b="$target_b/$host/release/basalt"
 sum_a="$(sha256sum "$bin_a" | cut -d' ' -f1)"
 sum_b="$(sha256sum "$bin_b" | cut -d' ' -f1)"
 echo "commit $rev"
+if [ "${#extra_env[@]}" -gt 0 ]; then echo "extra environment (REPRO_ENV, both builds): ${extra_env[*]}"; fi
 echo "a: $sum_a  $bin_a"
 echo "b: $sum_b  $bin_b"
 
