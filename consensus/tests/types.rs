@@ -98,9 +98,10 @@ fn block_roundtrips_and_hash_commits_to_contents() {
 #[test]
 fn sign_bytes_are_domain_separated() {
     let other = ChainId::new("other-chain").unwrap();
-    let id = Some(BlockId {
+    let block_id = BlockId {
         hash: Hash::digest(b"b"),
-    });
+    };
+    let id = Some(block_id);
     let vote = |t, h, r| Vote {
         vote_type: t,
         height: Height(h),
@@ -113,7 +114,7 @@ fn sign_bytes_are_domain_separated() {
     assert_ne!(base, vote(VoteType::Precommit, 1, 0).sign_bytes(&chain()));
     assert_ne!(base, vote(VoteType::Prevote, 2, 0).sign_bytes(&chain()));
     assert_ne!(base, vote(VoteType::Prevote, 1, 1).sign_bytes(&chain()));
-    let proposal = Proposal::new(Height(1), Round(0), None, id.unwrap()).unwrap();
+    let proposal = Proposal::new(Height(1), Round(0), None, block_id).unwrap();
     assert_ne!(base, proposal.sign_bytes(&chain()));
     // A signature over a vote does not verify as a proposal signature.
     let (set, ks) = set_and_keys(&[1]);

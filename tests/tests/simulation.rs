@@ -19,7 +19,11 @@ fn sweep(family: Family, first_seed: u64) -> Vec<sim::SimReport> {
     let mut failures = Vec::new();
     let mut reports = Vec::new();
     for seed in first_seed..first_seed + count {
+        let started = std::time::Instant::now();
         let report = sim::run(SimConfig::random(family, seed));
+        if started.elapsed().as_secs() >= 5 {
+            eprintln!("slow run ({:?}): {}", started.elapsed(), report.summary());
+        }
         if !report.violations.is_empty() {
             failures.push(report.summary());
         }
@@ -117,6 +121,9 @@ fn replay() {
     let expect_violation = config.partition_forever;
     let report = sim::run(config);
     eprintln!("{}\ntrace hash {}", report.summary(), report.trace_hash);
+    for line in report.record.notes.iter().chain(&report.final_states) {
+        eprintln!("  {line}");
+    }
     assert_eq!(
         !report.violations.is_empty(),
         expect_violation,

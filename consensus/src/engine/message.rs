@@ -22,6 +22,14 @@ pub enum ConsensusMessage {
         /// +2/3 precommits for it.
         commit: Commit,
     },
+    /// Where the sender is (unauthenticated, a hint only): a peer that is ahead answers a sender that is
+    /// behind with the [`ConsensusMessage::Decision`] it is missing. The engine itself ignores it.
+    Status {
+        /// The sender's current height.
+        height: crate::Height,
+        /// The sender's current round.
+        round: crate::Round,
+    },
 }
 
 impl ConsensusMessage {
@@ -42,6 +50,7 @@ impl ConsensusMessage {
             ConsensusMessage::Proposal(p) => p.signed.proposal.height(),
             ConsensusMessage::Vote(v) => v.vote.height,
             ConsensusMessage::Decision { block, .. } => block.height(),
+            ConsensusMessage::Status { height, .. } => *height,
         }
     }
 }

@@ -78,7 +78,7 @@ impl Default for EngineConfig {
 }
 
 /// Inputs from the edge.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum EngineInput {
     /// A message from a peer, or one of our own signed messages fed back.
     Message(ConsensusMessage),
@@ -206,6 +206,8 @@ pub struct Engine {
     driver: Driver<BasaltContext, Proposers>,
     /// Blocks of this height's proposals (ours and the kept one per round), by id.
     blocks: BTreeMap<BlockId, Block>,
+    /// The first accepted proposal message of each round (bounded by the round window), for re-gossip.
+    proposals: BTreeMap<Round, ProposalMessage>,
     /// Messages for the next height, replayed when it starts.
     next_height: VecDeque<ConsensusMessage>,
     /// The decision of this height, once made.
@@ -238,6 +240,7 @@ impl Engine {
             validators,
             driver,
             blocks: BTreeMap::new(),
+            proposals: BTreeMap::new(),
             next_height: VecDeque::new(),
             decided: None,
             votes: BTreeMap::new(),
@@ -287,6 +290,7 @@ impl Engine {
         let old_votes = std::mem::take(&mut self.votes);
         self.previous = Some((old_height, old_validators, old_votes));
         self.blocks.clear();
+        self.proposals.clear();
         self.decided = None;
         let mut outputs = self.start()?;
         let buffered: Vec<ConsensusMessage> = self.next_height.drain(..).collect();
@@ -325,6 +329,41 @@ impl Engine {
         self.decided.as_ref()
     }
 
+    /// What this node should periodically re-gossip so that, after the network stabilises, every honest
+    /// node gets what it needs to make progress (the "gossip" Tendermint's liveness assumes; CometBFT's
+    /// gossip routines send the same): the proposals of the current round and of the rounds that justify
+    /// a re-proposal, and the prevotes of those rounds (the proof-of-lock a re-proposal carries). Votes of
+    /// the current round are the sender's own business (each node re-gossips its own messages).
+    pub fn relay_messages(&self) -> Vec<ConsensusMessage> {
+        let state = self.driver.state();
+        let mut rounds: Vec<Round> = vec![self.round()];
+        rounds.extend(state.valid.as_ref().map(|v| v.round));
+        rounds.extend(state.locked.as_ref().map(|v| v.round));
+        let pol = self
+            .proposals
+            .get(&self.round())
+            .and_then(|p| p.signed.proposal.pol_round());
+        rounds.extend(pol);
+        rounds.sort();
+        rounds.dedup();
+        let mut out = Vec::new();
+        for round in rounds {
+            if let Some(p) = self.proposals.get(&round) {
+                out.push(ConsensusMessage::Proposal(p.clone()));
+            }
+            if round == self.round() {
+                continue;
+            }
+            for i in 0..self.validators.len() {
+                let index = ValidatorIndex(i as u32);
+                if let Some(v) = self.driver.votes().vote_of(round, VoteType::Prevote, index) {
+                    out.push(ConsensusMessage::Vote(v.clone()));
+                }
+            }
+        }
+        out
+    }
+
     /// Processes one input.
     pub fn handle(
         &mut self,
@@ -360,6 +399,9 @@ impl Engine {
         message: ConsensusMessage,
         validator: &mut dyn BlockValidator,
     ) -> Result<Vec<EngineOutput>, EngineError> {
+        if matches!(message, ConsensusMessage::Status { .. }) {
+            return Ok(Vec::new());
+        }
         let height = message.height();
         if let ConsensusMessage::Vote(signed) = &message {
             if self.previous.as_ref().is_some_and(|(h, _, _)| *h == height) {
@@ -378,6 +420,7 @@ impl Engine {
             ConsensusMessage::Vote(signed) => self.on_vote(signed),
             ConsensusMessage::Proposal(proposal) => self.on_proposal(proposal, validator),
             ConsensusMessage::Decision { block, commit } => self.on_decision(block, commit),
+            ConsensusMessage::Status { .. } => Ok(Vec::new()),
         }
     }
 
@@ -433,6 +476,8 @@ impl Engine {
         validator: &mut dyn BlockValidator,
     ) -> Result<Vec<EngineOutput>, EngineError> {
         let verified = self.validators.verify_proposal(&self.chain_id, message)?;
+        let round_of_message = verified.proposal().round();
+        let message_copy = verified.message().clone();
         let proposal = verified.proposal();
         self.check_block_header(verified.block(), proposal.height())?;
         let value = *proposal.block_id();
@@ -467,7 +512,11 @@ impl Engine {
                 self.blocks.remove(&value);
             }
         }
-        Ok(self.translate(result?))
+        let outputs = result?;
+        self.proposals
+            .entry(round_of_message)
+            .or_insert(message_copy);
+        Ok(self.translate(outputs))
     }
 
     fn on_decision(

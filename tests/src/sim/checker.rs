@@ -32,6 +32,8 @@ pub struct Record {
     pub double_sign_refusals: u64,
     /// Undecodable or invalid messages honest nodes rejected.
     pub rejected_messages: u64,
+    /// Diagnostic notes (signer refusals, rejected decisions) for replaying a failed seed.
+    pub notes: Vec<String>,
 }
 
 /// A property violation.
@@ -97,6 +99,8 @@ pub struct Expectations<'a> {
     pub gst_ms: u64,
     /// Max rounds per height after GST.
     pub round_bound: u32,
+    /// First height that certainly started after GST (the bound on rounds applies from it on).
+    pub first_height_after_gst: u64,
     /// Whether liveness is expected (not in the negative control).
     pub expect_liveness: bool,
 }
@@ -120,7 +124,7 @@ pub fn check(record: &Record, exp: &Expectations<'_>) -> Vec<Violation> {
                     block: *block,
                 });
             }
-            let started_after_gst = *time > exp.gst_ms + 5_000;
+            let started_after_gst = height.0 >= exp.first_height_after_gst && *time > exp.gst_ms;
             if exp.expect_liveness && started_after_gst && round.0 > exp.round_bound {
                 violations.push(Violation::TooManyRounds {
                     height: *height,

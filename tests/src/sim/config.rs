@@ -81,7 +81,7 @@ pub struct SimConfig {
     pub gst_ms: u64,
     /// Keep the last partition after GST (negative control only).
     pub partition_forever: bool,
-    /// Every honest node must reach this height...
+    /// Every honest node must decide this many heights beyond the highest honest height at GST...
     pub target_height: u64,
     /// ...by this time.
     pub deadline_ms: u64,
@@ -101,9 +101,9 @@ pub enum Family {
 impl SimConfig {
     /// A random configuration of `family` derived from `seed`.
     pub fn random(family: Family, seed: u64) -> SimConfig {
-        let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x5eed_ba5a_17);
+        let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x005e_edba_5a17);
         let n = [4usize, 7, 10][(rng.next_u32() % 3) as usize];
-        let unequal = rng.next_u32() % 2 == 0;
+        let unequal = rng.next_u32().is_multiple_of(2);
         let powers: Vec<u64> = (0..n)
             .map(|_| {
                 if unequal {
@@ -128,12 +128,12 @@ impl SimConfig {
             .filter(|i| !byzantine.iter().any(|(b, _)| b == i))
             .collect();
         let mut partitions = Vec::new();
-        if rng.next_u32() % 2 == 0 {
+        if rng.next_u32().is_multiple_of(2) {
             let at = rng.next_u64() % (gst_ms / 2);
             let mut a = Vec::new();
             let mut b = Vec::new();
             for i in 0..n {
-                if rng.next_u32() % 2 == 0 {
+                if rng.next_u32().is_multiple_of(2) {
                     a.push(i)
                 } else {
                     b.push(i)
@@ -144,7 +144,7 @@ impl SimConfig {
             partitions.push((heal, Partition::healed()));
         }
         let mut crashes = Vec::new();
-        if rng.next_u32() % 3 != 0 && !honest.is_empty() {
+        if !rng.next_u32().is_multiple_of(3) && !honest.is_empty() {
             let node = honest[(rng.next_u32() as usize) % honest.len()];
             let at_ms = rng.next_u64() % (gst_ms / 2);
             crashes.push(Crash {
@@ -154,7 +154,7 @@ impl SimConfig {
                 down_ms: 50 + rng.next_u64() % (gst_ms / 2),
             });
         }
-        let target_height = 4 + rng.next_u64() % 3;
+        let target_height = 3 + rng.next_u64() % 3;
         SimConfig {
             family: match family {
                 Family::Faults => "faults",

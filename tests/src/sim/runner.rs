@@ -23,7 +23,7 @@ use super::privval::{self, LastSigned};
 /// Genesis time of simulated chains (ms since the epoch).
 const GENESIS_TIME_MS: u64 = 1_700_000_000_000;
 /// Upper bound on processed events per run: a bug that floods the queue fails instead of hanging.
-const MAX_EVENTS: u64 = 3_000_000;
+const MAX_EVENTS: u64 = 1_000_000;
 
 /// The outcome of one run.
 #[derive(Debug)]
@@ -40,6 +40,8 @@ pub struct SimReport {
     pub events: u64,
     /// Simulated time at the end, ms.
     pub end_ms: u64,
+    /// Each node's final consensus position, for diagnosing a failed run.
+    pub final_states: Vec<String>,
 }
 
 impl SimReport {
@@ -125,6 +127,9 @@ struct Node {
     evidence_pool: Vec<DuplicateVoteEvidence>,
     /// Decisions already sent to (peer, height) since the last gossip tick.
     answered: BTreeSet<(NodeId, u64)>,
+    /// Hashes of messages already delivered at the current height: duplicates are dropped before any
+    /// signature work, as gossipsub's seen-cache does. Cleared at each new height (bounded by one height).
+    seen: BTreeSet<Hash>,
     /// Block builds requested during WAL replay, served after it.
     deferred_builds: Vec<(Height, Round)>,
     replaying: bool,
@@ -146,6 +151,8 @@ pub struct Sim {
     record: Record,
     trace: Hash,
     processed: u64,
+    /// Height every honest node must reach (set at GST).
+    target: u64,
 }
 
 impl Sim {
@@ -194,6 +201,7 @@ impl Sim {
                 own_messages: Vec::new(),
                 evidence_pool: Vec::new(),
                 answered: BTreeSet::new(),
+                seen: BTreeSet::new(),
                 deferred_builds: Vec::new(),
                 replaying: false,
             })
@@ -214,6 +222,7 @@ impl Sim {
             record: Record::default(),
             trace: Hash::ZERO,
             processed: 0,
+            target: u64::MAX,
         }
     }
 
@@ -234,7 +243,7 @@ impl Sim {
             self.processed += 1;
             self.trace_event(&event);
             self.dispatch(event);
-            if self.processed % 256 == 0 && self.all_honest_reached_target() {
+            if self.processed.is_multiple_of(256) && self.all_honest_reached_target() {
                 break;
             }
         }
@@ -299,7 +308,7 @@ impl Sim {
                 .nodes
                 .iter()
                 .filter(|n| n.behaviour.is_none())
-                .all(|n| n.persisted.chain.height() >= self.config.target_height)
+                .all(|n| n.persisted.chain.height() >= self.target)
     }
 
     fn dispatch(&mut self, event: Event) {
@@ -348,6 +357,16 @@ impl Sim {
             }
             Event::SetPartition(p) => self.partition = p,
             Event::Gst => {
+                // Liveness is judged from here: every honest node must decide `target_height` more heights
+                // beyond the highest honest height at GST.
+                let highest = self
+                    .nodes
+                    .iter()
+                    .filter(|n| n.behaviour.is_none())
+                    .map(|n| n.persisted.chain.height())
+                    .max()
+                    .unwrap_or(0);
+                self.target = highest + self.config.target_height;
                 self.link = LinkProfile::synchronous();
                 if !self.config.partition_forever {
                     self.partition = Partition::healed();
@@ -365,12 +384,20 @@ impl Sim {
     }
 
     fn crash(&mut self, node: NodeId, down_ms: u64) {
+        let note = format!(
+            "t={} node {node} crashed at height {} (wal {} entries)",
+            self.now_ms,
+            self.nodes[node].persisted.chain.height() + 1,
+            self.nodes[node].persisted.wal.len()
+        );
+        self.record.notes.push(note);
         let n = &mut self.nodes[node];
         n.crashed = true;
         n.crash_budget = None;
         n.incarnation += 1;
         n.engines.clear();
         n.own_messages.clear();
+        n.seen.clear();
         n.deferred_builds.clear();
         n.evidence_pool.clear();
         let at = self.now_ms + down_ms;
@@ -428,16 +455,13 @@ impl Sim {
         );
         self.with_node(id, |sim| {
             for side in 0..sides {
-                let outputs = match sim.nodes[id].engines[side].start() {
-                    Ok(o) => o,
-                    Err(_) => Vec::new(),
-                };
+                let outputs = sim.nodes[id].engines[side].start().unwrap_or_default();
                 sim.nodes[id].replaying = true;
                 sim.handle_outputs(id, side, outputs)?;
                 // Replay the WAL: the same inputs give the same outputs, so the signer hands back the same
                 // signatures and nothing conflicting is ever signed.
                 let wal = if side == 0 {
-                    std::mem::take(&mut sim.nodes[id].persisted.wal)
+                    sim.nodes[id].persisted.wal.clone()
                 } else {
                     Vec::new()
                 };
@@ -446,7 +470,16 @@ impl Sim {
                 }
                 sim.nodes[id].replaying = false;
                 let builds = std::mem::take(&mut sim.nodes[id].deferred_builds);
+                // A build whose block is already in the WAL was answered during the replay.
+                let answered = |round: Round, wal: &[EngineInput]| {
+                    wal.iter().any(
+                        |i| matches!(i, EngineInput::ProposeBlock { round: r, .. } if *r == round),
+                    )
+                };
                 for (height, round) in builds {
+                    if answered(round, &sim.nodes[id].persisted.wal) {
+                        continue;
+                    }
                     sim.build(id, side, height, round)?;
                 }
             }
@@ -481,8 +514,17 @@ impl Sim {
             _ => 0,
         };
         let height = self.nodes[to].engines[my_side].height();
+        if let ConsensusMessage::Status { height: theirs, .. } = message {
+            if theirs < height && node.behaviour.is_none() {
+                self.answer_with_decision(to, from, theirs);
+            }
+            return;
+        }
         if message.height() < height && node.behaviour.is_none() {
             self.answer_with_decision(to, from, message.height());
+            return;
+        }
+        if !self.nodes[to].seen.insert(Hash::digest(bytes)) {
             return;
         }
         let equivocation = self.equivocation_half(&message);
@@ -542,7 +584,11 @@ impl Sim {
         if self.nodes[id].engines.len() <= side {
             return Ok(false);
         }
-        if self.nodes[id].behaviour.is_none() {
+        // Write-ahead: the input is durable before it is processed. While replaying, the WAL already holds
+        // the input (replay never removes entries, so a crash during replay loses nothing); only an own
+        // message whose original feed-back was lost to the crash is new and gets appended.
+        let node = &self.nodes[id];
+        if node.behaviour.is_none() && !(node.replaying && node.persisted.wal.contains(&input)) {
             self.step(id)?;
             self.nodes[id].persisted.wal.push(input.clone());
         }
@@ -655,9 +701,11 @@ impl Sim {
             Some(Behaviour::SplitBrain) => txs.extend(Tx::new(vec![b's', side as u8]).ok()),
             _ => {}
         }
+        // Only evidence of heights already decided can be committed (as in CometBFT).
         let evidence: Vec<DuplicateVoteEvidence> = self.nodes[id]
             .evidence_pool
             .iter()
+            .filter(|e| e.height() < height)
             .take(10)
             .cloned()
             .collect();
@@ -684,8 +732,8 @@ impl Sim {
             self.step(id)?; // the sign state is persisted before the signature is used
             match privval::sign(&key, &mut self.nodes[id].persisted.last_signed, hrs, bytes) {
                 Ok(s) => s,
-                Err(_) => {
-                    self.record.double_sign_refusals += 1;
+                Err(e) => {
+                    self.refused(id, &e);
                     return Ok(());
                 }
             }
@@ -719,7 +767,7 @@ impl Sim {
                     if to == id {
                         continue;
                     }
-                    let (first, second) = if self.rng.next_u32() % 2 == 0 {
+                    let (first, second) = if self.rng.next_u32().is_multiple_of(2) {
                         (&signed, &other_signed)
                     } else {
                         (&other_signed, &signed)
@@ -767,8 +815,8 @@ impl Sim {
             self.step(id)?;
             match privval::sign(&key, &mut self.nodes[id].persisted.last_signed, hrs, bytes) {
                 Ok(s) => s,
-                Err(_) => {
-                    self.record.double_sign_refusals += 1;
+                Err(e) => {
+                    self.refused(id, &e);
                     return Ok(());
                 }
             }
@@ -825,6 +873,22 @@ impl Sim {
         self.publish(id, side, message)
     }
 
+    /// The signer refused. During WAL replay a *regression* is expected: the engine re-requests an earlier
+    /// step whose signed message is itself in the WAL and is replayed next (CometBFT behaves the same).
+    /// Anything else means the engine asked an honest signer for something conflicting.
+    fn refused(&mut self, id: NodeId, error: &privval::SignError) {
+        let expected =
+            self.nodes[id].replaying && matches!(error, privval::SignError::Regression { .. });
+        if !expected {
+            self.record.double_sign_refusals += 1;
+            let note = format!(
+                "t={} node {id} signer refused: {error} (replaying: {})",
+                self.now_ms, self.nodes[id].replaying
+            );
+            self.record.notes.push(note);
+        }
+    }
+
     /// Broadcasts an own signed message, remembers it for re-gossip and feeds it back to the engine.
     fn publish(
         &mut self,
@@ -835,11 +899,6 @@ impl Sim {
         let split = (self.nodes[id].engines.len() > 1).then_some(side);
         self.broadcast(id, split, &message)?;
         self.nodes[id].own_messages.push(message.clone());
-        if self.nodes[id].behaviour.is_none() && self.nodes[id].replaying {
-            // During replay the fed-back copy is already in the WAL; feeding it again is an idempotent no-op
-            // but would grow the WAL, so skip it.
-            return Ok(());
-        }
         self.input(id, side, EngineInput::Message(message))?;
         Ok(())
     }
@@ -897,6 +956,11 @@ impl Sim {
         // The honest node judges a block learnt from a peer's decision like any proposal.
         let chain = self.chain_of(id, side).clone();
         if !app::validate(&mut self.genesis, &chain, &block).is_valid() {
+            let note = format!(
+                "t={} node {id} rejected decided block at height {height}",
+                self.now_ms
+            );
+            self.record.notes.push(note);
             self.record.rejected_messages += 1;
             return Ok(());
         }
@@ -925,20 +989,24 @@ impl Sim {
         } else {
             let p = &mut self.nodes[id].persisted;
             p.chain.blocks.push((block, commit));
-            p.wal.clear();
+            // The engine replays the next height's buffered messages when it starts that height, so they
+            // stay in the WAL: a restart must see exactly the inputs the engine saw.
+            let next_height = Height(height.0 + 1);
+            p.wal
+                .retain(|i| matches!(i, EngineInput::Message(m) if m.height() == next_height));
         }
         if side == 0 {
             self.nodes[id].own_messages.clear();
+            self.nodes[id].seen.clear();
         }
         let next = Height(height.0 + 1);
         let set = self.genesis.set_for(next);
         let chain = self.chain_of(id, side).clone();
         let genesis = &mut self.genesis;
         let mut validator = |b: &basalt_consensus::types::Block| app::validate(genesis, &chain, b);
-        let outputs = match self.nodes[id].engines[side].start_height(next, set, &mut validator) {
-            Ok(o) => o,
-            Err(_) => Vec::new(),
-        };
+        let outputs = self.nodes[id].engines[side]
+            .start_height(next, set, &mut validator)
+            .unwrap_or_default();
         self.handle_outputs(id, side, outputs)
     }
 
@@ -947,7 +1015,28 @@ impl Sim {
         match self.nodes[id].behaviour {
             Some(Behaviour::Garbage) => self.send_garbage(id),
             _ => {
-                let messages = self.nodes[id].own_messages.clone();
+                // Re-gossip what still matters: the current and previous round of the height (older rounds
+                // cannot change the outcome, and resending them would grow without bound as rounds pass).
+                let current = self.nodes[id]
+                    .engines
+                    .first()
+                    .map_or(Round(0), |e| e.round());
+                let messages: Vec<ConsensusMessage> = self.nodes[id]
+                    .own_messages
+                    .iter()
+                    .filter(|m| message_round(m).0 + 1 >= current.0)
+                    .cloned()
+                    .collect();
+                let mut messages = messages;
+                if self.nodes[id].behaviour.is_none() {
+                    if let Some(engine) = self.nodes[id].engines.first() {
+                        messages.extend(engine.relay_messages());
+                        messages.push(ConsensusMessage::Status {
+                            height: engine.height(),
+                            round: engine.round(),
+                        });
+                    }
+                }
                 let split = self.nodes[id].engines.len() > 1;
                 for message in messages {
                     // Split-brain nodes re-gossip only within the side of each message.
@@ -1034,20 +1123,51 @@ impl Sim {
         let expectations = Expectations {
             honest: &honest,
             reached: &reached,
-            target: self.config.target_height,
+            target: self.target,
+            first_height_after_gst: self
+                .target
+                .saturating_sub(self.config.target_height)
+                .saturating_add(2),
             gst_ms: self.config.gst_ms,
             round_bound: self.config.powers.len() as u32 + 2,
             expect_liveness: !self.config.partition_forever,
         };
         let violations = checker::check(&self.record, &expectations);
+        let final_states = self
+            .nodes
+            .iter()
+            .map(|n| match n.engines.first() {
+                Some(e) => format!(
+                    "node {} {:?}: height {} round {} step {:?} locked {:?} valid {:?}",
+                    n.id,
+                    n.behaviour,
+                    e.height(),
+                    e.round(),
+                    e.driver().step(),
+                    e.driver().state().locked,
+                    e.driver().state().valid
+                ),
+                None => format!("node {} {:?}: down", n.id, n.behaviour),
+            })
+            .collect();
         SimReport {
             trace_hash: self.trace,
             violations,
             record: self.record,
             events: self.processed,
             end_ms: self.now_ms,
+            final_states,
             config: self.config,
         }
+    }
+}
+
+/// The round a message is about (decisions count as the latest).
+fn message_round(message: &ConsensusMessage) -> Round {
+    match message {
+        ConsensusMessage::Proposal(p) => p.signed.proposal.round(),
+        ConsensusMessage::Vote(v) => v.vote.round,
+        ConsensusMessage::Decision { .. } | ConsensusMessage::Status { .. } => Round(u32::MAX),
     }
 }
 
