@@ -495,14 +495,21 @@ where
 
     /// The counted signed precommits for `value` in `round`, in validator-index order (the commit).
     pub fn precommits_for(&self, round: Round, value: &V) -> Vec<S> {
-        let Some(tally) = self.tally(round, VoteType::Precommit) else {
+        self.votes_for(round, VoteType::Precommit, Some(value))
+    }
+
+    /// All signed votes of (`round`, `vote_type`) for `value` (`None` = nil), in validator-index order,
+    /// including an equivocator's vote for it even if its first vote was for something else. This is what a
+    /// proof-of-lock consists of, so it is what a node relays to peers that lack it.
+    pub fn votes_for(&self, round: Round, vote_type: VoteType, value: Option<&V>) -> Vec<S> {
+        let Some(tally) = self.tally(round, vote_type) else {
             return Vec::new();
         };
         tally
             .votes
             .values()
             .flatten()
-            .filter(|cv| cv.value.as_ref() == Some(value))
+            .filter(|cv| cv.value.as_ref() == value)
             .map(|cv| cv.msg.clone())
             .collect()
     }

@@ -336,30 +336,34 @@ impl Engine {
     /// the current round are the sender's own business (each node re-gossips its own messages).
     pub fn relay_messages(&self) -> Vec<ConsensusMessage> {
         let state = self.driver.state();
-        let mut rounds: Vec<Round> = vec![self.round()];
-        rounds.extend(state.valid.as_ref().map(|v| v.round));
-        rounds.extend(state.locked.as_ref().map(|v| v.round));
-        let pol = self
-            .proposals
-            .get(&self.round())
-            .and_then(|p| p.signed.proposal.pol_round());
-        rounds.extend(pol);
+        let current = self.round();
+        // (round, value) pairs whose proof-of-lock peers may need.
+        let mut locks: Vec<(Round, BlockId)> = Vec::new();
+        locks.extend(state.valid.as_ref().map(|v| (v.round, v.value)));
+        locks.extend(state.locked.as_ref().map(|v| (v.round, v.value)));
+        if let Some(p) = self.proposals.get(&current) {
+            if let Some(pol) = p.signed.proposal.pol_round() {
+                locks.push((pol, *p.signed.proposal.block_id()));
+            }
+        }
+        locks.sort();
+        locks.dedup();
+        let mut out: Vec<ConsensusMessage> = Vec::new();
+        let mut rounds: Vec<Round> = locks.iter().map(|(r, _)| *r).collect();
+        rounds.push(current);
         rounds.sort();
         rounds.dedup();
-        let mut out = Vec::new();
         for round in rounds {
             if let Some(p) = self.proposals.get(&round) {
                 out.push(ConsensusMessage::Proposal(p.clone()));
             }
-            if round == self.round() {
-                continue;
-            }
-            for i in 0..self.validators.len() {
-                let index = ValidatorIndex(i as u32);
-                if let Some(v) = self.driver.votes().vote_of(round, VoteType::Prevote, index) {
-                    out.push(ConsensusMessage::Vote(v.clone()));
-                }
-            }
+        }
+        for (round, value) in locks {
+            let votes = self
+                .driver
+                .votes()
+                .votes_for(round, VoteType::Prevote, Some(&value));
+            out.extend(votes.into_iter().map(ConsensusMessage::Vote));
         }
         out
     }
