@@ -46,7 +46,12 @@ impl Bench {
     fn new() -> Bench {
         let dir = tempfile::tempdir().unwrap();
         let store = Arc::new(StateStore::open(dir.path(), StoreConfig::default()).unwrap());
-        let mut app = BankApp::new(store, BankAppConfig { chain_id: chain_id() });
+        let mut app = BankApp::new(
+            store,
+            BankAppConfig {
+                chain_id: chain_id(),
+            },
+        );
         let started = Instant::now();
         let keys: Vec<PrivateKey> = (0..ACCOUNTS).map(key).collect();
         let addresses: Vec<Address> = keys.iter().map(|k| k.public_key().address()).collect();
@@ -54,8 +59,12 @@ impl Bench {
             .iter()
             .map(|a| serde_json::json!({"address": a.to_hex_upper(), "balance": "1000000000"}))
             .collect();
-        app.init_chain(1, &serde_json::json!({ "accounts": accounts })).unwrap();
-        eprintln!("genesis of {ACCOUNTS} accounts: {:.1} s", started.elapsed().as_secs_f64());
+        app.init_chain(1, &serde_json::json!({ "accounts": accounts }))
+            .unwrap();
+        eprintln!(
+            "genesis of {ACCOUNTS} accounts: {:.1} s",
+            started.elapsed().as_secs_f64()
+        );
         Bench {
             _dir: dir,
             app,

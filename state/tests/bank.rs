@@ -485,7 +485,10 @@ fn example_transaction_bytes_are_stable() {
     println!("sign bytes:     {}", hex::encode(&sign_bytes));
     println!("tx bytes:       {}", hex::encode(&bytes));
     assert_eq!(bytes.len(), 1 + 4 + 8 + 32 + 20 + 16 + 16 + 8 + 8 + 64);
-    assert_eq!(key.public_key().address().to_hex_upper(), "D8CA521A7ED9263464A2D969599AC3301403A61D");
+    assert_eq!(
+        key.public_key().address().to_hex_upper(),
+        "D8CA521A7ED9263464A2D969599AC3301403A61D"
+    );
     assert_eq!(hex::encode(&bytes), EXAMPLE_TX_HEX);
     assert_eq!(BankTx::decode(&bytes).unwrap(), BankTx::Transfer(signed));
 }
