@@ -9,8 +9,8 @@ use rand_core::{RngCore, SeedableRng};
 
 use basalt_consensus::engine::{ConsensusMessage, Engine, EngineConfig, EngineInput, EngineOutput};
 use basalt_consensus::types::{
-    Address, BlockId, ChainId, DuplicateVoteEvidence, Hash, PrivateKey, ProposalMessage,
-    SignedProposal, SignedVote, Tx, ValidatorSet, Vote,
+    BlockId, ChainId, DuplicateVoteEvidence, Hash, PrivateKey, ProposalMessage, SignedProposal,
+    SignedVote, Tx, ValidatorSet, Vote,
 };
 use basalt_consensus::{Height, Round, Timeout, TimeoutKind};
 
@@ -726,19 +726,9 @@ impl Sim {
     fn sign_vote(&mut self, id: NodeId, side: usize, vote: Vote) -> Result<(), Crashed> {
         let chain_id = self.genesis.chain_id.clone();
         let behaviour = self.nodes[id].behaviour;
-        let signature = if behaviour.is_none() {
-            let (hrs, bytes) = privval::vote_request(&chain_id, &vote);
-            let key = self.nodes[id].key.clone();
-            self.step(id)?; // the sign state is persisted before the signature is used
-            match privval::sign(&key, &mut self.nodes[id].persisted.last_signed, hrs, bytes) {
-                Ok(s) => s,
-                Err(e) => {
-                    self.refused(id, &e);
-                    return Ok(());
-                }
-            }
-        } else {
-            self.nodes[id].key.sign(&vote.sign_bytes(&chain_id))
+        let (hrs, bytes) = privval::vote_request(&chain_id, &vote);
+        let Some(signature) = self.sign_as(id, hrs, bytes)? else {
+            return Ok(());
         };
         let signed = SignedVote {
             vote: vote.clone(),
@@ -809,19 +799,9 @@ impl Sim {
     ) -> Result<(), Crashed> {
         let chain_id = self.genesis.chain_id.clone();
         let behaviour = self.nodes[id].behaviour;
-        let signature = if behaviour.is_none() {
-            let (hrs, bytes) = privval::proposal_request(&chain_id, &proposal);
-            let key = self.nodes[id].key.clone();
-            self.step(id)?;
-            match privval::sign(&key, &mut self.nodes[id].persisted.last_signed, hrs, bytes) {
-                Ok(s) => s,
-                Err(e) => {
-                    self.refused(id, &e);
-                    return Ok(());
-                }
-            }
-        } else {
-            self.nodes[id].key.sign(&proposal.sign_bytes(&chain_id))
+        let (hrs, bytes) = privval::proposal_request(&chain_id, &proposal);
+        let Some(signature) = self.sign_as(id, hrs, bytes)? else {
+            return Ok(());
         };
         self.record.proposed.insert(*proposal.block_id());
         let message = ConsensusMessage::Proposal(ProposalMessage {
@@ -873,6 +853,33 @@ impl Sim {
         self.publish(id, side, message)
     }
 
+    /// Signs for node `id`. Honest nodes go through the double-sign protection, whose state is persisted
+    /// (a crash point) before the signature is used; `None` means it refused. Byzantine nodes sign anything.
+    fn sign_as(
+        &mut self,
+        id: NodeId,
+        hrs: (Height, Round, privval::SignStep),
+        sign_bytes: Vec<u8>,
+    ) -> Result<Option<basalt_consensus::types::Signature>, Crashed> {
+        let key = self.nodes[id].key.clone();
+        if self.nodes[id].behaviour.is_some() {
+            return Ok(Some(key.sign(&sign_bytes)));
+        }
+        self.step(id)?;
+        match privval::sign(
+            &key,
+            &mut self.nodes[id].persisted.last_signed,
+            hrs,
+            sign_bytes,
+        ) {
+            Ok(signature) => Ok(Some(signature)),
+            Err(e) => {
+                self.refused(id, &e);
+                Ok(None)
+            }
+        }
+    }
+
     /// The signer refused. During WAL replay a *regression* is expected: the engine re-requests an earlier
     /// step whose signed message is itself in the WAL and is replayed next (CometBFT behaves the same).
     /// Anything else means the engine asked an honest signer for something conflicting.
@@ -910,18 +917,7 @@ impl Sim {
         message: &ConsensusMessage,
     ) -> Result<(), Crashed> {
         self.step(id)?;
-        for to in 0..self.nodes.len() {
-            if to == id {
-                continue;
-            }
-            // A split-brain side talks only to its own honest node (0 or 1) and the other byzantine nodes.
-            if let Some(s) = side {
-                if to < 2 && to != s {
-                    continue;
-                }
-            }
-            self.send(id, to, side, message);
-        }
+        self.broadcast_plain(id, side, message);
         Ok(())
     }
 
@@ -1041,24 +1037,19 @@ impl Sim {
                 for message in messages {
                     // Split-brain nodes re-gossip only within the side of each message.
                     let side = if split { Some(0) } else { None };
-                    let _ = self.broadcast_plain(id, side, &message);
+                    self.broadcast_plain(id, side, &message);
                 }
             }
         }
     }
 
-    fn broadcast_plain(
-        &mut self,
-        id: NodeId,
-        side: Option<usize>,
-        message: &ConsensusMessage,
-    ) -> Option<()> {
+    fn broadcast_plain(&mut self, id: NodeId, side: Option<usize>, message: &ConsensusMessage) {
         for to in 0..self.nodes.len() {
+            // A split-brain side talks only to its own honest node (0 or 1) and the other byzantine nodes.
             if to != id && side.is_none_or(|s| !(to < 2 && to != s)) {
                 self.send(id, to, side, message);
             }
         }
-        Some(())
     }
 
     fn send_garbage(&mut self, id: NodeId) {
@@ -1169,11 +1160,6 @@ fn message_round(message: &ConsensusMessage) -> Round {
         ConsensusMessage::Vote(v) => v.vote.round,
         ConsensusMessage::Decision { .. } | ConsensusMessage::Status { .. } => Round(u32::MAX),
     }
-}
-
-/// Address helper kept for callers that build their own configurations.
-pub fn address_of(key: &PrivateKey) -> Address {
-    key.public_key().address()
 }
 
 /// A configuration the simulator cannot run is a bug in the test itself, so it aborts the test loudly.
