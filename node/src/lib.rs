@@ -1,5 +1,21 @@
 //! The basalt node library: CLI, config, wiring, mempool, JSON-RPC, metrics.
+//!
+//! Layout (each module has one job):
+//! - [`cli`]: the `basalt` subcommands; [`config`], [`genesis`], [`keys`], [`home`]: the operator's files.
+//! - [`durability`]: the consensus WAL and the validator's last-signed state (crash safety).
+//! - [`mempool`]: pending transactions.
+//! - [`runtime`]: the running node: consensus driver, executor, block sync, gossip wiring, shutdown.
+//! - [`rpc`]: the CometBFT-compatible JSON-RPC server; [`metrics`]: the Prometheus endpoint.
 #![forbid(unsafe_code)]
 
 pub mod build_info;
 pub mod cli;
+pub mod config;
+pub mod durability;
+pub mod genesis;
+pub mod home;
+pub mod keys;
+pub mod mempool;
+pub mod metrics;
+pub mod rpc;
+pub mod runtime;

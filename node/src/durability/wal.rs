@@ -1,0 +1,1 @@
+//! The consensus write-ahead log: length- and CRC-framed records, torn-tail recovery, repair.

@@ -1,0 +1,1 @@
+//! The layout of a node home directory (`--home`): where every file lives.

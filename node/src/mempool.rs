@@ -1,0 +1,1 @@
+//! Pending transactions: bounded, deduplicated, checked once, rechecked after each commit.

@@ -1,0 +1,1 @@
+//! Prometheus metrics with CometBFT names, and the `/metrics` endpoint.

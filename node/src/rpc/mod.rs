@@ -1,0 +1,1 @@
+//! The CometBFT-compatible JSON-RPC server (HTTP POST, URI form, websocket subscriptions).
