@@ -3,7 +3,7 @@
 use borsh::{BorshDeserialize, BorshSerialize};
 
 use crate::types::encoding::{decode, encode, DecodeError, MAX_BLOCK_BYTES};
-use crate::types::{Block, Commit, ProposalMessage, SignedVote};
+use crate::types::{Block, Commit, DuplicateVoteEvidence, ProposalMessage, SignedVote};
 
 /// Largest encoded consensus message: a full block plus its proposal or commit.
 pub const MAX_CONSENSUS_MESSAGE_BYTES: usize = MAX_BLOCK_BYTES + 64 * 1024;
@@ -30,6 +30,9 @@ pub enum ConsensusMessage {
         /// The sender's current round.
         round: crate::Round,
     },
+    /// Proof that a validator signed two conflicting votes, gossiped so every proposer can commit it. The
+    /// engine ignores it: the node verifies it against the validator set of its height and pools it.
+    Evidence(DuplicateVoteEvidence),
 }
 
 impl ConsensusMessage {
@@ -51,6 +54,7 @@ impl ConsensusMessage {
             ConsensusMessage::Vote(v) => v.vote.height,
             ConsensusMessage::Decision { block, .. } => block.height(),
             ConsensusMessage::Status { height, .. } => *height,
+            ConsensusMessage::Evidence(evidence) => evidence.height(),
         }
     }
 }

@@ -403,7 +403,10 @@ impl Engine {
         message: ConsensusMessage,
         validator: &mut dyn BlockValidator,
     ) -> Result<Vec<EngineOutput>, EngineError> {
-        if matches!(message, ConsensusMessage::Status { .. }) {
+        if matches!(
+            message,
+            ConsensusMessage::Status { .. } | ConsensusMessage::Evidence(_)
+        ) {
             return Ok(Vec::new());
         }
         let height = message.height();
@@ -424,7 +427,7 @@ impl Engine {
             ConsensusMessage::Vote(signed) => self.on_vote(signed),
             ConsensusMessage::Proposal(proposal) => self.on_proposal(proposal, validator),
             ConsensusMessage::Decision { block, commit } => self.on_decision(block, commit),
-            ConsensusMessage::Status { .. } => Ok(Vec::new()),
+            ConsensusMessage::Status { .. } | ConsensusMessage::Evidence(_) => Ok(Vec::new()),
         }
     }
 

@@ -1158,7 +1158,9 @@ fn message_round(message: &ConsensusMessage) -> Round {
     match message {
         ConsensusMessage::Proposal(p) => p.signed.proposal.round(),
         ConsensusMessage::Vote(v) => v.vote.round,
-        ConsensusMessage::Decision { .. } | ConsensusMessage::Status { .. } => Round(u32::MAX),
+        ConsensusMessage::Decision { .. }
+        | ConsensusMessage::Status { .. }
+        | ConsensusMessage::Evidence(_) => Round(u32::MAX),
     }
 }
 
