@@ -99,6 +99,15 @@ pub enum StateError {
         /// The library's error chain, flattened.
         message: String,
     },
+    /// A [`crate::PreparedState`] was committed on another version than it was computed from (or with
+    /// extra writes): it would produce a wrong tree, so it is refused.
+    #[error("cannot commit the prepared state at height {height}: {reason}")]
+    StalePreparedState {
+        /// Height being committed.
+        height: u64,
+        /// What did not match.
+        reason: String,
+    },
     /// A lock protecting the single writer was poisoned by a panic in another thread.
     #[error("writer lock poisoned")]
     LockPoisoned,

@@ -4,6 +4,8 @@
 //! - [`storage`]: the database, its column families and the options chosen for them.
 //! - [`StateStore`]: versioned authenticated state (Jellyfish Merkle Tree, BLAKE2s-256), per-block
 //!   atomic commits ([`StateStore::commit_block`]) and incremental pruning ([`StateStore::prune`]).
+//! - [`index`]: blocks by hash, transactions by hash, per-block results and the event index, written
+//!   in the block's commit batch; [`StateStore::prune_blocks`] retires old blocks with their indexes.
 //! - [`proof_spec`], [`verify_membership`], [`verify_non_membership`]: the published ICS-23 spec and
 //!   verification helpers.
 #![forbid(unsafe_code)]
@@ -11,15 +13,21 @@
 pub mod app;
 pub mod bank;
 mod error;
+pub mod index;
 pub mod merkle;
 mod meta;
 mod prune;
+mod retain;
 pub mod storage;
 mod store;
 
 pub use error::{Result, StateError};
+pub use index::{CommittedTx, IndexedTx};
 pub use merkle::spec::{proof_spec, verify_membership, verify_non_membership, TreeHasher};
-pub use store::{BlockCommit, PruneReport, RootHash, StateStore, StoreConfig, Write};
+pub use retain::BlocksPruned;
+pub use store::{
+    BlockCommit, PreparedState, PruneReport, RootHash, StateStore, StoreConfig, Write,
+};
 
 pub use ics23;
 pub use rocksdb;

@@ -9,6 +9,10 @@ pub(crate) const LATEST_VERSION: &[u8] = b"latest_version";
 /// Oldest version still queryable (raised by pruning before anything is deleted).
 pub(crate) const EARLIEST_VERSION: &[u8] = b"earliest_version";
 
+/// Oldest height whose block is still stored (set with the first stored block, raised by
+/// [`crate::StateStore::prune_blocks`] in the same batch as its deletions).
+pub(crate) const BLOCKS_BASE: &[u8] = b"blocks_base";
+
 /// Key of the recorded root of `version`.
 pub(crate) fn root_key(version: u64) -> [u8; 13] {
     let mut key = *b"root/\0\0\0\0\0\0\0\0";

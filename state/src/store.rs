@@ -13,6 +13,7 @@ use jmt::{JellyfishMerkleTree, KeyHash};
 use rocksdb::WriteBatch;
 
 use crate::error::{Result, StateError};
+use crate::index::{self, CommittedTx};
 use crate::merkle::codec::{self, hex};
 use crate::merkle::reader::DbReader;
 use crate::merkle::spec::{retag_proof, TreeHasher};
@@ -58,12 +59,50 @@ impl Default for StoreConfig {
 pub struct BlockCommit {
     /// Height of the block; also the state version it produces.
     pub height: u64,
-    /// The application's writes, in any order; the last write of a key wins.
+    /// The application's writes, in any order; the last write of a key wins. Must be empty when
+    /// `prepared` is set (the writes are inside it).
     pub writes: Vec<Write>,
     /// Encoded block (opaque to this crate).
     pub block: Vec<u8>,
     /// Encoded commit (signatures) for the block (opaque to this crate).
     pub commit: Vec<u8>,
+    /// The block's id hash (`Block::id().hash`), indexed for [`StateStore::block_height_by_hash`].
+    pub block_hash: Option<[u8; 32]>,
+    /// The block's transactions with their results, in block order, indexed for [`StateStore::tx`],
+    /// [`StateStore::block_results`] and [`StateStore::search_txs`].
+    pub txs: Vec<CommittedTx>,
+    /// The state update computed ahead by [`StateStore::prepare_state`] (then `writes` is empty), so
+    /// the Merkle update is computed once per block.
+    pub prepared: Option<PreparedState>,
+}
+
+/// A version's Merkle update computed without writing anything ([`StateStore::prepare_state`]); commit
+/// it with [`BlockCommit::prepared`]. Only valid on top of the version it was computed from: the
+/// commit refuses it otherwise.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PreparedState {
+    /// The version it builds on (`None`: the first version).
+    base: Option<u64>,
+    /// The version it produces.
+    version: u64,
+    /// The root it produces.
+    root: RootHash,
+    /// Key preimages of the upserted keys: (key hash, key).
+    preimages: Vec<([u8; 32], Vec<u8>)>,
+    /// jmt's node, value and stale-index batch.
+    update: TreeUpdateBatch,
+}
+
+impl PreparedState {
+    /// The root (app hash) the version will have.
+    pub fn root(&self) -> RootHash {
+        self.root
+    }
+
+    /// The version it produces.
+    pub fn version(&self) -> u64 {
+        self.version
+    }
 }
 
 /// What one [`StateStore::prune`] call did.
@@ -173,48 +212,92 @@ impl StateStore {
         self.commit_block(BlockCommit {
             height: version,
             writes,
-            block: Vec::new(),
-            commit: Vec::new(),
+            ..BlockCommit::default()
         })
     }
 
-    /// Commits a block: state writes, new root, block bytes, commit bytes and the height marker in one
-    /// synced `WriteBatch`. Returns the new root (the app hash of `height`).
+    /// Computes `version`'s Merkle update from `writes` on top of the latest version, writing nothing.
+    /// `version` must be the next one. Pass the result in [`BlockCommit::prepared`].
+    pub fn prepare_state(&self, version: u64, writes: Vec<Write>) -> Result<PreparedState> {
+        let latest = self.latest_version()?;
+        self.compute_state(latest, version, writes)
+    }
+
+    fn compute_state(
+        &self,
+        latest: Option<u64>,
+        version: u64,
+        writes: Vec<Write>,
+    ) -> Result<PreparedState> {
+        if let Some(latest) = latest {
+            let expected = latest.saturating_add(1);
+            if version != expected {
+                return Err(StateError::NonContiguousVersion { version, expected });
+            }
+        }
+        let kvs = self.prepare_writes(writes, latest.is_none())?;
+        // Proofs carry the original key, which jmt looks up by key hash.
+        let preimages = kvs
+            .values()
+            .filter(|(_, _, value)| value.is_some())
+            .map(|(hash, key, _)| (hash.0, key.clone()))
+            .collect();
+        let reader = self.reader();
+        let (root, update) = Self::update_tree(&reader, kvs, version, latest.is_some())?;
+        Ok(PreparedState {
+            base: latest,
+            version,
+            root: root.0,
+            preimages,
+            update,
+        })
+    }
+
+    /// Commits a block: state writes, new root, block bytes, commit bytes, the block's indexes (block
+    /// hash, transactions, results, events; see [`crate::index`]) and the height marker in one synced
+    /// `WriteBatch`. Returns the new root (the app hash of `height`).
     pub fn commit_block(&self, commit: BlockCommit) -> Result<RootHash> {
         let _guard = self.lock()?;
         let latest = self.latest_version()?;
-        if let Some(latest) = latest {
-            let expected = latest.saturating_add(1);
-            if commit.height != expected {
-                return Err(StateError::NonContiguousVersion {
-                    version: commit.height,
-                    expected,
-                });
+        let state = match commit.prepared {
+            None => self.compute_state(latest, commit.height, commit.writes)?,
+            Some(prepared) => {
+                Self::check_prepared(&prepared, latest, commit.height, commit.writes.len())?;
+                prepared
             }
-        }
-        let kvs = self.prepare_writes(commit.writes, latest.is_none())?;
+        };
         let mut batch = WriteBatch::default();
-        // Proofs carry the original key, which jmt looks up by key hash.
-        for (hash, key, value) in kvs.values() {
-            if value.is_some() {
-                self.storage
-                    .batch_put(&mut batch, Cf::MerklePreimages, &hash.0, key)?;
-            }
+        let st = &self.storage;
+        for (hash, key) in &state.preimages {
+            st.batch_put(&mut batch, Cf::MerklePreimages, hash, key)?;
         }
-        let reader = self.reader();
-        let (root, update) = Self::update_tree(&reader, kvs, commit.height, latest.is_some())?;
-        self.add_tree_update(&mut batch, &update)?;
+        self.add_tree_update(&mut batch, &state.update)?;
         let height_key = commit.height.to_be_bytes();
         if !commit.block.is_empty() {
-            self.storage
-                .batch_put(&mut batch, Cf::Blocks, &height_key, &commit.block)?;
+            st.batch_put(&mut batch, Cf::Blocks, &height_key, &commit.block)?;
+            if meta::get_u64(st, meta::BLOCKS_BASE)?.is_none() {
+                let base = self.first_stored_block()?.unwrap_or(commit.height);
+                st.batch_put(
+                    &mut batch,
+                    Cf::Metadata,
+                    meta::BLOCKS_BASE,
+                    &base.to_be_bytes(),
+                )?;
+            }
         }
         if !commit.commit.is_empty() {
-            self.storage
-                .batch_put(&mut batch, Cf::Commits, &height_key, &commit.commit)?;
+            st.batch_put(&mut batch, Cf::Commits, &height_key, &commit.commit)?;
         }
-        let root = root.0;
-        let st = &self.storage;
+        if !commit.block.is_empty() || commit.block_hash.is_some() || !commit.txs.is_empty() {
+            index::add_block(
+                st,
+                &mut batch,
+                commit.height,
+                commit.block_hash.as_ref(),
+                &commit.txs,
+            )?;
+        }
+        let root = state.root;
         st.batch_put(
             &mut batch,
             Cf::Metadata,
@@ -232,6 +315,31 @@ impl StateStore {
         }
         self.storage.write_synced(batch)?;
         Ok(root)
+    }
+
+    /// A prepared update is only valid on the version it was computed from, for the height committed.
+    fn check_prepared(
+        prepared: &PreparedState,
+        latest: Option<u64>,
+        height: u64,
+        extra_writes: usize,
+    ) -> Result<()> {
+        let reason = if prepared.base != latest {
+            format!(
+                "prepared on top of version {:?} but the latest is {latest:?}",
+                prepared.base
+            )
+        } else if prepared.version != height {
+            format!(
+                "prepared for version {} but committed as {height}",
+                prepared.version
+            )
+        } else if extra_writes != 0 {
+            format!("{extra_writes} writes given besides the prepared update")
+        } else {
+            return Ok(());
+        };
+        Err(StateError::StalePreparedState { height, reason })
     }
 
     /// Block bytes stored at `height` by [`StateStore::commit_block`].

@@ -17,7 +17,6 @@ use basalt_consensus::types::{
     encode, verify_batch, Address, Block, ChainId, Hash, PublicKey, Signature, Tx,
 };
 
-use super::preview::preview_root;
 use super::{
     bounded_log, AppError, AppInfo, Application, CheckTxResult, Event, FinalizeResult,
     ProposalVerdict, QueryResult, TxResult, CODE_OK,
@@ -26,7 +25,8 @@ use crate::bank::{
     account_key, check_transfer, read_account, Account, BankGenesis, BankTx, NonceRule, Overlay,
     SignedTransfer, TxCode, TxFailure, TRANSFER_GAS,
 };
-use crate::store::{BlockCommit, StateStore, Write};
+use crate::index::CommittedTx;
+use crate::store::{BlockCommit, PreparedState, StateStore, Write};
 
 /// Query failed: the path is not served.
 pub const QUERY_CODE_UNKNOWN_PATH: u32 = 1;
@@ -42,12 +42,15 @@ pub struct BankAppConfig {
     pub chain_id: ChainId,
 }
 
-/// A decided block executed in memory, waiting for [`Application::commit`].
+/// A decided block executed in memory, waiting for [`Application::commit`]: its Merkle update is
+/// computed once, here, and committed as is.
 #[derive(Debug)]
 struct Pending {
     height: u64,
     block: Vec<u8>,
-    writes: Vec<Write>,
+    block_hash: [u8; 32],
+    txs: Vec<CommittedTx>,
+    state: PreparedState,
     app_hash: Hash,
 }
 
@@ -107,6 +110,33 @@ impl BankApp {
             });
         }
         Ok(latest)
+    }
+
+    /// The mempool checks of a decoded transfer whose signature is known good: chain, gas, nonce
+    /// window and funds against the latest committed state.
+    fn check_against_latest(&self, transfer: &SignedTransfer) -> CheckTxResult {
+        let body = transfer.body();
+        let latest = match self.store.latest_version() {
+            Ok(Some(v)) => v,
+            Ok(None) => return CheckTxResult::rejected(TxCode::Internal.as_u32(), "no state yet"),
+            Err(e) => return CheckTxResult::rejected(TxCode::Internal.as_u32(), e.to_string()),
+        };
+        let account = match read_account(&self.store, &body.sender(), latest) {
+            Ok(a) => a,
+            Err(e) => return CheckTxResult::rejected(TxCode::Internal.as_u32(), e.to_string()),
+        };
+        match check_transfer(body, &self.config.chain_id, &account, NonceRule::Mempool) {
+            Err(f) => CheckTxResult::rejected(f.code.as_u32(), f.log),
+            Ok(_) => CheckTxResult {
+                code: CODE_OK,
+                log: String::new(),
+                gas_wanted: body.gas_limit,
+                gas_used: TRANSFER_GAS,
+                sender: Some(body.sender()),
+                nonce: body.nonce,
+                priority: u64::try_from(body.fee).unwrap_or(u64::MAX),
+            },
+        }
     }
 
     fn query_inner(&self, path: &str, data: &[u8], height: u64, prove: bool) -> QueryResult {
@@ -297,30 +327,22 @@ impl Application for BankApp {
             Ok(t) => t,
             Err(f) => return CheckTxResult::rejected(f.code.as_u32(), f.log),
         };
-        let body = transfer.body();
         if let Err(e) = transfer.verify() {
             return CheckTxResult::rejected(TxCode::BadSignature.as_u32(), e.to_string());
         }
-        let latest = match self.store.latest_version() {
-            Ok(Some(v)) => v,
-            Ok(None) => return CheckTxResult::rejected(TxCode::Internal.as_u32(), "no state yet"),
-            Err(e) => return CheckTxResult::rejected(TxCode::Internal.as_u32(), e.to_string()),
-        };
-        let account = match read_account(&self.store, &body.sender(), latest) {
-            Ok(a) => a,
-            Err(e) => return CheckTxResult::rejected(TxCode::Internal.as_u32(), e.to_string()),
-        };
-        match check_transfer(body, &self.config.chain_id, &account, NonceRule::Mempool) {
+        self.check_against_latest(&transfer)
+    }
+
+    /// Skips the signature check when `previous` accepted the same bytes (a signature cannot stop
+    /// verifying); re-checks nonce, chain and funds against the latest committed state. A previously
+    /// rejected transaction gets the full [`Application::check_tx`].
+    fn recheck_tx(&self, tx: &Tx, previous: &CheckTxResult) -> CheckTxResult {
+        if !previous.is_ok() {
+            return self.check_tx(tx);
+        }
+        match decode_transfer(tx) {
+            Ok(transfer) => self.check_against_latest(&transfer),
             Err(f) => CheckTxResult::rejected(f.code.as_u32(), f.log),
-            Ok(_) => CheckTxResult {
-                code: CODE_OK,
-                log: String::new(),
-                gas_wanted: body.gas_limit,
-                gas_used: TRANSFER_GAS,
-                sender: Some(body.sender()),
-                nonce: body.nonce,
-                priority: u64::try_from(body.fee).unwrap_or(u64::MAX),
-            },
         }
     }
 
@@ -447,11 +469,24 @@ impl Application for BankApp {
             }
         }
         let writes = overlay.into_writes();
-        let app_hash = preview_root(&self.store, latest, &writes)?;
+        let state = self.store.prepare_state(block.height().0, writes)?;
+        let app_hash = Hash(state.root());
+        let txs = block
+            .txs()
+            .iter()
+            .zip(&tx_results)
+            .map(|(tx, result)| CommittedTx {
+                hash: tx.hash().0,
+                tx: tx.as_bytes().to_vec(),
+                result: result.clone(),
+            })
+            .collect();
         self.pending = Some(Pending {
             height: block.height().0,
             block: encode(block),
-            writes,
+            block_hash: block.id().hash.0,
+            txs,
+            state,
             app_hash,
         });
         Ok(FinalizeResult {
@@ -467,9 +502,12 @@ impl Application for BankApp {
         })?;
         let root = self.store.commit_block(BlockCommit {
             height: pending.height,
-            writes: pending.writes,
+            writes: Vec::new(),
             block: pending.block,
             commit: commit_bytes,
+            block_hash: Some(pending.block_hash),
+            txs: pending.txs,
+            prepared: Some(pending.state),
         })?;
         let committed = Hash(root);
         if committed != pending.app_hash {

@@ -4,13 +4,15 @@
 //!
 //! 1. [`Application::init_chain`] once, with the genesis `app_state`; returns the initial app hash (the
 //!    `app_hash` of the first block's header).
-//! 2. [`Application::check_tx`] for every transaction entering the mempool.
+//! 2. [`Application::check_tx`] for every transaction entering the mempool, and
+//!    [`Application::recheck_tx`] for those still in it after each commit.
 //! 3. [`Application::prepare_proposal`] when this node proposes, [`Application::process_proposal`] when
 //!    another validator's proposal arrives.
 //! 4. [`Application::finalize_block`] once the block is decided: per-transaction results and events and
 //!    the app hash the block leads to, nothing persisted yet.
-//! 5. [`Application::commit`]: the state writes, the block and its commit bytes land in one synced
-//!    write ([`crate::StateStore::commit_block`]); returns the app hash, which the *next* block's header
+//! 5. [`Application::commit`]: the state writes, the block, its commit bytes and its indexes (block
+//!    hash, transactions with their results, events) land in one synced write
+//!    ([`crate::StateStore::commit_block`]); returns the app hash, which the *next* block's header
 //!    carries (CometBFT's deferred execution).
 //! 6. [`Application::query`] at any retained height, with an ICS-23 proof on request.
 //!
@@ -21,11 +23,10 @@
 
 pub mod bank_app;
 pub mod handshake;
-mod preview;
 pub mod testkit;
 
 use basalt_consensus::types::{merkle_root, Address, Block, Hash, Tx};
-use borsh::BorshSerialize;
+use borsh::{BorshDeserialize, BorshSerialize};
 
 use crate::bank::{BankError, GenesisError};
 use crate::error::StateError;
@@ -40,7 +41,7 @@ pub const CODE_OK: u32 = 0;
 pub const MAX_LOG_BYTES: usize = 1024;
 
 /// A key/value attribute of an [`Event`] (CometBFT's `EventAttribute`).
-#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize)]
+#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
 pub struct EventAttribute {
     /// Attribute name, e.g. `sender`.
     pub key: String,
@@ -51,7 +52,7 @@ pub struct EventAttribute {
 }
 
 /// An event emitted by a transaction or a block (CometBFT's `Event`: a type and attributes).
-#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize)]
+#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
 pub struct Event {
     /// Event type, e.g. `transfer`.
     pub kind: String,
@@ -115,8 +116,9 @@ impl CheckTxResult {
     }
 }
 
-/// The outcome of one transaction in [`Application::finalize_block`].
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// The outcome of one transaction in [`Application::finalize_block`] (stored Borsh-encoded by the
+/// tx index).
+#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
 pub struct TxResult {
     /// [`CODE_OK`] if executed; failed transactions change no state.
     pub code: u32,
@@ -281,6 +283,15 @@ pub trait Application {
 
     /// Whether `tx` may enter the mempool, checked against the last committed state.
     fn check_tx(&self, tx: &Tx) -> CheckTxResult;
+
+    /// Re-checks a transaction already in the mempool against the state after a new commit; `previous`
+    /// is its last check result. The mempool calls this for every remaining transaction after each
+    /// commit, so implementations should skip what cannot have changed (signatures). The default
+    /// repeats [`Application::check_tx`].
+    fn recheck_tx(&self, tx: &Tx, previous: &CheckTxResult) -> CheckTxResult {
+        let _ = previous;
+        self.check_tx(tx)
+    }
 
     /// Chooses the transactions of this node's proposal from the mempool's `txs` (in priority order),
     /// within `max_bytes` (each transaction counts its length plus its 4-byte length prefix).

@@ -9,10 +9,11 @@
 //! | `merkle_preimages` | blake2s(key) | key (needed to put keys into ICS-23 proofs) |
 //! | `merkle_stale` | stale-since version (u64 BE) ‖ borsh(`jmt::NodeKey`) | empty (pruning index) |
 //! | `blocks` | height (u64 BE) | opaque block bytes |
+//! | `blocks` | `hash/` ‖ block hash | height (u64 BE): the block-hash index ([`crate::index`]) |
 //! | `commits` | height (u64 BE) | opaque commit bytes |
-//! | `tx_index` | tx hash | opaque (reserved for the block store) |
+//! | `tx_index` | tag byte ‖ … | tx locations, block records, tx results, event index (see [`crate::index`]) |
 //! | `consensus_wal` | sequence (u64 BE) | opaque WAL record (reserved) |
-//! | `metadata` | ASCII name | small fixed-size records (latest height, earliest retained version) |
+//! | `metadata` | ASCII name | small fixed-size records (latest height, earliest retained version, block base height) |
 //!
 //! Big-endian integers make RocksDB's byte order equal numeric order, so "latest value at or before
 //! version v" is one `seek_for_prev`, and pruning walks the stale index oldest-first.
@@ -216,6 +217,30 @@ impl Storage {
         }
         it.status().map_err(|source| StateError::Db {
             op: "scan",
+            cf: cf.name(),
+            source,
+        })?;
+        Ok(out)
+    }
+
+    /// Up to `limit` entries with keys in `[from, to)`, in descending key order.
+    pub fn scan_rev(&self, cf: Cf, from: &[u8], to: &[u8], limit: usize) -> Result<Vec<RawEntry>> {
+        let handle = self.cf(cf)?;
+        let mut it = self.db.raw_iterator_cf(&handle);
+        it.seek_for_prev(to);
+        if it.key() == Some(to) {
+            it.prev(); // `to` is exclusive.
+        }
+        let mut out = Vec::new();
+        while out.len() < limit {
+            match (it.key(), it.value()) {
+                (Some(k), Some(v)) if k >= from => out.push((k.into(), v.into())),
+                _ => break,
+            }
+            it.prev();
+        }
+        it.status().map_err(|source| StateError::Db {
+            op: "scan_rev",
             cf: cf.name(),
             source,
         })?;
