@@ -1,0 +1,736 @@
+//! The RPC methods: parameters in, CometBFT v0.38 JSON out. Handler errors are reported the way
+//! CometBFT reports them (-32603 with the reason in `data`); bad parameters as -32602 naming the
+//! parameter.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::{json, Value};
+use tokio::sync::{broadcast, Semaphore};
+
+use basalt_consensus::types::{Block, Hash, Tx, TxError};
+
+use super::backend::{BackendError, IndexedTx, NodeEvent, RpcBackend};
+use super::jsonrpc::{BytesEncoding, Params, RpcErr};
+use super::proof::{encode_commitment_proof, PROOF_OP_TYPE};
+use super::query::TxQuery;
+use super::shapes::{self, b64, rfc3339_ms};
+use super::RpcLimits;
+
+/// Most block metas `blockchain` returns (CometBFT's limit).
+pub const MAX_BLOCKCHAIN_METAS: u64 = 20;
+/// Default `per_page` of paginated methods.
+pub const DEFAULT_PER_PAGE: usize = 30;
+/// Largest `per_page` of paginated methods.
+pub const MAX_PER_PAGE: usize = 100;
+/// Largest genesis `genesis` returns whole (CometBFT refuses larger ones too).
+pub const MAX_GENESIS_BYTES: usize = 16 * 1024 * 1024;
+
+/// Every method served by HTTP, with its parameter names in positional order.
+pub const METHODS: &[(&str, &[&str])] = &[
+    ("health", &[]),
+    ("status", &[]),
+    ("net_info", &[]),
+    ("genesis", &[]),
+    ("blockchain", &["minHeight", "maxHeight"]),
+    ("block", &["height"]),
+    ("block_by_hash", &["hash"]),
+    ("header", &["height"]),
+    ("header_by_hash", &["hash"]),
+    ("commit", &["height"]),
+    ("validators", &["height", "page", "per_page"]),
+    ("consensus_state", &[]),
+    ("dump_consensus_state", &[]),
+    ("abci_info", &[]),
+    ("abci_query", &["path", "data", "height", "prove"]),
+    ("check_tx", &["tx"]),
+    ("broadcast_tx_async", &["tx"]),
+    ("broadcast_tx_sync", &["tx"]),
+    ("broadcast_tx_commit", &["tx"]),
+    ("tx", &["hash", "prove"]),
+    (
+        "tx_search",
+        &["query", "prove", "page", "per_page", "order_by"],
+    ),
+    ("unconfirmed_txs", &["limit"]),
+    ("num_unconfirmed_txs", &[]),
+    ("block_results", &["height"]),
+];
+
+/// The parameter names of `method`, if it is served.
+pub fn param_names(method: &str) -> Option<&'static [&'static str]> {
+    METHODS.iter().find(|(m, _)| *m == method).map(|(_, p)| *p)
+}
+
+/// What every handler shares.
+#[derive(Clone)]
+pub struct Ctx {
+    /// The node.
+    pub backend: Arc<dyn RpcBackend>,
+    /// The limits.
+    pub limits: RpcLimits,
+    /// Permits for concurrent `broadcast_tx_commit` waits.
+    pub commit_waiters: Arc<Semaphore>,
+}
+
+impl Ctx {
+    /// A context over `backend`.
+    pub fn new(backend: Arc<dyn RpcBackend>, limits: RpcLimits) -> Ctx {
+        let waiters = limits.max_subscription_clients;
+        Ctx {
+            backend,
+            limits,
+            commit_waiters: Arc::new(Semaphore::new(waiters)),
+        }
+    }
+
+    /// How long `method` may run.
+    pub fn timeout_for(&self, method: &str) -> Duration {
+        if method == "broadcast_tx_commit" {
+            // Its own wait is bounded separately; leave room to answer with the timeout error.
+            self.limits
+                .request_timeout
+                .max(self.limits.timeout_broadcast_tx_commit + Duration::from_secs(1))
+        } else {
+            self.limits.request_timeout
+        }
+    }
+}
+
+fn backend_err(e: BackendError) -> RpcErr {
+    RpcErr::internal(e.to_string())
+}
+
+/// Runs `method` (already known to be served) with `params`.
+pub async fn call(ctx: &Ctx, method: &str, params: &Params) -> Result<Value, RpcErr> {
+    let b = ctx.backend.as_ref();
+    match method {
+        "health" => Ok(json!({})),
+        "status" => Ok(status(b)),
+        "net_info" => Ok(net_info(b).await),
+        "genesis" => genesis(b),
+        "blockchain" => blockchain(b, params),
+        "block" => {
+            let h = height_param(b, params, "height", false)?;
+            block_response(b, h)
+        }
+        "block_by_hash" => {
+            let h = height_by_hash(b, params)?;
+            match h {
+                Some(h) => block_response(b, h),
+                None => Ok(json!({"block_id": shapes::empty_block_id(), "block": null})),
+            }
+        }
+        "header" => {
+            let h = height_param(b, params, "height", false)?;
+            header_response(b, h)
+        }
+        "header_by_hash" => match height_by_hash(b, params)? {
+            Some(h) => header_response(b, h),
+            None => Ok(json!({"header": null})),
+        },
+        "commit" => commit(b, params),
+        "validators" => validators(b, params),
+        "consensus_state" => Ok(consensus_state(b, false)),
+        "dump_consensus_state" => Ok(consensus_state(b, true)),
+        "abci_info" => Ok(abci_info(b)),
+        "abci_query" => abci_query(b, params),
+        "check_tx" => {
+            let tx = tx_param(params)?;
+            Ok(shapes::check_tx(&b.check_tx(&tx)))
+        }
+        "broadcast_tx_async" | "broadcast_tx_sync" => {
+            let tx = tx_param(params)?;
+            let hash = tx.hash();
+            let r = b
+                .broadcast_tx(tx)
+                .await
+                .map_err(|e| RpcErr::internal(e.to_string()))?;
+            // Async reports only admission; CometBFT does not wait for CheckTx's verdict there.
+            let (code, log) = if method == "broadcast_tx_sync" {
+                (r.code, r.log)
+            } else {
+                (0, String::new())
+            };
+            Ok(
+                json!({"code": code, "data": "", "log": log, "codespace": "", "hash": hash.to_hex_upper()}),
+            )
+        }
+        "broadcast_tx_commit" => broadcast_tx_commit(ctx, params).await,
+        "tx" => tx(b, params),
+        "tx_search" => tx_search(b, params),
+        "unconfirmed_txs" => {
+            let limit = per_page(params, "limit")?;
+            let u = b.unconfirmed_txs(limit);
+            let txs: Vec<String> = u
+                .txs
+                .iter()
+                .take(limit)
+                .map(|t| b64(t.as_bytes()))
+                .collect();
+            Ok(json!({
+                "n_txs": txs.len().to_string(), "total": u.total.to_string(),
+                "total_bytes": u.total_bytes.to_string(), "txs": txs,
+            }))
+        }
+        "num_unconfirmed_txs" => {
+            let u = b.unconfirmed_txs(0);
+            Ok(json!({
+                "n_txs": u.total.to_string(), "total": u.total.to_string(),
+                "total_bytes": u.total_bytes.to_string(), "txs": null,
+            }))
+        }
+        "block_results" => block_results(b, params),
+        other => Err(RpcErr::method_not_found(other)),
+    }
+}
+
+/// The node id as CometBFT clients parse it: 40 hex characters. A libp2p peer id is mapped to the
+/// first 20 bytes of its BLAKE2s hash (documented in `docs/RPC.md`).
+pub fn node_id_hex(id: &str) -> String {
+    if id.len() == 40 && id.bytes().all(|c| c.is_ascii_hexdigit()) {
+        id.to_ascii_lowercase()
+    } else {
+        hex::encode(&Hash::digest(id.as_bytes()).0[..20])
+    }
+}
+
+fn node_info_json(b: &dyn RpcBackend) -> Value {
+    let n = b.node_info();
+    json!({
+        "protocol_version": {"p2p": shapes::P2P_PROTOCOL, "block": shapes::BLOCK_PROTOCOL, "app": "0"},
+        "id": node_id_hex(&n.id),
+        "listen_addr": n.listen_addr,
+        "network": n.network,
+        "version": n.version,
+        "channels": "",
+        "moniker": n.moniker,
+        "other": {"tx_index": if n.tx_index { "on" } else { "off" }, "rpc_address": n.rpc_address, "peer_id": n.id},
+    })
+}
+
+fn status(b: &dyn RpcBackend) -> Value {
+    let s = b.sync_info();
+    // A node without a validator key reports a placeholder key with power 0 (CometBFT nodes always
+    // have one); the identity point is a valid ed25519 encoding, so clients can parse it.
+    let validator = match b.validator_info() {
+        Some(v) => json!({
+            "address": v.address.to_hex_upper(),
+            "pub_key": shapes::pub_key(&v.public_key),
+            "voting_power": v.power.to_string(),
+        }),
+        None => {
+            let mut identity = [0u8; 32];
+            identity[0] = 1;
+            json!({
+                "address": hex::encode_upper([0u8; 20]),
+                "pub_key": {"type": "tendermint/PubKeyEd25519", "value": b64(&identity)},
+                "voting_power": "0",
+            })
+        }
+    };
+    json!({
+        "node_info": node_info_json(b),
+        "sync_info": {
+            "latest_block_hash": s.latest_block_hash.to_hex_upper(),
+            "latest_app_hash": s.latest_app_hash.to_hex_upper(),
+            "latest_block_height": s.latest_block_height.to_string(),
+            "latest_block_time": rfc3339_ms(s.latest_block_time_ms),
+            "earliest_block_hash": s.earliest_block_hash.to_hex_upper(),
+            "earliest_app_hash": s.earliest_app_hash.to_hex_upper(),
+            "earliest_block_height": s.earliest_block_height.to_string(),
+            "earliest_block_time": rfc3339_ms(s.earliest_block_time_ms),
+            "catching_up": s.catching_up,
+        },
+        "validator_info": validator,
+    })
+}
+
+async fn net_info(b: &dyn RpcBackend) -> Value {
+    let n = b.net_info().await;
+    let me = b.node_info();
+    let zero_monitor = json!({
+        "Active": false, "Start": shapes::ZERO_TIME, "Duration": "0", "Idle": "0", "Bytes": "0",
+        "Samples": "0", "InstRate": "0", "CurRate": "0", "AvgRate": "0", "PeakRate": "0",
+        "BytesRem": "0", "TimeRem": "0", "Progress": 0,
+    });
+    let peers: Vec<Value> = n
+        .peers
+        .iter()
+        .map(|p| {
+            json!({
+                "node_info": {
+                    "protocol_version": {"p2p": shapes::P2P_PROTOCOL, "block": shapes::BLOCK_PROTOCOL, "app": "0"},
+                    "id": node_id_hex(&p.node_id),
+                    "listen_addr": "",
+                    "network": me.network,
+                    "version": "",
+                    "channels": "",
+                    "moniker": p.moniker.clone().unwrap_or_default(),
+                    "other": {"tx_index": "on", "rpc_address": "", "peer_id": p.node_id},
+                },
+                "is_outbound": p.is_outbound,
+                "connection_status": {
+                    "Duration": (u128::from(p.connected_secs) * 1_000_000_000).to_string(),
+                    "SendMonitor": zero_monitor, "RecvMonitor": zero_monitor, "Channels": [],
+                },
+                "remote_ip": p.remote_ip.to_string(),
+            })
+        })
+        .collect();
+    json!({
+        "listening": n.listening,
+        "listeners": n.listeners,
+        "n_peers": peers.len().to_string(),
+        "peers": peers,
+    })
+}
+
+fn genesis(b: &dyn RpcBackend) -> Result<Value, RpcErr> {
+    let text = b.genesis_json();
+    if text.len() > MAX_GENESIS_BYTES {
+        return Err(RpcErr::internal(
+            "genesis response is large, please use the genesis_chunked API instead",
+        ));
+    }
+    let genesis: Value = serde_json::from_str(&text)
+        .map_err(|e| RpcErr::internal(format!("genesis file is not valid JSON: {e}")))?;
+    Ok(json!({ "genesis": genesis }))
+}
+
+/// Resolves a height parameter as CometBFT's `getHeight`: absent → latest; ≤ 0, above the latest
+/// (or latest + 1 when `allow_next`) or below the earliest stored → an error with CometBFT's text.
+fn height_param(
+    b: &dyn RpcBackend,
+    params: &Params,
+    name: &str,
+    allow_next: bool,
+) -> Result<u64, RpcErr> {
+    let sync = b.sync_info();
+    let latest = sync.latest_block_height;
+    let Some(h) = params.opt_i64(name)? else {
+        if latest == 0 {
+            return Err(RpcErr::internal("no blocks have been committed yet"));
+        }
+        return Ok(latest);
+    };
+    check_height(
+        h,
+        latest + u64::from(allow_next),
+        sync.earliest_block_height,
+    )
+}
+
+fn check_height(h: i64, latest: u64, base: u64) -> Result<u64, RpcErr> {
+    if h <= 0 {
+        return Err(RpcErr::internal(format!(
+            "height must be greater than 0, but got {h}"
+        )));
+    }
+    let h = h as u64;
+    if h > latest {
+        return Err(RpcErr::internal(format!(
+            "height {h} must be less than or equal to the current blockchain height {latest}"
+        )));
+    }
+    if h < base {
+        return Err(RpcErr::internal(format!(
+            "height {h} is not available, lowest height is {base}"
+        )));
+    }
+    Ok(h)
+}
+
+fn height_by_hash(b: &dyn RpcBackend, params: &Params) -> Result<Option<u64>, RpcErr> {
+    let hash = hash_param(params, "hash")?;
+    b.block_height_by_hash(&hash).map_err(backend_err)
+}
+
+fn hash_param(params: &Params, name: &str) -> Result<Hash, RpcErr> {
+    let bytes = params
+        .opt_bytes(name, BytesEncoding::Hash)?
+        .ok_or_else(|| RpcErr::invalid_param(name, "missing"))?;
+    let arr: [u8; 32] = bytes.try_into().map_err(|v: Vec<u8>| {
+        RpcErr::invalid_param(name, format!("expected 32 bytes, got {}", v.len()))
+    })?;
+    Ok(Hash(arr))
+}
+
+fn load_block(b: &dyn RpcBackend, height: u64) -> Result<Block, RpcErr> {
+    b.block(height)
+        .map_err(backend_err)?
+        .ok_or_else(|| RpcErr::internal(format!("block at height {height} not found")))
+}
+
+/// The whole block in CometBFT's shape (last commit and evidence included).
+pub fn block_json(b: &dyn RpcBackend, block: &Block) -> Result<Value, RpcErr> {
+    let time_ms = block.header().time_ms;
+    let last_commit = match block.last_commit() {
+        None => shapes::empty_commit(),
+        Some(c) => {
+            let set = b
+                .validators(c.height.0)
+                .map_err(backend_err)?
+                .ok_or_else(|| {
+                    RpcErr::internal(format!("validator set of height {} not found", c.height.0))
+                })?;
+            shapes::commit(c, &set, time_ms).map_err(|e| RpcErr::internal(e.to_string()))?
+        }
+    };
+    let evidence = block
+        .evidence()
+        .iter()
+        .map(|e| {
+            let set = b.validators(e.height().0).ok().flatten();
+            shapes::evidence(e, set.as_ref(), time_ms)
+        })
+        .collect();
+    Ok(shapes::block(block, last_commit, evidence))
+}
+
+fn block_response(b: &dyn RpcBackend, height: u64) -> Result<Value, RpcErr> {
+    let block = load_block(b, height)?;
+    Ok(json!({
+        "block_id": shapes::block_id(&block.id().hash),
+        "block": block_json(b, &block)?,
+    }))
+}
+
+fn header_response(b: &dyn RpcBackend, height: u64) -> Result<Value, RpcErr> {
+    let block = load_block(b, height)?;
+    Ok(json!({ "header": shapes::header(block.header()) }))
+}
+
+fn blockchain(b: &dyn RpcBackend, params: &Params) -> Result<Value, RpcErr> {
+    let sync = b.sync_info();
+    let (latest, base) = (sync.latest_block_height, sync.earliest_block_height.max(1));
+    let min = params.opt_i64("minHeight")?.unwrap_or(0);
+    let max = params.opt_i64("maxHeight")?.unwrap_or(0);
+    // CometBFT's filterMinMax.
+    if min < 0 || max < 0 {
+        return Err(RpcErr::internal("heights must be non-negative"));
+    }
+    let (mut min, mut max) = (min as u64, max as u64);
+    if min == 0 {
+        min = 1;
+    }
+    if max == 0 {
+        max = latest;
+    }
+    max = max.min(latest);
+    min = min.max(base);
+    min = min.max((max + 1).saturating_sub(MAX_BLOCKCHAIN_METAS));
+    if min > max {
+        return Err(RpcErr::internal(format!(
+            "min height {min} can't be greater than max height {max}"
+        )));
+    }
+    let mut metas = Vec::new();
+    for h in (min..=max).rev() {
+        if let Some(block) = b.block(h).map_err(backend_err)? {
+            metas.push(shapes::block_meta(&block));
+        }
+    }
+    Ok(json!({"last_height": latest.to_string(), "block_metas": metas}))
+}
+
+fn commit(b: &dyn RpcBackend, params: &Params) -> Result<Value, RpcErr> {
+    let h = height_param(b, params, "height", false)?;
+    let block = load_block(b, h)?;
+    let c = b
+        .commit(h)
+        .map_err(backend_err)?
+        .ok_or_else(|| RpcErr::internal(format!("commit for height {h} not found")))?;
+    let set = b
+        .validators(h)
+        .map_err(backend_err)?
+        .ok_or_else(|| RpcErr::internal(format!("validator set of height {h} not found")))?;
+    let commit = shapes::commit(&c, &set, block.header().time_ms)
+        .map_err(|e| RpcErr::internal(e.to_string()))?;
+    // The latest block's commit is this node's "seen" commit; earlier ones are canonical (in the
+    // next block).
+    let canonical = h < b.sync_info().latest_block_height;
+    Ok(json!({
+        "signed_header": {"header": shapes::header(block.header()), "commit": commit},
+        "canonical": canonical,
+    }))
+}
+
+/// `per_page` as CometBFT's `validatePerPage`: absent or ≤ 0 → default, capped at the maximum.
+fn per_page(params: &Params, name: &str) -> Result<usize, RpcErr> {
+    Ok(match params.opt_i64(name)? {
+        None => DEFAULT_PER_PAGE,
+        Some(n) if n <= 0 => DEFAULT_PER_PAGE,
+        Some(n) => (n as u64).min(MAX_PER_PAGE as u64) as usize,
+    })
+}
+
+/// `page` as CometBFT's `validatePage`.
+fn page(params: &Params, per_page: usize, total: usize) -> Result<usize, RpcErr> {
+    let pages = if total == 0 {
+        1
+    } else {
+        (total - 1) / per_page + 1
+    };
+    match params.opt_i64("page")? {
+        None => Ok(1),
+        Some(p) if p <= 0 || p as u64 > pages as u64 => Err(RpcErr::internal(format!(
+            "page should be within [1, {pages}] range, given {p}"
+        ))),
+        Some(p) => Ok(p as usize),
+    }
+}
+
+fn validators(b: &dyn RpcBackend, params: &Params) -> Result<Value, RpcErr> {
+    let h = height_param(b, params, "height", true)?;
+    let set = b
+        .validators(h)
+        .map_err(backend_err)?
+        .ok_or_else(|| RpcErr::internal(format!("validator set of height {h} not found")))?;
+    let per = per_page(params, "per_page")?;
+    let page = page(params, per, set.len())?;
+    let start = (page - 1) * per;
+    let end = (start + per).min(set.len());
+    let list = shapes::validators(&set, start, end);
+    Ok(json!({
+        "block_height": h.to_string(),
+        "validators": list,
+        "count": (end - start).to_string(),
+        "total": set.len().to_string(),
+    }))
+}
+
+fn consensus_state(b: &dyn RpcBackend, dump: bool) -> Value {
+    let c = b.consensus_state();
+    let hash = |h: Option<Hash>| h.map(|h| h.to_hex_upper()).unwrap_or_default();
+    let (address, index) = c
+        .proposer
+        .map(|(a, i)| (a.to_hex_upper(), i64::from(i)))
+        .unwrap_or((String::new(), -1));
+    let round_state = json!({
+        "height/round/step": format!("{}/{}/{}", c.height, c.round, c.step as u8),
+        "start_time": rfc3339_ms(c.start_time_ms),
+        "proposal_block_hash": hash(c.proposal_block_hash),
+        "locked_block_hash": hash(c.locked_block_hash),
+        "valid_block_hash": hash(c.valid_block_hash),
+        "height_vote_set": [],
+        "proposer": {"address": address, "index": index},
+    });
+    if dump {
+        json!({"round_state": round_state, "peers": []})
+    } else {
+        json!({ "round_state": round_state })
+    }
+}
+
+fn abci_info(b: &dyn RpcBackend) -> Value {
+    let i = b.abci_info();
+    let mut response = json!({
+        "data": "basalt",
+        "version": crate::build_info::BuildInfo::current().version,
+        "app_version": "0",
+        "last_block_height": i.last_height.unwrap_or(0).to_string(),
+    });
+    if i.last_height.is_some() {
+        response["last_block_app_hash"] = json!(b64(&i.last_app_hash.0));
+    }
+    json!({ "response": response })
+}
+
+fn abci_query(b: &dyn RpcBackend, params: &Params) -> Result<Value, RpcErr> {
+    let path = params.opt_str("path")?.unwrap_or_default();
+    let data = params
+        .opt_bytes("data", BytesEncoding::Hex)?
+        .unwrap_or_default();
+    let height = params.opt_i64("height")?.unwrap_or(0);
+    if height < 0 {
+        return Err(RpcErr::internal(format!(
+            "height cannot be negative, got {height}"
+        )));
+    }
+    let prove = params.opt_bool("prove")?.unwrap_or(false);
+    let r = b.abci_query(&path, &data, height as u64, prove);
+    let proof_ops = r.proof.as_ref().map(|p| {
+        json!({"ops": [{"type": PROOF_OP_TYPE, "key": b64(&r.key), "data": b64(&encode_commitment_proof(p))}]})
+    });
+    Ok(json!({"response": {
+        "code": r.code, "log": r.log, "info": "", "index": "0",
+        "key": b64(&r.key), "value": b64(&r.value),
+        "proofOps": proof_ops, "height": r.height.to_string(), "codespace": "",
+    }}))
+}
+
+fn tx_param(params: &Params) -> Result<Tx, RpcErr> {
+    let bytes = params
+        .opt_bytes("tx", BytesEncoding::Base64)?
+        .ok_or_else(|| RpcErr::invalid_param("tx", "missing"))?;
+    Tx::new(bytes).map_err(|e| match e {
+        TxError::Empty => RpcErr::invalid_param("tx", "transaction is empty"),
+        TxError::TooLarge { len, max } => {
+            RpcErr::internal(format!("tx too large. Max size is {max}, but got {len}"))
+        }
+    })
+}
+
+async fn broadcast_tx_commit(ctx: &Ctx, params: &Params) -> Result<Value, RpcErr> {
+    let tx = tx_param(params)?;
+    let hash = tx.hash();
+    let Ok(_permit) = ctx.commit_waiters.clone().try_acquire_owned() else {
+        return Err(RpcErr::internal(format!(
+            "max_subscription_clients {} reached",
+            ctx.limits.max_subscription_clients
+        )));
+    };
+    // Subscribe before submitting, so the commit cannot be missed.
+    let mut events = ctx.backend.subscribe();
+    let check = ctx
+        .backend
+        .broadcast_tx(tx)
+        .await
+        .map_err(|e| RpcErr::internal(e.to_string()))?;
+    let check_json = shapes::check_tx(&check);
+    if !check.is_ok() {
+        return Ok(json!({
+            "check_tx": check_json, "tx_result": shapes::tx_result(&empty_result()),
+            "hash": hash.to_hex_upper(), "height": "0",
+        }));
+    }
+    let wait = wait_for_tx(&mut events, &hash);
+    match tokio::time::timeout(ctx.limits.timeout_broadcast_tx_commit, wait).await {
+        Ok(Ok(t)) => Ok(json!({
+            "check_tx": check_json, "tx_result": shapes::tx_result(&t.result),
+            "hash": hash.to_hex_upper(), "height": t.height.to_string(),
+        })),
+        Ok(Err(reason)) => Err(RpcErr::internal(reason)),
+        Err(_) => Err(RpcErr::internal(
+            "timed out waiting for tx to be included in a block",
+        )),
+    }
+}
+
+fn empty_result() -> basalt_state::app::TxResult {
+    basalt_state::app::TxResult {
+        code: 0,
+        log: String::new(),
+        gas_wanted: 0,
+        gas_used: 0,
+        events: Vec::new(),
+    }
+}
+
+async fn wait_for_tx(
+    events: &mut broadcast::Receiver<NodeEvent>,
+    hash: &Hash,
+) -> Result<Arc<IndexedTx>, String> {
+    loop {
+        match events.recv().await {
+            Ok(NodeEvent::Tx(t)) if t.tx.hash() == *hash => return Ok(t),
+            Ok(_) => {}
+            Err(broadcast::error::RecvError::Lagged(n)) => {
+                return Err(format!(
+                "subscription was cancelled (reason: missed {n} events while waiting for the tx)"
+            ))
+            }
+            Err(broadcast::error::RecvError::Closed) => {
+                return Err("CometBFT exited".into());
+            }
+        }
+    }
+}
+
+fn tx(b: &dyn RpcBackend, params: &Params) -> Result<Value, RpcErr> {
+    let hash = hash_param(params, "hash")?;
+    let _prove = params.opt_bool("prove")?;
+    match b.tx(&hash).map_err(backend_err)? {
+        Some(t) => Ok(shapes::indexed_tx(&t)),
+        None => Err(RpcErr::internal(format!("tx ({hash}) not found"))),
+    }
+}
+
+fn tx_search(b: &dyn RpcBackend, params: &Params) -> Result<Value, RpcErr> {
+    let text = params.req_str("query")?;
+    let query = TxQuery::parse(&text).map_err(|e| RpcErr::invalid_param("query", e))?;
+    let _prove = params.opt_bool("prove")?;
+    let desc = match params.opt_str("order_by")?.as_deref() {
+        None | Some("") | Some("asc") => false,
+        Some("desc") => true,
+        Some(other) => {
+            return Err(RpcErr::invalid_param(
+                "order_by",
+                format!("expected \"asc\" or \"desc\", got {other:?}"),
+            ))
+        }
+    };
+    let per = per_page(params, "per_page")?;
+    let requested = params.opt_i64("page")?.unwrap_or(1);
+    let first = usize::try_from(requested.max(1)).unwrap_or(usize::MAX);
+    let (txs, total) = b.tx_search(&query, first, per, desc).map_err(backend_err)?;
+    page(params, per, total)?;
+    let list: Vec<Value> = txs.iter().take(per).map(shapes::indexed_tx).collect();
+    Ok(json!({"txs": list, "total_count": total.to_string()}))
+}
+
+fn block_results(b: &dyn RpcBackend, params: &Params) -> Result<Value, RpcErr> {
+    let h = height_param(b, params, "height", false)?;
+    let results = b
+        .block_results(h)
+        .map_err(backend_err)?
+        .ok_or_else(|| RpcErr::internal(format!("results for height {h} not found")))?;
+    // The app hash after block h is the next header's; the latest block's comes from the app.
+    let app_hash = match b.block(h + 1).map_err(backend_err)? {
+        Some(next) => next.header().app_hash,
+        None => b.abci_info().last_app_hash,
+    };
+    let list: Vec<Value> = results.iter().map(shapes::tx_result).collect();
+    Ok(json!({
+        "height": h.to_string(),
+        "txs_results": if list.is_empty() { Value::Null } else { Value::Array(list) },
+        "finalize_block_events": [],
+        "validator_updates": null,
+        "consensus_param_updates": null,
+        "app_hash": app_hash.to_hex_upper(),
+    }))
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn heights_are_checked_like_cometbft() {
+        assert_eq!(check_height(3, 5, 1).unwrap(), 3);
+        let e = check_height(6, 5, 1).unwrap_err();
+        assert_eq!(
+            e.data,
+            "height 6 must be less than or equal to the current blockchain height 5"
+        );
+        assert_eq!(e.code, super::super::jsonrpc::INTERNAL_ERROR);
+        assert!(check_height(0, 5, 1)
+            .unwrap_err()
+            .data
+            .contains("greater than 0"));
+        assert!(check_height(-3, 5, 1).unwrap_err().data.contains("-3"));
+        assert!(check_height(1, 5, 2)
+            .unwrap_err()
+            .data
+            .contains("lowest height is 2"));
+    }
+
+    #[test]
+    fn node_ids() {
+        let hex40 = "0123456789abcdef0123456789abcdef01234567";
+        assert_eq!(node_id_hex(hex40), hex40);
+        let mapped = node_id_hex("12D3KooWPeer");
+        assert_eq!(mapped.len(), 40);
+        assert_eq!(mapped, node_id_hex("12D3KooWPeer"));
+    }
+
+    #[test]
+    fn method_table_has_unique_names() {
+        let mut names: Vec<&str> = METHODS.iter().map(|(m, _)| *m).collect();
+        names.sort_unstable();
+        names.dedup();
+        assert_eq!(names.len(), METHODS.len());
+    }
+}

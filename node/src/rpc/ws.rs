@@ -1,0 +1,307 @@
+//! `/websocket`: JSON-RPC over a websocket, with `subscribe`, `unsubscribe` and `unsubscribe_all` for
+//! `tm.event='NewBlock'` and `tm.event='Tx'` queries (see [`super::query`]), and every HTTP method too.
+//!
+//! Each client has one reader loop and one writer task joined by a bounded queue of
+//! `ws_send_queue` messages. Events are queued without waiting: when the queue is full (the client
+//! reads too slowly), or the node's event channel overflowed for this client, the client gets an error
+//! message and is disconnected. The node never waits for a client.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::ws::{Message, WebSocket};
+use futures::{SinkExt, StreamExt};
+use serde_json::{json, Value};
+use tokio::sync::{broadcast, mpsc, OwnedSemaphorePermit};
+
+use super::backend::{IndexedTx, NewBlockEvent, NodeEvent};
+use super::jsonrpc::{err_response, ok_response, parse_request, Params, RpcErr};
+use super::methods::{self, Ctx};
+use super::query::{EventKind, TxQuery};
+use super::server::call_with_timeout;
+use super::shapes;
+
+/// How long a closing client's queued messages may take to flush before the socket is dropped.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// One subscription of a client.
+struct Subscription {
+    query: TxQuery,
+    kind: EventKind,
+    id: Value,
+}
+
+/// Why a client loop ends early.
+enum Stop {
+    /// The client went away or asked to close.
+    Closed,
+    /// The client's queue is full or it missed events: it was sent `message` and is disconnected.
+    TooSlow,
+}
+
+/// Serves one websocket client until it closes or is disconnected. `_permit` holds the client's slot
+/// among `max_subscription_clients`.
+pub async fn run(socket: WebSocket, ctx: Ctx, _permit: OwnedSemaphorePermit) {
+    let (mut sink, mut stream) = socket.split();
+    let capacity = ctx.limits.ws_send_queue.max(2);
+    let (out, mut out_rx) = mpsc::channel::<Message>(capacity);
+    let writer = tokio::spawn(async move {
+        while let Some(m) = out_rx.recv().await {
+            if sink.send(m).await.is_err() {
+                return;
+            }
+        }
+        let _ = sink.close().await;
+    });
+    let mut client = Client {
+        ctx,
+        out,
+        subs: Vec::new(),
+        events: None,
+    };
+    loop {
+        let step = tokio::select! {
+            msg = stream.next() => match msg {
+                None | Some(Err(_)) | Some(Ok(Message::Close(_))) => Err(Stop::Closed),
+                Some(Ok(Message::Text(text))) => client.on_request(text.as_bytes()).await,
+                Some(Ok(Message::Binary(bytes))) => client.on_request(&bytes).await,
+                Some(Ok(Message::Ping(_) | Message::Pong(_))) => Ok(()),
+            },
+            event = recv(&mut client.events) => client.on_event(event),
+        };
+        match step {
+            Ok(()) => {}
+            Err(Stop::Closed) | Err(Stop::TooSlow) => break,
+        }
+    }
+    drop(client);
+    // The writer sends what is queued (including a final error) and closes; a client that does not
+    // read is cut off after DRAIN_TIMEOUT.
+    let abort = writer.abort_handle();
+    if tokio::time::timeout(DRAIN_TIMEOUT, writer).await.is_err() {
+        abort.abort();
+    }
+}
+
+/// Waits for the next event, or forever when there are no subscriptions.
+async fn recv(
+    events: &mut Option<broadcast::Receiver<NodeEvent>>,
+) -> Result<NodeEvent, broadcast::error::RecvError> {
+    match events {
+        Some(rx) => rx.recv().await,
+        None => std::future::pending().await,
+    }
+}
+
+struct Client {
+    ctx: Ctx,
+    out: mpsc::Sender<Message>,
+    subs: Vec<Subscription>,
+    events: Option<broadcast::Receiver<NodeEvent>>,
+}
+
+impl Client {
+    /// Queues `msg`, keeping the last slot for the error that announces a disconnection.
+    fn push(&self, msg: &Value) -> Result<(), Stop> {
+        if self.out.capacity() <= 1 {
+            let err = RpcErr::server(
+                "subscription was cancelled (reason: client is not pulling messages fast enough)",
+            );
+            let _ = self.out.try_send(Message::Text(
+                err_response(&Value::Null, &err).to_string().into(),
+            ));
+            return Err(Stop::TooSlow);
+        }
+        self.out
+            .try_send(Message::Text(msg.to_string().into()))
+            .map_err(|_| Stop::TooSlow)
+    }
+
+    async fn on_request(&mut self, bytes: &[u8]) -> Result<(), Stop> {
+        let value: Value = match serde_json::from_slice(bytes) {
+            Ok(v) => v,
+            Err(e) => {
+                let err = RpcErr::parse(format!("error unmarshaling request: {e}"));
+                return self.push(&err_response(&Value::Null, &err));
+            }
+        };
+        let req = match parse_request(value) {
+            Ok(r) => r,
+            Err((id, err)) => return self.push(&err_response(&id, &err)),
+        };
+        let Some(id) = req.id.clone() else {
+            return Ok(()); // a notification gets no answer
+        };
+        let result = match req.method.as_str() {
+            "subscribe" => self.subscribe(req.params, &id),
+            "unsubscribe" => self.unsubscribe(req.params),
+            "unsubscribe_all" => {
+                self.subs.clear();
+                self.events = None;
+                Ok(json!({}))
+            }
+            method => match methods::param_names(method) {
+                None => Err(RpcErr::method_not_found(method)),
+                Some(names) => match Params::from_json(req.params, names) {
+                    Ok(p) => call_with_timeout(&self.ctx, method, &p).await,
+                    Err(e) => Err(e),
+                },
+            },
+        };
+        self.push(&match result {
+            Ok(v) => ok_response(&id, v),
+            Err(e) => err_response(&id, &e),
+        })
+    }
+
+    fn subscribe(&mut self, params: Value, id: &Value) -> Result<Value, RpcErr> {
+        let params = Params::from_json(params, &["query"])?;
+        let text = params.req_str("query")?;
+        let query = TxQuery::parse(&text).map_err(|e| RpcErr::invalid_param("query", e))?;
+        let Some(kind) = query.event_kind() else {
+            return Err(RpcErr::invalid_param(
+                "query",
+                "must contain tm.event='NewBlock' or tm.event='Tx'",
+            ));
+        };
+        if self.subs.iter().any(|s| s.query.as_str() == text) {
+            return Err(RpcErr::internal("already subscribed"));
+        }
+        let max = self.ctx.limits.max_subscriptions_per_client;
+        if self.subs.len() >= max {
+            return Err(RpcErr::internal(format!(
+                "max_subscriptions_per_client {max} reached"
+            )));
+        }
+        if self.events.is_none() {
+            self.events = Some(self.ctx.backend.subscribe());
+        }
+        self.subs.push(Subscription {
+            query,
+            kind,
+            id: id.clone(),
+        });
+        Ok(json!({}))
+    }
+
+    fn unsubscribe(&mut self, params: Value) -> Result<Value, RpcErr> {
+        let params = Params::from_json(params, &["query"])?;
+        let text = params.req_str("query")?;
+        let before = self.subs.len();
+        self.subs.retain(|s| s.query.as_str() != text);
+        if self.subs.len() == before {
+            return Err(RpcErr::internal("subscription not found"));
+        }
+        if self.subs.is_empty() {
+            self.events = None;
+        }
+        Ok(json!({}))
+    }
+
+    fn on_event(
+        &mut self,
+        event: Result<NodeEvent, broadcast::error::RecvError>,
+    ) -> Result<(), Stop> {
+        let event = match event {
+            Ok(e) => e,
+            Err(broadcast::error::RecvError::Lagged(_)) => {
+                let err = RpcErr::server(
+                    "subscription was cancelled (reason: client is not pulling messages fast enough)",
+                );
+                let _ = self.out.try_send(Message::Text(
+                    err_response(&Value::Null, &err).to_string().into(),
+                ));
+                return Err(Stop::TooSlow);
+            }
+            Err(broadcast::error::RecvError::Closed) => {
+                let err = RpcErr::server("subscription was cancelled (reason: CometBFT exited)");
+                let _ = self.out.try_send(Message::Text(
+                    err_response(&Value::Null, &err).to_string().into(),
+                ));
+                return Err(Stop::Closed);
+            }
+        };
+        match &event {
+            NodeEvent::NewBlock(b) => {
+                let mut data = None;
+                for sub in self.subs.iter().filter(|s| s.kind == EventKind::NewBlock) {
+                    if !sub.query.matches_block(b.block.height().0, &b.events) {
+                        continue;
+                    }
+                    let data = data.get_or_insert_with(|| new_block_data(&self.ctx, b));
+                    self.push(&ok_response(&sub.id, event_message(&sub.query, data)))?;
+                }
+            }
+            NodeEvent::Tx(t) => {
+                let mut data = None;
+                for sub in self.subs.iter().filter(|s| s.kind == EventKind::Tx) {
+                    if !sub.query.matches(t) {
+                        continue;
+                    }
+                    let data = data.get_or_insert_with(|| tx_data(t));
+                    self.push(&ok_response(&sub.id, event_message(&sub.query, data)))?;
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+fn event_message(query: &TxQuery, data: &(Value, Value)) -> Value {
+    json!({"query": query.as_str(), "data": data.0, "events": data.1})
+}
+
+/// The `data` and `events` of a NewBlock event message.
+fn new_block_data(ctx: &Ctx, e: &Arc<NewBlockEvent>) -> (Value, Value) {
+    let block = methods::block_json(ctx.backend.as_ref(), &e.block).unwrap_or(Value::Null);
+    let tx_results: Vec<Value> = e.tx_results.iter().map(shapes::tx_result).collect();
+    let data = json!({
+        "type": "tendermint/event/NewBlock",
+        "value": {
+            "block": block,
+            "block_id": shapes::block_id(&e.block.id().hash),
+            "result_finalize_block": {
+                "events": shapes::events(&e.events),
+                "tx_results": tx_results,
+                "validator_updates": [],
+                "consensus_param_updates": null,
+                "app_hash": shapes::b64(&e.app_hash.0),
+            },
+        },
+    });
+    let height = e.block.height().0.to_string();
+    let events = shapes::event_map("NewBlock", &e.events, &[("block.height", height)]);
+    (data, events)
+}
+
+/// The `data` and `events` of a Tx event message.
+fn tx_data(t: &IndexedTx) -> (Value, Value) {
+    let r = &t.result;
+    let data = json!({
+        "type": "tendermint/event/Tx",
+        "value": {"TxResult": {
+            "height": t.height.to_string(),
+            "index": t.index,
+            "tx": shapes::b64(t.tx.as_bytes()),
+            "result": {
+                "code": r.code,
+                "data": null,
+                "log": r.log,
+                "info": "",
+                "gas_wanted": r.gas_wanted.to_string(),
+                "gas_used": r.gas_used.to_string(),
+                "events": shapes::events(&r.events),
+                "codespace": "",
+            },
+        }},
+    });
+    let events = shapes::event_map(
+        "Tx",
+        &r.events,
+        &[
+            ("tx.hash", t.tx.hash().to_hex_upper()),
+            ("tx.height", t.height.to_string()),
+        ],
+    );
+    (data, events)
+}
