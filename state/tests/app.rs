@@ -369,3 +369,110 @@ fn handshake_refuses_impossible_combinations() {
         "{err}"
     );
 }
+
+/// Executes `txs` as the next block; returns the block and its results.
+fn execute(app: &mut BankApp, chain_b: &mut ChainBuilder, txs: Vec<Tx>) -> (Block, Vec<TxResult>) {
+    let block = chain_b
+        .block(app.info().unwrap().last_app_hash, txs)
+        .unwrap();
+    let r = app.finalize_block(&block).unwrap();
+    app.commit(ChainBuilder::commit_bytes(&block)).unwrap();
+    chain_b.set_last_results_hash(results_hash(&r.tx_results));
+    (block, r.tx_results)
+}
+
+#[test]
+fn committed_blocks_are_indexed_by_hash_with_their_txs_results_and_events() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    let mut a = app(store.clone());
+    a.init_chain(1, &genesis(10_000)).unwrap();
+    let mut chain_b = ChainBuilder::new(chain(), 1, Address([9; 20]));
+    let sender = addr(0).to_hex_upper();
+    let mut expected_hits = Vec::new();
+    for txs in workload(11, 5) {
+        let (block, results) = execute(&mut a, &mut chain_b, txs);
+        let h = block.height().0;
+        assert_eq!(
+            store.block_height_by_hash(&block.id().hash.0).unwrap(),
+            Some(h)
+        );
+        assert_eq!(store.block_hash(h).unwrap(), Some(block.id().hash.0));
+        assert_eq!(store.block_results(h).unwrap().as_ref(), Some(&results));
+        for (i, (tx, result)) in (0u32..).zip(block.txs().iter().zip(&results)) {
+            let at = store.tx_at(h, i).unwrap().unwrap();
+            assert_eq!(
+                (at.hash, at.tx.as_slice(), &at.result),
+                (tx.hash().0, tx.as_bytes(), result)
+            );
+            let by_hash = store.tx(&tx.hash().0).unwrap().unwrap();
+            assert_eq!(by_hash.tx, tx.as_bytes());
+            let from_0 = result.events.iter().any(|e| {
+                e.kind == "transfer"
+                    && e.attributes
+                        .iter()
+                        .any(|a| a.key == "sender" && a.value == sender)
+            });
+            if from_0 {
+                expected_hits.push((h, i));
+            }
+        }
+    }
+    assert!(
+        !expected_hits.is_empty(),
+        "the workload has transfers from account 0"
+    );
+    assert_eq!(
+        store
+            .search_txs("transfer.sender", &sender, usize::MAX, false)
+            .unwrap(),
+        expected_hits
+    );
+    // The genesis version has no block and no results.
+    assert_eq!(store.block_results(0).unwrap(), None);
+    assert_eq!(store.base_height().unwrap(), Some(1));
+}
+
+#[test]
+fn recheck_skips_the_signature_but_not_nonce_or_funds() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut a = app(open(dir.path()));
+    a.init_chain(1, &genesis(10_000)).unwrap();
+    let mut chain_b = ChainBuilder::new(chain(), 1, Address([9; 20]));
+    let good = transfer_tx(&key(0), &chain(), addr(1), 5, 1, 0).unwrap();
+    let accepted = a.check_tx(&good);
+    assert!(accepted.is_ok(), "{accepted:?}");
+    assert_eq!(a.recheck_tx(&good, &accepted), accepted);
+
+    // A transfer whose signature is over another amount: check_tx refuses it, recheck after an
+    // accepted check does not look at the signature (which cannot change for the same bytes).
+    let body = |amount| basalt_state::bank::TransferBody {
+        chain_id: chain(),
+        from: key(0).public_key(),
+        to: addr(1),
+        amount,
+        fee: 1,
+        nonce: 0,
+        gas_limit: basalt_state::bank::TRANSFER_GAS,
+    };
+    let signature = *body(1).sign(&key(0)).signature();
+    let forged = basalt_state::bank::SignedTransfer::new(body(2), signature).unwrap();
+    let forged = Tx::new(forged.to_tx_bytes()).unwrap();
+    let refused = a.check_tx(&forged);
+    assert_eq!(refused.code, 3, "{refused:?}");
+    assert!(a.recheck_tx(&forged, &accepted).is_ok());
+    assert_eq!(a.recheck_tx(&forged, &refused), refused);
+
+    // Spending nonce 0 and most of the balance makes the queued ones fail their recheck.
+    let spend = transfer_tx(&key(0), &chain(), addr(1), 9_000, 0, 1).unwrap();
+    let overdraw = transfer_tx(&key(0), &chain(), addr(1), 9_000, 0, 2).unwrap();
+    let overdraw_ok = a.check_tx(&overdraw);
+    assert!(overdraw_ok.is_ok(), "{overdraw_ok:?}");
+    let (_, results) = execute(&mut a, &mut chain_b, vec![good.clone(), spend]);
+    assert!(results.iter().all(|r| r.code == 0), "{results:?}");
+    let stale = a.recheck_tx(&good, &accepted);
+    assert_eq!(stale.code, 4, "{stale:?}");
+    let broke = a.recheck_tx(&overdraw, &overdraw_ok);
+    assert_eq!(broke.code, 5, "insufficient funds: {broke:?}");
+    assert_eq!(broke, a.check_tx(&overdraw));
+}

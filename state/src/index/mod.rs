@@ -280,3 +280,102 @@ fn result_index(key: &[u8]) -> Result<u32> {
             reason: "tx result key is not 13 bytes".to_owned(),
         })
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+    use super::*;
+    use crate::app::Event;
+    use crate::{BlockCommit, StateStore, StoreConfig};
+
+    fn put_raw(store: &StateStore, key: &[u8], value: &[u8]) {
+        let mut batch = WriteBatch::default();
+        store
+            .storage()
+            .batch_put(&mut batch, Cf::TxIndex, key, value)
+            .unwrap();
+        store.storage().write_synced(batch).unwrap();
+    }
+
+    #[test]
+    fn corrupt_index_records_are_reported_with_their_column_family_and_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = StateStore::open(dir.path(), StoreConfig::default()).unwrap();
+        let result = TxResult {
+            code: 0,
+            log: String::new(),
+            gas_wanted: 1,
+            gas_used: 1,
+            events: vec![Event::new("a", &[("b", "c".to_owned())])],
+        };
+        store
+            .commit_block(BlockCommit {
+                height: 1,
+                block: b"block".to_vec(),
+                txs: vec![CommittedTx {
+                    hash: [7; 32],
+                    tx: b"tx".to_vec(),
+                    result,
+                }],
+                ..BlockCommit::default()
+            })
+            .unwrap();
+        store
+            .commit_block(BlockCommit {
+                height: 2,
+                block: b"block 2".to_vec(),
+                ..BlockCommit::default()
+            })
+            .unwrap();
+        assert_eq!(
+            store.search_txs("a.b", "c", 10, false).unwrap(),
+            vec![(1, 0)]
+        );
+        let result_key = keys::result_key(1, 0);
+        put_raw(&store, &result_key, &[0xff]);
+        let corrupt_result = |e: StateError| {
+            matches!(e, StateError::Corrupt { cf: "tx_index", ref key_hex, .. }
+                if *key_hex == hex(&result_key))
+        };
+        assert!(corrupt_result(store.tx(&[7; 32]).unwrap_err()));
+        assert!(corrupt_result(store.block_results(1).unwrap_err()));
+        assert!(corrupt_result(store.prune_blocks(2).unwrap_err()));
+        put_raw(&store, &keys::tx_key(&[7; 32]), &[1, 2, 3]);
+        let err = store.tx(&[7; 32]).unwrap_err();
+        assert!(
+            matches!(err, StateError::Corrupt { cf: "tx_index", .. }),
+            "{err}"
+        );
+        // A block record announcing more results than stored.
+        let record = BlockRecord {
+            tx_count: 2,
+            block_hash: None,
+        };
+        put_raw(
+            &store,
+            &keys::block_record_key(1),
+            &borsh::to_vec(&record).unwrap(),
+        );
+        put_raw(
+            &store,
+            &result_key,
+            &borsh::to_vec(&StoredResult {
+                tx_hash: [7; 32],
+                result: TxResult {
+                    code: 0,
+                    log: String::new(),
+                    gas_wanted: 0,
+                    gas_used: 0,
+                    events: Vec::new(),
+                },
+            })
+            .unwrap(),
+        );
+        let err = store.block_results(1).unwrap_err();
+        assert!(
+            matches!(err, StateError::Missing { cf: "tx_index", .. }),
+            "{err}"
+        );
+    }
+}
