@@ -1,1 +1,439 @@
 //! The validator signer with double-sign protection backed by `data/priv_validator_state.json`.
+//!
+//! Same contract as CometBFT's `FilePV` (and as the simulation's in-memory model in
+//! `tests/src/sim/privval.rs`): the last signed (height, round, step) and its sign bytes are written
+//! durably (file and directory fsynced) *before* a signature leaves this module. A request for an earlier
+//! (height, round, step) is refused; for the same one the stored signature is returned if the sign bytes
+//! are identical (a re-send after a crash) and the request is refused otherwise; a later one is signed.
+//!
+//! File format (CometBFT's): `{"height":"12","round":0,"step":2,"signature":"<base64>","signbytes":"<HEX>"}`
+//! with step 0 = nothing signed, 1 = propose, 2 = prevote, 3 = precommit; `signature` and `signbytes` are
+//! omitted when nothing was signed.
+
+use std::fmt;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use basalt_consensus::types::{
+    Address, ChainId, PrivateKey, Proposal, PublicKey, Signature, SignedProposal, SignedVote, Vote,
+};
+use basalt_consensus::VoteType;
+use base64::Engine as _;
+use serde::{Deserialize, Serialize};
+
+use super::fsutil::{self, FsError};
+
+/// Largest state file accepted (a state holds one vote's or proposal's sign bytes: well under 1 KiB).
+pub const MAX_STATE_FILE_BYTES: u64 = 64 * 1024;
+
+/// Step of a signed message, ordered as CometBFT's `stepPropose < stepPrevote < stepPrecommit`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum SignStep {
+    /// A proposal.
+    Propose = 1,
+    /// A prevote.
+    Prevote = 2,
+    /// A precommit.
+    Precommit = 3,
+}
+
+impl SignStep {
+    /// The step of a vote type.
+    pub fn of_vote(vote_type: VoteType) -> SignStep {
+        match vote_type {
+            VoteType::Prevote => SignStep::Prevote,
+            VoteType::Precommit => SignStep::Precommit,
+        }
+    }
+}
+
+/// A (height, round, step) position; `step` 0 means nothing was signed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Hrs {
+    /// Height.
+    pub height: u64,
+    /// Round.
+    pub round: u32,
+    /// Step (0 none, 1 propose, 2 prevote, 3 precommit).
+    pub step: u8,
+}
+
+impl fmt::Display for Hrs {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "height {} round {} step {}",
+            self.height, self.round, self.step
+        )
+    }
+}
+
+/// The last signature made: what `priv_validator_state.json` holds.
+#[derive(Clone, Debug, PartialEq, Eq, Default)]
+pub struct LastSignState {
+    /// Height of the last signature (0: nothing signed).
+    pub height: u64,
+    /// Its round.
+    pub round: u32,
+    /// Its step (0 none, 1 propose, 2 prevote, 3 precommit).
+    pub step: u8,
+    /// The signature, if any.
+    pub signature: Option<Signature>,
+    /// Its sign bytes (empty if none).
+    pub sign_bytes: Vec<u8>,
+}
+
+impl LastSignState {
+    /// The (height, round, step) position.
+    pub fn hrs(&self) -> Hrs {
+        Hrs {
+            height: self.height,
+            round: self.round,
+            step: self.step,
+        }
+    }
+}
+
+/// Why the signer refused or failed.
+#[derive(Debug, thiserror::Error)]
+pub enum PrivvalError {
+    /// The request is for an earlier (height, round, step) than already signed.
+    #[error("refusing to sign {requested}: already signed {last}")]
+    Regression {
+        /// Requested position.
+        requested: Hrs,
+        /// Last signed position.
+        last: Hrs,
+    },
+    /// Same (height, round, step) as the last signature but different sign bytes: a double sign.
+    #[error("refusing to double-sign at {hrs}: different sign bytes already signed there")]
+    Conflict {
+        /// The position.
+        hrs: Hrs,
+    },
+    /// The state file does not exist (`basalt init` writes it).
+    #[error(
+        "signer state file {path} does not exist (run `basalt init`, or restore it from a backup)"
+    )]
+    Missing {
+        /// The file.
+        path: PathBuf,
+    },
+    /// The state file could not be read.
+    #[error("cannot read signer state file {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        #[source]
+        source: io::Error,
+    },
+    /// The state file's content is invalid.
+    #[error("signer state file {path} is corrupt: {reason}")]
+    Corrupt {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
+    /// Persisting the new state failed; the signature was not released.
+    #[error("cannot persist signer state {path} (signature withheld): {source}")]
+    Persist {
+        /// The file.
+        path: PathBuf,
+        /// The file-system error.
+        #[source]
+        source: FsError,
+    },
+    /// The state file's directory could not be created.
+    #[error("cannot create directory {path}: {source}")]
+    CreateDir {
+        /// The directory.
+        path: PathBuf,
+        /// The I/O error.
+        #[source]
+        source: io::Error,
+    },
+}
+
+/// A validator's key with its durable last-signed state.
+pub struct PrivValidator {
+    key: PrivateKey,
+    state: LastSignState,
+    state_path: PathBuf,
+    /// False after a failed write of `state`: the next request rewrites it before anything is released.
+    durable: bool,
+    last_fsync: Option<Duration>,
+}
+
+impl fmt::Debug for PrivValidator {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PrivValidator")
+            .field("address", &self.address())
+            .field("state", &self.state)
+            .field("state_path", &self.state_path)
+            .finish_non_exhaustive()
+    }
+}
+
+impl PrivValidator {
+    /// Loads the signer's state from `state_path`. A missing file is an error (`basalt init` writes it;
+    /// starting from nothing could double-sign), as is a corrupt one; both name the file.
+    pub fn load(key: PrivateKey, state_path: &Path) -> Result<PrivValidator, PrivvalError> {
+        let state = read_state(state_path)?;
+        Ok(PrivValidator {
+            key,
+            state,
+            state_path: state_path.to_path_buf(),
+            durable: true,
+            last_fsync: None,
+        })
+    }
+
+    /// The validator's address.
+    pub fn address(&self) -> Address {
+        self.key.public_key().address()
+    }
+
+    /// The validator's public key.
+    pub fn public_key(&self) -> PublicKey {
+        self.key.public_key()
+    }
+
+    /// The last signature made (as persisted).
+    pub fn last_signed(&self) -> &LastSignState {
+        &self.state
+    }
+
+    /// How long the last durable state write took (for the metrics); `None` before the first.
+    pub fn last_fsync(&self) -> Option<Duration> {
+        self.last_fsync
+    }
+
+    /// The state file.
+    pub fn state_path(&self) -> &Path {
+        &self.state_path
+    }
+
+    /// Signs a vote unless that could double-sign; the new state is durable before the signature returns.
+    pub fn sign_vote(
+        &mut self,
+        chain_id: &ChainId,
+        vote: Vote,
+    ) -> Result<SignedVote, PrivvalError> {
+        let hrs = Hrs {
+            height: vote.height.0,
+            round: vote.round.0,
+            step: SignStep::of_vote(vote.vote_type) as u8,
+        };
+        let signature = self.sign(hrs, vote.sign_bytes(chain_id))?;
+        Ok(SignedVote { vote, signature })
+    }
+
+    /// Signs a proposal unless that could double-sign; the new state is durable before the signature
+    /// returns.
+    pub fn sign_proposal(
+        &mut self,
+        chain_id: &ChainId,
+        proposal: Proposal,
+    ) -> Result<SignedProposal, PrivvalError> {
+        let hrs = Hrs {
+            height: proposal.height().0,
+            round: proposal.round().0,
+            step: SignStep::Propose as u8,
+        };
+        let signature = self.sign(hrs, proposal.sign_bytes(chain_id))?;
+        Ok(SignedProposal {
+            proposal,
+            signature,
+        })
+    }
+
+    /// The double-sign rule (see the module docs), then persistence, then release.
+    fn sign(&mut self, hrs: Hrs, sign_bytes: Vec<u8>) -> Result<Signature, PrivvalError> {
+        if !self.durable {
+            // A previous write failed after the state moved on in memory: make it durable first, so
+            // nothing signed from it (including an identical re-request) leaves before it is on disk.
+            self.persist()?;
+        }
+        let last = self.state.hrs();
+        if hrs < last {
+            return Err(PrivvalError::Regression {
+                requested: hrs,
+                last,
+            });
+        }
+        if hrs == last {
+            return match self.state.signature {
+                Some(signature) if self.state.sign_bytes == sign_bytes => Ok(signature),
+                _ => Err(PrivvalError::Conflict { hrs }),
+            };
+        }
+        let signature = self.key.sign(&sign_bytes);
+        // The state moves on in memory even if the write fails: a conflicting request at this position
+        // must be refused from now on, since the signature may already be on disk.
+        self.state = LastSignState {
+            height: hrs.height,
+            round: hrs.round,
+            step: hrs.step,
+            signature: Some(signature),
+            sign_bytes,
+        };
+        self.durable = false;
+        self.persist()?;
+        Ok(signature)
+    }
+
+    fn persist(&mut self) -> Result<(), PrivvalError> {
+        let bytes = encode_state(&self.state);
+        let started = Instant::now();
+        fsutil::write_durably(&self.state_path, &bytes).map_err(|source| {
+            PrivvalError::Persist {
+                path: self.state_path.clone(),
+                source,
+            }
+        })?;
+        self.last_fsync = Some(started.elapsed());
+        self.durable = true;
+        Ok(())
+    }
+}
+
+/// `basalt unsafe-reset-all`: overwrites the state with "nothing signed" (height 0). Only safe when the
+/// whole chain is being restarted from scratch.
+pub fn reset_state(state_path: &Path) -> Result<(), PrivvalError> {
+    create_parent(state_path)?;
+    write_state(state_path, &LastSignState::default())
+}
+
+/// `basalt init`: writes the "nothing signed" state if the file does not exist yet. An existing file is
+/// left untouched (re-running `init` must never erase double-sign protection; use [`reset_state`]).
+pub fn write_initial_state(state_path: &Path) -> Result<(), PrivvalError> {
+    if state_path.exists() {
+        return Ok(());
+    }
+    create_parent(state_path)?;
+    write_state(state_path, &LastSignState::default())
+}
+
+fn create_parent(state_path: &Path) -> Result<(), PrivvalError> {
+    let dir = fsutil::parent_dir(state_path);
+    std::fs::create_dir_all(dir).map_err(|source| PrivvalError::CreateDir {
+        path: dir.to_path_buf(),
+        source,
+    })
+}
+
+fn write_state(state_path: &Path, state: &LastSignState) -> Result<(), PrivvalError> {
+    fsutil::write_durably(state_path, &encode_state(state)).map_err(|source| {
+        PrivvalError::Persist {
+            path: state_path.to_path_buf(),
+            source,
+        }
+    })
+}
+
+/// The JSON shape of the file (CometBFT's: height as a string, hex upper-case sign bytes).
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct StateFile {
+    height: String,
+    round: u32,
+    step: u8,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    signature: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    signbytes: Option<String>,
+}
+
+/// Serialises a state as the file's JSON.
+pub fn encode_state(state: &LastSignState) -> Vec<u8> {
+    let file = StateFile {
+        height: state.height.to_string(),
+        round: state.round,
+        step: state.step,
+        signature: state
+            .signature
+            .map(|s| base64::engine::general_purpose::STANDARD.encode(s.to_bytes())),
+        signbytes: (!state.sign_bytes.is_empty()).then(|| hex::encode_upper(&state.sign_bytes)),
+    };
+    // Serialising a struct of strings and integers cannot fail; fall back to an empty object rather
+    // than panic (load would then refuse it, naming the file).
+    serde_json::to_vec_pretty(&file).unwrap_or_default()
+}
+
+/// Parses the file's JSON; `reason` says which field is wrong.
+pub fn decode_state(bytes: &[u8]) -> Result<LastSignState, String> {
+    let file: StateFile =
+        serde_json::from_slice(bytes).map_err(|e| format!("invalid JSON: {e}"))?;
+    let height = file.height.parse::<u64>().map_err(|e| {
+        format!(
+            "field `height` {:?} is not an unsigned integer: {e}",
+            file.height
+        )
+    })?;
+    if file.step > SignStep::Precommit as u8 {
+        return Err(format!(
+            "field `step` is {} (expected 0 none, 1 propose, 2 prevote or 3 precommit)",
+            file.step
+        ));
+    }
+    let signature = match &file.signature {
+        None => None,
+        Some(b64) => {
+            let raw = base64::engine::general_purpose::STANDARD
+                .decode(b64)
+                .map_err(|e| format!("field `signature` is not base64: {e}"))?;
+            let raw: [u8; 64] = raw
+                .as_slice()
+                .try_into()
+                .map_err(|_| format!("field `signature` has {} bytes (expected 64)", raw.len()))?;
+            Some(
+                Signature::from_bytes(&raw)
+                    .map_err(|e| format!("field `signature` is not a valid signature: {e}"))?,
+            )
+        }
+    };
+    let sign_bytes = match &file.signbytes {
+        None => Vec::new(),
+        Some(h) => hex::decode(h).map_err(|e| format!("field `signbytes` is not hex: {e}"))?,
+    };
+    if file.step == 0 && signature.is_some() {
+        return Err("field `signature` is present but `step` is 0 (nothing signed)".to_owned());
+    }
+    Ok(LastSignState {
+        height,
+        round: file.round,
+        step: file.step,
+        signature,
+        sign_bytes,
+    })
+}
+
+fn read_state(path: &Path) -> Result<LastSignState, PrivvalError> {
+    let read_err = |source: io::Error| {
+        if source.kind() == io::ErrorKind::NotFound {
+            PrivvalError::Missing {
+                path: path.to_path_buf(),
+            }
+        } else {
+            PrivvalError::Read {
+                path: path.to_path_buf(),
+                source,
+            }
+        }
+    };
+    let len = std::fs::metadata(path).map_err(read_err)?.len();
+    if len > MAX_STATE_FILE_BYTES {
+        return Err(PrivvalError::Corrupt {
+            path: path.to_path_buf(),
+            reason: format!("{len} bytes, more than the {MAX_STATE_FILE_BYTES} a state can take"),
+        });
+    }
+    let bytes = std::fs::read(path).map_err(read_err)?;
+    decode_state(&bytes).map_err(|reason| PrivvalError::Corrupt {
+        path: path.to_path_buf(),
+        reason,
+    })
+}
