@@ -1,8 +1,14 @@
 //! [`StateStore`]: the versioned Merkle state, and the atomic per-block commit.
 //!
 //! One version per height. A commit puts the tree's new nodes and values, the stale-node index, the new
-//! root, the opaque block and commit bytes and the "height h is done" marker (`latest_version`) into one
+//! root, the opaque block and commit bytes, the block's indexes (block hash, transactions, results,
+//! events: [`crate::index`]) and the "height h is done" marker (`latest_version`) into one
 //! `WriteBatch` written with `sync = true`: after a crash the store is at h or h+1, never between.
+//!
+//! The Merkle update can be computed ahead of the commit ([`StateStore::prepare_state`], used by the
+//! application's `finalize_block` to announce the app hash) and then committed as is
+//! ([`BlockCommit::prepared`]), so each block's tree update is computed once. A prepared update records
+//! the version it was built on; the commit refuses it on any other.
 
 use std::collections::BTreeMap;
 use std::path::Path;
