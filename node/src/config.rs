@@ -530,7 +530,7 @@ pub enum Profile {
     /// CometBFT's default timeouts (about one block per second).
     #[default]
     Default,
-    /// Short timeouts for validators on one machine or LAN (see [`Config::fast_local`]).
+    /// Short timeouts for validators on one machine or a LAN (empty blocks every ~50 ms or less).
     FastLocal,
 }
 

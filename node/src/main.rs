@@ -1,15 +1,24 @@
 //! The `basalt` binary.
 #![forbid(unsafe_code)]
 
+use std::path::PathBuf;
 use std::process::ExitCode;
 
+use basalt_node::cli::init::InitArgs;
+use basalt_node::cli::testnet::TestnetArgs;
+use basalt_node::cli::tx::TxCommand;
 use basalt_node::cli::version::{self, VersionArgs};
+use basalt_node::cli::wal::WalCommand;
+use basalt_node::cli::{self, resolve_home, CliError};
 use clap::{Parser, Subcommand};
 
 /// Basalt: a Tendermint-style BFT blockchain node.
 #[derive(Debug, Parser)]
 #[command(name = "basalt", version)]
 struct Cli {
+    /// Node home directory (default: $BASALT_HOME, else ~/.basalt).
+    #[arg(long, global = true)]
+    home: Option<PathBuf>,
     #[command(subcommand)]
     command: Command,
 }
@@ -17,16 +26,49 @@ struct Cli {
 /// The subcommands; each one's arguments and code live in `basalt_node::cli::<name>`.
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Create a home: config, keys, signer state and a single-validator genesis (existing files are kept).
+    Init(InitArgs),
+    /// Run the node.
+    Start,
+    /// Create the homes of a local test network sharing one genesis.
+    Testnet(TestnetArgs),
+    /// Print this node's id (libp2p PeerId).
+    ShowNodeId,
+    /// Print this validator's public key as JSON.
+    ShowValidator,
+    /// Delete blocks, state and WAL and reset the signer state to height 0 (keeps keys and config).
+    UnsafeResetAll,
+    /// Sign and submit (or just build) transactions.
+    #[command(subcommand)]
+    Tx(TxCommand),
+    /// Consensus write-ahead log maintenance.
+    #[command(subcommand)]
+    Wal(WalCommand),
     /// Print the version; with --long or --json, also what the binary was built from.
     Version(VersionArgs),
 }
 
+fn run(cli: Cli) -> Result<(), CliError> {
+    let home = || resolve_home(cli.home.as_deref());
+    match &cli.command {
+        Command::Init(args) => cli::init::run(&home()?, args),
+        Command::Start => cli::start::run(home()?),
+        Command::Testnet(args) => cli::testnet::run(args),
+        Command::ShowNodeId => cli::show::run_node_id(&home()?),
+        Command::ShowValidator => cli::show::run_validator(&home()?),
+        Command::UnsafeResetAll => cli::reset::run(&home()?),
+        Command::Wal(command) => cli::wal::run(&home()?, *command),
+        Command::Tx(command) => Ok(cli::tx::run(command)?),
+        Command::Version(args) => version::run(args).map_err(|source| CliError::Io {
+            action: "cannot write",
+            path: PathBuf::from("<stdout>"),
+            source,
+        }),
+    }
+}
+
 fn main() -> ExitCode {
-    let cli = Cli::parse();
-    let result = match cli.command {
-        Command::Version(args) => version::run(&args),
-    };
-    match result {
+    match run(Cli::parse()) {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             eprintln!("basalt: {error}");
