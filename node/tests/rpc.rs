@@ -1,0 +1,1027 @@
+//! The JSON-RPC server against a mock backend on 127.0.0.1: every method's shape, the URI form,
+//! batches, websocket subscriptions, and each class of bad input and limit.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod rpc_mock;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use base64::Engine as _;
+use futures::{SinkExt, StreamExt};
+use serde_json::{json, Value};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio_tungstenite::tungstenite::Message;
+
+use basalt_consensus::types::Tx;
+use basalt_node::rpc::{serve, NodeEvent, RpcBackend, RpcLimits};
+use rpc_mock::{MockBackend, LATEST, SENDER};
+
+const WAIT: Duration = Duration::from_secs(20);
+
+struct Server {
+    addr: std::net::SocketAddr,
+    mock: Arc<MockBackend>,
+    _stop: tokio::sync::oneshot::Sender<()>,
+}
+
+async fn start(limits: RpcLimits) -> Server {
+    let mock = MockBackend::new();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let backend: Arc<dyn RpcBackend> = mock.clone();
+    tokio::spawn(serve(listener, backend, limits, async {
+        let _ = stopped.await;
+    }));
+    Server {
+        addr,
+        mock,
+        _stop: stop,
+    }
+}
+
+fn b64(bytes: &[u8]) -> String {
+    base64::engine::general_purpose::STANDARD.encode(bytes)
+}
+
+impl Server {
+    fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    async fn post_raw(&self, body: impl Into<reqwest::Body>) -> (u16, String) {
+        let r = reqwest::Client::new()
+            .post(self.url("/"))
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        (r.status().as_u16(), r.text().await.unwrap())
+    }
+
+    /// A JSON-RPC call; returns the whole response object.
+    async fn call(&self, method: &str, params: Value) -> Value {
+        let req = json!({"jsonrpc": "2.0", "id": "t-1", "method": method, "params": params});
+        let (status, text) = self.post_raw(req.to_string()).await;
+        assert_eq!(status, 200, "{text}");
+        let v: Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(v["jsonrpc"], "2.0");
+        assert_eq!(v["id"], "t-1");
+        v
+    }
+
+    async fn result(&self, method: &str, params: Value) -> Value {
+        let v = self.call(method, params).await;
+        assert!(v.get("error").is_none(), "{method}: {v}");
+        v["result"].clone()
+    }
+
+    async fn error(&self, method: &str, params: Value) -> Value {
+        let v = self.call(method, params).await;
+        assert!(v.get("result").is_none(), "{method}: {v}");
+        v["error"].clone()
+    }
+
+    async fn get(&self, path: &str) -> (u16, String) {
+        let r = reqwest::get(self.url(path)).await.unwrap();
+        (r.status().as_u16(), r.text().await.unwrap())
+    }
+
+    async fn healthy(&self) {
+        assert_eq!(self.result("health", json!({})).await, json!({}));
+    }
+}
+
+fn is_upper_hex(s: &Value, bytes: usize) -> bool {
+    let s = s.as_str().unwrap();
+    s.len() == bytes * 2
+        && s.bytes()
+            .all(|c| c.is_ascii_digit() || (b'A'..=b'F').contains(&c))
+}
+
+#[tokio::test]
+async fn status_health_genesis_abci_info_net_info() {
+    let s = start(RpcLimits::default()).await;
+    s.healthy().await;
+    let st = s.result("status", json!({})).await;
+    let ni = &st["node_info"];
+    assert_eq!(ni["network"], rpc_mock::CHAIN);
+    assert_eq!(ni["protocol_version"]["block"], "11");
+    assert_eq!(ni["id"].as_str().unwrap().len(), 40);
+    assert_eq!(ni["other"]["tx_index"], "on");
+    let si = &st["sync_info"];
+    assert_eq!(si["latest_block_height"], LATEST.to_string());
+    assert!(is_upper_hex(&si["latest_block_hash"], 32));
+    assert_eq!(si["latest_block_time"], "2023-11-14T22:13:25.25Z");
+    assert_eq!(si["catching_up"], false);
+    assert_eq!(st["validator_info"]["voting_power"], "10");
+    assert_eq!(
+        st["validator_info"]["pub_key"]["type"],
+        "tendermint/PubKeyEd25519"
+    );
+    assert!(is_upper_hex(&st["validator_info"]["address"], 20));
+
+    let g = s.result("genesis", json!({})).await;
+    assert_eq!(g["genesis"]["chain_id"], rpc_mock::CHAIN);
+
+    let info = s.result("abci_info", json!({})).await;
+    assert_eq!(info["response"]["last_block_height"], "5");
+    let app_hash = info["response"]["last_block_app_hash"].as_str().unwrap();
+    assert_eq!(
+        base64::engine::general_purpose::STANDARD
+            .decode(app_hash)
+            .unwrap()
+            .len(),
+        32
+    );
+
+    let net = s.result("net_info", json!({})).await;
+    assert_eq!(net["n_peers"], "1");
+    assert_eq!(net["peers"][0]["remote_ip"], "127.0.0.2");
+    assert_eq!(
+        net["peers"][0]["connection_status"]["Duration"],
+        "3000000000"
+    );
+    assert_eq!(
+        net["peers"][0]["node_info"]["id"].as_str().unwrap().len(),
+        40
+    );
+
+    let cs = s.result("consensus_state", json!({})).await;
+    assert_eq!(cs["round_state"]["height/round/step"], "6/0/4");
+    assert_eq!(cs["round_state"]["proposer"]["index"], 1);
+    assert_eq!(cs["round_state"]["locked_block_hash"], "");
+    let dump = s.result("dump_consensus_state", json!({})).await;
+    assert_eq!(dump["peers"], json!([]));
+}
+
+#[tokio::test]
+async fn blocks_headers_commits_in_cometbft_shapes() {
+    let s = start(RpcLimits::default()).await;
+    let (b3, c3) = s.mock.blocks[2].clone();
+    let r = s.result("block", json!({"height": "3"})).await;
+    assert_eq!(r["block_id"]["hash"], b3.id().hash.to_hex_upper());
+    assert_eq!(r["block_id"]["parts"]["total"], 1);
+    let h = &r["block"]["header"];
+    assert_eq!(h["version"], json!({"block": "11", "app": "0"}));
+    assert_eq!(h["height"], "3");
+    assert_eq!(h["chain_id"], rpc_mock::CHAIN);
+    assert_eq!(h["time"], "2023-11-14T22:13:23.25Z");
+    assert_eq!(
+        h["last_block_id"]["hash"],
+        s.mock.blocks[1].0.id().hash.to_hex_upper()
+    );
+    for field in [
+        "last_commit_hash",
+        "data_hash",
+        "validators_hash",
+        "app_hash",
+        "evidence_hash",
+    ] {
+        assert!(is_upper_hex(&h[field], 32), "{field}: {}", h[field]);
+    }
+    assert!(is_upper_hex(&h["proposer_address"], 20));
+    assert_eq!(
+        r["block"]["data"]["txs"],
+        json!([b64(b"tx-3-0"), b64(b"tx-3-1")])
+    );
+    assert_eq!(r["block"]["evidence"]["evidence"], json!([]));
+    let lc = &r["block"]["last_commit"];
+    assert_eq!(lc["height"], "2");
+    assert_eq!(lc["round"], 0);
+    let flags: Vec<i64> = lc["signatures"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["block_id_flag"].as_i64().unwrap())
+        .collect();
+    assert_eq!(
+        flags,
+        [2, 2, 3, 1],
+        "height 2 has a nil precommit and an absent one"
+    );
+    let absent = &lc["signatures"][3];
+    assert_eq!(absent["validator_address"], "");
+    assert_eq!(absent["signature"], Value::Null);
+    assert_eq!(absent["timestamp"], "0001-01-01T00:00:00Z");
+    let signed = &lc["signatures"][0];
+    assert!(is_upper_hex(&signed["validator_address"], 20));
+    assert_eq!(
+        base64::engine::general_purpose::STANDARD
+            .decode(signed["signature"].as_str().unwrap())
+            .unwrap()
+            .len(),
+        64
+    );
+
+    // The first block has CometBFT's empty last block id and commit.
+    let r1 = s.result("block", json!({"height": 1})).await;
+    assert_eq!(
+        r1["block"]["header"]["last_block_id"],
+        json!({"hash": "", "parts": {"total": 0, "hash": ""}})
+    );
+    assert_eq!(r1["block"]["last_commit"]["height"], "0");
+    assert_eq!(r1["block"]["data"]["txs"], json!([]));
+
+    // Latest by default; by hash (hex or base64); header variants.
+    let latest = s.result("block", json!({})).await;
+    assert_eq!(latest["block"]["header"]["height"], "5");
+    let hex_hash = b3.id().hash.to_hex_upper();
+    let by_hash = s
+        .result("block_by_hash", json!({"hash": b64(&b3.id().hash.0)}))
+        .await;
+    assert_eq!(by_hash["block"]["header"]["height"], "3");
+    let by_hex = s.result("block_by_hash", json!({"hash": hex_hash})).await;
+    assert_eq!(by_hex["block"]["header"]["height"], "3");
+    let missing = s
+        .result("block_by_hash", json!({"hash": b64(&[7u8; 32])}))
+        .await;
+    assert_eq!(missing["block"], Value::Null);
+    let header = s.result("header", json!({"height": "4"})).await;
+    assert_eq!(header["header"]["height"], "4");
+    let header = s.result("header_by_hash", json!({"hash": hex_hash})).await;
+    assert_eq!(header["header"]["height"], "3");
+
+    let c = s.result("commit", json!({"height": "3"})).await;
+    assert_eq!(c["canonical"], true);
+    assert_eq!(c["signed_header"]["header"]["height"], "3");
+    assert_eq!(c["signed_header"]["commit"]["height"], "3");
+    assert_eq!(
+        c["signed_header"]["commit"]["block_id"]["hash"],
+        c3.block_id.hash.to_hex_upper()
+    );
+    let c = s.result("commit", json!({})).await;
+    assert_eq!(
+        c["canonical"], false,
+        "the latest commit is the seen commit"
+    );
+
+    let chain = s
+        .result("blockchain", json!({"minHeight": "2", "maxHeight": "4"}))
+        .await;
+    assert_eq!(chain["last_height"], "5");
+    let heights: Vec<&str> = chain["block_metas"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["header"]["height"].as_str().unwrap())
+        .collect();
+    assert_eq!(heights, ["4", "3", "2"]);
+    assert_eq!(chain["block_metas"][1]["num_txs"], "2");
+    assert!(
+        chain["block_metas"][1]["block_size"]
+            .as_str()
+            .unwrap()
+            .parse::<u64>()
+            .unwrap()
+            > 0
+    );
+    let all = s.result("blockchain", json!({})).await;
+    assert_eq!(all["block_metas"].as_array().unwrap().len(), 5);
+    let e = s
+        .error("blockchain", json!({"minHeight": "5", "maxHeight": "2"}))
+        .await;
+    assert!(
+        e["data"]
+            .as_str()
+            .unwrap()
+            .contains("can't be greater than max height"),
+        "{e}"
+    );
+
+    let v = s
+        .result("validators", json!({"height": "2", "per_page": "3"}))
+        .await;
+    assert_eq!(v["block_height"], "2");
+    assert_eq!(v["count"], "3");
+    assert_eq!(v["total"], "4");
+    assert_eq!(v["validators"][0]["voting_power"], "10");
+    assert!(v["validators"][0]["proposer_priority"].is_string());
+    let v2 = s
+        .result(
+            "validators",
+            json!({"height": "2", "page": 2, "per_page": 3}),
+        )
+        .await;
+    assert_eq!(v2["count"], "1");
+    let e = s
+        .error("validators", json!({"page": 3, "per_page": 3}))
+        .await;
+    assert_eq!(e["data"], "page should be within [1, 2] range, given 3");
+    // The next height's set is known.
+    let v6 = s.result("validators", json!({"height": "6"})).await;
+    assert_eq!(v6["block_height"], "6");
+
+    let br = s.result("block_results", json!({"height": "3"})).await;
+    assert_eq!(br["height"], "3");
+    let txr = &br["txs_results"][1];
+    assert_eq!(txr["code"], 0);
+    assert_eq!(txr["gas_wanted"], "100");
+    assert_eq!(txr["events"][0]["type"], "transfer");
+    assert_eq!(
+        txr["events"][0]["attributes"][0],
+        json!({"key": "sender", "value": rpc_mock::RECIPIENT, "index": true})
+    );
+    assert_eq!(
+        br["app_hash"],
+        s.mock.blocks[3].0.header().app_hash.to_hex_upper()
+    );
+    let empty = s.result("block_results", json!({"height": "1"})).await;
+    assert_eq!(empty["txs_results"], Value::Null);
+}
+
+#[tokio::test]
+async fn txs_search_mempool_and_queries() {
+    let s = start(RpcLimits::default()).await;
+    let tx = Tx::new(b"tx-3-1".to_vec()).unwrap();
+    let r = s.result("tx", json!({"hash": b64(&tx.hash().0)})).await;
+    assert_eq!(r["hash"], tx.hash().to_hex_upper());
+    assert_eq!(r["height"], "3");
+    assert_eq!(r["index"], 1);
+    assert_eq!(r["tx"], b64(b"tx-3-1"));
+    assert_eq!(r["tx_result"]["gas_used"], "60");
+    let e = s.error("tx", json!({"hash": b64(&[9u8; 32])})).await;
+    assert!(e["data"].as_str().unwrap().contains("not found"), "{e}");
+    assert_eq!(e["code"], -32603);
+
+    let q = format!("transfer.sender='{SENDER}'");
+    let r = s
+        .result(
+            "tx_search",
+            json!({"query": q, "prove": false, "page": "1", "per_page": "30", "order_by": "asc"}),
+        )
+        .await;
+    assert_eq!(r["total_count"], "2");
+    let heights: Vec<&str> = r["txs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["height"].as_str().unwrap())
+        .collect();
+    assert_eq!(heights, ["3", "4"]);
+    let r = s
+        .result(
+            "tx_search",
+            json!({"query": q, "order_by": "desc", "per_page": 1, "page": 1}),
+        )
+        .await;
+    assert_eq!(r["total_count"], "2");
+    assert_eq!(r["txs"].as_array().unwrap().len(), 1);
+    assert_eq!(r["txs"][0]["height"], "4");
+    let r = s
+        .result(
+            "tx_search",
+            json!({"query": "tx.height>=3 AND tx.height<=3"}),
+        )
+        .await;
+    assert_eq!(r["total_count"], "2");
+    let r = s
+        .result(
+            "tx_search",
+            json!({"query": format!("tx.hash='{}'", tx.hash())}),
+        )
+        .await;
+    assert_eq!(r["total_count"], "1");
+    let e = s
+        .error("tx_search", json!({"query": "tx.height=3 OR tx.height=4"}))
+        .await;
+    assert_eq!(e["code"], -32602);
+    assert!(
+        e["data"].as_str().unwrap().contains("query") && e["data"].as_str().unwrap().contains("OR"),
+        "{e}"
+    );
+    let e = s.error("tx_search", json!({"query": q, "page": 5})).await;
+    assert_eq!(e["data"], "page should be within [1, 1] range, given 5");
+    let e = s
+        .error("tx_search", json!({"query": q, "order_by": "sideways"}))
+        .await;
+    assert!(e["data"].as_str().unwrap().contains("order_by"), "{e}");
+
+    let u = s.result("unconfirmed_txs", json!({"limit": "1"})).await;
+    assert_eq!(u["n_txs"], "1");
+    assert_eq!(u["total"], "2");
+    assert_eq!(u["total_bytes"], "19");
+    assert_eq!(u["txs"], json!([b64(b"pending-1")]));
+    let n = s.result("num_unconfirmed_txs", json!({})).await;
+    assert_eq!(n["n_txs"], "2");
+    assert_eq!(n["txs"], Value::Null);
+
+    let q = s
+        .result(
+            "abci_query",
+            json!({"path": "/bank/account", "data": "0a0b", "height": "0", "prove": true}),
+        )
+        .await;
+    let resp = &q["response"];
+    assert_eq!(resp["code"], 0);
+    assert_eq!(resp["key"], b64(&[10, 11]));
+    assert_eq!(resp["value"], b64(b"balance"));
+    assert_eq!(resp["height"], "5");
+    assert_eq!(resp["proofOps"]["ops"][0]["type"], "ics23:basalt");
+    let proof = base64::engine::general_purpose::STANDARD
+        .decode(resp["proofOps"]["ops"][0]["data"].as_str().unwrap())
+        .unwrap();
+    assert_eq!(
+        proof[0], 0x0a,
+        "CommitmentProof.exist is field 1, length-delimited"
+    );
+    let q = s
+        .result("abci_query", json!({"path": "/nope", "data": ""}))
+        .await;
+    assert_eq!(q["response"]["code"], 1);
+    assert_eq!(q["response"]["proofOps"], Value::Null);
+    let e = s
+        .error(
+            "abci_query",
+            json!({"path": "/bank/account", "height": "-1"}),
+        )
+        .await;
+    assert!(e["data"].as_str().unwrap().contains("negative"), "{e}");
+}
+
+#[tokio::test]
+async fn check_and_broadcast() {
+    let s = start(RpcLimits {
+        timeout_broadcast_tx_commit: Duration::from_millis(300),
+        ..RpcLimits::default()
+    })
+    .await;
+    let c = s.result("check_tx", json!({"tx": b64(b"bad-tx")})).await;
+    assert_eq!(c["code"], 5);
+    assert_eq!(c["log"], "insufficient funds");
+    let sync = s
+        .result("broadcast_tx_sync", json!({"tx": b64(b"sync-tx")}))
+        .await;
+    assert_eq!(sync["code"], 0);
+    assert_eq!(
+        sync["hash"],
+        Tx::new(b"sync-tx".to_vec()).unwrap().hash().to_hex_upper()
+    );
+    let rejected = s
+        .result("broadcast_tx_sync", json!({"tx": b64(b"bad-2")}))
+        .await;
+    assert_eq!(rejected["code"], 5);
+    let asynct = s
+        .result("broadcast_tx_async", json!({"tx": b64(b"async-tx")}))
+        .await;
+    assert_eq!(asynct["code"], 0);
+    let full = s
+        .error("broadcast_tx_sync", json!({"tx": b64(b"full-tx")}))
+        .await;
+    assert!(
+        full["data"]
+            .as_str()
+            .unwrap()
+            .starts_with("mempool is full"),
+        "{full}"
+    );
+
+    let committed = s
+        .result("broadcast_tx_commit", json!({"tx": b64(b"commit-me")}))
+        .await;
+    assert_eq!(committed["check_tx"]["code"], 0);
+    assert_eq!(committed["tx_result"]["code"], 0);
+    assert_eq!(committed["height"], "6");
+    let refused = s
+        .result("broadcast_tx_commit", json!({"tx": b64(b"bad-3")}))
+        .await;
+    assert_eq!(refused["check_tx"]["code"], 5);
+    assert_eq!(refused["height"], "0");
+    let timeout = s
+        .error(
+            "broadcast_tx_commit",
+            json!({"tx": b64(b"never-committed")}),
+        )
+        .await;
+    assert_eq!(
+        timeout["data"],
+        "timed out waiting for tx to be included in a block"
+    );
+
+    let e = s.error("broadcast_tx_sync", json!({"tx": ""})).await;
+    assert_eq!(e["code"], -32602);
+    let e = s.error("broadcast_tx_sync", json!({"tx": "%%%"})).await;
+    assert!(
+        e["data"].as_str().unwrap().contains("tx: expected base64"),
+        "{e}"
+    );
+    let e = s.error("broadcast_tx_sync", json!({})).await;
+    assert!(e["data"].as_str().unwrap().contains("tx: missing"), "{e}");
+    s.healthy().await;
+}
+
+#[tokio::test]
+async fn oversized_tx_is_refused() {
+    let s = start(RpcLimits {
+        max_body_bytes: 4 << 20,
+        ..RpcLimits::default()
+    })
+    .await;
+    let big = vec![1u8; (1 << 20) + 1];
+    let e = s.error("broadcast_tx_sync", json!({"tx": b64(&big)})).await;
+    assert!(
+        e["data"].as_str().unwrap().starts_with("tx too large"),
+        "{e}"
+    );
+    s.healthy().await;
+}
+
+#[tokio::test]
+async fn uri_form_and_method_list() {
+    let s = start(RpcLimits::default()).await;
+    let (status, text) = s.get("/block?height=2").await;
+    assert_eq!(status, 200);
+    let v: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(v["result"]["block"]["header"]["height"], "2");
+    let (_, text) = s.get("/block?height=%222%22").await;
+    let v: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(v["result"]["block"]["header"]["height"], "2", "quoted int");
+    let tx = Tx::new(b"tx-4-0".to_vec()).unwrap();
+    let (_, text) = s
+        .get(&format!("/tx?hash=0x{}", tx.hash().to_hex_upper()))
+        .await;
+    let v: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(v["result"]["height"], "4", "{text}");
+    let (_, text) = s
+        .get("/abci_query?path=%22/bank/account%22&data=0x0102&prove=true")
+        .await;
+    let v: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(v["result"]["response"]["key"], b64(&[1, 2]), "{text}");
+    let (_, text) = s.get("/tx_search?query=%22tx.height%3D4%22").await;
+    let v: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(v["result"]["total_count"], "1", "{text}");
+    let (_, text) = s.get("/status").await;
+    assert!(text.contains("\"latest_block_height\":\"5\""));
+    let (_, text) = s.get("/block?height=abc").await;
+    let v: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(v["error"]["code"], -32602);
+    let (_, text) = s.get("/block?heigth=2").await;
+    let v: Value = serde_json::from_str(&text).unwrap();
+    assert!(
+        v["error"]["data"].as_str().unwrap().contains("heigth"),
+        "{text}"
+    );
+    let (status, text) = s.get("/no_such_method").await;
+    assert_eq!(status, 404);
+    assert!(text.contains("-32601"));
+    let (status, text) = s.get("/").await;
+    assert_eq!(status, 200);
+    for m in [
+        "//status",
+        "//block?height=_",
+        "//tx_search?query=_",
+        "//websocket",
+    ] {
+        assert!(text.contains(m), "{m} missing from {text}");
+    }
+}
+
+#[tokio::test]
+async fn batches() {
+    let s = start(RpcLimits {
+        max_batch_requests: 3,
+        ..RpcLimits::default()
+    })
+    .await;
+    let body = json!([
+        {"jsonrpc": "2.0", "id": 1, "method": "health"},
+        {"jsonrpc": "2.0", "id": 2, "method": "block", "params": ["2"]},
+        {"jsonrpc": "2.0", "method": "health"},
+    ]);
+    let (status, text) = s.post_raw(body.to_string()).await;
+    assert_eq!(status, 200);
+    let v: Value = serde_json::from_str(&text).unwrap();
+    let arr = v.as_array().unwrap();
+    assert_eq!(arr.len(), 2, "the notification gets no answer: {text}");
+    assert_eq!(arr[0]["id"], 1);
+    assert_eq!(arr[1]["id"], 2);
+    assert_eq!(arr[1]["result"]["block"]["header"]["height"], "2");
+
+    let too_many: Vec<Value> = (0..4)
+        .map(|i| json!({"jsonrpc": "2.0", "id": i, "method": "health"}))
+        .collect();
+    let (_, text) = s.post_raw(Value::Array(too_many).to_string()).await;
+    let v: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(v["error"]["code"], -32600);
+    assert!(
+        v["error"]["data"]
+            .as_str()
+            .unwrap()
+            .contains("max_batch_requests 3"),
+        "{text}"
+    );
+    let (_, text) = s.post_raw("[]").await;
+    let v: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(v["error"]["code"], -32600);
+    s.healthy().await;
+}
+
+#[tokio::test]
+async fn bad_input_classes() {
+    let s = start(RpcLimits {
+        max_body_bytes: 10_000,
+        max_header_bytes: 4_000,
+        ..RpcLimits::default()
+    })
+    .await;
+    let (status, text) = s.post_raw("{not json").await;
+    assert_eq!(status, 200);
+    let v: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(v["error"]["code"], -32700);
+    assert_eq!(v["error"]["message"], "Parse error");
+
+    let e = s.error("block", json!({"height": {"x": 1}})).await;
+    assert_eq!(e["code"], -32602);
+    assert_eq!(e["message"], "Invalid params");
+    assert!(e["data"].as_str().unwrap().contains("height"), "{e}");
+    let e = s.error("block", json!({"height": "five"})).await;
+    assert!(
+        e["data"]
+            .as_str()
+            .unwrap()
+            .contains("height: expected an integer"),
+        "{e}"
+    );
+    let e = s.error("abci_query", json!({"path": 5})).await;
+    assert!(
+        e["data"]
+            .as_str()
+            .unwrap()
+            .contains("path: expected a string"),
+        "{e}"
+    );
+    let e = s
+        .error("abci_query", json!({"path": "/x", "prove": "maybe"}))
+        .await;
+    assert!(e["data"].as_str().unwrap().contains("prove"), "{e}");
+    let e = s.error("tx_search", json!({})).await;
+    assert!(
+        e["data"].as_str().unwrap().contains("query: missing"),
+        "{e}"
+    );
+    let e = s.error("block", json!(["1", "2"])).await;
+    assert_eq!(e["code"], -32602);
+    let e = s.error("block_by_hash", json!({"hash": "abcd"})).await;
+    assert!(e["data"].as_str().unwrap().contains("hash"), "{e}");
+
+    let e = s.error("no_such_method", json!({})).await;
+    assert_eq!(e["code"], -32601);
+    assert_eq!(e["message"], "Method not found");
+
+    let e = s.error("block", json!({"height": "0"})).await;
+    assert_eq!(e["code"], -32603);
+    assert_eq!(e["data"], "height must be greater than 0, but got 0");
+    let e = s.error("block", json!({"height": "-7"})).await;
+    assert_eq!(e["data"], "height must be greater than 0, but got -7");
+    let e = s.error("block", json!({"height": "6"})).await;
+    assert_eq!(
+        e["data"],
+        "height 6 must be less than or equal to the current blockchain height 5"
+    );
+    let e = s
+        .error("commit", json!({"height": i64::MAX.to_string()}))
+        .await;
+    assert!(
+        e["data"]
+            .as_str()
+            .unwrap()
+            .contains("must be less than or equal"),
+        "{e}"
+    );
+    let e = s
+        .error("block", json!({"height": "99999999999999999999999"}))
+        .await;
+    assert_eq!(e["code"], -32602);
+
+    let (status, text) = s.post_raw(vec![b' '; 10_001]).await;
+    assert_eq!(status, 413, "{text}");
+    assert!(text.contains("max_body_bytes"));
+
+    let r = reqwest::Client::new()
+        .post(s.url("/"))
+        .header("x-padding", "p".repeat(5_000))
+        .body(json!({"jsonrpc": "2.0", "id": 1, "method": "health"}).to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 431);
+
+    let v = s.call("health", Value::Null).await;
+    assert_eq!(v["result"], json!({}));
+    let (_, text) = s
+        .post_raw(json!({"jsonrpc": "1.0", "id": 1, "method": "health"}).to_string())
+        .await;
+    assert!(text.contains("-32600"), "{text}");
+    s.healthy().await;
+}
+
+#[tokio::test]
+async fn too_many_connections() {
+    let s = start(RpcLimits {
+        max_open_connections: 2,
+        ..RpcLimits::default()
+    })
+    .await;
+    let held_a = tokio::net::TcpStream::connect(s.addr).await.unwrap();
+    let held_b = tokio::net::TcpStream::connect(s.addr).await.unwrap();
+    // Make sure the server accepted both: a request on one of them is answered.
+    let request = format!("GET /health HTTP/1.1\r\nhost: {}\r\n\r\n", s.addr);
+    let mut held_a = held_a;
+    held_a.write_all(request.as_bytes()).await.unwrap();
+    let mut buf = vec![0u8; 4096];
+    let n = tokio::time::timeout(WAIT, held_a.read(&mut buf))
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 200"));
+
+    let mut third = tokio::net::TcpStream::connect(s.addr).await.unwrap();
+    let _ = third.write_all(request.as_bytes()).await;
+    let read = tokio::time::timeout(WAIT, third.read(&mut buf))
+        .await
+        .unwrap();
+    assert!(
+        matches!(read, Ok(0) | Err(_)),
+        "the third connection must be closed unanswered"
+    );
+
+    drop(held_b);
+    drop(held_a);
+    // The slots free as the server sees the connections close.
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        if let Ok(r) = reqwest::get(s.url("/health")).await {
+            assert_eq!(r.status().as_u16(), 200);
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "server never served again"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+type Ws =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+async fn ws_connect(s: &Server) -> Ws {
+    let (ws, _) = tokio_tungstenite::connect_async(format!("ws://{}/websocket", s.addr))
+        .await
+        .unwrap();
+    ws
+}
+
+async fn ws_send(ws: &mut Ws, v: Value) {
+    ws.send(Message::Text(v.to_string().into())).await.unwrap();
+}
+
+/// The next text message as JSON.
+async fn ws_next(ws: &mut Ws) -> Value {
+    loop {
+        let msg = tokio::time::timeout(WAIT, ws.next())
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
+        if let Message::Text(t) = msg {
+            return serde_json::from_str(t.as_str()).unwrap();
+        }
+    }
+}
+
+#[tokio::test]
+async fn websocket_subscribe_receive_unsubscribe() {
+    let s = start(RpcLimits {
+        max_subscriptions_per_client: 2,
+        ..RpcLimits::default()
+    })
+    .await;
+    let mut ws = ws_connect(&s).await;
+    ws_send(&mut ws, json!({"jsonrpc": "2.0", "id": "blocks", "method": "subscribe", "params": {"query": "tm.event='NewBlock'"}})).await;
+    assert_eq!(
+        ws_next(&mut ws).await,
+        json!({"jsonrpc": "2.0", "id": "blocks", "result": {}})
+    );
+    let tx_query = format!("tm.event='Tx' AND transfer.sender='{SENDER}'");
+    ws_send(
+        &mut ws,
+        json!({"jsonrpc": "2.0", "id": "txs", "method": "subscribe", "params": [tx_query]}),
+    )
+    .await;
+    assert_eq!(ws_next(&mut ws).await["id"], "txs");
+    ws_send(&mut ws, json!({"jsonrpc": "2.0", "id": 3, "method": "subscribe", "params": {"query": "tm.event='Tx'"}})).await;
+    let e = ws_next(&mut ws).await;
+    assert!(
+        e["error"]["data"]
+            .as_str()
+            .unwrap()
+            .contains("max_subscriptions_per_client 2"),
+        "{e}"
+    );
+    ws_send(&mut ws, json!({"jsonrpc": "2.0", "id": 4, "method": "subscribe", "params": {"query": "tx.height=5"}})).await;
+    let e = ws_next(&mut ws).await;
+    assert_eq!(e["error"]["code"], -32602, "{e}");
+
+    // A block event, then a Tx event that does not match the filter, then one that does.
+    let tx = Tx::new(b"ws-tx".to_vec()).unwrap();
+    s.mock
+        .events
+        .send(rpc_mock::new_block_event(6, vec![tx.clone()]))
+        .unwrap();
+    let other = basalt_node::rpc::IndexedTx {
+        height: 6,
+        index: 0,
+        tx: Tx::new(b"other".to_vec()).unwrap(),
+        result: rpc_mock::transfer_result(rpc_mock::RECIPIENT),
+    };
+    s.mock.events.send(NodeEvent::Tx(Arc::new(other))).unwrap();
+    let mine = basalt_node::rpc::IndexedTx {
+        height: 6,
+        index: 1,
+        tx: tx.clone(),
+        result: rpc_mock::transfer_result(SENDER),
+    };
+    s.mock.events.send(NodeEvent::Tx(Arc::new(mine))).unwrap();
+
+    let block = ws_next(&mut ws).await;
+    assert_eq!(block["id"], "blocks");
+    let r = &block["result"];
+    assert_eq!(r["query"], "tm.event='NewBlock'");
+    assert_eq!(r["data"]["type"], "tendermint/event/NewBlock");
+    assert_eq!(r["data"]["value"]["block"]["header"]["height"], "6");
+    assert!(is_upper_hex(&r["data"]["value"]["block_id"]["hash"], 32));
+    assert_eq!(
+        r["data"]["value"]["result_finalize_block"]["tx_results"][0]["code"],
+        0
+    );
+    assert_eq!(r["events"]["tm.event"], json!(["NewBlock"]));
+    assert_eq!(r["events"]["block.height"], json!(["6"]));
+
+    let txe = ws_next(&mut ws).await;
+    assert_eq!(txe["id"], "txs");
+    let r = &txe["result"];
+    assert_eq!(r["data"]["type"], "tendermint/event/Tx");
+    let info = &r["data"]["value"]["TxResult"];
+    assert_eq!(info["height"], "6");
+    assert_eq!(info["index"], 1);
+    assert_eq!(info["tx"], b64(b"ws-tx"));
+    assert_eq!(
+        info["result"]["events"][0]["attributes"][0]["value"],
+        SENDER
+    );
+    assert_eq!(r["events"]["tx.hash"], json!([tx.hash().to_hex_upper()]));
+    assert_eq!(r["events"]["transfer.sender"], json!([SENDER]));
+
+    // Plain methods work over the socket too.
+    ws_send(
+        &mut ws,
+        json!({"jsonrpc": "2.0", "id": 9, "method": "block", "params": {"height": "2"}}),
+    )
+    .await;
+    let b = ws_next(&mut ws).await;
+    assert_eq!(b["result"]["block"]["header"]["height"], "2");
+
+    // Unsubscribe: later events no longer arrive; the next message is the answer to a request.
+    ws_send(&mut ws, json!({"jsonrpc": "2.0", "id": 10, "method": "unsubscribe", "params": {"query": "tm.event='NewBlock'"}})).await;
+    assert_eq!(ws_next(&mut ws).await["id"], 10);
+    ws_send(&mut ws, json!({"jsonrpc": "2.0", "id": 11, "method": "unsubscribe", "params": {"query": "tm.event='NewBlock'"}})).await;
+    assert!(ws_next(&mut ws).await["error"]["data"]
+        .as_str()
+        .unwrap()
+        .contains("not found"));
+    ws_send(
+        &mut ws,
+        json!({"jsonrpc": "2.0", "id": 12, "method": "unsubscribe_all"}),
+    )
+    .await;
+    assert_eq!(ws_next(&mut ws).await["id"], 12);
+    let sent = s.mock.events.send(rpc_mock::new_block_event(7, Vec::new()));
+    assert!(
+        sent.is_err(),
+        "unsubscribe_all drops the client's event receiver"
+    );
+    ws_send(
+        &mut ws,
+        json!({"jsonrpc": "2.0", "id": 13, "method": "health"}),
+    )
+    .await;
+    assert_eq!(
+        ws_next(&mut ws).await,
+        json!({"jsonrpc": "2.0", "id": 13, "result": {}})
+    );
+    ws_send(
+        &mut ws,
+        json!({"jsonrpc": "2.0", "id": 14, "method": "health"}),
+    )
+    .await;
+    assert_eq!(
+        ws_next(&mut ws).await["id"],
+        14,
+        "no event arrived after unsubscribing"
+    );
+    ws_send(&mut ws, Value::String("junk".into())).await;
+    assert_eq!(ws_next(&mut ws).await["error"]["code"], -32600);
+    ws.send(Message::Text("{bad".into())).await.unwrap();
+    assert_eq!(ws_next(&mut ws).await["error"]["code"], -32700);
+}
+
+#[tokio::test]
+async fn websocket_client_cap() {
+    let s = start(RpcLimits {
+        max_subscription_clients: 1,
+        ..RpcLimits::default()
+    })
+    .await;
+    let mut first = ws_connect(&s).await;
+    let refused = tokio_tungstenite::connect_async(format!("ws://{}/websocket", s.addr)).await;
+    match refused {
+        Err(tokio_tungstenite::tungstenite::Error::Http(resp)) => {
+            assert_eq!(resp.status().as_u16(), 503)
+        }
+        other => panic!("second client must be refused, got {other:?}"),
+    }
+    ws_send(
+        &mut first,
+        json!({"jsonrpc": "2.0", "id": 1, "method": "health"}),
+    )
+    .await;
+    assert_eq!(ws_next(&mut first).await["id"], 1);
+    first.close(None).await.unwrap();
+    drop(first);
+    // The slot frees once the server sees the close.
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        if tokio_tungstenite::connect_async(format!("ws://{}/websocket", s.addr))
+            .await
+            .is_ok()
+        {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "slot never freed");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test]
+async fn slow_websocket_client_is_disconnected() {
+    const EVENTS: usize = 40;
+    let s = start(RpcLimits {
+        ws_send_queue: 8,
+        ..RpcLimits::default()
+    })
+    .await;
+    let mut slow = ws_connect(&s).await;
+    ws_send(&mut slow, json!({"jsonrpc": "2.0", "id": "b", "method": "subscribe", "params": {"query": "tm.event='NewBlock'"}})).await;
+    assert_eq!(ws_next(&mut slow).await["id"], "b");
+    // About 1.4 MB of JSON per event: far more than socket buffers and the queue hold together.
+    let txs: Vec<Tx> = (0..4u8)
+        .map(|i| Tx::new(vec![i; 256 * 1024]).unwrap())
+        .collect();
+    for h in 0..EVENTS {
+        // The node's side never waits: a broadcast send returns at once whatever the client does.
+        s.mock
+            .events
+            .send(rpc_mock::new_block_event(10 + h as u64, txs.clone()))
+            .unwrap();
+    }
+    let mut events = 0;
+    let mut error = None;
+    loop {
+        match tokio::time::timeout(WAIT, slow.next()).await.unwrap() {
+            Some(Ok(Message::Text(t))) => {
+                let v: Value = serde_json::from_str(t.as_str()).unwrap();
+                if v.get("error").is_some() {
+                    error = Some(v);
+                } else {
+                    events += 1;
+                }
+            }
+            Some(Ok(Message::Close(_))) | None | Some(Err(_)) => break,
+            Some(Ok(_)) => {}
+        }
+    }
+    assert!(
+        events < EVENTS,
+        "the slow client was not cut off ({events} events)"
+    );
+    let error = error.expect("the slow client is told why it is disconnected");
+    assert!(
+        error["error"]["data"]
+            .as_str()
+            .unwrap()
+            .contains("not pulling messages fast enough"),
+        "{error}"
+    );
+    // Everyone else is still served.
+    s.healthy().await;
+    let mut fresh = ws_connect(&s).await;
+    ws_send(
+        &mut fresh,
+        json!({"jsonrpc": "2.0", "id": 1, "method": "health"}),
+    )
+    .await;
+    assert_eq!(ws_next(&mut fresh).await["id"], 1);
+}
