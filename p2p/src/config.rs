@@ -103,6 +103,15 @@ pub struct PeerAddr {
 }
 
 impl PeerAddr {
+    /// Parses a comma-separated list (CometBFT's `persistent_peers` form); blanks are skipped.
+    pub fn parse_list(list: &str) -> Result<Vec<PeerAddr>, PeerAddrError> {
+        list.split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(PeerAddr::from_str)
+            .collect()
+    }
+
     /// The libp2p address `/ip4/../tcp/../p2p/<id>`.
     pub fn to_multiaddr(&self) -> Multiaddr {
         socket_to_multiaddr(self.addr).with(Protocol::P2p(self.id))
@@ -196,4 +205,75 @@ pub fn peer_id_from_seed(seed: &[u8; 32]) -> PeerId {
 
 fn fallback_peer_id() -> PeerId {
     identity::Keypair::generate_ed25519().public().to_peer_id()
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn peer_addr_round_trips_through_text() {
+        let id = peer_id_from_seed(&[9; 32]);
+        let text = format!("{id}@127.0.0.1:26656");
+        let addr: PeerAddr = text.parse().unwrap();
+        assert_eq!(addr.id, id);
+        assert_eq!(addr.addr, "127.0.0.1:26656".parse().unwrap());
+        assert_eq!(addr.to_string(), text);
+        assert!(id.to_string().starts_with("12D3KooW"));
+        assert_eq!(
+            addr.to_multiaddr().to_string(),
+            format!("/ip4/127.0.0.1/tcp/26656/p2p/{id}")
+        );
+    }
+
+    #[test]
+    fn peer_addr_errors_name_the_bad_part() {
+        assert!(matches!(
+            "127.0.0.1:1".parse::<PeerAddr>(),
+            Err(PeerAddrError::MissingAt { .. })
+        ));
+        assert!(matches!(
+            "nope@127.0.0.1:1".parse::<PeerAddr>(),
+            Err(PeerAddrError::BadPeerId { id, .. }) if id == "nope"
+        ));
+        let id = peer_id_from_seed(&[9; 32]);
+        assert!(matches!(
+            format!("{id}@no-port").parse::<PeerAddr>(),
+            Err(PeerAddrError::BadSocketAddr { addr, .. }) if addr == "no-port"
+        ));
+    }
+
+    #[test]
+    fn peer_lists_parse_and_skip_blanks() {
+        let a = peer_id_from_seed(&[1; 32]);
+        let b = peer_id_from_seed(&[2; 32]);
+        let list = format!(" {a}@127.0.0.1:1, ,{b}@[::1]:2 ");
+        let peers = PeerAddr::parse_list(&list).unwrap();
+        assert_eq!(peers.len(), 2);
+        assert_eq!(peers[1].addr, "[::1]:2".parse().unwrap());
+        assert!(PeerAddr::parse_list("").unwrap().is_empty());
+    }
+
+    #[test]
+    fn peer_id_is_deterministic_per_seed() {
+        assert_eq!(peer_id_from_seed(&[5; 32]), peer_id_from_seed(&[5; 32]));
+        assert_ne!(peer_id_from_seed(&[5; 32]), peer_id_from_seed(&[6; 32]));
+    }
+
+    #[test]
+    fn validate_rejects_zero_queues() {
+        let config = NetworkConfig {
+            event_queue: 0,
+            ..NetworkConfig::default()
+        };
+        assert!(matches!(
+            config.validate(),
+            Err(NetworkError::Config {
+                field: "event_queue",
+                ..
+            })
+        ));
+        assert!(NetworkConfig::default().validate().is_ok());
+    }
 }

@@ -182,6 +182,12 @@ async fn a_request_nobody_answers_is_answered_with_an_error() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_request_to_an_unknown_peer_fails_fast() {
     let a = start(config(35, vec![])).await;
+    assert_eq!(a.id(), basalt_p2p::peer_id_from_seed(&[35; 32]));
+    assert_ne!(
+        a.handle.listen_addr().port(),
+        0,
+        "the real port is reported"
+    );
     let stranger = basalt_p2p::peer_id_from_seed(&[36; 32]);
     let err = a
         .handle
