@@ -87,3 +87,58 @@ impl StateStore {
             .and_then(|(k, _)| <[u8; 8]>::try_from(&k[..]).ok().map(u64::from_be_bytes)))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+    use super::*;
+    use crate::{BlockCommit, StoreConfig};
+
+    fn commit(store: &StateStore, height: u64) {
+        store
+            .commit_block(BlockCommit {
+                height,
+                block: format!("block {height}").into_bytes(),
+                block_hash: Some([height as u8; 32]),
+                ..BlockCommit::default()
+            })
+            .unwrap();
+    }
+
+    /// A database written before the base record existed: the base is found by scanning, and the next
+    /// commit records that (not its own height).
+    #[test]
+    fn base_height_without_its_record_falls_back_to_the_first_block() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = StateStore::open(dir.path(), StoreConfig::default()).unwrap();
+        store.apply_batch(4, Vec::new()).unwrap();
+        assert_eq!(store.base_height().unwrap(), None);
+        for h in 5..=7 {
+            commit(&store, h);
+        }
+        let mut batch = WriteBatch::default();
+        let st = store.storage();
+        st.batch_delete(&mut batch, Cf::Metadata, meta::BLOCKS_BASE)
+            .unwrap();
+        st.write_synced(batch).unwrap();
+        assert_eq!(store.base_height().unwrap(), Some(5));
+        commit(&store, 8);
+        assert_eq!(
+            meta::get_u64(store.storage(), meta::BLOCKS_BASE).unwrap(),
+            Some(5)
+        );
+        let pruned = store.prune_blocks(7).unwrap();
+        assert_eq!(
+            pruned,
+            BlocksPruned {
+                base_height: Some(7),
+                heights_deleted: 2,
+                records_deleted: 2 * 4, // block, commit, hash entry, block record
+                more: false,
+            }
+        );
+        assert_eq!(store.block_height_by_hash(&[5; 32]).unwrap(), None);
+        assert_eq!(store.block_height_by_hash(&[7; 32]).unwrap(), Some(7));
+    }
+}

@@ -40,7 +40,9 @@ pub struct StoreConfig {
     pub storage: StorageConfig,
     /// Versions to keep queryable (the latest N); 0 keeps every version (archive node).
     pub keep_recent: u64,
-    /// Upper bound on stale nodes deleted by one [`StateStore::prune`] call (pruning is incremental).
+    /// Upper bound on stale nodes deleted by one [`StateStore::prune`] call, and (approximately, whole
+    /// heights at a time) on records deleted by one [`StateStore::prune_blocks`] call: pruning is
+    /// incremental.
     pub prune_batch_limit: usize,
     /// Largest accepted key.
     pub max_key_bytes: usize,
