@@ -325,6 +325,45 @@ mod tests {
     }
 
     #[test]
+    fn a_blocks_response_is_cut_to_the_protocol_maximum() {
+        use basalt_consensus::types::{Address, BlockId, Hash, Header};
+        use basalt_consensus::{Height, Round};
+        let (data_hash, evidence_hash, last_commit_hash) = Block::content_hashes(&[], &[], None);
+        let header = Header {
+            chain_id: basalt_consensus::types::ChainId::new("c").unwrap(),
+            height: Height(1),
+            time_ms: 1,
+            last_block_id: None,
+            last_commit_hash,
+            data_hash,
+            validators_hash: Hash::ZERO,
+            next_validators_hash: Hash::ZERO,
+            app_hash: Hash::ZERO,
+            last_results_hash: Hash::ZERO,
+            evidence_hash,
+            proposer_address: Address([0; 20]),
+        };
+        let block = Block::new(header, vec![], vec![], None).unwrap();
+        let commit = Commit {
+            height: Height(1),
+            round: Round(0),
+            block_id: BlockId { hash: Hash::ZERO },
+            signatures: vec![],
+        };
+        let many = vec![(block, commit); MAX_SYNC_BLOCKS as usize + 6];
+        let fitted = fit_response(SyncResponse::Blocks(many));
+        let SyncResponse::Blocks(kept) = &fitted else {
+            panic!("unexpected {fitted:?}");
+        };
+        assert_eq!(kept.len(), MAX_SYNC_BLOCKS as usize);
+        // What we send, we accept.
+        assert_eq!(
+            decode_response(&borsh::to_vec(&fitted).unwrap()).unwrap(),
+            fitted
+        );
+    }
+
+    #[test]
     fn blocks_requests_are_clamped() {
         assert_eq!(
             SyncRequest::Blocks {
