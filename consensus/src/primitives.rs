@@ -127,7 +127,10 @@ impl fmt::Display for VoteType {
 }
 
 /// The timeouts of the Tendermint algorithm (Algorithm 1, lines 57-65).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, BorshSerialize, BorshDeserialize,
+)]
+#[borsh(use_discriminant = false)]
 pub enum TimeoutKind {
     /// `timeoutPropose` (line 57).
     Propose,
@@ -138,7 +141,9 @@ pub enum TimeoutKind {
 }
 
 /// A timeout for a given round of the current height.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, BorshSerialize, BorshDeserialize,
+)]
 pub struct Timeout {
     /// Which timeout.
     pub kind: TimeoutKind,

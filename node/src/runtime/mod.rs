@@ -1,1 +1,420 @@
 //! The running node: consensus driver, executor, block sync, gossip wiring and clean shutdown.
+//!
+//! [`run`] opens the store, reconciles it with the application (handshake), loads the signer and the WAL,
+//! starts libp2p, the RPC and metrics servers and the transaction gossip, and runs the consensus
+//! [`driver`] on its own thread (so RPC load never delays a vote) until SIGINT/SIGTERM.
+
+pub mod blocks;
+pub mod chain;
+pub mod driver;
+pub mod evidence;
+pub mod failpoint;
+pub mod observe;
+pub mod rpc_backend;
+pub mod shared;
+pub mod sync;
+pub mod txs;
+pub mod walrec;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use basalt_consensus::types::Hash;
+use basalt_state::app::{handshake, results_hash, BankApp, BankAppConfig, HandshakeError};
+use basalt_state::{StateStore, StoreConfig};
+use tokio::sync::watch;
+
+use crate::config::Config;
+use crate::durability::privval::PrivValidator;
+use crate::durability::wal::Wal;
+use crate::genesis::GenesisDoc;
+use crate::home::Home;
+use crate::keys::{NodeKey, PrivValidatorKey};
+use crate::mempool::{Mempool, MempoolConfig};
+
+/// Why the node stopped with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum NodeError {
+    /// A file could not be loaded.
+    #[error("{what}: {reason}")]
+    Load {
+        /// Which file.
+        what: String,
+        /// Why.
+        reason: String,
+    },
+    /// The store failed.
+    #[error("block store / state: {0}")]
+    Store(#[from] basalt_state::StateError),
+    /// The start-up handshake refused to start.
+    #[error("handshake: {0}")]
+    Handshake(#[from] HandshakeError),
+    /// The application failed while executing a block.
+    #[error("application: {0}")]
+    App(#[from] basalt_state::app::AppError),
+    /// The consensus engine refused to start.
+    #[error("consensus engine: {0}")]
+    Engine(#[from] basalt_consensus::engine::EngineError),
+    /// The WAL failed.
+    #[error("consensus WAL: {0}")]
+    Wal(#[from] crate::durability::wal::WalError),
+    /// A WAL record does not decode.
+    #[error("consensus WAL record is corrupt: {0} (run `basalt wal repair`)")]
+    WalRecord(String),
+    /// The signer's state could not be loaded.
+    #[error("signer: {0}")]
+    Privval(#[from] crate::durability::privval::PrivvalError),
+    /// The network did not start.
+    #[error("p2p: {0}")]
+    Network(#[from] basalt_p2p::NetworkError),
+    /// Building our own block failed (a bug: logged with the reason).
+    #[error("building a block: {0}")]
+    BuildBlock(String),
+    /// A stored block could not be read.
+    #[error("{0}")]
+    BlockRead(#[from] blocks::ReadError),
+    /// A listener could not be bound.
+    #[error("cannot listen on {addr} ({what}): {source}")]
+    Listen {
+        /// Which server.
+        what: &'static str,
+        /// The address.
+        addr: std::net::SocketAddr,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// A task or thread failed.
+    #[error("internal: {0}")]
+    Internal(String),
+}
+
+fn load_err(what: impl Into<String>, e: impl std::fmt::Display) -> NodeError {
+    NodeError::Load {
+        what: what.into(),
+        reason: e.to_string(),
+    }
+}
+
+/// Runs the node in `home` until SIGINT/SIGTERM.
+pub async fn run(home: Home, config: Config) -> Result<(), NodeError> {
+    let (shutdown_tx, shutdown_rx) = watch::channel(false);
+    tokio::spawn(async move {
+        wait_for_signal().await;
+        tracing::info!("shutting down");
+        let _ = shutdown_tx.send(true);
+    });
+    run_until(home, config, shutdown_rx).await
+}
+
+/// Resolves once `shutdown` turns true (or its sender is gone).
+fn stopped(
+    mut shutdown: watch::Receiver<bool>,
+) -> impl std::future::Future<Output = ()> + Send + 'static {
+    async move {
+        while !*shutdown.borrow() {
+            if shutdown.changed().await.is_err() {
+                break;
+            }
+        }
+    }
+}
+
+async fn wait_for_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+/// Runs the node until `shutdown` turns true.
+pub async fn run_until(
+    home: Home,
+    config: Config,
+    shutdown: watch::Receiver<bool>,
+) -> Result<(), NodeError> {
+    let genesis = GenesisDoc::load(&home.genesis_file())
+        .and_then(|doc| doc.validate())
+        .map_err(|e| load_err(home.genesis_file().display().to_string(), e))?;
+    let node_key = NodeKey::load(&home.node_key_file())
+        .map_err(|e| load_err(home.node_key_file().display().to_string(), e))?;
+    let pv_key = PrivValidatorKey::load(&home.priv_validator_key_file())
+        .map_err(|e| load_err(home.priv_validator_key_file().display().to_string(), e))?;
+    let chain_id = genesis.chain_id.clone();
+
+    // State and application, reconciled.
+    let store_config = StoreConfig {
+        keep_recent: config.storage.pruning_keep_recent,
+        ..StoreConfig::default()
+    };
+    let store = Arc::new(StateStore::open(&home.db_dir(), store_config)?);
+    let mut app = BankApp::new(
+        store.clone(),
+        BankAppConfig {
+            chain_id: chain_id.clone(),
+        },
+    );
+    let outcome = handshake(&store, &mut app, genesis.initial_height, &genesis.app_state)?;
+    let height = outcome.height;
+    let last = if height >= genesis.initial_height {
+        blocks::read(&store, height)?
+    } else {
+        None
+    };
+    let last_results_hash = match store.block_results(height)? {
+        Some(results) => results_hash(&results),
+        None => Hash::ZERO,
+    };
+    let chain = chain::ChainState::new(
+        chain_id.clone(),
+        genesis.initial_height,
+        genesis.genesis_time_ms,
+        genesis.validators.clone(),
+        height,
+        last,
+        outcome.app_hash,
+        last_results_hash,
+    );
+    tracing::info!(
+        chain_id = %chain_id.as_str(),
+        height,
+        app_hash = %outcome.app_hash.to_hex_upper(),
+        replayed = ?outcome.replayed,
+        "state loaded"
+    );
+
+    // Signer and WAL.
+    let privval = PrivValidator::load(
+        pv_key.private_key().clone(),
+        &home.priv_validator_state_file(),
+    )?;
+    let opened = Wal::open(&home.wal_file())?;
+    if let Some(tail) = &opened.truncated_tail {
+        tracing::warn!(wal = %home.wal_file().display(), %tail, "WAL had a torn tail: truncated");
+    }
+    let mut wal_records = Vec::with_capacity(opened.records.len());
+    for bytes in opened.records {
+        let record = walrec::WalRecord::from_bytes(&bytes)
+            .map_err(|e| NodeError::WalRecord(e.to_string()))?;
+        wal_records.push((record.height(), bytes));
+    }
+    let own_address = privval.address();
+    let in_set = genesis.validators.index_of(&privval.address()).is_some();
+    tracing::info!(
+        address = %privval.address().to_hex_upper(),
+        validator = in_set,
+        wal_records = wal_records.len(),
+        "signer loaded"
+    );
+
+    // Mempool and network.
+    let mempool = Arc::new(Mempool::new(MempoolConfig {
+        max_txs: config.mempool.size,
+        max_bytes: config.mempool.max_txs_bytes,
+        cache_size: config.mempool.cache_size,
+        max_tx_bytes: config.mempool.max_tx_bytes,
+    }));
+    let mut persistent_peers = Vec::new();
+    for entry in config.p2p.persistent_peer_list() {
+        let peer = entry
+            .parse::<basalt_p2p::PeerAddr>()
+            .map_err(|e| load_err(format!("p2p.persistent_peers entry {entry:?}"), e))?;
+        persistent_peers.push(peer);
+    }
+    let has_peers = !persistent_peers.is_empty();
+    let network_config = basalt_p2p::NetworkConfig {
+        node_key_seed: node_key.seed(),
+        listen_addr: config.p2p.laddr,
+        persistent_peers,
+        max_inbound: config.p2p.max_num_inbound_peers,
+        max_outbound: config.p2p.max_num_outbound_peers,
+        ban_duration: config.p2p.ban_duration,
+        max_tx_batch_bytes: config.p2p.max_tx_batch_bytes,
+        gossip_heartbeat: config.p2p.gossip_heartbeat,
+        ..basalt_p2p::NetworkConfig::default()
+    };
+    let (network, net_rx) = basalt_p2p::spawn(network_config).await?;
+    tracing::info!(node_id = %network.local_peer_id(), p2p = %network.listen_addr(), "p2p listening");
+
+    let shared = Arc::new(shared::Shared::new(shared::Snapshot {
+        height,
+        ..shared::Snapshot::default()
+    }));
+
+    // Metrics.
+    let metrics = if config.instrumentation.prometheus {
+        let metrics =
+            crate::metrics::Metrics::new(&config.instrumentation.namespace, chain_id.as_str())
+                .map_err(|e| NodeError::Internal(format!("metrics: {e}")))?;
+        let addr = config.instrumentation.prometheus_listen_addr;
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .map_err(|source| NodeError::Listen {
+                what: "metrics",
+                addr,
+                source,
+            })?;
+        let registry = metrics.registry().clone();
+        let stop = stopped(shutdown.clone());
+        tokio::spawn(async move {
+            if let Err(e) = crate::metrics::serve_metrics(listener, registry, stop).await {
+                tracing::error!(error = %e, "metrics server failed");
+            }
+        });
+        tracing::info!(%addr, "metrics listening");
+        Some(Arc::new(metrics))
+    } else {
+        None
+    };
+
+    // JSON-RPC.
+    let backend = rpc_backend::NodeBackend {
+        node_info: crate::rpc::backend::NodeInfo {
+            id: network.local_peer_id().to_string(),
+            listen_addr: network.listen_addr().to_string(),
+            network: chain_id.as_str().to_owned(),
+            version: crate::build_info::BuildInfo::current().version.to_owned(),
+            moniker: config.moniker.clone(),
+            rpc_address: format!("tcp://{}", config.rpc.laddr),
+            tx_index: true,
+        },
+        genesis_json: Arc::from(genesis.json.as_str()),
+        genesis_set: genesis.validators.clone(),
+        initial_height: genesis.initial_height,
+        validator: Some((privval.address(), privval.public_key())),
+        store: store.clone(),
+        app: Arc::new(BankApp::new(
+            store.clone(),
+            BankAppConfig {
+                chain_id: chain_id.clone(),
+            },
+        )),
+        mempool: mempool.clone(),
+        network: network.clone(),
+        shared: shared.clone(),
+        set_cache: std::sync::Mutex::new(None),
+    };
+    let rpc_addr = config.rpc.laddr;
+    let rpc_listener = tokio::net::TcpListener::bind(rpc_addr)
+        .await
+        .map_err(|source| NodeError::Listen {
+            what: "rpc",
+            addr: rpc_addr,
+            source,
+        })?;
+    let limits = crate::rpc::RpcLimits {
+        max_open_connections: config.rpc.max_open_connections,
+        max_body_bytes: config.rpc.max_body_bytes,
+        max_header_bytes: config.rpc.max_header_bytes,
+        max_batch_requests: config.rpc.max_batch_requests,
+        timeout_broadcast_tx_commit: config.rpc.timeout_broadcast_tx_commit,
+        max_subscription_clients: config.rpc.max_subscription_clients,
+        max_subscriptions_per_client: config.rpc.max_subscriptions_per_client,
+        request_timeout: config.rpc.request_timeout,
+        ..crate::rpc::RpcLimits::default()
+    };
+    let stop = stopped(shutdown.clone());
+    tokio::spawn(async move {
+        if let Err(e) = crate::rpc::serve(rpc_listener, Arc::new(backend), limits, stop).await {
+            tracing::error!(error = %e, "RPC server failed");
+        }
+    });
+    tracing::info!(addr = %rpc_addr, "RPC listening");
+
+    // Transaction gossip: batches of locally submitted transactions.
+    if config.mempool.broadcast {
+        let mempool = mempool.clone();
+        let network = network.clone();
+        let every = config.mempool.gossip_interval.max(Duration::from_millis(1));
+        let max_batch = config.p2p.max_tx_batch_bytes;
+        let mut stop = shutdown.clone();
+        tokio::spawn(async move {
+            let notify = mempool.new_tx_notify();
+            loop {
+                tokio::select! {
+                    _ = stop.changed() => break,
+                    () = notify.notified() => {}
+                    () = tokio::time::sleep(every) => {}
+                }
+                // Let a burst accumulate into one batch.
+                tokio::time::sleep(every).await;
+                loop {
+                    let txs = mempool.take_new_for_gossip(max_batch);
+                    if txs.is_empty() {
+                        break;
+                    }
+                    network.publish_txs(txs);
+                }
+            }
+        });
+    }
+
+    let ingest = txs::spawn_ingest(
+        mempool.clone(),
+        BankApp::new(
+            store.clone(),
+            BankAppConfig {
+                chain_id: chain_id.clone(),
+            },
+        ),
+        network.clone(),
+    )
+    .map_err(|e| NodeError::Internal(format!("tx ingest thread: {e}")))?;
+    let driver = driver::Driver {
+        config: config.consensus.clone(),
+        blocksync: config.blocksync.enable,
+        sync_config: sync::SyncConfig {
+            max_parallel_requests: config.blocksync.max_parallel_requests,
+            batch_blocks: config.blocksync.batch_blocks,
+        },
+        max_block_bytes: genesis.max_block_bytes,
+        chain,
+        app,
+        store: store.clone(),
+        privval: Some(privval),
+        wal: opened.wal,
+        wal_records,
+        mempool: mempool.clone(),
+        ingest,
+        network: network.clone(),
+        shared: shared.clone(),
+        observer: observe::Observer::new(metrics, Some(own_address), 0),
+    };
+    // The driver gets its own thread and runtime: blocking work there (RocksDB commits, signature checks)
+    // never stalls the RPC server, and RPC load never delays a vote.
+    let driver_shutdown = shutdown.clone();
+    let (done_tx, done_rx) = tokio::sync::oneshot::channel();
+    std::thread::Builder::new()
+        .name("consensus".into())
+        .spawn(move || {
+            let result = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .map_err(|e| NodeError::Internal(format!("consensus runtime: {e}")))
+                .and_then(|rt| rt.block_on(driver.run(net_rx, driver_shutdown, has_peers)));
+            let _ = done_tx.send(result);
+        })
+        .map_err(|e| NodeError::Internal(format!("consensus thread: {e}")))?;
+    let result = done_rx
+        .await
+        .unwrap_or_else(|_| Err(NodeError::Internal("consensus thread died".into())));
+    network.shutdown().await;
+    if let Err(e) = &result {
+        tracing::error!(error = %e, "node stopped with an error");
+    }
+    result
+}

@@ -1,0 +1,319 @@
+//! The committed chain as the consensus driver needs it: the tip (last block, its commit, the app hash
+//! after it), the validator set of every height, how to build the next block and how to judge one.
+
+use std::collections::VecDeque;
+
+use basalt_consensus::core::Validity;
+use basalt_consensus::types::{
+    Address, Block, BlockError, ChainId, Commit, DuplicateVoteEvidence, Hash, Header, Tx,
+    ValidatorSet,
+};
+use basalt_consensus::Height;
+use basalt_state::app::{Application, ProposalVerdict};
+
+/// How far ahead of our clock a proposed block's time may be (proposer clocks drift).
+pub const MAX_CLOCK_DRIFT_MS: u64 = 30_000;
+
+/// Validator sets kept in memory (older ones are recomputed from genesis on demand).
+const RECENT_SETS: usize = 256;
+
+/// Evidence older than this many heights is not accepted into blocks.
+pub const MAX_EVIDENCE_AGE: u64 = 100_000;
+
+/// Why a proposed block is not acceptable (logged; the engine only sees "invalid").
+#[derive(Debug, thiserror::Error)]
+pub enum InvalidBlock {
+    /// A header field disagrees with our chain.
+    #[error("header field {field} is wrong")]
+    Header {
+        /// The field.
+        field: &'static str,
+    },
+    /// The block's last commit does not prove our last block.
+    #[error("last commit does not prove block {height}: {reason}")]
+    LastCommit {
+        /// Height of our last block.
+        height: u64,
+        /// Why.
+        reason: String,
+    },
+    /// Evidence that does not verify or is too old/new.
+    #[error("evidence #{index} is not acceptable: {reason}")]
+    Evidence {
+        /// Position in the block.
+        index: usize,
+        /// Why.
+        reason: String,
+    },
+    /// The application refused the transactions.
+    #[error("application refused the block: {reason}")]
+    App {
+        /// The application's reason.
+        reason: String,
+    },
+}
+
+/// The chain state of one node: everything needed to build and check the block at `height() + 1`.
+#[derive(Debug)]
+pub struct ChainState {
+    chain_id: ChainId,
+    initial_height: u64,
+    genesis_time_ms: u64,
+    genesis_set: ValidatorSet,
+    /// Last committed height (`initial_height - 1` before the first block).
+    height: u64,
+    /// The last committed block and the commit that decided it.
+    last: Option<(Block, Commit)>,
+    /// App hash after `height` (goes into the header of `height + 1`).
+    app_hash: Hash,
+    /// Results hash of block `height` (goes into the header of `height + 1`).
+    last_results_hash: Hash,
+    /// Validator sets of heights `sets_from ..`, the last one being the set of `height + 2`.
+    sets: VecDeque<ValidatorSet>,
+    sets_from: u64,
+}
+
+impl ChainState {
+    /// The chain state after `height` (with its block and commit if `height >= initial_height`).
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        chain_id: ChainId,
+        initial_height: u64,
+        genesis_time_ms: u64,
+        genesis_set: ValidatorSet,
+        height: u64,
+        last: Option<(Block, Commit)>,
+        app_hash: Hash,
+        last_results_hash: Hash,
+    ) -> ChainState {
+        let mut state = ChainState {
+            chain_id,
+            initial_height,
+            genesis_time_ms,
+            genesis_set,
+            height,
+            last,
+            app_hash,
+            last_results_hash,
+            sets: VecDeque::new(),
+            sets_from: initial_height,
+        };
+        // Sets of height-1 (to check the last commit) through height+2.
+        let first = height.saturating_sub(1).max(initial_height);
+        let mut set = state.compute_set(first);
+        state.sets_from = first;
+        for _ in first..=height.saturating_add(2) {
+            state.sets.push_back(set.clone());
+            set = set.next_height();
+        }
+        state
+    }
+
+    /// The set of `height`, computed by rotating the genesis set (membership is static).
+    fn compute_set(&self, height: u64) -> ValidatorSet {
+        let mut set = self.genesis_set.clone();
+        for _ in self.initial_height..height {
+            set = set.next_height();
+        }
+        set
+    }
+
+    /// The chain id.
+    pub fn chain_id(&self) -> &ChainId {
+        &self.chain_id
+    }
+
+    /// The first height of the chain.
+    pub fn initial_height(&self) -> u64 {
+        self.initial_height
+    }
+
+    /// Last committed height.
+    pub fn height(&self) -> u64 {
+        self.height
+    }
+
+    /// The height consensus works on.
+    pub fn next_height(&self) -> Height {
+        Height(self.height.saturating_add(1))
+    }
+
+    /// The last committed block and its commit.
+    pub fn last(&self) -> Option<&(Block, Commit)> {
+        self.last.as_ref()
+    }
+
+    /// App hash after the last committed block.
+    pub fn app_hash(&self) -> Hash {
+        self.app_hash
+    }
+
+    /// The validator set of `height` (any height from `initial_height`).
+    pub fn validators_at(&self, height: u64) -> ValidatorSet {
+        if height >= self.sets_from {
+            let index = usize::try_from(height - self.sets_from).unwrap_or(usize::MAX);
+            if let Some(set) = self.sets.get(index) {
+                return set.clone();
+            }
+        }
+        self.compute_set(height.max(self.initial_height))
+    }
+
+    /// Records that `block` (the next height) was committed with `commit`, leaving `app_hash` and a block
+    /// whose results hash is `results_hash`.
+    pub fn advance(&mut self, block: Block, commit: Commit, app_hash: Hash, results_hash: Hash) {
+        self.height = block.height().0;
+        self.last = Some((block, commit));
+        self.app_hash = app_hash;
+        self.last_results_hash = results_hash;
+        if let Some(last) = self.sets.back() {
+            let next = last.next_height();
+            self.sets.push_back(next);
+        }
+        while self.sets.len() > RECENT_SETS {
+            self.sets.pop_front();
+            self.sets_from += 1;
+        }
+    }
+
+    /// Builds the block to propose at the next height.
+    pub fn build_block(
+        &self,
+        proposer: Address,
+        now_ms: u64,
+        txs: Vec<Tx>,
+        evidence: Vec<DuplicateVoteEvidence>,
+    ) -> Result<Block, BlockError> {
+        let height = self.next_height();
+        let set = self.validators_at(height.0);
+        let next = self.validators_at(height.0 + 1);
+        let last_commit = self.last.as_ref().map(|(_, c)| c.clone());
+        let (data_hash, evidence_hash, last_commit_hash) =
+            Block::content_hashes(&txs, &evidence, last_commit.as_ref());
+        let prev_time = self
+            .last
+            .as_ref()
+            .map_or(self.genesis_time_ms, |(b, _)| b.header().time_ms);
+        let header = Header {
+            chain_id: self.chain_id.clone(),
+            height,
+            time_ms: now_ms.max(prev_time.saturating_add(1)),
+            last_block_id: self.last.as_ref().map(|(b, _)| b.id()),
+            last_commit_hash,
+            data_hash,
+            validators_hash: set.hash(),
+            next_validators_hash: next.hash(),
+            app_hash: self.app_hash,
+            last_results_hash: self.last_results_hash,
+            evidence_hash,
+            proposer_address: proposer,
+        };
+        Block::new(header, txs, evidence, last_commit)
+    }
+
+    /// `valid(v)`: the block is the correct next block of our chain and the application accepts it.
+    pub fn validate<A: Application>(
+        &self,
+        block: &Block,
+        app: &A,
+        now_ms: u64,
+    ) -> Result<(), InvalidBlock> {
+        self.validate_header(block, now_ms)?;
+        self.validate_evidence(block)?;
+        match app.process_proposal(block) {
+            ProposalVerdict::Accept => Ok(()),
+            ProposalVerdict::Reject { reason } => Err(InvalidBlock::App { reason }),
+        }
+    }
+
+    /// The same judgement as a [`Validity`] for the engine.
+    pub fn validity<A: Application>(&self, block: &Block, app: &A, now_ms: u64) -> Validity {
+        match self.validate(block, app, now_ms) {
+            Ok(()) => Validity::Valid,
+            Err(e) => {
+                tracing::warn!(height = block.height().0, error = %e, "invalid proposed block");
+                Validity::Invalid
+            }
+        }
+    }
+
+    fn validate_header(&self, block: &Block, now_ms: u64) -> Result<(), InvalidBlock> {
+        let h = block.header();
+        let height = self.next_height();
+        let set = self.validators_at(height.0);
+        let next = self.validators_at(height.0 + 1);
+        let bad = |field| Err(InvalidBlock::Header { field });
+        if h.height != height {
+            return bad("height");
+        }
+        if h.chain_id != self.chain_id {
+            return bad("chain_id");
+        }
+        if h.validators_hash != set.hash() {
+            return bad("validators_hash");
+        }
+        if h.next_validators_hash != next.hash() {
+            return bad("next_validators_hash");
+        }
+        if h.app_hash != self.app_hash {
+            return bad("app_hash");
+        }
+        if h.last_results_hash != self.last_results_hash {
+            return bad("last_results_hash");
+        }
+        if set.index_of(&h.proposer_address).is_none() {
+            return bad("proposer_address");
+        }
+        if h.time_ms > now_ms.saturating_add(MAX_CLOCK_DRIFT_MS) {
+            return bad("time (too far in the future)");
+        }
+        match (&self.last, block.last_commit()) {
+            (None, None) => {
+                if h.time_ms < self.genesis_time_ms {
+                    return bad("time (before genesis)");
+                }
+                Ok(())
+            }
+            (Some((prev, _)), Some(commit)) => {
+                if h.time_ms <= prev.header().time_ms {
+                    return bad("time (not after the previous block)");
+                }
+                let prev_set = self.validators_at(prev.height().0);
+                commit
+                    .verify_for(&self.chain_id, &prev_set, prev.height(), &prev.id())
+                    .map_err(|e| InvalidBlock::LastCommit {
+                        height: prev.height().0,
+                        reason: e.to_string(),
+                    })
+            }
+            (None, Some(_)) => bad("last_commit (present on the first block)"),
+            (Some(_), None) => bad("last_commit (missing)"),
+        }
+    }
+
+    fn validate_evidence(&self, block: &Block) -> Result<(), InvalidBlock> {
+        let height = block.height().0;
+        for (index, e) in block.evidence().iter().enumerate() {
+            let bad = |reason: String| Err(InvalidBlock::Evidence { index, reason });
+            if block.evidence()[..index].contains(e) {
+                return bad("duplicate".into());
+            }
+            self.check_evidence(e, height).or_else(bad)?;
+        }
+        Ok(())
+    }
+
+    /// Whether `evidence` may be committed in a block at `height`: it is of an earlier (decided) height,
+    /// not too old, and verifies against that height's validator set.
+    pub fn check_evidence(&self, e: &DuplicateVoteEvidence, height: u64) -> Result<(), String> {
+        let of = e.height().0;
+        if of >= height || of < self.initial_height {
+            return Err(format!("evidence height {of} is not below {height}"));
+        }
+        if height - of > MAX_EVIDENCE_AGE {
+            return Err(format!("evidence of height {of} is too old"));
+        }
+        let set = self.validators_at(of);
+        e.verify(&self.chain_id, &set).map_err(|e| e.to_string())
+    }
+}

@@ -1,0 +1,375 @@
+//! The real node behind the RPC server: reads from the block store and the application, the driver's
+//! snapshot, the mempool and the network.
+
+use std::sync::{Arc, Mutex};
+
+use basalt_consensus::types::{decode, Address, Block, Commit, Hash, Tx, ValidatorSet};
+use basalt_state::app::{AppInfo, Application, BankApp, CheckTxResult, QueryResult, TxResult};
+use basalt_state::StateStore;
+use tokio::sync::broadcast;
+
+use super::blocks;
+use super::shared::Shared;
+use crate::mempool::{Mempool, MempoolError};
+use crate::rpc::backend::{
+    BackendError, BoxFuture, BroadcastError, ConsensusStateView, IndexedTx, NetInfo, NodeEvent,
+    NodeInfo, PeerInfo, RoundStep, RpcBackend, SyncInfo, UnconfirmedTxs, ValidatorInfo,
+};
+use crate::rpc::query::TxQuery;
+
+/// Most blocks `tx_search` scans for a height-range query without an indexed condition.
+const MAX_SCAN_BLOCKS: u64 = 10_000;
+/// Most index entries `tx_search` reads for one indexed condition.
+const MAX_INDEX_HITS: usize = 100_000;
+
+/// The node's [`RpcBackend`].
+pub struct NodeBackend {
+    /// Static identity.
+    pub node_info: NodeInfo,
+    /// The genesis file text.
+    pub genesis_json: Arc<str>,
+    /// Genesis validator set and initial height (sets of later heights are rotations of it).
+    pub genesis_set: ValidatorSet,
+    /// First height.
+    pub initial_height: u64,
+    /// This node's key.
+    pub validator: Option<(Address, basalt_consensus::types::PublicKey)>,
+    /// Block store and state.
+    pub store: Arc<StateStore>,
+    /// A read-only application instance (queries and checks only).
+    pub app: Arc<BankApp>,
+    /// The mempool.
+    pub mempool: Arc<Mempool>,
+    /// The network.
+    pub network: basalt_p2p::NetworkHandle,
+    /// The driver's snapshot and events.
+    pub shared: Arc<Shared>,
+    /// Cache of the last computed validator set (rotation is sequential).
+    pub set_cache: Mutex<Option<(u64, ValidatorSet)>>,
+}
+
+fn backend_err(what: impl Into<String>, e: impl std::fmt::Display) -> BackendError {
+    BackendError {
+        what: what.into(),
+        reason: e.to_string(),
+    }
+}
+
+impl NodeBackend {
+    fn set_at(&self, height: u64) -> ValidatorSet {
+        let mut cache = match self.set_cache.lock() {
+            Ok(c) => c,
+            Err(p) => p.into_inner(),
+        };
+        let (mut at, mut set) = match cache.as_ref() {
+            Some((h, s)) if *h <= height => (*h, s.clone()),
+            _ => (self.initial_height, self.genesis_set.clone()),
+        };
+        while at < height {
+            set = set.next_height();
+            at += 1;
+        }
+        *cache = Some((at, set.clone()));
+        set
+    }
+
+    fn indexed(&self, height: u64, index: u32) -> Result<Option<IndexedTx>, BackendError> {
+        let Some(block) = self.block(height)? else {
+            return Ok(None);
+        };
+        let Some(tx) = block.txs().get(index as usize).cloned() else {
+            return Ok(None);
+        };
+        let result = self
+            .block_results(height)?
+            .and_then(|r| r.get(index as usize).cloned())
+            .unwrap_or_else(|| TxResult {
+                code: 0,
+                log: String::new(),
+                gas_wanted: 0,
+                gas_used: 0,
+                events: Vec::new(),
+            });
+        Ok(Some(IndexedTx {
+            height,
+            index,
+            tx,
+            result,
+        }))
+    }
+}
+
+impl RpcBackend for NodeBackend {
+    fn node_info(&self) -> NodeInfo {
+        self.node_info.clone()
+    }
+
+    fn sync_info(&self) -> SyncInfo {
+        let snap = self.shared.snapshot();
+        let base = self
+            .store
+            .base_height()
+            .ok()
+            .flatten()
+            .unwrap_or(self.initial_height)
+            .min(snap.height);
+        let earliest = blocks::read(&self.store, base).ok().flatten();
+        let earliest_app_hash = self.store.root(base).map(Hash).unwrap_or(Hash::ZERO);
+        SyncInfo {
+            latest_block_hash: snap.last_block_hash.unwrap_or(Hash::ZERO),
+            latest_app_hash: snap.app_hash,
+            latest_block_height: snap.height,
+            latest_block_time_ms: snap.last_block_time_ms,
+            earliest_block_hash: earliest.as_ref().map_or(Hash::ZERO, |(b, _)| b.id().hash),
+            earliest_app_hash,
+            earliest_block_height: earliest.as_ref().map_or(0, |_| base),
+            earliest_block_time_ms: earliest.as_ref().map_or(0, |(b, _)| b.header().time_ms),
+            catching_up: snap.catching_up,
+        }
+    }
+
+    fn validator_info(&self) -> Option<ValidatorInfo> {
+        let (address, public_key) = self.validator?;
+        let snap = self.shared.snapshot();
+        let set = self.set_at(snap.consensus_height.max(self.initial_height));
+        let power = set
+            .index_of(&address)
+            .and_then(|i| set.get(i))
+            .map_or(0, |v| v.voting_power);
+        Some(ValidatorInfo {
+            address,
+            public_key,
+            power,
+        })
+    }
+
+    fn genesis_json(&self) -> Arc<str> {
+        self.genesis_json.clone()
+    }
+
+    fn block(&self, height: u64) -> Result<Option<Block>, BackendError> {
+        let Some(bytes) = self
+            .store
+            .block(height)
+            .map_err(|e| backend_err(format!("block {height}"), e))?
+        else {
+            return Ok(None);
+        };
+        decode(
+            "stored block",
+            &bytes,
+            basalt_consensus::types::encoding::MAX_BLOCK_BYTES,
+        )
+        .map(Some)
+        .map_err(|e| backend_err(format!("block {height}"), e))
+    }
+
+    fn block_height_by_hash(&self, hash: &Hash) -> Result<Option<u64>, BackendError> {
+        self.store
+            .block_height_by_hash(&hash.0)
+            .map_err(|e| backend_err(format!("block {}", hash.to_hex_upper()), e))
+    }
+
+    fn commit(&self, height: u64) -> Result<Option<Commit>, BackendError> {
+        let Some(bytes) = self
+            .store
+            .commit(height)
+            .map_err(|e| backend_err(format!("commit {height}"), e))?
+        else {
+            return Ok(None);
+        };
+        decode(
+            "stored commit",
+            &bytes,
+            basalt_consensus::types::encoding::MAX_BLOCK_BYTES,
+        )
+        .map(Some)
+        .map_err(|e| backend_err(format!("commit {height}"), e))
+    }
+
+    fn validators(&self, height: u64) -> Result<Option<ValidatorSet>, BackendError> {
+        let snap = self.shared.snapshot();
+        if height < self.initial_height || height > snap.height.saturating_add(1) {
+            return Ok(None);
+        }
+        Ok(Some(self.set_at(height)))
+    }
+
+    fn block_results(&self, height: u64) -> Result<Option<Vec<TxResult>>, BackendError> {
+        self.store
+            .block_results(height)
+            .map_err(|e| backend_err(format!("results of block {height}"), e))
+    }
+
+    fn consensus_state(&self) -> ConsensusStateView {
+        let snap = self.shared.snapshot();
+        let step = match snap.step {
+            "propose" => RoundStep::Propose,
+            "prevote" => RoundStep::Prevote,
+            "precommit" => RoundStep::Precommit,
+            "commit" => RoundStep::Commit,
+            _ => RoundStep::NewHeight,
+        };
+        ConsensusStateView {
+            height: snap.consensus_height,
+            round: snap.round,
+            step,
+            proposer: snap.proposer,
+            start_time_ms: snap.round_start_ms,
+            proposal_block_hash: None,
+            locked_block_hash: snap.locked,
+            valid_block_hash: snap.valid,
+        }
+    }
+
+    fn abci_info(&self) -> AppInfo {
+        self.app.info().unwrap_or(AppInfo {
+            last_height: None,
+            last_app_hash: Hash::ZERO,
+        })
+    }
+
+    fn abci_query(&self, path: &str, data: &[u8], height: u64, prove: bool) -> QueryResult {
+        self.app.query(path, data, height, prove)
+    }
+
+    fn check_tx(&self, tx: &Tx) -> CheckTxResult {
+        self.app.check_tx(tx)
+    }
+
+    fn broadcast_tx(&self, tx: Tx) -> BoxFuture<'_, Result<CheckTxResult, BroadcastError>> {
+        Box::pin(async move {
+            if self.shared.snapshot().catching_up {
+                return Err(BroadcastError::Rejected {
+                    reason: "node is catching up (block sync)".into(),
+                });
+            }
+            let mempool = self.mempool.clone();
+            let app = self.app.clone();
+            let outcome =
+                tokio::task::spawn_blocking(move || mempool.insert(tx, |t| app.check_tx(t)))
+                    .await
+                    .map_err(|e| BroadcastError::Rejected {
+                        reason: format!("internal: {e}"),
+                    })?;
+            match outcome {
+                Ok(result) => Ok(result),
+                Err(MempoolError::Rejected { code, log }) => Ok(CheckTxResult::rejected(code, log)),
+                Err(MempoolError::InCache) => Err(BroadcastError::AlreadyInCache),
+                Err(MempoolError::TooLarge { len, max }) => {
+                    Err(BroadcastError::TooLarge { len, max })
+                }
+                Err(e @ MempoolError::Full { .. }) => {
+                    let stats = (self.mempool.size(), self.mempool.size_bytes());
+                    let _ = stats;
+                    Err(BroadcastError::Rejected {
+                        reason: e.to_string(),
+                    })
+                }
+            }
+        })
+    }
+
+    fn tx(&self, hash: &Hash) -> Result<Option<IndexedTx>, BackendError> {
+        let found = self
+            .store
+            .tx(&hash.0)
+            .map_err(|e| backend_err(format!("tx {}", hash.to_hex_upper()), e))?;
+        match found {
+            Some(found) => self.indexed(found.height, found.index),
+            None => Ok(None),
+        }
+    }
+
+    fn tx_search(
+        &self,
+        query: &TxQuery,
+        page: usize,
+        per_page: usize,
+        desc: bool,
+    ) -> Result<(Vec<IndexedTx>, usize), BackendError> {
+        let mut positions: Vec<(u64, u32)> = Vec::new();
+        if let Some(hash) = query.hash() {
+            if let Some(tx) = self.tx(&hash)? {
+                positions.push((tx.height, tx.index));
+            }
+        } else if let Some((key, value)) = query.conditions().iter().find_map(|c| {
+            let indexed = !matches!(c.key.as_str(), "tm.event" | "tx.height" | "tx.hash");
+            match (&c.op, &c.operand) {
+                (crate::rpc::query::Op::Eq, crate::rpc::query::Operand::Str(v)) if indexed => {
+                    Some((c.key.clone(), v.clone()))
+                }
+                _ => None,
+            }
+        }) {
+            positions = self
+                .store
+                .search_txs(&key, &value, MAX_INDEX_HITS, false)
+                .map_err(|e| backend_err(format!("tx index {key}={value}"), e))?;
+        } else {
+            let latest = self.shared.snapshot().height;
+            let (min, max) = query.height_range();
+            let max = max.min(latest);
+            let min = min.max(max.saturating_sub(MAX_SCAN_BLOCKS - 1));
+            for height in min..=max {
+                if let Some(block) = self.block(height)? {
+                    for index in 0..block.txs().len() {
+                        positions.push((height, u32::try_from(index).unwrap_or(u32::MAX)));
+                    }
+                }
+            }
+        }
+        let mut matched = Vec::new();
+        for (height, index) in positions {
+            if let Some(tx) = self.indexed(height, index)? {
+                if query.matches(&tx) {
+                    matched.push(tx);
+                }
+            }
+        }
+        matched.sort_by_key(|t| (t.height, t.index));
+        if desc {
+            matched.reverse();
+        }
+        let total = matched.len();
+        let start = page.saturating_sub(1).saturating_mul(per_page);
+        let page: Vec<IndexedTx> = matched.into_iter().skip(start).take(per_page).collect();
+        Ok((page, total))
+    }
+
+    fn unconfirmed_txs(&self, limit: usize) -> UnconfirmedTxs {
+        UnconfirmedTxs {
+            txs: self.mempool.txs(limit),
+            total: self.mempool.size(),
+            total_bytes: usize::try_from(self.mempool.size_bytes()).unwrap_or(usize::MAX),
+        }
+    }
+
+    fn net_info(&self) -> BoxFuture<'_, NetInfo> {
+        Box::pin(async move {
+            let peers = self.network.peers().await;
+            NetInfo {
+                listening: true,
+                listeners: vec![self.node_info.listen_addr.clone()],
+                peers: peers
+                    .into_iter()
+                    .map(|p| PeerInfo {
+                        node_id: p.id.to_string(),
+                        remote_ip: p
+                            .addr
+                            .map_or(std::net::IpAddr::from([0, 0, 0, 0]), |a| a.ip()),
+                        is_outbound: p.outbound,
+                        moniker: None,
+                        connected_secs: std::time::SystemTime::now()
+                            .duration_since(p.since)
+                            .map_or(0, |d| d.as_secs()),
+                    })
+                    .collect(),
+            }
+        })
+    }
+
+    fn subscribe(&self) -> broadcast::Receiver<NodeEvent> {
+        self.shared.subscribe()
+    }
+}

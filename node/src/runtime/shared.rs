@@ -1,0 +1,87 @@
+//! What the running node publishes to the RPC server and other readers: a status snapshot and the stream
+//! of node events (committed blocks and transactions).
+
+use std::sync::RwLock;
+
+use basalt_consensus::types::{Address, Hash};
+use tokio::sync::broadcast;
+
+use crate::rpc::backend::NodeEvent;
+
+/// Events kept for slow subscribers before they lag (they then miss events, never block the node).
+pub const EVENT_BUFFER: usize = 16_384;
+
+/// The node's state as of the last change, cheap to copy.
+#[derive(Clone, Debug, Default)]
+pub struct Snapshot {
+    /// Last committed height (`initial_height - 1` before the first block).
+    pub height: u64,
+    /// Hash of the last committed block.
+    pub last_block_hash: Option<Hash>,
+    /// Time of the last committed block (ms since the Unix epoch).
+    pub last_block_time_ms: u64,
+    /// App hash after the last committed block.
+    pub app_hash: Hash,
+    /// Height consensus is working on.
+    pub consensus_height: u64,
+    /// Its round.
+    pub round: u32,
+    /// Its step (`propose`, `prevote`, `precommit`, `commit`, `unstarted`).
+    pub step: &'static str,
+    /// The round's proposer and its index.
+    pub proposer: Option<(Address, u32)>,
+    /// When the round started (ms since the Unix epoch).
+    pub round_start_ms: u64,
+    /// The locked block of the height, if any.
+    pub locked: Option<Hash>,
+    /// The valid block of the height, if any.
+    pub valid: Option<Hash>,
+    /// Whether the node is block-syncing.
+    pub catching_up: bool,
+    /// Highest height a peer reported.
+    pub max_peer_height: u64,
+}
+
+/// Shared between the driver (writer) and readers.
+#[derive(Debug)]
+pub struct Shared {
+    snapshot: RwLock<Snapshot>,
+    events: broadcast::Sender<NodeEvent>,
+}
+
+impl Shared {
+    /// A fresh one.
+    pub fn new(snapshot: Snapshot) -> Shared {
+        let (events, _) = broadcast::channel(EVENT_BUFFER);
+        Shared {
+            snapshot: RwLock::new(snapshot),
+            events,
+        }
+    }
+
+    /// The current snapshot.
+    pub fn snapshot(&self) -> Snapshot {
+        match self.snapshot.read() {
+            Ok(s) => s.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    /// Changes the snapshot.
+    pub fn update(&self, change: impl FnOnce(&mut Snapshot)) {
+        match self.snapshot.write() {
+            Ok(mut s) => change(&mut s),
+            Err(poisoned) => change(&mut poisoned.into_inner()),
+        }
+    }
+
+    /// Announces an event (no subscriber is fine).
+    pub fn publish(&self, event: NodeEvent) {
+        let _ = self.events.send(event);
+    }
+
+    /// Subscribes to events.
+    pub fn subscribe(&self) -> broadcast::Receiver<NodeEvent> {
+        self.events.subscribe()
+    }
+}
