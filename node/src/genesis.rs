@@ -16,6 +16,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use basalt_consensus::types::encoding::MAX_BLOCK_BYTES;
 use basalt_consensus::types::{Address, ChainId, PublicKey, ValidatorSet};
 use basalt_state::bank::BankGenesis;
+use base64::engine::general_purpose::STANDARD as BASE64;
+use base64::Engine as _;
 use serde::{Deserialize, Deserializer, Serialize};
 
 use crate::home::{write_file_durably, FileMode};
@@ -237,10 +239,7 @@ impl GenesisValidator {
             address: key.address().to_hex_upper(),
             pub_key: TypedKey {
                 key_type: PUB_KEY_TYPE.to_owned(),
-                value: crate::keys::pub_key_json(key)["value"]
-                    .as_str()
-                    .unwrap_or_default()
-                    .to_owned(),
+                value: BASE64.encode(key.to_bytes()),
             },
             power: power.to_string(),
             name: name.into(),

@@ -419,3 +419,24 @@ fn wal_repair_moves_a_corrupt_log_aside() {
     assert!(out.contains("moved"), "{out}");
     assert_eq!(std::fs::metadata(home.wal_file()).unwrap().len(), 0);
 }
+
+#[test]
+fn basalt_home_variable_is_the_default_home() {
+    let dir = tempfile::tempdir().unwrap();
+    ok(&["init", "--home", path(dir.path())]);
+    let expected = NodeKey::load(&Home::new(dir.path()).node_key_file())
+        .unwrap()
+        .peer_id()
+        .to_base58();
+    let out = Command::new(env!("CARGO_BIN_EXE_basalt"))
+        .arg("show-node-id")
+        .env("BASALT_HOME", dir.path())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(String::from_utf8(out.stdout).unwrap().trim(), expected);
+}
