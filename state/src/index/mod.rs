@@ -90,6 +90,13 @@ struct StoredResult {
     result: TxResult,
 }
 
+/// [`StoredResult`] by reference: the same encoding, written without cloning the result.
+#[derive(BorshSerialize)]
+struct StoredResultRef<'a> {
+    tx_hash: &'a [u8; 32],
+    result: &'a TxResult,
+}
+
 fn encode<T: BorshSerialize>(cf: Cf, key: &[u8], value: &T) -> Result<Vec<u8>> {
     borsh::to_vec(value).map_err(|e| StateError::Corrupt {
         cf: cf.name(),
@@ -196,9 +203,9 @@ pub(crate) fn add_block(
             &location_value(height, index, &tx.tx),
         )?;
         let result_key = keys::result_key(height, index);
-        let stored = StoredResult {
-            tx_hash: tx.hash,
-            result: tx.result.clone(),
+        let stored = StoredResultRef {
+            tx_hash: &tx.hash,
+            result: &tx.result,
         };
         st.batch_put(
             batch,
