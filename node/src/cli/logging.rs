@@ -6,6 +6,7 @@
 //! `target`, `fields` (the event's fields, `message` included) and `spans` (names, outermost first).
 
 use std::fmt;
+use std::io::IsTerminal as _;
 
 use tracing::field::{Field, Visit};
 use tracing::{Event, Subscriber};
@@ -23,8 +24,10 @@ pub fn init(config: &Config) -> Result<(), ConfigError> {
         field: "log_level".to_owned(),
         reason: format!("{:?} is not a log filter: {e}", config.log_level),
     })?;
+    // Colour codes only for a terminal: logs redirected to a file or collector stay plain text.
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr);
     let result = match config.log_format {
         LogFormat::Plain => builder.try_init(),
