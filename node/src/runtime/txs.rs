@@ -10,7 +10,7 @@ use basalt_state::app::{Application, BankApp};
 use basalt_state::bank::TxCode;
 use tokio::sync::mpsc;
 
-use crate::mempool::{Mempool, MempoolError};
+use crate::mempool::{Mempool, MempoolError, TxOrigin};
 
 /// Gossiped batches waiting for admission (beyond this, batches are dropped and not forwarded).
 pub const INGEST_QUEUE: usize = 1024;
@@ -60,7 +60,8 @@ enum Admitted {
 fn admit(mempool: &Mempool, app: &BankApp, txs: Vec<Tx>) -> Admitted {
     let mut any_new = false;
     for tx in txs {
-        match mempool.insert(tx, |tx| app.check_tx(tx)) {
+        // Peer-origin: gossipsub forwards the batch itself, so our batcher must not gossip it again.
+        match mempool.insert_with_origin(tx, TxOrigin::Peer, |tx| app.check_tx(tx)) {
             Ok(_) => any_new = true,
             // An honest peer checked every transaction before gossiping it: a bad signature is provable
             // misbehaviour (unlike a stale nonce, which races can cause).
