@@ -107,14 +107,10 @@ pub async fn run(home: Home, config: Config) -> Result<(), NodeError> {
 }
 
 /// Resolves once `shutdown` turns true (or its sender is gone).
-fn stopped(
-    mut shutdown: watch::Receiver<bool>,
-) -> impl std::future::Future<Output = ()> + Send + 'static {
-    async move {
-        while !*shutdown.borrow() {
-            if shutdown.changed().await.is_err() {
-                break;
-            }
+async fn stopped(mut shutdown: watch::Receiver<bool>) {
+    while !*shutdown.borrow() {
+        if shutdown.changed().await.is_err() {
+            break;
         }
     }
 }
