@@ -53,16 +53,27 @@ CARGO_ENCODED_RUSTFLAGS="$(IFS=$'\x1f'; echo "${rustflags[*]}")"
 export CARGO_ENCODED_RUSTFLAGS
 unset RUSTFLAGS CARGO_BUILD_RUSTFLAGS
 
-# --- C/C++ flags for the cc crate (RocksDB's C++ in librocksdb-sys). -ffile-prefix-map rewrites
-# __FILE__ and debug-info paths; -Werror=date-time makes any use of __DATE__/__TIME__/__TIMESTAMP__ a
-# hard error, so no date can reach the binary whatever SOURCE_DATE_EPOCH is.
+# --- C/C++ flags for the cc crate (RocksDB's C++ in librocksdb-sys, linked into `basalt`).
+# -ffile-prefix-map rewrites __FILE__ (RocksDB's log macros), __builtin_FILE and debug-info paths; the
+# -fdebug-prefix-map and -fmacro-prefix-map it implies since GCC 8 / clang 10 are spelled out as well, so
+# an older or different compiler that knows only those still remaps. -Werror=date-time makes any use of
+# __DATE__/__TIME__/__TIMESTAMP__ a hard error, so no date can reach the binary whatever SOURCE_DATE_EPOCH
+# is. Nothing here adds -g: cc adds it only when cargo's DEBUG is true, and [profile.release] has
+# debug = false. Archives: cc runs `ar cqD`/`ar sD` (deterministic: no mtimes, uids or modes) in the
+# order of librocksdb-sys's fixed source list; ARFLAGS must stay unset (cc puts it before its own mode).
 cflags="-Werror=date-time"
 for m in "${maps[@]}"; do
   case "$m" in *[[:space:]]*) die "CFLAGS cannot carry a path with whitespace: ${m%=*}" ;; esac
-  cflags+=" -ffile-prefix-map=$m"
+  cflags+=" -ffile-prefix-map=$m -fdebug-prefix-map=$m -fmacro-prefix-map=$m"
 done
 export CFLAGS="$cflags" CXXFLAGS="$cflags"
-unset "CFLAGS_${host//-/_}" "CXXFLAGS_${host//-/_}" "CFLAGS_$host" "CXXFLAGS_$host" TARGET_CFLAGS TARGET_CXXFLAGS
+unset "CFLAGS_${host//-/_}" "CXXFLAGS_${host//-/_}" "CFLAGS_$host" "CXXFLAGS_$host" TARGET_CFLAGS TARGET_CXXFLAGS \
+  ARFLAGS "ARFLAGS_${host//-/_}" "ARFLAGS_$host" TARGET_ARFLAGS
+# The C/C++ compiler and archiver are inputs like rustc: a CC/CXX/AR from the environment is refused
+# rather than silently giving another binary (the published hashes use the system's cc/c++/ar).
+for v in CC CXX AR "CC_${host//-/_}" "CXX_${host//-/_}" "AR_${host//-/_}" TARGET_CC TARGET_CXX TARGET_AR; do
+  [ -z "${!v:-}" ] || die "$v is set (${!v}); the recipe uses the system's cc, c++ and ar: unset it"
+done
 
 # Timestamps for any tool that honours it: the commit's time, not the wall clock.
 if [ -z "${SOURCE_DATE_EPOCH:-}" ]; then

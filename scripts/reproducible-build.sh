@@ -3,12 +3,13 @@
 # from two clones of one commit that differ in everything that must not matter, and compares sha256.
 #
 # Usage: scripts/reproducible-build.sh [REV]        (default: HEAD; uncommitted changes are not built)
-#   REPRO_TARGET_BASE  parent of the two fresh target dirs (default: /var/cache/basalt if it exists,
-#                      else the work dir); they are deleted first and kept afterwards for inspection
-#   REPRO_KEEP=1       keep the temporary clones, homes and cargo homes even on success
-#   REPRO_ENV          extra NAME=VALUE words passed to BOTH builds alike, and printed with the result; e.g.
-#                      REPRO_ENV=ROCKSDB_LIB_DIR=/nonexistent skips RocksDB's C++ build, which is valid only
-#                      while the binary does not link RocksDB (docs/REPRODUCIBLE_BUILDS.md); not the recipe
+#   REPRO_TARGET_BASE  parent of everything the run creates (default: /var/cache/basalt if it exists, else
+#                      $TMPDIR): the two fresh target dirs repro-a and repro-b-longer-path (deleted first,
+#                      kept afterwards for inspection) and the work dir repro-work.XXXXXX (the two clones,
+#                      their HOMEs, TMPDIRs, the second CARGO_HOME and the build logs)
+#   REPRO_KEEP=1       keep the work dir even on success
+#   REPRO_ENV          extra NAME=VALUE words passed to BOTH builds alike, and printed with the result (for
+#                      experiments; a run with REPRO_ENV is not a run of the recipe)
 #
 # The two builds differ in: absolute source dir (and its length), time, HOME, TMPDIR, CARGO_HOME (the
 # second one is seeded from the first's registry cache, so it needs no network), target dir, TZ, umask.
@@ -32,12 +33,18 @@ done
 cargo_home_a="$(cd "${CARGO_HOME:-$HOME/.cargo}" && pwd -P)"
 rustup_home="$(cd "${RUSTUP_HOME:-$HOME/.rustup}" && pwd -P)"
 
-work="$(mktemp -d "${TMPDIR:-/tmp}/basalt-repro.XXXXXX")"
 if [ -z "${REPRO_TARGET_BASE:-}" ]; then
-  if [ -d /var/cache/basalt ]; then REPRO_TARGET_BASE=/var/cache/basalt; else REPRO_TARGET_BASE="$work"; fi
+  if [ -d /var/cache/basalt ] && [ -w /var/cache/basalt ]; then
+    REPRO_TARGET_BASE=/var/cache/basalt
+  else
+    REPRO_TARGET_BASE="${TMPDIR:-/tmp}"
+  fi
 fi
-target_a="$REPRO_TARGET_BASE/t-repro-a"
-target_b="$REPRO_TARGET_BASE/t-repro-b-longer-path"
+mkdir -p "$REPRO_TARGET_BASE"
+REPRO_TARGET_BASE="$(cd "$REPRO_TARGET_BASE" && pwd -P)"
+work="$(mktemp -d "$REPRO_TARGET_BASE/repro-work.XXXXXX")"
+target_a="$REPRO_TARGET_BASE/repro-a"
+target_b="$REPRO_TARGET_BASE/repro-b-longer-path"
 
 # Different path lengths on purpose: a leaked path would also shift every offset after it.
 src_a="$work/a/basalt"
@@ -100,6 +107,10 @@ if [ "${#extra_env[@]}" -gt 0 ]; then echo "extra environment (REPRO_ENV, both b
 echo "a: $sum_a  $bin_a"
 echo "b: $sum_b  $bin_b"
 
+# What the binaries link from C/C++: say so, so a run where RocksDB's C++ is absent cannot pass for one where
+# it was compared.
+echo "RocksDB linked: $(strings -a "$bin_a" | grep -c 'rocksdb') strings containing 'rocksdb' (a), $(strings -a "$bin_b" | grep -c 'rocksdb') (b)"
+
 if [ "$sum_a" = "$sum_b" ]; then
   echo "reproducible-build: OK, identical binaries ($(stat -c %s "$bin_a") bytes)"
   [ "${REPRO_KEEP:-0}" = 1 ] || rm -rf "$work"
@@ -130,4 +141,21 @@ else
   echo "strings that differ (first 40):" >&2
   diff <(strings -n 8 "$bin_a") <(strings -n 8 "$bin_b") | head -n 40 >&2 || true
 fi
+# Which C/C++ objects differ (RocksDB's C++ is compiled by build scripts into static archives under
+# build/<crate>-<hash>/out/): members are compared by name and content, keyed by crate name without the hash.
+archive_members() { # TARGET -> lines "<crate>/<archive>/<member> <sha256>"
+  local t="$1/$host/release/build" a crate
+  find "$t" -path '*/out/*' -name '*.a' 2>/dev/null | sort | while read -r a; do
+    crate="${a#"$t"/}"
+    crate="${crate%%/*}"
+    crate="${crate%-*}"
+    ar t "$a" | while read -r m; do
+      echo "$crate/$(basename "$a")/$m $(ar p "$a" "$m" | sha256sum | cut -d' ' -f1)"
+    done
+  done | sort
+}
+archive_members "$target_a" >"$work/members-a.txt"
+archive_members "$target_b" >"$work/members-b.txt"
+echo "C/C++ archive members that differ (< a, > b; first 40 lines; full lists in $work/members-?.txt):" >&2
+diff "$work/members-a.txt" "$work/members-b.txt" | head -n 40 >&2 || echo "  none" >&2
 exit 1
