@@ -114,7 +114,11 @@ pub struct Testnet {
 
 impl Testnet {
     /// Generates `validators` validators and `full_nodes` full nodes with `basalt testnet`.
-    pub fn generate(validators: usize, full_nodes: usize, accounts: usize) -> Result<Testnet, HarnessError> {
+    pub fn generate(
+        validators: usize,
+        full_nodes: usize,
+        accounts: usize,
+    ) -> Result<Testnet, HarnessError> {
         let bin = basalt_bin()?;
         let dir = tempfile::tempdir().map_err(|e| HarnessError::Command {
             what: "tempdir".into(),
@@ -180,7 +184,29 @@ impl Testnet {
 
     /// RPC URL of node `i`.
     pub fn rpc_url(&self, i: usize) -> String {
-        format!("http://127.0.0.1:{}", self.base_port + PORT_STRIDE * i as u16 + 1)
+        format!(
+            "http://127.0.0.1:{}",
+            self.base_port + PORT_STRIDE * i as u16 + 1
+        )
+    }
+
+    /// P2P listen address of node `i`.
+    pub fn p2p_addr(&self, i: usize) -> std::net::SocketAddr {
+        std::net::SocketAddr::from(([127, 0, 0, 1], self.base_port + PORT_STRIDE * i as u16))
+    }
+
+    /// Node `i`'s node id (`basalt show-node-id`).
+    pub fn node_id(&self, i: usize) -> Result<String, HarnessError> {
+        let output = Command::new(&self.bin)
+            .arg("show-node-id")
+            .arg("--home")
+            .arg(&self.nodes[i].home)
+            .output()
+            .map_err(|e| HarnessError::Command {
+                what: "show-node-id".into(),
+                detail: e.to_string(),
+            })?;
+        Ok(String::from_utf8_lossy(&output.stdout).trim().to_owned())
     }
 
     /// Metrics URL of node `i`.
@@ -319,7 +345,12 @@ impl Testnet {
     }
 
     /// Waits until node `i` has committed `height` (polling its RPC, bounded by `timeout`).
-    pub async fn wait_height(&self, i: usize, height: u64, timeout: Duration) -> Result<u64, HarnessError> {
+    pub async fn wait_height(
+        &self,
+        i: usize,
+        height: u64,
+        timeout: Duration,
+    ) -> Result<u64, HarnessError> {
         let deadline = Instant::now() + timeout;
         loop {
             if let Ok(h) = self.height(i).await {
@@ -329,7 +360,11 @@ impl Testnet {
             }
             if Instant::now() >= deadline {
                 return Err(HarnessError::Timeout {
-                    what: format!("node {i} to reach height {height} (log: {})", self.log_path(i, self.nodes[i].starts.saturating_sub(1)).display()),
+                    what: format!(
+                        "node {i} to reach height {height} (log: {})",
+                        self.log_path(i, self.nodes[i].starts.saturating_sub(1))
+                            .display()
+                    ),
                     secs: timeout.as_secs(),
                 });
             }
@@ -338,11 +373,18 @@ impl Testnet {
     }
 
     /// (block hash, app hash) of node `i` at `height`, from `block`.
-    pub async fn block_hashes(&self, i: usize, height: u64) -> Result<(String, String), HarnessError> {
+    pub async fn block_hashes(
+        &self,
+        i: usize,
+        height: u64,
+    ) -> Result<(String, String), HarnessError> {
         let block = self
             .rpc(i, "block", json!({"height": height.to_string()}))
             .await?;
-        let hash = block["block_id"]["hash"].as_str().unwrap_or_default().to_owned();
+        let hash = block["block_id"]["hash"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
         let app_hash = block["block"]["header"]["app_hash"]
             .as_str()
             .unwrap_or_default()

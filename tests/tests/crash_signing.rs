@@ -18,7 +18,8 @@ async fn crash_at(point: &str) {
     let mut net = Testnet::generate(4, 0, 10).unwrap();
     for i in 0..4 {
         if i == 1 {
-            net.start(i, &[("BASALT_FAILPOINT", &format!("{point}:7"))]).unwrap();
+            net.start(i, &[("BASALT_FAILPOINT", &format!("{point}:7"))])
+                .unwrap();
         } else {
             net.start(i, &[]).unwrap();
         }
@@ -28,7 +29,10 @@ async fn crash_at(point: &str) {
         "node 1 never reached failpoint {point}"
     );
     let crashed_log = net.log(1, 0);
-    assert!(crashed_log.contains("failpoint"), "node 1 exited without the failpoint: {crashed_log}");
+    assert!(
+        crashed_log.contains("failpoint"),
+        "node 1 exited without the failpoint: {crashed_log}"
+    );
     let before = net.height(0).await.unwrap();
     net.start(1, &[]).unwrap();
     net.wait_height(1, before + 5, WAIT).await.unwrap();
@@ -40,7 +44,10 @@ async fn crash_at(point: &str) {
     let deadline = std::time::Instant::now() + WAIT;
     loop {
         let h = net.height(0).await.unwrap();
-        let commit = net.rpc(0, "commit", json!({"height": h.to_string()})).await.unwrap();
+        let commit = net
+            .rpc(0, "commit", json!({"height": h.to_string()}))
+            .await
+            .unwrap();
         let signed = commit["signed_header"]["commit"]["signatures"]
             .as_array()
             .into_iter()
@@ -49,7 +56,10 @@ async fn crash_at(point: &str) {
         if signed {
             break;
         }
-        assert!(std::time::Instant::now() < deadline, "{point}: node 1 never signed again");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{point}: node 1 never signed again"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     for i in 0..4 {
@@ -58,7 +68,10 @@ async fn crash_at(point: &str) {
             !log.contains("duplicate vote evidence"),
             "{point}: node {i} saw a conflicting vote:\n{log}"
         );
-        assert!(!log.contains("signer refused"), "{point}: node {i}'s signer refused:\n{log}");
+        assert!(
+            !log.contains("signer refused"),
+            "{point}: node {i}'s signer refused:\n{log}"
+        );
     }
 }
 

@@ -7,9 +7,9 @@
 
 use std::time::Duration;
 
-use base64::Engine as _;
 use basalt_consensus::types::Address;
 use basalt_tests::testnet::{transfer_tx, Testnet};
+use base64::Engine as _;
 use serde_json::json;
 
 const WAIT: Duration = Duration::from_secs(60);
@@ -23,17 +23,28 @@ async fn chain_id(net: &Testnet) -> String {
 async fn assert_same_chain(net: &Testnet, nodes: &[usize], heights: std::ops::RangeInclusive<u64>) {
     for h in heights {
         let reference = net.block_hashes(nodes[0], h).await.unwrap();
-        assert!(!reference.0.is_empty(), "node {} has no block {h}", nodes[0]);
+        assert!(
+            !reference.0.is_empty(),
+            "node {} has no block {h}",
+            nodes[0]
+        );
         for &i in &nodes[1..] {
             let other = net.block_hashes(i, h).await.unwrap();
-            assert_eq!(other, reference, "node {i} differs from node {} at height {h}", nodes[0]);
+            assert_eq!(
+                other, reference,
+                "node {i} differs from node {} at height {h}",
+                nodes[0]
+            );
         }
     }
 }
 
 /// Whether the commit of `height` (as node `i` serves it) carries a signature of `address`.
 async fn signed_by(net: &Testnet, i: usize, height: u64, address: &str) -> bool {
-    let Ok(commit) = net.rpc(i, "commit", json!({"height": height.to_string()})).await else {
+    let Ok(commit) = net
+        .rpc(i, "commit", json!({"height": height.to_string()}))
+        .await
+    else {
         return false;
     };
     commit["signed_header"]["commit"]["signatures"]
@@ -97,7 +108,10 @@ async fn four_validators_agree_survive_kill_and_sync_a_late_node() {
         if done {
             break 'outer;
         }
-        assert!(std::time::Instant::now() < deadline, "transfers not all committed in time");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "transfers not all committed in time"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     for hash in hashes.iter().take(5) {
@@ -114,7 +128,10 @@ async fn four_validators_agree_survive_kill_and_sync_a_late_node() {
 
     // kill -9 one validator: the others (3 of 4 = 3/4 of the power) keep committing.
     let status3 = net.rpc(3, "status", json!({})).await.unwrap();
-    let address3 = status3["validator_info"]["address"].as_str().unwrap().to_owned();
+    let address3 = status3["validator_info"]["address"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     net.kill(3);
     let h_kill = net.height(0).await.unwrap();
     for i in 0..3 {
@@ -130,7 +147,10 @@ async fn four_validators_agree_survive_kill_and_sync_a_late_node() {
         if signed_by(&net, 0, h0, &address3).await {
             break;
         }
-        assert!(std::time::Instant::now() < deadline, "restarted validator never signed again");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "restarted validator never signed again"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 
@@ -140,6 +160,9 @@ async fn four_validators_agree_survive_kill_and_sync_a_late_node() {
     net.wait_height(4, target, WAIT).await.unwrap();
     assert_same_chain(&net, &[0, 1, 2, 3, 4], 1..=target).await;
     for i in 0..5 {
-        assert!(net.stop(i, Duration::from_secs(20)), "node {i} did not stop cleanly on SIGTERM");
+        assert!(
+            net.stop(i, Duration::from_secs(20)),
+            "node {i} did not stop cleanly on SIGTERM"
+        );
     }
 }
