@@ -5,7 +5,8 @@
 # scripts/reproducible-build.sh; ca-certificates: cargo's downloads from crates.io over TLS.
 set -euo pipefail
 missing=()
-for pkg in libclang-dev g++ make git binutils ca-certificates; do
+# prometheus: its server and promtool are used by the metrics and dashboard tests.
+for pkg in libclang-dev g++ make git binutils ca-certificates prometheus curl; do
   dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")
 done
 if [ "${#missing[@]}" -gt 0 ]; then
