@@ -75,6 +75,12 @@ for v in CC CXX AR "CC_${host//-/_}" "CXX_${host//-/_}" "AR_${host//-/_}" TARGET
   [ -z "${!v:-}" ] || die "$v is set (${!v}); the recipe uses the system's cc, c++ and ar: unset it"
 done
 
+# librocksdb-sys links a prebuilt library instead of compiling RocksDB's C++ when one of these is set, and
+# bindgen takes extra clang arguments from the environment: either gives another binary.
+for v in $(compgen -e | grep -E '^((ROCKSDB|SNAPPY|LZ4|ZSTD|Z|BZIP2)_(LIB_DIR|STATIC|COMPILE|INCLUDE_DIR)|ROCKSDB_CXX_STD|BINDGEN_EXTRA_CLANG_ARGS.*)$' || true); do
+  die "$v is set (${!v}); the recipe compiles RocksDB's C++ itself with fixed options: unset it"
+done
+
 # Timestamps for any tool that honours it: the commit's time, not the wall clock.
 if [ -z "${SOURCE_DATE_EPOCH:-}" ]; then
   SOURCE_DATE_EPOCH="$(git log -1 --format=%ct 2>/dev/null || echo 0)"

@@ -88,15 +88,6 @@ export SOURCE_DATE_EPOCH="${SOURCE_DATE_EPOCH:-0}"
 # The commit must come from the synced checkout's git, not from a stray variable.
 unset BASALT_GIT_COMMIT BASALT_GIT_DIRTY
 
-# While nothing in node/ uses basalt-state, rustc does not link it, so RocksDB's C++ never reaches the
-# binary (no rocksdb symbol or string in it): compiling that C++ at -O3 here would add ~40 minutes to a cold
-# CI run for nothing. Skip it exactly while that holds; the guard disables itself once node/ uses the store.
-# (The same sha256 with and without the C++ build is recorded in docs/REPRODUCIBLE_BUILDS.md.)
-if ! grep -rqE 'basalt_state|basalt-state::' "$release_src/node/src"; then
-  export ROCKSDB_LIB_DIR=/nonexistent-skip-rocksdb-cxx
-  echo "note: node/ does not use basalt-state yet, so RocksDB's C++ is not built for this check"
-fi
-
 build_log="$(mktemp)"
 trap 'rm -f "$build_log"' EXIT
 if ! CARGO_TARGET_DIR="$release_target" "$release_src/scripts/build-release.sh" >"$build_log" 2>&1; then
@@ -155,6 +146,12 @@ fi
 if readelf -n "$bin" | grep -q 'Build ID'; then
   fail "the binary has a GNU build-id note (expected -Wl,--build-id=none)"
 fi
+# RocksDB's C++ must be in the binary, or the path checks above said nothing about it: a string literal of
+# RocksDB's options parser (C++), not of the Rust wrapper.
+if ! strings -a "$bin" | grep -qF '# This is a RocksDB option file.'; then
+  fail "the binary does not contain RocksDB's C++ (no '# This is a RocksDB option file.' string)"
+fi
+echo "toolchain (.comment): $(readelf -p .comment "$bin" | sed -n 's/^ *\[ *[0-9a-f]*\] *//p' | sort -u | paste -sd';' | sed 's/;/; /g')"
 
 if [ "$failures" -gt 0 ]; then
   echo "check-build-info: $failures check(s) failed" >&2
