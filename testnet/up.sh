@@ -179,8 +179,10 @@ for ((i = 0; i < nodes; i++)); do
   nohup "$bin" start --home "$run_dir/node$i" >>"$log_dir/node$i.log" 2>&1 </dev/null &
   echo "node$i $!" >>"$pids_file"
 done
-echo "up.sh: started $nodes nodes (pids in $pids_file); waiting up to ${wait_secs}s for height 2 on every node"
+echo "up.sh: started $nodes nodes (pids in $pids_file); waiting up to ${wait_secs}s for every node to commit (height >= 2)"
 
+# Ready: height >= 2 and above the first height seen, so a restarted network must also commit a new block.
+declare -a first_height
 deadline=$((SECONDS + wait_secs))
 while :; do
   ready=0
@@ -192,7 +194,9 @@ while :; do
       "$script_dir/down.sh" --dir "$run_dir" >&2 || true
       exit 1
     fi
-    if [ "$(height_of "$i")" -ge 2 ]; then ready=$((ready + 1)); fi
+    h=$(height_of "$i")
+    if [ "$h" -gt 0 ] && [ -z "${first_height[i]:-}" ]; then first_height[i]=$h; fi
+    if [ "$h" -ge 2 ] && [ "$h" -gt "${first_height[i]:-0}" ]; then ready=$((ready + 1)); fi
   done
   [ "$ready" -lt "$nodes" ] || break
   if [ "$SECONDS" -ge "$deadline" ]; then
