@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use basalt_node::cli::init::InitArgs;
+use basalt_node::cli::load::LoadArgs;
 use basalt_node::cli::testnet::TestnetArgs;
 use basalt_node::cli::tx::TxCommand;
 use basalt_node::cli::version::{self, VersionArgs};
@@ -41,6 +42,8 @@ enum Command {
     /// Sign and submit (or just build) transactions.
     #[command(subcommand)]
     Tx(TxCommand),
+    /// Push pre-signed transfers at nodes for a bounded time; report committed tx/s and latency.
+    Load(LoadArgs),
     /// Consensus write-ahead log maintenance.
     #[command(subcommand)]
     Wal(WalCommand),
@@ -59,6 +62,7 @@ fn run(cli: Cli) -> Result<(), CliError> {
         Command::UnsafeResetAll => cli::reset::run(&home()?),
         Command::Wal(command) => cli::wal::run(&home()?, *command),
         Command::Tx(command) => Ok(cli::tx::run(command)?),
+        Command::Load(args) => cli::load::run(args),
         Command::Version(args) => version::run(args).map_err(|source| CliError::Io {
             action: "cannot write",
             path: PathBuf::from("<stdout>"),

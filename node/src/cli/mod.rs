@@ -5,6 +5,7 @@
 //! can call it without a process.
 
 pub mod init;
+pub mod load;
 pub mod logging;
 pub mod reset;
 pub mod show;
