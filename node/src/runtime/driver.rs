@@ -149,6 +149,18 @@ fn step_name(step: basalt_consensus::core::Step) -> &'static str {
     }
 }
 
+/// CometBFT's `RoundStepType` names, as the `step` label of `step_duration_seconds`.
+fn metric_step_name(step: basalt_consensus::core::Step) -> &'static str {
+    use basalt_consensus::core::Step;
+    match step {
+        Step::Unstarted => "NewHeight",
+        Step::Propose => "Propose",
+        Step::Prevote => "Prevote",
+        Step::Precommit => "Precommit",
+        Step::Commit => "Commit",
+    }
+}
+
 impl Driver {
     fn own_address(&self) -> Option<Address> {
         self.privval.as_ref().map(PrivValidator::address)
@@ -666,6 +678,16 @@ impl Running {
                 }
             }
             message => {
+                // Signatures the engine will check (votes and proposals: one; decisions: the commit's).
+                match &message {
+                    ConsensusMessage::Vote(_) => self.d.observer.verified("vote", 1),
+                    ConsensusMessage::Proposal(_) => self.d.observer.verified("proposal", 1),
+                    ConsensusMessage::Decision { commit, .. } => self
+                        .d
+                        .observer
+                        .verified("commit", commit.signatures.len() as u64),
+                    _ => {}
+                }
                 if self.syncing() {
                     // Decisions for our next height still help; the rest waits for consensus.
                     let useful = matches!(&message, ConsensusMessage::Decision { block, .. }
@@ -861,6 +883,9 @@ impl Running {
             if self.engine.height().0 != next {
                 self.engine = self.d.new_engine()?;
             }
+            self.d
+                .observer
+                .verified("commit", commit.signatures.len() as u64);
             let message = ConsensusMessage::Decision { block, commit };
             match self.engine_handle(EngineInput::Message(message)) {
                 // Only `Decided` is acted on while syncing.
@@ -910,7 +935,9 @@ impl Running {
     }
 
     fn publish_snapshot(&mut self) {
-        self.d.observer.step(step_name(self.engine.driver().step()));
+        self.d
+            .observer
+            .step(metric_step_name(self.engine.driver().step()));
         let chain = &self.d.chain;
         let driver = self.engine.driver();
         let last = chain.last();

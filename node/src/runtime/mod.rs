@@ -302,6 +302,7 @@ pub async fn run_until(
         mempool: mempool.clone(),
         network: network.clone(),
         shared: shared.clone(),
+        metrics: metrics.clone(),
         set_cache: std::sync::Mutex::new(None),
     };
     let rpc_addr = config.rpc.laddr;
@@ -368,6 +369,7 @@ pub async fn run_until(
             },
         ),
         network.clone(),
+        metrics.clone(),
     )
     .map_err(|e| NodeError::Internal(format!("tx ingest thread: {e}")))?;
     let driver = driver::Driver {

@@ -44,6 +44,8 @@ pub struct NodeBackend {
     pub network: basalt_p2p::NetworkHandle,
     /// The driver's snapshot and events.
     pub shared: Arc<Shared>,
+    /// Metrics (signature checks and proof queries are counted here).
+    pub metrics: Option<Arc<crate::metrics::Metrics>>,
     /// Cache of the last computed validator set (rotation is sequential).
     pub set_cache: Mutex<Option<(u64, ValidatorSet)>>,
 }
@@ -230,6 +232,11 @@ impl RpcBackend for NodeBackend {
     }
 
     fn abci_query(&self, path: &str, data: &[u8], height: u64, prove: bool) -> QueryResult {
+        if prove {
+            if let Some(m) = &self.metrics {
+                m.basalt.proof_queries_total.inc();
+            }
+        }
         self.app.query(path, data, height, prove)
     }
 

@@ -11,6 +11,7 @@ use basalt_state::bank::TxCode;
 use tokio::sync::mpsc;
 
 use crate::mempool::{Mempool, MempoolError, TxOrigin};
+use crate::metrics::Metrics;
 
 /// Gossiped batches waiting for admission (beyond this, batches are dropped and not forwarded).
 pub const INGEST_QUEUE: usize = 1024;
@@ -31,13 +32,14 @@ pub fn spawn_ingest(
     mempool: Arc<Mempool>,
     app: BankApp,
     network: NetworkHandle,
+    metrics: Option<Arc<Metrics>>,
 ) -> std::io::Result<mpsc::Sender<Batch>> {
     let (tx, mut rx) = mpsc::channel::<Batch>(INGEST_QUEUE);
     std::thread::Builder::new()
         .name("tx-ingest".into())
         .spawn(move || {
             while let Some(batch) = rx.blocking_recv() {
-                let verdict = admit(&mempool, &app, batch.txs);
+                let verdict = admit(&mempool, &app, batch.txs, metrics.as_deref());
                 match verdict {
                     Admitted::BadSignature => {
                         network.report_validation(batch.id, Verdict::Reject);
@@ -57,11 +59,25 @@ enum Admitted {
     BadSignature,
 }
 
-fn admit(mempool: &Mempool, app: &BankApp, txs: Vec<Tx>) -> Admitted {
+/// Counts one transaction signature check (`signature_verifications_total{kind="tx"}`).
+pub fn count_tx_check(metrics: Option<&Metrics>) {
+    if let Some(m) = metrics {
+        m.basalt
+            .signature_verifications_total
+            .with_label_values(&["tx"])
+            .inc();
+    }
+}
+
+fn admit(mempool: &Mempool, app: &BankApp, txs: Vec<Tx>, metrics: Option<&Metrics>) -> Admitted {
     let mut any_new = false;
     for tx in txs {
         // Peer-origin: gossipsub forwards the batch itself, so our batcher must not gossip it again.
-        match mempool.insert_with_origin(tx, TxOrigin::Peer, |tx| app.check_tx(tx)) {
+        let check = |tx: &Tx| {
+            count_tx_check(metrics);
+            app.check_tx(tx)
+        };
+        match mempool.insert_with_origin(tx, TxOrigin::Peer, check) {
             Ok(_) => any_new = true,
             // An honest peer checked every transaction before gossiping it: a bad signature is provable
             // misbehaviour (unlike a stale nonce, which races can cause).
