@@ -90,6 +90,15 @@ async fn run() {
         raw_str(&raw_block, &["block_id", "hash"])
     );
     assert_eq!(status.sync_info.earliest_block_height.value(), 1);
+    assert_eq!(
+        status.sync_info.latest_block_time,
+        raw_block["block"]["header"]["time"]
+            .as_str()
+            .unwrap()
+            .parse()
+            .unwrap()
+    );
+    assert!(!status.sync_info.catching_up);
 
     // --- net_info: 3 peers on a 4-validator network -------------------------------------------
     let deadline = std::time::Instant::now() + WAIT;
@@ -118,6 +127,24 @@ async fn run() {
         genesis.initial_height.to_string(),
         raw_str(&raw_genesis, &["genesis", "initial_height"])
     );
+
+    // genesis_chunked: one chunk holding the genesis file's bytes, which parse to what `genesis` serves.
+    let chunk = c.genesis_chunked(0).await.unwrap();
+    assert_eq!((chunk.chunk, chunk.total), (0, 1));
+    let from_chunk: Value = serde_json::from_slice(&chunk.data).unwrap();
+    assert_eq!(from_chunk, raw_genesis["genesis"]);
+    assert!(
+        c.genesis_chunked(1).await.is_err(),
+        "chunk 1 of 1 is out of range"
+    );
+
+    // consensus_params: genesis's, at the requested height (absent: latest + 1, as CometBFT).
+    let params = c.consensus_params(2u32).await.unwrap();
+    assert_eq!(params.block_height.value(), 2);
+    assert_eq!(params.consensus_params, genesis.consensus_params);
+    let latest_params = c.latest_consensus_params().await.unwrap();
+    assert!(latest_params.block_height.value() > h_status);
+    assert_eq!(latest_params.consensus_params, genesis.consensus_params);
 
     // --- transfers: sync, async, commit -------------------------------------------------------
     let accounts = net.accounts().unwrap();
@@ -456,6 +483,41 @@ async fn run() {
         by_sender.txs[0].height.value().to_string(),
         raw_str(&raw_search["txs"][0], &["height"])
     );
+
+    // --- block_search by block.height (Basalt blocks carry no block-level events) --------------
+    let found = c
+        .block_search(Query::eq("block.height", h_commit), 1, 10, Order::Ascending)
+        .await
+        .unwrap();
+    assert_eq!(found.total_count, 1);
+    assert_eq!(found.blocks[0].block_id.hash, block.block_id.hash);
+    let upto = c
+        .block_search(
+            Query::lte("block.height", h_commit),
+            1,
+            2,
+            Order::Descending,
+        )
+        .await
+        .unwrap();
+    assert_eq!(u64::from(upto.total_count), h_commit);
+    let heights: Vec<u64> = upto
+        .blocks
+        .iter()
+        .map(|b| b.block.header.height.value())
+        .collect();
+    assert_eq!(heights, vec![h_commit, h_commit - 1]);
+    let none = c
+        .block_search(
+            Query::eq("transfer.sender", sender.as_str()),
+            1,
+            10,
+            Order::Ascending,
+        )
+        .await
+        .unwrap();
+    assert_eq!(none.total_count, 0);
+    assert!(none.blocks.is_empty());
 
     // --- the same over another validator: the chain agrees -----------------------------------
     let c3 = client(&net.rpc_url(3));

@@ -25,6 +25,8 @@ pub const DEFAULT_PER_PAGE: usize = 30;
 pub const MAX_PER_PAGE: usize = 100;
 /// Largest genesis `genesis` returns whole (CometBFT refuses larger ones too).
 pub const MAX_GENESIS_BYTES: usize = 16 * 1024 * 1024;
+/// Raw genesis bytes per `genesis_chunked` chunk (CometBFT's `genesisChunkSize`).
+pub const GENESIS_CHUNK_BYTES: usize = 16 * 1024 * 1024;
 
 /// Every method served by HTTP, with its parameter names in positional order.
 pub const METHODS: &[(&str, &[&str])] = &[
@@ -55,6 +57,9 @@ pub const METHODS: &[(&str, &[&str])] = &[
     ("unconfirmed_txs", &["limit"]),
     ("num_unconfirmed_txs", &[]),
     ("block_results", &["height"]),
+    ("consensus_params", &["height"]),
+    ("genesis_chunked", &["chunk"]),
+    ("block_search", &["query", "page", "per_page", "order_by"]),
 ];
 
 /// The parameter names of `method`, if it is served.
@@ -181,6 +186,9 @@ pub async fn call(ctx: &Ctx, method: &str, params: &Params) -> Result<Value, Rpc
             }))
         }
         "block_results" => block_results(b, params),
+        "consensus_params" => consensus_params(b, params),
+        "genesis_chunked" => genesis_chunked(b, params),
+        "block_search" => block_search(b, params),
         other => Err(RpcErr::method_not_found(other)),
     }
 }
@@ -692,10 +700,161 @@ fn block_results(b: &dyn RpcBackend, params: &Params) -> Result<Value, RpcErr> {
     }))
 }
 
+/// `consensus_params`: Basalt's parameters never change after genesis (no app updates), so every
+/// height's are genesis.json's `consensus_params` (which the node validated and runs with).
+fn consensus_params(b: &dyn RpcBackend, params: &Params) -> Result<Value, RpcErr> {
+    // CometBFT resolves an absent height to the latest uncommitted one (latest + 1).
+    let h = match params.opt_i64("height")? {
+        Some(_) => height_param(b, params, "height", true)?,
+        None => b.sync_info().latest_block_height + 1,
+    };
+    let text = b.genesis_json();
+    let genesis: Value = serde_json::from_str(&text)
+        .map_err(|e| RpcErr::internal(format!("genesis file is not valid JSON: {e}")))?;
+    let consensus_params = genesis
+        .get("consensus_params")
+        .filter(|v| v.is_object())
+        .cloned()
+        .ok_or_else(|| RpcErr::internal("genesis file has no consensus_params object"))?;
+    Ok(json!({"block_height": h.to_string(), "consensus_params": consensus_params}))
+}
+
+/// `genesis_chunked`: chunk `chunk` (0-based) of the genesis file's bytes, base64, as CometBFT
+/// (`chunk` and `total` as strings, `data` base64 of at most [`GENESIS_CHUNK_BYTES`] raw bytes).
+fn genesis_chunked(b: &dyn RpcBackend, params: &Params) -> Result<Value, RpcErr> {
+    let chunk = params
+        .opt_i64("chunk")?
+        .ok_or_else(|| RpcErr::invalid_param("chunk", "missing"))?;
+    let text = b.genesis_json();
+    let bytes = text.as_bytes();
+    let total = bytes.len().div_ceil(GENESIS_CHUNK_BYTES).max(1);
+    let index = usize::try_from(chunk).map_err(|_| {
+        RpcErr::invalid_param(
+            "chunk",
+            format!("expected an unsigned integer, got {chunk}"),
+        )
+    })?;
+    if index >= total {
+        return Err(RpcErr::internal(format!(
+            "there are {} chunks, {index} is invalid",
+            total - 1
+        )));
+    }
+    let start = index * GENESIS_CHUNK_BYTES;
+    let end = (start + GENESIS_CHUNK_BYTES).min(bytes.len());
+    let data = bytes.get(start..end).unwrap_or_default();
+    Ok(json!({"chunk": index.to_string(), "total": total.to_string(), "data": b64(data)}))
+}
+
+/// The heights in `[lo, hi]` that `query` selects for `block_search`, as a range (empty: `None`).
+///
+/// Basalt's blocks carry no block-level (finalize_block) events, so [`TxQuery::matches_block`] depends
+/// on the height alone: `block.height` comparisons narrow the range, `EXISTS` keeps it, and every
+/// other condition (event attributes, `tx.*`, `tm.event='Tx'`) matches no block. Computing the range
+/// instead of testing each height keeps the method O(page) on any chain length.
+fn block_search_range(query: &TxQuery, lo: u64, hi: u64) -> Option<(u64, u64)> {
+    use super::query::{Op, Operand};
+    let (mut min, mut max) = (lo, hi);
+    for c in query.conditions() {
+        match (c.key.as_str(), c.op, &c.operand) {
+            ("tm.event", Op::Eq, Operand::Str(s)) if s == "NewBlock" => {}
+            ("block.height", Op::Exists, _) => {}
+            ("block.height", op, Operand::Int(v)) => {
+                let v = *v;
+                let clamp = |x: i128| x.clamp(0, i128::from(u64::MAX)) as u64;
+                match op {
+                    Op::Eq if v < 0 => return None,
+                    Op::Eq => {
+                        min = min.max(clamp(v));
+                        max = max.min(clamp(v));
+                    }
+                    Op::Lt if v <= 0 => return None,
+                    Op::Lt => max = max.min(clamp(v - 1)),
+                    Op::Le if v < 0 => return None,
+                    Op::Le => max = max.min(clamp(v)),
+                    Op::Gt => min = min.max(clamp(v.saturating_add(1))),
+                    Op::Ge => min = min.max(clamp(v)),
+                    Op::Contains | Op::Exists => return None,
+                }
+            }
+            _ => return None,
+        }
+    }
+    (min <= max).then_some((min, max))
+}
+
+/// `block_search`: blocks whose height matches the query, newest first unless `order_by` is `asc`
+/// (CometBFT's default for blocks is `desc`).
+fn block_search(b: &dyn RpcBackend, params: &Params) -> Result<Value, RpcErr> {
+    let text = params.req_str("query")?;
+    let query = TxQuery::parse(&text).map_err(|e| RpcErr::invalid_param("query", e))?;
+    let asc = match params.opt_str("order_by")?.as_deref() {
+        None | Some("") | Some("desc") => false,
+        Some("asc") => true,
+        Some(other) => {
+            return Err(RpcErr::invalid_param(
+                "order_by",
+                format!("expected \"asc\" or \"desc\", got {other:?}"),
+            ))
+        }
+    };
+    let sync = b.sync_info();
+    let base = sync.earliest_block_height.max(1);
+    let range = if sync.latest_block_height == 0 {
+        None
+    } else {
+        block_search_range(&query, base, sync.latest_block_height)
+    };
+    let total = range.map_or(0, |(min, max)| {
+        usize::try_from(max - min + 1).unwrap_or(usize::MAX)
+    });
+    let per = per_page(params, "per_page")?;
+    let page = page(params, per, total)?;
+    let skip = ((page - 1) * per) as u64;
+    let mut blocks = Vec::new();
+    if let Some((min, max)) = range {
+        let count = (total as u64).saturating_sub(skip).min(per as u64);
+        for i in 0..count {
+            let h = if asc { min + skip + i } else { max - skip - i };
+            blocks.push(block_response(b, h)?);
+        }
+    }
+    Ok(json!({"blocks": blocks, "total_count": total.to_string()}))
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod tests {
     use super::*;
+
+    /// The computed range agrees with `TxQuery::matches_block` (the reference) height by height.
+    #[test]
+    fn block_search_range_agrees_with_matches_block() {
+        let queries = [
+            "block.height = 5",
+            "block.height > 3",
+            "block.height >= 3 AND block.height < 7",
+            "block.height <= 4",
+            "block.height < 1",
+            "block.height EXISTS",
+            "tm.event = 'NewBlock' AND block.height > 8",
+            "tm.event = 'Tx'",
+            "transfer.sender = 'AB'",
+            "tx.height = 3",
+            "block.height = -2",
+            "block.height > 100",
+            "block.height = 2 AND block.height = 3",
+        ];
+        for text in queries {
+            let q = TxQuery::parse(text).unwrap();
+            let range = block_search_range(&q, 2, 10);
+            for h in 0..=12u64 {
+                let in_range = range.is_some_and(|(min, max)| (min..=max).contains(&h));
+                let expected = (2..=10).contains(&h) && q.matches_block(h, &[]);
+                assert_eq!(in_range, expected, "query {text:?} at height {h}");
+            }
+        }
+    }
 
     #[test]
     fn heights_are_checked_like_cometbft() {
