@@ -177,7 +177,10 @@ fn check_report(report: &Value, transport: &str, nodes: usize) {
     );
     assert!(committed > 0.0, "nothing committed: {report}");
     assert!(committed <= accepted && accepted <= submitted, "{report}");
-    assert_eq!(f(report, "/rejected_total"), submitted - accepted);
+    assert_eq!(
+        f(report, "/rejected_total") + f(report, "/resent_in_cache"),
+        submitted - accepted
+    );
     assert!(f(report, "/committed_tps") > 0.0, "{report}");
     let latency: Vec<f64> = ["p50_ms", "p95_ms", "p99_ms", "max_ms"]
         .iter()

@@ -47,7 +47,7 @@ const MAX_MODE_RATE_GUESS: f64 = 15_000.0;
 /// Back-off of an account after a transient rejection.
 const RETRY_BACKOFF_US: u64 = 100_000;
 /// An account whose sent transactions have not committed for this long sends them again.
-const STALL_US: u64 = 10_000_000;
+const STALL_US: u64 = report::STALL_S * 1_000_000;
 /// How often the supervisor looks at stalls and exhaustion.
 const SUPERVISE_EVERY: Duration = Duration::from_millis(100);
 /// Longest idle wait of a submitter with nothing ready (it is also woken by every block).
@@ -460,12 +460,12 @@ async fn submit_loop(
             }
             return;
         }
-        {
+        let first_send: Vec<bool> = {
             let mut sched = lock(&shared.sched);
-            for tx in &refs {
-                sched.mark_sent(*tx, sent_at);
-            }
-        }
+            refs.iter()
+                .map(|tx| sched.mark_sent(*tx, sent_at))
+                .collect()
+        };
         let txs: Vec<_> = refs
             .iter()
             .filter_map(|r| shared.presigned.get(*r))
@@ -474,8 +474,8 @@ async fn submit_loop(
         let now = shared.now_us();
         {
             let mut stats = lock(&shared.stats);
-            for outcome in &outcomes {
-                stats.record(outcome);
+            for (outcome, first) in outcomes.iter().zip(&first_send) {
+                stats.record(outcome, *first);
             }
         }
         let mut sched = lock(&shared.sched);

@@ -9,6 +9,9 @@ use super::submit::{Outcome, Transport};
 
 /// Most distinct rejection reasons counted separately (the rest go under "other").
 pub const MAX_REASONS: usize = 32;
+/// Seconds without progress after which an account's sent transactions are sent again (see
+/// [`super::schedule::Scheduler::requeue_stalled`]).
+pub const STALL_S: u64 = 10;
 /// Most blocks remembered (an hour of 20 blocks/s is 72,000).
 pub const MAX_BLOCKS: usize = 200_000;
 
@@ -52,6 +55,8 @@ pub struct Stats {
     pub last_commit_us: Option<u64>,
     /// Transactions queued again because their account made no progress.
     pub requeued: u64,
+    /// Re-sends answered "already in cache" (the node still holds them; not counted as rejected).
+    pub resent_in_cache: u64,
     /// Why the block subscription ended early, if it did.
     pub watch_error: Option<String>,
     /// When every presigned transaction had been sent, µs since the epoch, if before the deadline.
@@ -59,13 +64,18 @@ pub struct Stats {
 }
 
 impl Stats {
-    /// Counts one submission's outcome.
-    pub fn record(&mut self, outcome: &Outcome) {
+    /// Counts one submission's outcome; `first_send` is false for a re-send of a stalled transaction,
+    /// whose "already in cache" answer only means the node still has it and is not a rejection.
+    pub fn record(&mut self, outcome: &Outcome, first_send: bool) {
         self.submitted += 1;
         let Some(mut key) = outcome.reason_key() else {
             self.accepted += 1;
             return;
         };
+        if !first_send && key.contains("cache") {
+            self.resent_in_cache += 1;
+            return;
+        }
         if !self.rejected.contains_key(&key) && self.rejected.len() >= MAX_REASONS {
             key = "other".to_owned();
         }
@@ -198,6 +208,8 @@ pub struct LoadReport {
     pub uncommitted: u64,
     /// Transactions re-queued because their account stalled.
     pub requeued: u64,
+    /// Re-sends answered "already in cache" (not counted in `rejected`).
+    pub resent_in_cache: u64,
     /// Submit → commit latency (from the first send to the NewBlock event), `null` without samples.
     pub latency: Option<Latency>,
     /// Blocks received within the window.
@@ -255,6 +267,7 @@ impl LoadReport {
             window_s: round3(window_us as f64 / 1e6),
             uncommitted,
             requeued: stats.requeued,
+            resent_in_cache: stats.resent_in_cache,
             latency: latency(&stats.latencies_us).map(|l| Latency {
                 p50_ms: round1(l.p50_ms),
                 p95_ms: round1(l.p95_ms),
@@ -368,8 +381,8 @@ impl LoadReport {
         if self.requeued > 0 {
             let _ = writeln!(
                 out,
-                "note        {} transactions re-sent after their account stalled",
-                self.requeued
+                "note        {} transactions re-sent after their account stalled for {}s ({} of those answered \"already in cache\")",
+                self.requeued, STALL_S, self.resent_in_cache
             );
         }
         if let Some(e) = &self.watch_error {
@@ -410,15 +423,25 @@ mod tests {
     fn rejection_reasons_are_bounded() {
         let mut stats = Stats::default();
         for code in 0..(MAX_REASONS as u32 + 10) {
-            stats.record(&Outcome::Rejected {
-                code: code + 1,
-                log: "x".into(),
-            });
+            stats.record(
+                &Outcome::Rejected {
+                    code: code + 1,
+                    log: "x".into(),
+                },
+                true,
+            );
         }
-        stats.record(&Outcome::Accepted);
+        stats.record(&Outcome::Accepted, true);
+        let in_cache = Outcome::RpcError {
+            message: "Internal error tx already exists in cache".into(),
+        };
+        stats.record(&in_cache, false);
+        assert_eq!(stats.resent_in_cache, 1);
+        // A first send answered "in cache" is a rejection (here past the reason limit: "other").
+        stats.record(&in_cache, true);
         assert_eq!(stats.rejected.len(), MAX_REASONS + 1);
-        assert_eq!(stats.rejected["other"], 10);
-        assert_eq!(stats.submitted, MAX_REASONS as u64 + 11);
+        assert_eq!(stats.rejected["other"], 11);
+        assert_eq!(stats.submitted, MAX_REASONS as u64 + 13);
         assert_eq!(stats.accepted, 1);
     }
 

@@ -140,16 +140,19 @@ impl Scheduler {
         out
     }
 
-    /// Records that `tx` went out at `now_us` (the first send time is kept for latency).
-    pub fn mark_sent(&mut self, tx: TxRef, now_us: u64) {
-        if let Some(slot) = self
+    /// Records that `tx` went out at `now_us` (the first send time is kept for latency); returns whether
+    /// this is its first send.
+    pub fn mark_sent(&mut self, tx: TxRef, now_us: u64) -> bool {
+        match self
             .accounts
             .get_mut(tx.account as usize)
             .and_then(|a| a.first_sent_us.get_mut(tx.seq as usize))
         {
-            if *slot == NOT_SENT {
+            Some(slot) if *slot == NOT_SENT => {
                 *slot = now_us;
+                true
             }
+            _ => false,
         }
     }
 
@@ -339,9 +342,9 @@ mod tests {
         let mut s = Scheduler::new(&[3], 1, 3, 0);
         let txs = s.take_ready(0, 3, 0);
         for t in &txs {
-            s.mark_sent(*t, 1_000);
+            assert!(s.mark_sent(*t, 1_000));
         }
-        s.mark_sent(txs[0], 5_000); // a resend keeps the first time
+        assert!(!s.mark_sent(txs[0], 5_000), "a resend keeps the first time");
         let effect = s.committed(txs[0], 3_500);
         assert_eq!(effect.latency_us, Some(2_500));
         assert_eq!(
