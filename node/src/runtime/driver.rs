@@ -48,6 +48,14 @@ const SYNC_BEHIND_THRESHOLD: u64 = 2;
 const SYNC_STARTUP_WAIT: Duration = Duration::from_secs(3);
 /// Room left in a block for the header, last commit and evidence.
 const BLOCK_OVERHEAD_BYTES: usize = 256 * 1024;
+/// Longest pause between re-gossip rounds while stuck (the pause doubles from `gossip_interval`).
+const MAX_REGOSSIP_INTERVAL: Duration = Duration::from_secs(2);
+/// Proposals (whole blocks, up to megabytes) are re-gossiped at most this often: re-sending them at the vote
+/// cadence saturates the gossip queues of a loaded network and turns a slow round into a stall.
+const PROPOSAL_REGOSSIP_INTERVAL: Duration = Duration::from_secs(2);
+/// Share of `timeout_propose` a proposed block's execution may take (estimated from recent blocks), so a
+/// full mempool cannot produce blocks the network cannot execute within its timeouts.
+const EXECUTION_BUDGET_SHARE: u32 = 2;
 /// Most Decision answers to peers' Status messages per gossip interval.
 const MAX_DECISION_ANSWERS: usize = 4;
 
@@ -129,6 +137,14 @@ struct Running {
     sync: BlockSync,
     sync_tx: mpsc::Sender<SyncAnswer>,
     last_progress: Instant,
+    /// When the next re-gossip may happen and the pause after it (doubles while stuck).
+    next_regossip: Instant,
+    regossip_interval: Duration,
+    last_proposal_regossip: Option<Instant>,
+    /// (height, round) last seen, to count a new round as progress.
+    position: (Height, Round),
+    /// Estimated execution time per transaction (EWMA over committed blocks).
+    exec_per_tx: Option<Duration>,
     decision_answers: HashSet<u64>,
 }
 
@@ -201,6 +217,11 @@ impl Driver {
             sync,
             sync_tx,
             last_progress: Instant::now(),
+            next_regossip: Instant::now(),
+            regossip_interval: Duration::ZERO,
+            last_proposal_regossip: None,
+            position: (Height(0), Round(0)),
+            exec_per_tx: None,
             decision_answers: HashSet::new(),
         };
         if start_syncing {
@@ -305,7 +326,7 @@ impl Running {
                 self.build(height, round)?;
             }
         }
-        self.last_progress = Instant::now();
+        self.progressed();
         self.publish_snapshot();
         Ok(())
     }
@@ -477,12 +498,38 @@ impl Running {
         }
     }
 
+    /// Folds a committed block's execution time into the per-transaction estimate.
+    fn learn_execution_cost(&mut self, took: Duration, txs: usize) {
+        if txs < 16 {
+            return; // fixed costs dominate small blocks
+        }
+        let per_tx = took / u32::try_from(txs).unwrap_or(u32::MAX);
+        self.exec_per_tx = Some(match self.exec_per_tx {
+            None => per_tx,
+            Some(old) => (old * 3 + per_tx) / 4,
+        });
+    }
+
+    /// Most transactions for our next proposal: the configured cap, lowered so that executing the block is
+    /// expected to take at most `timeout_propose / EXECUTION_BUDGET_SHARE`.
+    fn max_proposal_txs(&self) -> usize {
+        let cap = self.d.config.max_block_txs;
+        match self.exec_per_tx {
+            Some(per_tx) if !per_tx.is_zero() => {
+                let budget = self.d.config.timeout_propose / EXECUTION_BUDGET_SHARE;
+                let fit = budget.as_nanos() / per_tx.as_nanos();
+                cap.min(usize::try_from(fit).unwrap_or(usize::MAX)).max(16)
+            }
+            _ => cap,
+        }
+    }
+
     fn build(&mut self, height: Height, round: Round) -> Result<(), NodeError> {
         let Some(proposer) = self.d.own_address() else {
             return Ok(());
         };
         let max_bytes = self.d.max_block_bytes.saturating_sub(BLOCK_OVERHEAD_BYTES);
-        let txs = self.d.mempool.reap(max_bytes, self.d.config.max_block_txs);
+        let txs = self.d.mempool.reap(max_bytes, self.max_proposal_txs());
         let txs = self.d.app.prepare_proposal(txs, max_bytes);
         let evidence = self.evidence.for_proposal(height.0);
         let block = self
@@ -508,6 +555,7 @@ impl Running {
         let app_hash = self.d.app.commit(encode(&commit))?;
         failpoint::hit("commit.after_store");
         let processing = started.elapsed();
+        self.learn_execution_cost(processing, block.txs().len());
         let results_hash = results_hash(&result.tx_results);
         let block_hash = block.id().hash;
         let txs = block.txs().len();
@@ -524,7 +572,7 @@ impl Running {
         let keep: Vec<Vec<u8>> = self.d.wal_records.iter().map(|(_, b)| b.clone()).collect();
         self.d.wal.rewrite(&keep)?;
         self.own_messages.clear();
-        self.last_progress = Instant::now();
+        self.progressed();
         tracing::info!(
             height = height.0,
             hash = %block_hash.to_hex_upper(),
@@ -799,18 +847,43 @@ impl Running {
 
     /// Re-gossip while the round makes no progress: our own messages of this height, the proposals and
     /// proof-of-lock prevotes peers may have missed, and where we are.
+    /// Progress was made (a decision or a new round): re-gossip starts again from the base cadence.
+    fn progressed(&mut self) {
+        self.last_progress = Instant::now();
+        self.regossip_interval = self.d.config.gossip_interval;
+        self.next_regossip = self.last_progress + self.regossip_interval;
+    }
+
     fn on_gossip_tick(&mut self) {
         self.decision_answers.clear();
-        if self.syncing() || self.last_progress.elapsed() < self.d.config.gossip_interval {
+        let position = (self.engine.height(), self.engine.round());
+        if position != self.position {
+            self.position = position;
+            self.progressed();
+        }
+        let now = Instant::now();
+        if self.syncing() || now < self.next_regossip {
             return;
         }
-        for message in &self.own_messages {
+        // Stuck since the last progress: re-send, then wait twice as long before the next time.
+        self.regossip_interval = (self.regossip_interval * 2)
+            .max(self.d.config.gossip_interval)
+            .min(MAX_REGOSSIP_INTERVAL);
+        self.next_regossip = now + self.regossip_interval;
+        let proposals_due = self
+            .last_proposal_regossip
+            .is_none_or(|t| now.duration_since(t) >= PROPOSAL_REGOSSIP_INTERVAL);
+        if proposals_due {
+            self.last_proposal_regossip = Some(now);
+        }
+        let relay = self.engine.relay_messages();
+        let messages = self.own_messages.iter().chain(relay.iter());
+        for message in messages {
+            if matches!(message, ConsensusMessage::Proposal(_)) && !proposals_due {
+                continue;
+            }
             self.d.network.publish_consensus(message);
             self.d.observer.sent(message);
-        }
-        for message in self.engine.relay_messages() {
-            self.d.network.publish_consensus(&message);
-            self.d.observer.sent(&message);
         }
         self.publish_status();
     }

@@ -158,12 +158,19 @@ pub async fn run_until(
         ..StoreConfig::default()
     };
     let store = Arc::new(StateStore::open(&home.db_dir(), store_config)?);
-    let mut app = BankApp::new(
-        store.clone(),
-        BankAppConfig {
-            chain_id: chain_id.clone(),
-        },
-    );
+    // One cache of verified transaction signatures for every application instance of this node: a
+    // signature checked at admission is not checked again when its block executes.
+    let signatures = Arc::new(basalt_state::app::SignatureCache::default());
+    let bank = |store: &Arc<StateStore>| {
+        BankApp::new(
+            store.clone(),
+            BankAppConfig {
+                chain_id: chain_id.clone(),
+            },
+        )
+        .with_signature_cache(signatures.clone())
+    };
+    let mut app = bank(&store);
     let outcome = handshake(&store, &mut app, genesis.initial_height, &genesis.app_state)?;
     let height = outcome.height;
     let last = if height >= genesis.initial_height {
@@ -293,12 +300,7 @@ pub async fn run_until(
         initial_height: genesis.initial_height,
         validator: Some((privval.address(), privval.public_key())),
         store: store.clone(),
-        app: Arc::new(BankApp::new(
-            store.clone(),
-            BankAppConfig {
-                chain_id: chain_id.clone(),
-            },
-        )),
+        app: Arc::new(bank(&store)),
         mempool: mempool.clone(),
         network: network.clone(),
         shared: shared.clone(),
@@ -362,12 +364,7 @@ pub async fn run_until(
 
     let ingest = txs::spawn_ingest(
         mempool.clone(),
-        BankApp::new(
-            store.clone(),
-            BankAppConfig {
-                chain_id: chain_id.clone(),
-            },
-        ),
+        bank(&store),
         network.clone(),
         metrics.clone(),
     )

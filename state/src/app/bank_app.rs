@@ -17,6 +17,7 @@ use basalt_consensus::types::{
     encode, verify_batch, Address, Block, ChainId, Hash, PublicKey, Signature, Tx,
 };
 
+use super::sigcache::SignatureCache;
 use super::{
     bounded_log, AppError, AppInfo, Application, CheckTxResult, Event, FinalizeResult,
     ProposalVerdict, QueryResult, TxResult, CODE_OK,
@@ -61,6 +62,7 @@ pub struct BankApp {
     store: Arc<StateStore>,
     config: BankAppConfig,
     pending: Option<Pending>,
+    verified: Arc<SignatureCache>,
 }
 
 impl BankApp {
@@ -70,7 +72,15 @@ impl BankApp {
             store,
             config,
             pending: None,
+            verified: Arc::new(SignatureCache::default()),
         }
+    }
+
+    /// Shares `cache` of verified transaction signatures with other instances of this node (see
+    /// [`SignatureCache`]): signatures checked by one are not checked again by the others.
+    pub fn with_signature_cache(mut self, cache: Arc<SignatureCache>) -> BankApp {
+        self.verified = cache;
+        self
     }
 
     /// The underlying store.
@@ -237,8 +247,14 @@ fn decode_transfer(tx: &Tx) -> Result<SignedTransfer, TxFailure> {
 
 /// Verifies the signatures of all decoded transfers at once; on a batch failure, one by one.
 /// Returns, per entry, whether its signature is good.
-fn verify_signatures(decoded: &[Result<SignedTransfer, TxFailure>]) -> Vec<bool> {
-    let transfers: Vec<&SignedTransfer> = decoded.iter().filter_map(|d| d.as_ref().ok()).collect();
+/// Which decoded transfers carry a valid signature; `known[i]` marks those this node already verified.
+fn verify_signatures(decoded: &[Result<SignedTransfer, TxFailure>], known: &[bool]) -> Vec<bool> {
+    let transfers: Vec<&SignedTransfer> = decoded
+        .iter()
+        .zip(known)
+        .filter(|(_, known)| !**known)
+        .filter_map(|(d, _)| d.as_ref().ok())
+        .collect();
     let messages: Vec<Vec<u8>> = transfers.iter().map(|t| t.body().sign_bytes()).collect();
     let refs: Vec<&[u8]> = messages.iter().map(Vec::as_slice).collect();
     let signatures: Vec<Signature> = transfers.iter().map(|t| *t.signature()).collect();
@@ -246,7 +262,9 @@ fn verify_signatures(decoded: &[Result<SignedTransfer, TxFailure>]) -> Vec<bool>
     let all_good = verify_batch(&refs, &signatures, &keys).is_ok();
     decoded
         .iter()
-        .map(|d| match d {
+        .zip(known)
+        .map(|(d, known)| match d {
+            Ok(_) if *known => true,
             Ok(t) => all_good || t.verify().is_ok(),
             Err(_) => false,
         })
@@ -327,8 +345,12 @@ impl Application for BankApp {
             Ok(t) => t,
             Err(f) => return CheckTxResult::rejected(f.code.as_u32(), f.log),
         };
-        if let Err(e) = transfer.verify() {
-            return CheckTxResult::rejected(TxCode::BadSignature.as_u32(), e.to_string());
+        let hash = tx.hash();
+        if !self.verified.contains(&hash) {
+            if let Err(e) = transfer.verify() {
+                return CheckTxResult::rejected(TxCode::BadSignature.as_u32(), e.to_string());
+            }
+            self.verified.insert(hash);
         }
         self.check_against_latest(&transfer)
     }
@@ -427,7 +449,12 @@ impl Application for BankApp {
         let latest = self.check_block_position(block)?;
         let decoded: Vec<Result<SignedTransfer, TxFailure>> =
             block.txs().iter().map(decode_transfer).collect();
-        let good_signature = verify_signatures(&decoded);
+        let known: Vec<bool> = block
+            .txs()
+            .iter()
+            .map(|tx| self.verified.contains(&tx.hash()))
+            .collect();
+        let good_signature = verify_signatures(&decoded, &known);
         let fee_recipient = block.header().proposer_address;
         let mut overlay = Overlay::new(&self.store, latest);
         let mut tx_results = Vec::with_capacity(decoded.len());

@@ -23,6 +23,7 @@
 
 pub mod bank_app;
 pub mod handshake;
+pub mod sigcache;
 pub mod testkit;
 
 use basalt_consensus::types::{merkle_root, Address, Block, Hash, Tx};
@@ -33,6 +34,7 @@ use crate::error::StateError;
 
 pub use bank_app::{BankApp, BankAppConfig};
 pub use handshake::{handshake, HandshakeError, HandshakeOutcome};
+pub use sigcache::SignatureCache;
 
 /// Result code of success (CometBFT's convention: 0 is OK, anything else is an error).
 pub const CODE_OK: u32 = 0;
