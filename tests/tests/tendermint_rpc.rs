@@ -413,14 +413,40 @@ async fn run() {
     }
 
     // --- consensus_state, dump_consensus_state (raw: not in the client) -----------------------
-    let cs = c.consensus_state().await.unwrap();
-    let st = c.status().await.unwrap();
-    assert!(
-        cs.round_state.height_round_step.height.value() > h_commit,
-        "consensus at {:?} after committing {h_commit}; status {:?}",
-        cs.round_state,
-        st.sync_info
-    );
+    // Its height is always above the latest committed one (also during timeout_commit, when Basalt's
+    // engine still sits on the decided height): sampled over several blocks.
+    let until = c
+        .status()
+        .await
+        .unwrap()
+        .sync_info
+        .latest_block_height
+        .value()
+        + 3;
+    let deadline = std::time::Instant::now() + WAIT;
+    let mut samples = 0;
+    loop {
+        let st = c.status().await.unwrap();
+        let latest = st.sync_info.latest_block_height.value();
+        let cs = c.consensus_state().await.unwrap();
+        let hrs = &cs.round_state.height_round_step;
+        assert!(
+            hrs.height.value() > latest,
+            "consensus at {hrs:?} while {latest} is committed"
+        );
+        assert!(all_addresses.contains(&cs.round_state.proposer.address.to_string()));
+        samples += 1;
+        if latest >= until {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "chain stalled at {latest}"
+        );
+        // Pacing only (the loop ends on heights, bounded by the deadline).
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(samples > 1);
     let dump = net.rpc(0, "dump_consensus_state", json!({})).await.unwrap();
     assert!(
         dump["round_state"]["height/round/step"].is_string(),

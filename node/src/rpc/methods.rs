@@ -10,7 +10,9 @@ use tokio::sync::{broadcast, Semaphore};
 
 use basalt_consensus::types::{Block, Hash, Tx, TxError};
 
-use super::backend::{BackendError, IndexedTx, NodeEvent, RpcBackend};
+use super::backend::{
+    BackendError, ConsensusStateView, IndexedTx, NodeEvent, RoundStep, RpcBackend,
+};
 use super::jsonrpc::{BytesEncoding, Params, RpcErr};
 use super::proof::{encode_commitment_proof, PROOF_OP_TYPE};
 use super::query::TxQuery;
@@ -508,8 +510,36 @@ fn validators(b: &dyn RpcBackend, params: &Params) -> Result<Value, RpcErr> {
     }))
 }
 
-fn consensus_state(b: &dyn RpcBackend, dump: bool) -> Value {
+/// The engine's view, as CometBFT reports it between heights. Basalt's engine stays on a decided
+/// height (step Commit) until `timeout_commit` starts the next one; CometBFT moves to the next height's
+/// NewHeight step as soon as the block is committed. So once the engine's height is committed, report
+/// `latest + 1 / 0 / NewHeight` with that height's round-0 proposer and no proposal/locked/valid block,
+/// keeping `consensus_state`'s height above `status`'s latest height as clients expect.
+fn consensus_view(b: &dyn RpcBackend) -> ConsensusStateView {
     let c = b.consensus_state();
+    let latest = b.sync_info().latest_block_height;
+    if latest == 0 || c.height > latest {
+        return c;
+    }
+    let next = latest + 1;
+    let proposer = b.validators(next).ok().flatten().and_then(|set| {
+        let index = set.proposer_for_round(basalt_consensus::Round(0));
+        set.get(index).map(|v| (v.address, index.0))
+    });
+    ConsensusStateView {
+        height: next,
+        round: 0,
+        step: RoundStep::NewHeight,
+        proposer,
+        start_time_ms: c.start_time_ms,
+        proposal_block_hash: None,
+        locked_block_hash: None,
+        valid_block_hash: None,
+    }
+}
+
+fn consensus_state(b: &dyn RpcBackend, dump: bool) -> Value {
+    let c = consensus_view(b);
     let hash = |h: Option<Hash>| h.map(|h| h.to_hex_upper()).unwrap_or_default();
     let (address, index) = c
         .proposer
