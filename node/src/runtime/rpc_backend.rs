@@ -246,11 +246,8 @@ impl RpcBackend for NodeBackend {
 
     fn broadcast_tx(&self, tx: Tx) -> BoxFuture<'_, Result<CheckTxResult, BroadcastError>> {
         Box::pin(async move {
-            if self.shared.snapshot().catching_up {
-                return Err(BroadcastError::Rejected {
-                    reason: "node is catching up (block sync)".into(),
-                });
-            }
+            // Accepted while block-syncing too (as CometBFT's RPC does): the mempool is rechecked after
+            // every applied block, and the transaction is proposed once the node is in consensus.
             let mempool = self.mempool.clone();
             let app = self.app.clone();
             let outcome =
