@@ -28,11 +28,19 @@ pub enum ReadError {
 
 /// Block and commit at `height`, if stored.
 pub fn read(store: &StateStore, height: u64) -> Result<Option<(Block, Commit)>, ReadError> {
-    let (Some(block), Some(commit)) = (store.block(height)?, store.commit(height)?) else {
+    Ok(read_sized(store, height)?.map(|(block, commit, _)| (block, commit)))
+}
+
+/// Block and commit at `height` with the stored block's size in bytes.
+fn read_sized(
+    store: &StateStore,
+    height: u64,
+) -> Result<Option<(Block, Commit, usize)>, ReadError> {
+    let (Some(block_bytes), Some(commit)) = (store.block(height)?, store.commit(height)?) else {
         return Ok(None);
     };
     let block: Block =
-        decode("stored block", &block, MAX_BLOCK_BYTES).map_err(|e| ReadError::Corrupt {
+        decode("stored block", &block_bytes, MAX_BLOCK_BYTES).map_err(|e| ReadError::Corrupt {
             what: "block",
             height,
             reason: e.to_string(),
@@ -43,7 +51,7 @@ pub fn read(store: &StateStore, height: u64) -> Result<Option<(Block, Commit)>, 
             height,
             reason: e.to_string(),
         })?;
-    Ok(Some((block, commit)))
+    Ok(Some((block, commit, block_bytes.len())))
 }
 
 /// The answer to a block-sync request for `count` blocks from `from` (never past `latest`, bounded in count
@@ -56,9 +64,9 @@ pub fn read_range(store: &StateStore, from: u64, count: u32, latest: u64) -> Syn
         .saturating_add(u64::from(count))
         .min(latest.saturating_add(1));
     for height in from..end {
-        match read(store, height) {
-            Ok(Some((block, commit))) => {
-                bytes += basalt_consensus::types::encode(&block).len();
+        match read_sized(store, height) {
+            Ok(Some((block, commit, size))) => {
+                bytes += size;
                 blocks.push((block, commit));
                 if bytes >= MAX_RANGE_BYTES {
                     break;

@@ -4,7 +4,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use basalt_consensus::engine::ConsensusMessage;
-use basalt_consensus::types::{encode, Address, Block, CommitSig, ValidatorSet};
+use basalt_consensus::types::{Address, Block, CommitSig, ValidatorSet};
 use basalt_consensus::Round;
 
 use crate::mempool::MempoolStats;
@@ -19,6 +19,11 @@ fn message_type(message: &ConsensusMessage) -> &'static str {
         ConsensusMessage::Status { .. } => "status",
         ConsensusMessage::Evidence(_) => "evidence",
     }
+}
+
+/// Encoded size without building the encoding (a proposal is up to megabytes; this runs per message).
+fn encoded_len<T: borsh::BorshSerialize>(value: &T) -> u64 {
+    borsh::object_length(value).map_or(0, |n| n as u64)
 }
 
 /// Updates the metrics from the driver's events. Without metrics (disabled) every call is a no-op.
@@ -93,7 +98,7 @@ impl Observer {
             m.p2p
                 .message_receive_bytes_total
                 .with_label_values(&[message_type(message)])
-                .inc_by(encode(message).len() as u64);
+                .inc_by(encoded_len(message));
         }
     }
 
@@ -103,7 +108,7 @@ impl Observer {
             m.p2p
                 .message_send_bytes_total
                 .with_label_values(&[message_type(message)])
-                .inc_by(encode(message).len() as u64);
+                .inc_by(encoded_len(message));
         }
     }
 
@@ -131,7 +136,7 @@ impl Observer {
             return;
         };
         let height = i64::try_from(block.height().0).unwrap_or(i64::MAX);
-        let size = i64::try_from(encode(block).len()).unwrap_or(i64::MAX);
+        let size = i64::try_from(encoded_len(block)).unwrap_or(i64::MAX);
         let txs = i64::try_from(block.txs().len()).unwrap_or(i64::MAX);
         let total = i64::try_from(self.total_txs).unwrap_or(i64::MAX);
         let c = &m.consensus;

@@ -263,13 +263,17 @@ impl RpcBackend for NodeBackend {
                 Err(MempoolError::TooLarge { len, max }) => {
                     Err(BroadcastError::TooLarge { len, max })
                 }
-                Err(e @ MempoolError::Full { .. }) => {
-                    let stats = (self.mempool.size(), self.mempool.size_bytes());
-                    let _ = stats;
-                    Err(BroadcastError::Rejected {
-                        reason: e.to_string(),
-                    })
-                }
+                Err(MempoolError::Full {
+                    count,
+                    max_count,
+                    bytes,
+                    max_bytes,
+                }) => Err(BroadcastError::MempoolFull {
+                    count,
+                    max_count,
+                    bytes,
+                    max_bytes,
+                }),
             }
         })
     }
