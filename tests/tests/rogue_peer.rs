@@ -103,14 +103,6 @@ async fn garbage_oversized_and_forged_messages_get_the_sender_banned() {
     // 1. A vote whose signature is well-formed but made with a key that is not the validator's.
     let (forger, _events1) = rogue(201, target.clone()).await;
     wait_connected(&forger, &target.id).await;
-    let height = net.height(0).await.unwrap() + 1;
-    let vote = Vote {
-        vote_type: VoteType::Prevote,
-        height: Height(height),
-        round: Round(0),
-        block_id: None,
-        validator_index: ValidatorIndex(0),
-    };
     let chain_id = basalt_consensus::types::ChainId::new(
         net.rpc(0, "status", serde_json::json!({})).await.unwrap()["node_info"]["network"]
             .as_str()
@@ -118,8 +110,26 @@ async fn garbage_oversized_and_forged_messages_get_the_sender_banned() {
     )
     .unwrap();
     let wrong_key = PrivateKey::from_seed(&[9; 32]);
-    let signature = wrong_key.sign(&vote.sign_bytes(&chain_id));
-    forger.publish_consensus(&ConsensusMessage::Vote(SignedVote { vote, signature }));
+    // Blocks are ~50 ms apart: a vote aimed at the current height can arrive after the node moved on (older
+    // heights are ignored unverified), so keep sending forgeries for the then-current height until the
+    // validator drops the sender. Every message sent is a forgery.
+    let deadline = Instant::now() + WAIT;
+    while connected_to(&forger, &target.id).await {
+        assert!(
+            Instant::now() < deadline,
+            "forged vote: rogue was not disconnected"
+        );
+        let vote = Vote {
+            vote_type: VoteType::Prevote,
+            height: Height(net.height(0).await.unwrap() + 1),
+            round: Round(0),
+            block_id: None,
+            validator_index: ValidatorIndex(0),
+        };
+        let signature = wrong_key.sign(&vote.sign_bytes(&chain_id));
+        forger.publish_consensus(&ConsensusMessage::Vote(SignedVote { vote, signature }));
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     assert_banned(&net, &forger, &target.id, "forged vote").await;
 
     // 2. Undecodable bytes on the consensus topic.
