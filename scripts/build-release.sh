@@ -88,7 +88,7 @@ fi
 export SOURCE_DATE_EPOCH
 export CARGO_INCREMENTAL=0
 
-echo "build-release: $(rustc -V), $(c++ --version | head -n1), host $host"
+echo "build-release: $(rustc -V), $(c++ --version | sed -n 1p), host $host"
 echo "build-release: source $src_dir, target dir $target_dir, SOURCE_DATE_EPOCH=$SOURCE_DATE_EPOCH"
 
 # --target: RUSTFLAGS then apply to the binary's crates only, not to build scripts and proc-macros, so

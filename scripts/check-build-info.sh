@@ -89,7 +89,8 @@ export SOURCE_DATE_EPOCH="${SOURCE_DATE_EPOCH:-0}"
 unset BASALT_GIT_COMMIT BASALT_GIT_DIRTY
 
 build_log="$(mktemp)"
-trap 'rm -f "$build_log"' EXIT
+bin_strings="$(mktemp)"
+trap 'rm -f "$build_log" "$bin_strings"' EXIT
 if ! CARGO_TARGET_DIR="$release_target" "$release_src/scripts/build-release.sh" >"$build_log" 2>&1; then
   tail -n 60 "$build_log" >&2
   die "scripts/build-release.sh failed"
@@ -139,16 +140,20 @@ paths=("$repo" "$release_src" "$release_target" "$cache_base" "${CARGO_HOME:-$HO
 if [ -n "${HOME:-}" ] && [ "$HOME" != / ]; then paths+=("$HOME/"); fi
 patterns=()
 for p in "${paths[@]}"; do patterns+=(-e "$p"); done
-if leaks="$(strings -a -n 6 "$bin" | grep -F "${patterns[@]}" | sort -u | head -n 20)" && [ -n "$leaks" ]; then
+# The strings go to a file first: under pipefail, `strings | grep -q` fails whenever grep stops reading at
+# the first match and strings dies of SIGPIPE, which turned a found string into "not found".
+strings -a -n 6 "$bin" >"$bin_strings"
+leaks="$({ grep -F "${patterns[@]}" "$bin_strings" || true; } | sort -u | sed -n 1,20p)"
+if [ -n "$leaks" ]; then
   fail "the binary contains local paths:"
   while IFS= read -r line; do echo "    $line" >&2; done <<<"$leaks"
 fi
-if readelf -n "$bin" | grep -q 'Build ID'; then
+if readelf -n "$bin" | grep -c 'Build ID' >/dev/null; then
   fail "the binary has a GNU build-id note (expected -Wl,--build-id=none)"
 fi
 # RocksDB's C++ must be in the binary, or the path checks above said nothing about it: a string literal of
 # RocksDB's options parser (C++), not of the Rust wrapper.
-if ! strings -a "$bin" | grep -qF '# This is a RocksDB option file.'; then
+if ! grep -qF '# This is a RocksDB option file.' "$bin_strings"; then
   fail "the binary does not contain RocksDB's C++ (no '# This is a RocksDB option file.' string)"
 fi
 echo "toolchain (.comment): $(readelf -p .comment "$bin" | sed -n 's/^ *\[ *[0-9a-f]*\] *//p' | sort -u | paste -sd';' | sed 's/;/; /g')"

@@ -124,11 +124,11 @@ took=$(grep -o 'txs=[0-9]* round=[0-9]* .*took_ms=[0-9]*' "$run_dir/logs/node0.l
     else printf "no block with txs on node0" }')
 
 # --- record --------------------------------------------------------------------------------------------------
-cpu=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n1)
+cpu=$(sed -n '/^model name/{s/^model name[[:space:]]*: //p;q}' /proc/cpuinfo)
 mem=$(awk '/MemTotal/ {printf "%.1f GiB", $2 / 1048576}' /proc/meminfo)
 commit=$(git -C "$repo" rev-parse --short HEAD 2>/dev/null || echo unknown)
 dirty=""
-if git -C "$repo" status --porcelain --untracked-files=no 2>/dev/null | grep -q .; then
+if [ -n "$(git -C "$repo" status --porcelain --untracked-files=no 2>/dev/null)" ]; then
   dirty=" (working tree has uncommitted changes)"
 fi
 build=$("$bin" version --json 2>/dev/null || echo '{}')

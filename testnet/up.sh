@@ -84,7 +84,10 @@ height_of() {
     return
   }
   # The int64 is a JSON string: "latest_block_height":"17"
-  sed -n 's/.*"latest_block_height":"\{0,1\}\([0-9]*\).*/\1/p' <<<"$body" | head -n1 | grep . || echo 0
+  local h
+  h=$(sed -n 's/.*"latest_block_height":"\{0,1\}\([0-9][0-9]*\).*/\1/p' <<<"$body")
+  h="${h%%$'\n'*}"
+  echo "${h:-0}"
 }
 
 print_addresses() {
