@@ -387,6 +387,64 @@ fn failed_state_write_withholds_the_signature_until_it_is_durable() {
 }
 
 #[test]
+fn alongside_runs_with_the_signature_and_only_when_signing_succeeds() {
+    let dir = tempfile::tempdir().unwrap();
+    let (path, mut pv) = fresh(dir.path());
+    let v = vote(VoteType::Prevote, 5, 0, 1);
+    let (signed, seen) = pv
+        .sign_vote_alongside(&chain(), v.clone(), |signed| signed.signature)
+        .unwrap();
+    assert_eq!(seen, signed.signature);
+    assert_eq!(signed.signature, key().sign(&v.sign_bytes(&chain())));
+    // Durable when it returns: a reload sees the new position.
+    assert_eq!(
+        PrivValidator::load(key(), &path)
+            .unwrap()
+            .last_signed()
+            .height,
+        5
+    );
+    // Refused requests never reach the closure.
+    let mut ran = false;
+    let err = pv
+        .sign_vote_alongside(&chain(), vote(VoteType::Prevote, 5, 0, 2), |_| ran = true)
+        .unwrap_err();
+    assert!(matches!(err, PrivvalError::Conflict { .. }), "{err}");
+    let err = pv
+        .sign_proposal_alongside(&chain(), proposal(5, 0, 1), |_| ran = true)
+        .unwrap_err();
+    assert!(matches!(err, PrivvalError::Regression { .. }), "{err}");
+    assert!(!ran);
+    // The identical re-request runs it with the same signature (a re-send after a crash).
+    let (_, again) = pv
+        .sign_vote_alongside(&chain(), v, |signed| signed.signature)
+        .unwrap();
+    assert_eq!(again, signed.signature);
+    let (signed, seen) = pv
+        .sign_proposal_alongside(&chain(), proposal(6, 0, 1), |signed| signed.signature)
+        .unwrap();
+    assert_eq!(seen, signed.signature);
+    assert_eq!(
+        PrivValidator::load(key(), &path)
+            .unwrap()
+            .last_signed()
+            .height,
+        6
+    );
+}
+
+#[test]
+fn alongside_result_is_withheld_when_the_state_write_fails() {
+    let dir = tempfile::tempdir().unwrap();
+    let (path, mut pv) = fresh(dir.path());
+    fs::remove_dir_all(path.parent().unwrap()).unwrap();
+    let err = pv
+        .sign_vote_alongside(&chain(), vote(VoteType::Prevote, 7, 0, 1), |_| ())
+        .unwrap_err();
+    assert!(matches!(err, PrivvalError::Persist { .. }), "{err}");
+}
+
+#[test]
 fn init_never_overwrites_and_reset_does() {
     let dir = tempfile::tempdir().unwrap();
     let (path, mut pv) = fresh(dir.path());

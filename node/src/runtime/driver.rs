@@ -4,13 +4,16 @@
 //!
 //! Durability contract (issue: never sign two conflicting messages, survive `kill -9` anywhere):
 //! 1. Every engine input of the current/next height is appended to the WAL before it is processed.
-//! 2. Before signing, the WAL is fsynced (the inputs that led to the request are durable), then the signer
-//!    persists its last-signed state (file + directory fsynced), then the signed message is appended and
-//!    fsynced, and only then does it leave the process.
+//! 2. When the engine asks for a signature, the signer signs and persists its last-signed state (file +
+//!    directory fsynced) while, at the same time, the signed message is appended to the WAL and the WAL is
+//!    fsynced (which also makes durable the inputs that led to the request); only when both are on disk
+//!    does the message leave the process. A crash before that leaves at most a signature nobody saw: on
+//!    restart the signer returns it again for the same sign bytes or refuses anything else.
 //! 3. On restart the WAL is replayed through a fresh engine: it asks for the same messages again, the signer
 //!    returns the same signatures (same sign bytes) or refuses (regression/conflict) — never signs anew.
 //! 4. A decided block is executed and committed (one synced RocksDB batch) before the next height starts;
-//!    the WAL then keeps only the next height's inputs (the engine replays its buffered ones at start).
+//!    replay then takes only the next height's records (the engine replays its buffered ones at start), and
+//!    the WAL is compacted to those once it is larger than [`WAL_COMPACT_BYTES`].
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashSet};
@@ -38,9 +41,12 @@ use super::walrec::WalRecord;
 use super::NodeError;
 use crate::config::ConsensusConfig;
 use crate::durability::privval::{PrivValidator, PrivvalError};
-use crate::durability::wal::Wal;
+use crate::durability::wal::{Wal, WalError};
 use crate::mempool::Mempool;
 use crate::rpc::backend::{IndexedTx, NewBlockEvent, NodeEvent};
+
+/// The consensus WAL is rewritten with only the current height's records once it grows past this.
+const WAL_COMPACT_BYTES: u64 = 32 * 1024 * 1024;
 
 /// How far behind the best peer we may be before leaving consensus for block sync.
 const SYNC_BEHIND_THRESHOLD: u64 = 2;
@@ -394,15 +400,18 @@ impl Running {
                     let Some(pv) = self.d.privval.as_mut() else {
                         continue;
                     };
-                    self.d.wal.sync().map(|t| self.d.observer.wal_fsync(t))?;
                     failpoint::hit("sign.before_privval");
-                    match pv.sign_vote(self.d.chain.chain_id(), vote) {
-                        Ok(signed) => {
+                    let wal = &mut self.d.wal;
+                    let signed = pv.sign_vote_alongside(self.d.chain.chain_id(), vote, |signed| {
+                        log_own(wal, ConsensusMessage::Vote(signed.clone()))
+                    });
+                    match signed {
+                        Ok((signed, logged)) => {
                             self.d.observer.signed(signed.vote.height.0);
                             if let Some(took) = pv.last_fsync() {
                                 self.d.observer.privval_fsync(took);
                             }
-                            self.publish_own(ConsensusMessage::Vote(signed))?
+                            self.publish_own(logged?)?
                         }
                         Err(e) => self.refused(&e),
                     }
@@ -411,15 +420,20 @@ impl Running {
                     let Some(pv) = self.d.privval.as_mut() else {
                         continue;
                     };
-                    self.d.wal.sync().map(|t| self.d.observer.wal_fsync(t))?;
                     failpoint::hit("sign.before_privval");
-                    match pv.sign_proposal(self.d.chain.chain_id(), proposal) {
-                        Ok(signed) => {
-                            self.publish_own(ConsensusMessage::Proposal(ProposalMessage {
-                                signed,
-                                block,
-                            }))?
-                        }
+                    let wal = &mut self.d.wal;
+                    let signed =
+                        pv.sign_proposal_alongside(self.d.chain.chain_id(), proposal, |signed| {
+                            log_own(
+                                wal,
+                                ConsensusMessage::Proposal(ProposalMessage {
+                                    signed: signed.clone(),
+                                    block,
+                                }),
+                            )
+                        });
+                    match signed {
+                        Ok((_, logged)) => self.publish_own(logged?)?,
                         Err(e) => self.refused(&e),
                     }
                 }
@@ -475,16 +489,15 @@ impl Running {
         }
     }
 
-    /// A message we just signed: durable in the WAL, then sent, then fed back to the engine.
-    fn publish_own(&mut self, message: ConsensusMessage) -> Result<(), NodeError> {
-        failpoint::hit("sign.after_privval");
-        let record = WalRecord::Message(message.clone());
-        let bytes = record.to_bytes();
-        self.d.wal.append(&bytes)?;
-        let took = self.d.wal.sync()?;
-        self.d.observer.wal_fsync(took);
+    /// A message we just signed and logged (see [`log_own`]): sent, then fed back to the engine.
+    fn publish_own(&mut self, logged: LoggedOwn) -> Result<(), NodeError> {
+        let LoggedOwn {
+            message,
+            bytes,
+            fsync,
+        } = logged;
+        self.d.observer.wal_fsync(fsync);
         self.d.wal_records.push((message.height(), bytes));
-        failpoint::hit("sign.after_wal");
         self.d.network.publish_consensus(&message);
         self.d.observer.sent(&message);
         failpoint::hit("sign.after_send");
@@ -569,8 +582,13 @@ impl Running {
         });
         let next = self.d.chain.next_height();
         self.d.wal_records.retain(|(h, _)| *h == next);
-        let keep: Vec<Vec<u8>> = self.d.wal_records.iter().map(|(_, b)| b.clone()).collect();
-        self.d.wal.rewrite(&keep)?;
+        // Records of finished heights are dead weight (replay skips them) but harmless, so the log is
+        // compacted only once it is large rather than at every height: a rewrite costs two fsyncs, which
+        // were a fifth of the empty-block interval.
+        if self.d.wal.len_bytes() > WAL_COMPACT_BYTES {
+            let keep: Vec<Vec<u8>> = self.d.wal_records.iter().map(|(_, b)| b.clone()).collect();
+            self.d.wal.rewrite(&keep)?;
+        }
         self.own_messages.clear();
         self.progressed();
         tracing::info!(
@@ -1055,4 +1073,29 @@ fn misbehaviour_of(error: &EngineError) -> Misbehaviour {
         }
         other => Misbehaviour::Other(other.to_string()),
     }
+}
+
+/// One of our own signed messages, durable in the WAL and not yet sent.
+struct LoggedOwn {
+    message: ConsensusMessage,
+    /// Its WAL record, kept for a later compaction of the log.
+    bytes: Vec<u8>,
+    /// How long the WAL sync took (for the metrics).
+    fsync: Duration,
+}
+
+/// Appends our signed `message` to the WAL and syncs it, which also makes durable every input appended
+/// since the last sync: those led to the signature, and must survive a crash before the message may leave
+/// the process (a restart that forgot a polka would unlock and could prevote against its own precommit).
+/// Runs while the signer writes its state (see [`PrivValidator::sign_vote_alongside`]).
+fn log_own(wal: &mut Wal, message: ConsensusMessage) -> Result<LoggedOwn, WalError> {
+    let bytes = WalRecord::Message(message.clone()).to_bytes();
+    wal.append(&bytes)?;
+    let fsync = wal.sync()?;
+    failpoint::hit("sign.after_wal");
+    Ok(LoggedOwn {
+        message,
+        bytes,
+        fsync,
+    })
 }
