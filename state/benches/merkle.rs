@@ -101,6 +101,49 @@ fn benches(c: &mut Criterion) {
         })
     });
     group.finish();
+
+    // The targets are for the 2-core machine: the same work on both cores at once (proofs are read-only,
+    // so RPC queries run them in parallel in the node too).
+    let mut group = c.benchmark_group("proofs_1M_2_threads");
+    group.sample_size(20);
+    group.warm_up_time(Duration::from_secs(1));
+    group.measurement_time(Duration::from_secs(5));
+    group.throughput(Throughput::Elements(1));
+    let store = &store;
+    group.bench_function("generate_existence", |b| {
+        b.iter_custom(|iters| {
+            on_two_threads(iters, |seed, n| {
+                let mut rng = ChaCha8Rng::seed_from_u64(seed);
+                for _ in 0..n {
+                    let k = key(rng.next_u32() % KEYS);
+                    std::hint::black_box(store.get_with_proof(&k, latest).unwrap());
+                }
+            })
+        })
+    });
+    let proofs = &proofs;
+    group.bench_function("verify_existence", |b| {
+        b.iter_custom(|iters| {
+            on_two_threads(iters, |seed, n| {
+                for i in 0..n {
+                    let (k, v, p) = &proofs[(seed as usize * 500 + i as usize) % proofs.len()];
+                    assert!(verify_membership(p, &root, k, v));
+                }
+            })
+        })
+    });
+    group.finish();
+}
+
+/// Runs `work(thread, count)` on two threads splitting `iters` between them; returns the wall time.
+fn on_two_threads(iters: u64, work: impl Fn(u64, u64) + Sync) -> Duration {
+    let start = Instant::now();
+    std::thread::scope(|s| {
+        let work = &work;
+        s.spawn(move || work(1, iters / 2));
+        work(2, iters - iters / 2);
+    });
+    start.elapsed()
 }
 
 criterion_group!(merkle, benches);
