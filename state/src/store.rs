@@ -20,7 +20,6 @@ use rocksdb::WriteBatch;
 
 use crate::error::{Result, StateError};
 use crate::index::{self, CommittedTx};
-use crate::merkle::cache::NodeCache;
 use crate::merkle::codec::{self, hex};
 use crate::merkle::reader::DbReader;
 use crate::merkle::spec::{retag_proof, TreeHasher};
@@ -49,8 +48,6 @@ pub struct StoreConfig {
     pub max_key_bytes: usize,
     /// Largest accepted value.
     pub max_value_bytes: usize,
-    /// Decoded internal tree nodes kept in memory (about 1 KiB each); 0 disables the cache.
-    pub node_cache_entries: usize,
 }
 
 impl Default for StoreConfig {
@@ -61,8 +58,6 @@ impl Default for StoreConfig {
             prune_batch_limit: 50_000,
             max_key_bytes: 1024,
             max_value_bytes: 4 << 20,
-            // ≈ 64 MiB: the top five levels of a 1M-key tree are ~70k nodes.
-            node_cache_entries: 65_536,
         }
     }
 }
@@ -138,8 +133,6 @@ pub struct StateStore {
     config: StoreConfig,
     /// Serialises commits and pruning: jmt computes a version from the previous one, so one writer.
     writer: Mutex<()>,
-    /// Internal nodes of committed versions (see [`NodeCache`]).
-    nodes: NodeCache,
 }
 
 /// A block's writes, deduplicated and ordered by key hash: (key hash, key, value or deletion).
@@ -151,12 +144,10 @@ impl StateStore {
     /// Opens the store at `path` and checks that the latest committed root is intact.
     pub fn open(path: &Path, config: StoreConfig) -> Result<Self> {
         let storage = Storage::open(path, &config.storage)?;
-        let nodes = NodeCache::new(config.node_cache_entries);
         let store = Self {
             storage,
             config,
             writer: Mutex::new(()),
-            nodes,
         };
         store.check_latest_root()?;
         Ok(store)
@@ -331,10 +322,6 @@ impl StateStore {
             )?;
         }
         self.storage.write_synced(batch)?;
-        // Only now: a failed write must not leave nodes of a version that does not exist in the cache.
-        for (node_key, node) in state.update.node_batch.nodes() {
-            self.nodes.insert(node_key, node);
-        }
         Ok(root)
     }
 
@@ -403,7 +390,6 @@ impl StateStore {
     fn reader(&self) -> DbReader<'_> {
         DbReader {
             storage: &self.storage,
-            cache: &self.nodes,
         }
     }
 

@@ -7,7 +7,6 @@
 //! form. Its hasher is pluggable; the only thing it hard-codes is the hash-op label inside the ICS-23
 //! proofs, which [`spec`] rewrites (see there for the published `ProofSpec`).
 
-pub(crate) mod cache;
 pub(crate) mod codec;
 pub(crate) mod reader;
 pub mod spec;

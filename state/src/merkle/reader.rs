@@ -3,29 +3,19 @@
 use jmt::storage::{HasPreimage, LeafNode, Node, NodeKey, TreeReader};
 use jmt::{KeyHash, OwnedValue, Version};
 
-use super::cache::NodeCache;
 use super::codec;
 use crate::storage::{Cf, Storage};
 
 /// Read-only view of the committed tree for jmt.
 pub(crate) struct DbReader<'a> {
     pub(crate) storage: &'a Storage,
-    /// Decoded internal nodes of committed versions.
-    pub(crate) cache: &'a NodeCache,
 }
 
 impl TreeReader for DbReader<'_> {
     fn get_node_option(&self, node_key: &NodeKey) -> anyhow::Result<Option<Node>> {
-        if let Some(node) = self.cache.get(node_key) {
-            return Ok(Some(node));
-        }
         let key = codec::node_key_bytes(node_key)?;
         match self.storage.get(Cf::MerkleNodes, &key)? {
-            Some(bytes) => {
-                let node = codec::decode_node(&key, &bytes)?;
-                self.cache.insert(node_key, &node);
-                Ok(Some(node))
-            }
+            Some(bytes) => Ok(Some(codec::decode_node(&key, &bytes)?)),
             None => Ok(None),
         }
     }
