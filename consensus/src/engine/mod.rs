@@ -449,6 +449,39 @@ impl Engine {
         Ok(self.translate(outputs))
     }
 
+    /// `commit` (the previous height's decision) completed with that height's precommits of the same round
+    /// that were not in it: the ones that arrived after the decision, while the node waited
+    /// `timeout_commit`. A proposer puts this in its block's `last_commit`, so the chain records every
+    /// validator that precommitted in time rather than only the first two thirds (CometBFT does the same;
+    /// `consensus_missing_validators` reads it). Every vote added was verified when it was accepted. A
+    /// commit of another height is returned unchanged.
+    pub fn complete_last_commit(&self, commit: &Commit) -> Commit {
+        let mut completed = commit.clone();
+        let Some((height, _, votes)) = &self.previous else {
+            return completed;
+        };
+        if *height != commit.height {
+            return completed;
+        }
+        for (index, slot) in completed.signatures.iter_mut().enumerate() {
+            if *slot != CommitSig::Absent {
+                continue;
+            }
+            let Ok(index) = u32::try_from(index) else {
+                break;
+            };
+            let key = (commit.round, VoteType::Precommit, ValidatorIndex(index));
+            if let Some(vote) = votes.get(&key) {
+                *slot = match vote.vote.block_id {
+                    Some(id) if id == commit.block_id => CommitSig::ForBlock(vote.signature),
+                    Some(_) => continue, // a precommit for another block has no place in this commit
+                    None => CommitSig::Nil(vote.signature),
+                };
+            }
+        }
+        completed
+    }
+
     /// A vote for the previous height: it cannot change the decision, but a conflict with a vote we
     /// accepted there is still evidence (Tendermint's accountability does not end with the height).
     fn on_late_vote(&mut self, signed: SignedVote) -> Result<Vec<EngineOutput>, EngineError> {

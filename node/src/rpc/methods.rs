@@ -447,19 +447,29 @@ fn blockchain(b: &dyn RpcBackend, params: &Params) -> Result<Value, RpcErr> {
 fn commit(b: &dyn RpcBackend, params: &Params) -> Result<Value, RpcErr> {
     let h = height_param(b, params, "height", false)?;
     let block = load_block(b, h)?;
-    let c = b
-        .commit(h)
-        .map_err(backend_err)?
-        .ok_or_else(|| RpcErr::internal(format!("commit for height {h} not found")))?;
+    // The latest block's commit is this node's "seen" commit; earlier ones are canonical: the
+    // `last_commit` of the next block, which its proposer may have completed with late precommits.
+    let canonical = h < b.sync_info().latest_block_height;
+    let in_next_block = if canonical {
+        b.block(h + 1)
+            .map_err(backend_err)?
+            .and_then(|next| next.last_commit().cloned())
+    } else {
+        None
+    };
+    let c = match in_next_block {
+        Some(c) => c,
+        None => b
+            .commit(h)
+            .map_err(backend_err)?
+            .ok_or_else(|| RpcErr::internal(format!("commit for height {h} not found")))?,
+    };
     let set = b
         .validators(h)
         .map_err(backend_err)?
         .ok_or_else(|| RpcErr::internal(format!("validator set of height {h} not found")))?;
     let commit = shapes::commit(&c, &set, block.header().time_ms)
         .map_err(|e| RpcErr::internal(e.to_string()))?;
-    // The latest block's commit is this node's "seen" commit; earlier ones are canonical (in the
-    // next block).
-    let canonical = h < b.sync_info().latest_block_height;
     Ok(json!({
         "signed_header": {"header": shapes::header(block.header()), "commit": commit},
         "canonical": canonical,

@@ -176,18 +176,29 @@ impl ChainState {
         }
     }
 
-    /// Builds the block to propose at the next height.
+    /// Builds the block to propose at the next height. `complete_last_commit` may add precommits to the
+    /// last block's commit (see `Engine::complete_last_commit`); a result for another block is ignored.
     pub fn build_block(
         &self,
         proposer: Address,
         now_ms: u64,
         txs: Vec<Tx>,
         evidence: Vec<DuplicateVoteEvidence>,
+        complete_last_commit: impl FnOnce(&Commit) -> Commit,
     ) -> Result<Block, BlockError> {
         let height = self.next_height();
         let set = self.validators_at(height.0);
         let next = self.validators_at(height.0 + 1);
-        let last_commit = self.last.as_ref().map(|(_, c)| c.clone());
+        let last_commit = self.last.as_ref().map(|(_, decided)| {
+            let completed = complete_last_commit(decided);
+            let same_block = (completed.height, completed.round, completed.block_id)
+                == (decided.height, decided.round, decided.block_id);
+            if same_block {
+                completed
+            } else {
+                decided.clone()
+            }
+        });
         let (data_hash, evidence_hash, last_commit_hash) =
             Block::content_hashes(&txs, &evidence, last_commit.as_ref());
         let prev_time = self

@@ -548,7 +548,9 @@ impl Running {
         let block = self
             .d
             .chain
-            .build_block(proposer, now_ms(), txs, evidence)
+            .build_block(proposer, now_ms(), txs, evidence, |decided| {
+                self.engine.complete_last_commit(decided)
+            })
             .map_err(|e| NodeError::BuildBlock(e.to_string()))?;
         match self.input(EngineInput::ProposeBlock { round, block })? {
             Ok(()) => Ok(()),
