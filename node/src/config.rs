@@ -423,9 +423,10 @@ config_section! {
         /// How long to wait after committing a block before starting the next height (lets late
         /// precommits arrive and transactions accumulate).
         pub timeout_commit: Duration = Duration::from_secs(1),
-        /// Produce blocks without transactions; if false, wait for a transaction (or the interval below).
+        /// Produce blocks without transactions. Only `true` is supported (CometBFT's `false`, waiting for a
+        /// transaction, is refused at start-up rather than ignored).
         pub create_empty_blocks: bool = true,
-        /// With create_empty_blocks = true, produce an empty block at most this often ("0s": no extra wait).
+        /// CometBFT's minimum spacing of empty blocks. Only "0s" is supported (anything else is refused).
         pub create_empty_blocks_interval: Duration = Duration::ZERO,
         /// Most transactions in one block.
         pub max_block_txs: usize = 20_000,
@@ -930,12 +931,21 @@ impl Config {
         ] {
             duration_in_range(field, value, lowest, max)?;
         }
-        duration_in_range(
-            "consensus.create_empty_blocks_interval",
-            c.create_empty_blocks_interval,
-            Duration::ZERO,
-            Duration::from_secs(3600),
-        )?;
+        // Waiting for transactions is not implemented: refuse the settings rather than silently
+        // produce empty blocks anyway (an operator who set them expects fewer blocks).
+        if !c.create_empty_blocks {
+            return Err(ConfigError::field(
+                "consensus.create_empty_blocks",
+                "false is not supported yet: Basalt produces a block every timeout_commit; \
+                 remove the line or set it to true",
+            ));
+        }
+        if !c.create_empty_blocks_interval.is_zero() {
+            return Err(ConfigError::field(
+                "consensus.create_empty_blocks_interval",
+                "only \"0s\" is supported yet: Basalt produces a block every timeout_commit",
+            ));
+        }
         in_range("consensus.max_block_txs", c.max_block_txs, 1, MAX_BLOCK_TXS)?;
         duration_in_range(
             "consensus.gossip_interval",
@@ -1350,5 +1360,38 @@ mod tests {
         );
         let missing = Config::load(&dir.path().join("absent.toml")).unwrap_err();
         assert!(matches!(missing, ConfigError::Read { .. }));
+    }
+
+    #[test]
+    fn unsupported_empty_block_settings_are_refused_not_ignored() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("config.toml");
+        for (line, field) in [
+            (
+                "create_empty_blocks = false",
+                "consensus.create_empty_blocks",
+            ),
+            (
+                "create_empty_blocks_interval = \"5s\"",
+                "consensus.create_empty_blocks_interval",
+            ),
+        ] {
+            std::fs::write(&path, format!("[consensus]\n{line}\n")).unwrap();
+            let error = Config::load(&path)
+                .unwrap()
+                .validate()
+                .unwrap_err()
+                .to_string();
+            assert!(
+                error.contains(field) && error.contains("supported"),
+                "{error}"
+            );
+        }
+        std::fs::write(
+            &path,
+            "[consensus]\ncreate_empty_blocks = true\ncreate_empty_blocks_interval = \"0s\"\n",
+        )
+        .unwrap();
+        Config::load(&path).unwrap().validate().unwrap();
     }
 }
