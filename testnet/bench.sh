@@ -135,7 +135,7 @@ build=$("$bin" version --json 2>/dev/null || echo '{}')
 profile=$(sed -n 's/.*"profile":"\([a-z]*\)".*/\1/p' <<<"$build")
 summary=""
 if command -v jq >/dev/null; then
-  summary=$(jq -r '"committed \(.committed) txs = **\(.committed_tps) tx/s** over \(.window_s) s (within the duration \(.committed_in_duration_tps) tx/s); accepted \(.accepted) of \(.submitted) submitted, rejected \(.rejected_total) \(.rejected); latency " + (if .latency then "p50 \(.latency.p50_ms) ms, p95 \(.latency.p95_ms) ms, p99 \(.latency.p99_ms) ms, max \(.latency.max_ms) ms" else "no samples" end) + "; \(.blocks) blocks, mean \(.mean_txs_per_block) txs/block; uncommitted \(.uncommitted)" + (if .watch_error then "; block subscription ended: \(.watch_error)" else "" end)' <<<"$result")
+  summary=$(jq -r '"committed \(.committed) txs = **\(.committed_tps) tx/s** over \(.window_s) s (within the duration \(.committed_in_duration_tps) tx/s); accepted \(.accepted) of \(.submitted) submitted, rejected \(.rejected_total) \(.rejected), re-sent while still in the node cache \(.resent_in_cache); latency " + (if .latency then "p50 \(.latency.p50_ms) ms, p95 \(.latency.p95_ms) ms, p99 \(.latency.p99_ms) ms, max \(.latency.max_ms) ms" else "no samples" end) + "; \(.blocks) blocks, mean \(.mean_txs_per_block) txs/block; uncommitted \(.uncommitted)" + (if .watch_error then "; block subscription ended: \(.watch_error)" else "" end)' <<<"$result")
 fi
 {
   echo
