@@ -1025,3 +1025,54 @@ async fn slow_websocket_client_is_disconnected() {
     .await;
     assert_eq!(ws_next(&mut fresh).await["id"], 1);
 }
+
+#[tokio::test]
+async fn websocket_clients_are_pinged_and_answering_ones_stay_connected() {
+    let s = start(RpcLimits {
+        ws_ping_interval: Duration::from_millis(30),
+        ws_read_timeout: Duration::from_millis(200),
+        ..RpcLimits::default()
+    })
+    .await;
+    let mut ws = ws_connect(&s).await;
+    // Reading makes tungstenite answer each ping with a pong. Twenty pings span well over the read
+    // timeout, so the connection survives only if the pongs count as hearing from the client.
+    let mut pings = 0;
+    while pings < 20 {
+        match tokio::time::timeout(WAIT, ws.next()).await.unwrap() {
+            Some(Ok(Message::Ping(_))) => pings += 1,
+            other => panic!("expected a ping, got {other:?}"),
+        }
+    }
+    ws_send(
+        &mut ws,
+        json!({"jsonrpc": "2.0", "id": 7, "method": "health"}),
+    )
+    .await;
+    assert_eq!(ws_next(&mut ws).await["id"], 7);
+}
+
+#[tokio::test]
+async fn silent_websocket_client_is_disconnected() {
+    let s = start(RpcLimits {
+        ws_ping_interval: Duration::from_millis(20),
+        ws_read_timeout: Duration::from_millis(100),
+        ..RpcLimits::default()
+    })
+    .await;
+    let mut ws = ws_connect(&s).await;
+    // Not reading is what is under test: the client sends nothing back, not even pongs, for several
+    // read timeouts.
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    let ended = tokio::time::timeout(WAIT, async {
+        loop {
+            match ws.next().await {
+                Some(Ok(Message::Ping(_))) => continue, // queued before the server gave up
+                Some(Ok(Message::Close(_))) | None | Some(Err(_)) => return,
+                other => panic!("expected pings then the end of the connection, got {other:?}"),
+            }
+        }
+    })
+    .await;
+    assert!(ended.is_ok(), "the silent client is still connected");
+}

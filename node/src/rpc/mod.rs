@@ -48,6 +48,11 @@ pub struct RpcLimits {
     pub request_timeout: Duration,
     /// Messages queued for one websocket client before it is disconnected as too slow.
     pub ws_send_queue: usize,
+    /// How often an idle websocket client is pinged (CometBFT: 27 s).
+    pub ws_ping_interval: Duration,
+    /// A websocket client from which nothing (not even a pong) arrived for this long is disconnected
+    /// (CometBFT: 30 s), so dead peers do not hold a `max_subscription_clients` slot forever.
+    pub ws_read_timeout: Duration,
 }
 
 impl Default for RpcLimits {
@@ -62,6 +67,8 @@ impl Default for RpcLimits {
             max_subscriptions_per_client: 5,
             request_timeout: Duration::from_secs(10),
             ws_send_queue: 100,
+            ws_ping_interval: Duration::from_secs(27),
+            ws_read_timeout: Duration::from_secs(30),
         }
     }
 }

@@ -4,7 +4,8 @@
 //! Each client has one reader loop and one writer task joined by a bounded queue of
 //! `ws_send_queue` messages. Events are queued without waiting: when the queue is full (the client
 //! reads too slowly), or the node's event channel overflowed for this client, the client gets an error
-//! message and is disconnected. The node never waits for a client.
+//! message and is disconnected. The node never waits for a client. Clients are pinged every
+//! `ws_ping_interval`; one that sends nothing, not even a pong, for `ws_read_timeout` is disconnected.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -53,6 +54,12 @@ pub async fn run(socket: WebSocket, ctx: Ctx, _permit: OwnedSemaphorePermit) {
         }
         let _ = sink.close().await;
     });
+    let read_timeout = ctx.limits.ws_read_timeout;
+    let ping_interval = ctx.limits.ws_ping_interval.max(Duration::from_millis(10));
+    let mut pings =
+        tokio::time::interval_at(tokio::time::Instant::now() + ping_interval, ping_interval);
+    pings.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut last_heard = tokio::time::Instant::now();
     let mut client = Client {
         ctx,
         out,
@@ -61,13 +68,17 @@ pub async fn run(socket: WebSocket, ctx: Ctx, _permit: OwnedSemaphorePermit) {
     };
     loop {
         let step = tokio::select! {
-            msg = stream.next() => match msg {
-                None | Some(Err(_)) | Some(Ok(Message::Close(_))) => Err(Stop::Closed),
-                Some(Ok(Message::Text(text))) => client.on_request(text.as_bytes()).await,
-                Some(Ok(Message::Binary(bytes))) => client.on_request(&bytes).await,
-                Some(Ok(Message::Ping(_) | Message::Pong(_))) => Ok(()),
-            },
+            msg = stream.next() => {
+                last_heard = tokio::time::Instant::now();
+                match msg {
+                    None | Some(Err(_)) | Some(Ok(Message::Close(_))) => Err(Stop::Closed),
+                    Some(Ok(Message::Text(text))) => client.on_request(text.as_bytes()).await,
+                    Some(Ok(Message::Binary(bytes))) => client.on_request(&bytes).await,
+                    Some(Ok(Message::Ping(_) | Message::Pong(_))) => Ok(()),
+                }
+            }
             event = recv(&mut client.events) => client.on_event(event),
+            _ = pings.tick() => client.keepalive(last_heard.elapsed(), read_timeout),
         };
         match step {
             Ok(()) => {}
@@ -90,6 +101,20 @@ async fn recv(
     match events {
         Some(rx) => rx.recv().await,
         None => std::future::pending().await,
+    }
+}
+
+impl Client {
+    /// On each ping tick: a client silent for longer than `read_timeout` is gone (a dead TCP peer is
+    /// otherwise only noticed when a write fails, which an idle subscription may never do); anyone else
+    /// is pinged, and its pong counts as hearing from it.
+    fn keepalive(&mut self, silent: Duration, read_timeout: Duration) -> Result<(), Stop> {
+        if silent > read_timeout {
+            return Err(Stop::Closed);
+        }
+        self.out
+            .try_send(Message::Ping(Default::default()))
+            .map_err(|_| Stop::TooSlow)
     }
 }
 
