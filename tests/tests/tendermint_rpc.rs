@@ -9,7 +9,7 @@
 
 use std::time::Duration;
 
-use basalt_consensus::types::Address;
+use basalt_consensus::types::{Address, Hash, MerkleProof};
 use basalt_tests::testnet::{transfer_tx, Testnet};
 use base64::Engine as _;
 use serde_json::{json, Value};
@@ -273,6 +273,28 @@ async fn run() {
     );
     assert_eq!(block.block.header.chain_id.to_string(), chain_id);
     assert!(block.block.data.contains(&tx_commit));
+    // `prove: true` gives CometBFT's TxProof: the tx under the block's data_hash.
+    let proof = tx_c.proof.expect("tx with prove=true has a proof");
+    assert_eq!(
+        Some(proof.root_hash),
+        block.block.header.data_hash,
+        "proof root is the block's data_hash"
+    );
+    assert_eq!(proof.data, tx_commit);
+    let ours = MerkleProof {
+        total: proof.proof.total,
+        index: proof.proof.index,
+        leaf_hash: Hash(proof.proof.leaf_hash.as_bytes().try_into().unwrap()),
+        aunts: proof
+            .proof
+            .aunts
+            .iter()
+            .map(|a| Hash(a.as_bytes().try_into().unwrap()))
+            .collect(),
+    };
+    let root = Hash(proof.root_hash.as_bytes().try_into().unwrap());
+    assert!(ours.verify(&root, &tx_commit), "the served proof verifies");
+    assert!(!ours.verify(&root, &tx_sync), "and only for its own tx");
     let last_commit = block
         .block
         .last_commit
@@ -509,7 +531,7 @@ async fn run() {
     let by_height = c
         .tx_search(
             Query::eq("tx.height", h_commit),
-            false,
+            true,
             1,
             30,
             Order::Ascending,
@@ -517,6 +539,15 @@ async fn run() {
         .await
         .unwrap();
     assert_eq!(by_height.total_count as usize, block.block.data.len());
+    for t in &by_height.txs {
+        let p = t
+            .proof
+            .as_ref()
+            .expect("tx_search with prove=true has proofs");
+        assert_eq!(Some(p.root_hash), block.block.header.data_hash);
+        assert_eq!(p.proof.index, u64::from(t.index));
+        assert_eq!(p.proof.total as usize, block.block.data.len());
+    }
     assert!(by_height.txs.iter().any(|t| t.hash == commit_res.hash));
     assert!(by_height.txs.iter().all(|t| t.height.value() == h_commit));
 

@@ -19,7 +19,7 @@ pub use commit::{Commit, CommitError, CommitSig};
 pub use crypto::{verify_batch, Address, CryptoError, PrivateKey, PublicKey, Signature};
 pub use encoding::{decode, encode, DecodeError};
 pub use evidence::{DuplicateVoteEvidence, EvidenceError};
-pub use hash::{merkle_root, Hash};
+pub use hash::{merkle_proof, merkle_root, Hash, MerkleProof};
 pub use proposal::{Proposal, ProposalError, ProposalMessage, SignedProposal, VerifiedProposal};
 pub use validator::{Validator, ValidatorSet, ValidatorSetError};
 pub use vote::{SignedVote, VerifiedVote, Vote, VoteError};

@@ -8,7 +8,7 @@ use std::time::Duration;
 use serde_json::{json, Value};
 use tokio::sync::{broadcast, Semaphore};
 
-use basalt_consensus::types::{Block, Hash, Tx, TxError};
+use basalt_consensus::types::{merkle_proof, Block, Hash, Tx, TxError};
 
 use super::backend::{
     BackendError, ConsensusStateView, IndexedTx, NodeEvent, RoundStep, RpcBackend,
@@ -688,17 +688,35 @@ async fn wait_for_tx(
 
 fn tx(b: &dyn RpcBackend, params: &Params) -> Result<Value, RpcErr> {
     let hash = hash_param(params, "hash")?;
-    let _prove = params.opt_bool("prove")?;
+    let prove = params.opt_bool("prove")?.unwrap_or(false);
     match b.tx(&hash).map_err(backend_err)? {
-        Some(t) => Ok(shapes::indexed_tx(&t)),
+        Some(t) => indexed_tx(b, &t, prove),
         None => Err(RpcErr::internal(format!("tx ({hash}) not found"))),
     }
+}
+
+/// A `ResultTx`, with the `TxProof` against its block's `data_hash` when `prove` is set.
+fn indexed_tx(b: &dyn RpcBackend, t: &IndexedTx, prove: bool) -> Result<Value, RpcErr> {
+    let mut value = shapes::indexed_tx(t);
+    if prove {
+        let block = load_block(b, t.height)?;
+        let proof = merkle_proof(block.txs(), t.index as usize).ok_or_else(|| {
+            RpcErr::internal(format!(
+                "tx index {} is beyond the {} txs of block {}",
+                t.index,
+                block.txs().len(),
+                t.height
+            ))
+        })?;
+        value["proof"] = shapes::tx_proof(&block.header().data_hash, t.tx.as_bytes(), &proof);
+    }
+    Ok(value)
 }
 
 fn tx_search(b: &dyn RpcBackend, params: &Params) -> Result<Value, RpcErr> {
     let text = params.req_str("query")?;
     let query = TxQuery::parse(&text).map_err(|e| RpcErr::invalid_param("query", e))?;
-    let _prove = params.opt_bool("prove")?;
+    let prove = params.opt_bool("prove")?.unwrap_or(false);
     let desc = match params.opt_str("order_by")?.as_deref() {
         None | Some("") | Some("asc") => false,
         Some("desc") => true,
@@ -714,7 +732,11 @@ fn tx_search(b: &dyn RpcBackend, params: &Params) -> Result<Value, RpcErr> {
     let first = usize::try_from(requested.max(1)).unwrap_or(usize::MAX);
     let (txs, total) = b.tx_search(&query, first, per, desc).map_err(backend_err)?;
     page(params, per, total)?;
-    let list: Vec<Value> = txs.iter().take(per).map(shapes::indexed_tx).collect();
+    let list = txs
+        .iter()
+        .take(per)
+        .map(|t| indexed_tx(b, t, prove))
+        .collect::<Result<Vec<Value>, RpcErr>>()?;
     Ok(json!({"txs": list, "total_count": total.to_string()}))
 }
 

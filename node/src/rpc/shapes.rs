@@ -6,8 +6,8 @@ use base64::Engine as _;
 use serde_json::{json, Value};
 
 use basalt_consensus::types::{
-    encode, Block, Commit, CommitSig, DuplicateVoteEvidence, Hash, Header, PublicKey, SignedVote,
-    ValidatorSet,
+    encode, Block, Commit, CommitSig, DuplicateVoteEvidence, Hash, Header, MerkleProof, PublicKey,
+    SignedVote, ValidatorSet,
 };
 use basalt_consensus::VoteType;
 use basalt_state::app::{CheckTxResult, Event, TxResult};
@@ -305,6 +305,20 @@ pub fn indexed_tx(t: &IndexedTx) -> Value {
         "index": t.index,
         "tx_result": tx_result(&t.result),
         "tx": b64(t.tx.as_bytes()),
+    })
+}
+
+/// CometBFT's `TxProof`: the transaction under its block's `data_hash`, with a `merkle.Proof`.
+pub fn tx_proof(data_hash: &Hash, tx: &[u8], proof: &MerkleProof) -> Value {
+    json!({
+        "root_hash": data_hash.to_hex_upper(),
+        "data": b64(tx),
+        "proof": {
+            "total": proof.total.to_string(),
+            "index": proof.index.to_string(),
+            "leaf_hash": b64(&proof.leaf_hash.0),
+            "aunts": proof.aunts.iter().map(|a| b64(&a.0)).collect::<Vec<_>>(),
+        },
     })
 }
 
