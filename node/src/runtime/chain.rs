@@ -11,6 +11,8 @@ use basalt_consensus::types::{
 use basalt_consensus::Height;
 use basalt_state::app::{Application, ProposalVerdict};
 
+use super::valsets::SetHistory;
+
 /// How far ahead of our clock a proposed block's time may be (proposer clocks drift).
 pub const MAX_CLOCK_DRIFT_MS: u64 = 30_000;
 
@@ -59,7 +61,8 @@ pub struct ChainState {
     chain_id: ChainId,
     initial_height: u64,
     genesis_time_ms: u64,
-    genesis_set: ValidatorSet,
+    /// Sets of any past height (checkpointed rotations of the genesis set).
+    history: SetHistory,
     /// Last committed height (`initial_height - 1` before the first block).
     height: u64,
     /// The last committed block and the commit that decided it.
@@ -90,7 +93,7 @@ impl ChainState {
             chain_id,
             initial_height,
             genesis_time_ms,
-            genesis_set,
+            history: SetHistory::new(initial_height, genesis_set),
             height,
             last,
             app_hash,
@@ -109,13 +112,9 @@ impl ChainState {
         state
     }
 
-    /// The set of `height`, computed by rotating the genesis set (membership is static).
+    /// The set of `height`, a rotation of the genesis set (membership is static).
     fn compute_set(&self, height: u64) -> ValidatorSet {
-        let mut set = self.genesis_set.clone();
-        for _ in self.initial_height..height {
-            set = set.next_height();
-        }
-        set
+        self.history.at(height)
     }
 
     /// The chain id.

@@ -14,6 +14,7 @@ pub mod rpc_backend;
 pub mod shared;
 pub mod sync;
 pub mod txs;
+pub mod valsets;
 pub mod walrec;
 
 use std::sync::Arc;
@@ -296,7 +297,6 @@ pub async fn run_until(
             tx_index: true,
         },
         genesis_json: Arc::from(genesis.json.as_str()),
-        genesis_set: genesis.validators.clone(),
         initial_height: genesis.initial_height,
         validator: Some((privval.address(), privval.public_key())),
         store: store.clone(),
@@ -305,7 +305,7 @@ pub async fn run_until(
         network: network.clone(),
         shared: shared.clone(),
         metrics: metrics.clone(),
-        set_cache: std::sync::Mutex::new(None),
+        sets: valsets::SetHistory::new(genesis.initial_height, genesis.validators.clone()),
     };
     let rpc_addr = config.rpc.laddr;
     let rpc_listener = tokio::net::TcpListener::bind(rpc_addr)

@@ -1,7 +1,7 @@
 //! The real node behind the RPC server: reads from the block store and the application, the driver's
 //! snapshot, the mempool and the network.
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use basalt_consensus::types::{decode, Address, Block, Commit, Hash, Tx, ValidatorSet};
 use basalt_state::app::{AppInfo, Application, BankApp, CheckTxResult, QueryResult, TxResult};
@@ -28,8 +28,6 @@ pub struct NodeBackend {
     pub node_info: NodeInfo,
     /// The genesis file text.
     pub genesis_json: Arc<str>,
-    /// Genesis validator set and initial height (sets of later heights are rotations of it).
-    pub genesis_set: ValidatorSet,
     /// First height.
     pub initial_height: u64,
     /// This node's key.
@@ -46,8 +44,8 @@ pub struct NodeBackend {
     pub shared: Arc<Shared>,
     /// Metrics (signature checks and proof queries are counted here).
     pub metrics: Option<Arc<crate::metrics::Metrics>>,
-    /// Cache of the last computed validator set (rotation is sequential).
-    pub set_cache: Mutex<Option<(u64, ValidatorSet)>>,
+    /// Validator sets of past heights (checkpointed rotations of the genesis set).
+    pub sets: super::valsets::SetHistory,
 }
 
 fn backend_err(what: impl Into<String>, e: impl std::fmt::Display) -> BackendError {
@@ -59,20 +57,7 @@ fn backend_err(what: impl Into<String>, e: impl std::fmt::Display) -> BackendErr
 
 impl NodeBackend {
     fn set_at(&self, height: u64) -> ValidatorSet {
-        let mut cache = match self.set_cache.lock() {
-            Ok(c) => c,
-            Err(p) => p.into_inner(),
-        };
-        let (mut at, mut set) = match cache.as_ref() {
-            Some((h, s)) if *h <= height => (*h, s.clone()),
-            _ => (self.initial_height, self.genesis_set.clone()),
-        };
-        while at < height {
-            set = set.next_height();
-            at += 1;
-        }
-        *cache = Some((at, set.clone()));
-        set
+        self.sets.at(height)
     }
 
     fn indexed(&self, height: u64, index: u32) -> Result<Option<IndexedTx>, BackendError> {
