@@ -690,16 +690,28 @@ fn tx(b: &dyn RpcBackend, params: &Params) -> Result<Value, RpcErr> {
     let hash = hash_param(params, "hash")?;
     let prove = params.opt_bool("prove")?.unwrap_or(false);
     match b.tx(&hash).map_err(backend_err)? {
-        Some(t) => indexed_tx(b, &t, prove),
+        Some(t) => indexed_tx(b, &t, prove, &mut None),
         None => Err(RpcErr::internal(format!("tx ({hash}) not found"))),
     }
 }
 
-/// A `ResultTx`, with the `TxProof` against its block's `data_hash` when `prove` is set.
-fn indexed_tx(b: &dyn RpcBackend, t: &IndexedTx, prove: bool) -> Result<Value, RpcErr> {
+/// A `ResultTx`, with the `TxProof` against its block's `data_hash` when `prove` is set. `last_block`
+/// keeps the block loaded for the previous transaction: a page of results is ordered by height, so
+/// its transactions mostly share blocks, and a block can be megabytes to decode.
+fn indexed_tx(
+    b: &dyn RpcBackend,
+    t: &IndexedTx,
+    prove: bool,
+    last_block: &mut Option<Block>,
+) -> Result<Value, RpcErr> {
     let mut value = shapes::indexed_tx(t);
     if prove {
-        let block = load_block(b, t.height)?;
+        if last_block.as_ref().map(|b| b.height().0) != Some(t.height) {
+            *last_block = Some(load_block(b, t.height)?);
+        }
+        let Some(block) = last_block.as_ref() else {
+            return Err(RpcErr::internal(format!("block {} not loaded", t.height)));
+        };
         let proof = merkle_proof(block.txs(), t.index as usize).ok_or_else(|| {
             RpcErr::internal(format!(
                 "tx index {} is beyond the {} txs of block {}",
@@ -732,10 +744,11 @@ fn tx_search(b: &dyn RpcBackend, params: &Params) -> Result<Value, RpcErr> {
     let first = usize::try_from(requested.max(1)).unwrap_or(usize::MAX);
     let (txs, total) = b.tx_search(&query, first, per, desc).map_err(backend_err)?;
     page(params, per, total)?;
+    let mut last_block = None;
     let list = txs
         .iter()
         .take(per)
-        .map(|t| indexed_tx(b, t, prove))
+        .map(|t| indexed_tx(b, t, prove, &mut last_block))
         .collect::<Result<Vec<Value>, RpcErr>>()?;
     Ok(json!({"txs": list, "total_count": total.to_string()}))
 }
