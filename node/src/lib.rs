@@ -12,6 +12,7 @@ pub mod build_info;
 pub mod cli;
 pub mod config;
 pub mod durability;
+pub mod failpoint;
 pub mod genesis;
 pub mod home;
 pub mod keys;

@@ -332,7 +332,7 @@ impl PrivValidator {
             let writer = scope.spawn(move || {
                 let started = Instant::now();
                 fsutil::write_durably(path, &bytes)?;
-                crate::runtime::failpoint::hit("sign.after_privval");
+                crate::failpoint::hit("sign.after_privval");
                 Ok::<_, FsError>(started.elapsed())
             });
             let result = alongside(signature);

@@ -706,11 +706,9 @@ fn indexed_tx(
 ) -> Result<Value, RpcErr> {
     let mut value = shapes::indexed_tx(t);
     if prove {
-        if last_block.as_ref().map(|b| b.height().0) != Some(t.height) {
-            *last_block = Some(load_block(b, t.height)?);
-        }
-        let Some(block) = last_block.as_ref() else {
-            return Err(RpcErr::internal(format!("block {} not loaded", t.height)));
+        let block = match last_block.take() {
+            Some(block) if block.height().0 == t.height => block,
+            _ => load_block(b, t.height)?,
         };
         let proof = merkle_proof(block.txs(), t.index as usize).ok_or_else(|| {
             RpcErr::internal(format!(
@@ -721,6 +719,7 @@ fn indexed_tx(
             ))
         })?;
         value["proof"] = shapes::tx_proof(&block.header().data_hash, t.tx.as_bytes(), &proof);
+        *last_block = Some(block);
     }
     Ok(value)
 }

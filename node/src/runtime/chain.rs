@@ -2,6 +2,7 @@
 //! after it), the validator set of every height, how to build the next block and how to judge one.
 
 use std::collections::VecDeque;
+use std::sync::Arc;
 
 use basalt_consensus::core::Validity;
 use basalt_consensus::types::{
@@ -61,8 +62,8 @@ pub struct ChainState {
     chain_id: ChainId,
     initial_height: u64,
     genesis_time_ms: u64,
-    /// Sets of any past height (checkpointed rotations of the genesis set).
-    history: SetHistory,
+    /// Sets of any past height (checkpointed rotations of the genesis set), shared with the RPC backend.
+    history: Arc<SetHistory>,
     /// Last committed height (`initial_height - 1` before the first block).
     height: u64,
     /// The last committed block and the commit that decided it.
@@ -83,7 +84,7 @@ impl ChainState {
         chain_id: ChainId,
         initial_height: u64,
         genesis_time_ms: u64,
-        genesis_set: ValidatorSet,
+        history: Arc<SetHistory>,
         height: u64,
         last: Option<(Block, Commit)>,
         app_hash: Hash,
@@ -93,7 +94,7 @@ impl ChainState {
             chain_id,
             initial_height,
             genesis_time_ms,
-            history: SetHistory::new(initial_height, genesis_set),
+            history,
             height,
             last,
             app_hash,
@@ -103,18 +104,13 @@ impl ChainState {
         };
         // Sets of height-1 (to check the last commit) through height+2.
         let first = height.saturating_sub(1).max(initial_height);
-        let mut set = state.compute_set(first);
+        let mut set = state.history.at(first);
         state.sets_from = first;
         for _ in first..=height.saturating_add(2) {
             state.sets.push_back(set.clone());
             set = set.next_height();
         }
         state
-    }
-
-    /// The set of `height`, a rotation of the genesis set (membership is static).
-    fn compute_set(&self, height: u64) -> ValidatorSet {
-        self.history.at(height)
     }
 
     /// The chain id.
@@ -155,7 +151,7 @@ impl ChainState {
                 return set.clone();
             }
         }
-        self.compute_set(height.max(self.initial_height))
+        self.history.at(height)
     }
 
     /// Records that `block` (the next height) was committed with `commit`, leaving `app_hash` and a block
@@ -176,7 +172,8 @@ impl ChainState {
     }
 
     /// Builds the block to propose at the next height. `complete_last_commit` may add precommits to the
-    /// last block's commit (see `Engine::complete_last_commit`); a result for another block is ignored.
+    /// last block's commit (see `Engine::complete_last_commit`); the block is checked like any other, so a
+    /// commit that does not prove the last block is refused by the engine.
     pub fn build_block(
         &self,
         proposer: Address,
@@ -188,16 +185,10 @@ impl ChainState {
         let height = self.next_height();
         let set = self.validators_at(height.0);
         let next = self.validators_at(height.0 + 1);
-        let last_commit = self.last.as_ref().map(|(_, decided)| {
-            let completed = complete_last_commit(decided);
-            let same_block = (completed.height, completed.round, completed.block_id)
-                == (decided.height, decided.round, decided.block_id);
-            if same_block {
-                completed
-            } else {
-                decided.clone()
-            }
-        });
+        let last_commit = self
+            .last
+            .as_ref()
+            .map(|(_, decided)| complete_last_commit(decided));
         let (data_hash, evidence_hash, last_commit_hash) =
             Block::content_hashes(&txs, &evidence, last_commit.as_ref());
         let prev_time = self

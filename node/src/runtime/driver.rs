@@ -34,7 +34,6 @@ use tokio::sync::{mpsc, oneshot, watch};
 
 use super::chain::ChainState;
 use super::evidence::EvidencePool;
-use super::failpoint;
 use super::shared::Shared;
 use super::sync::{BlockRequest, BlockSync};
 use super::walrec::WalRecord;
@@ -42,6 +41,7 @@ use super::NodeError;
 use crate::config::ConsensusConfig;
 use crate::durability::privval::{PrivValidator, PrivvalError};
 use crate::durability::wal::{Wal, WalError};
+use crate::failpoint;
 use crate::mempool::Mempool;
 use crate::rpc::backend::{IndexedTx, NewBlockEvent, NodeEvent};
 

@@ -8,7 +8,6 @@ pub mod blocks;
 pub mod chain;
 pub mod driver;
 pub mod evidence;
-pub mod failpoint;
 pub mod observe;
 pub mod rpc_backend;
 pub mod shared;
@@ -183,11 +182,16 @@ pub async fn run_until(
         Some(results) => results_hash(&results),
         None => Hash::ZERO,
     };
+    // One history of validator sets for the chain state and the RPC backend.
+    let sets = Arc::new(valsets::SetHistory::new(
+        genesis.initial_height,
+        genesis.validators.clone(),
+    ));
     let chain = chain::ChainState::new(
         chain_id.clone(),
         genesis.initial_height,
         genesis.genesis_time_ms,
-        genesis.validators.clone(),
+        sets.clone(),
         height,
         last,
         outcome.app_hash,
@@ -305,7 +309,7 @@ pub async fn run_until(
         network: network.clone(),
         shared: shared.clone(),
         metrics: metrics.clone(),
-        sets: valsets::SetHistory::new(genesis.initial_height, genesis.validators.clone()),
+        sets,
     };
     let rpc_addr = config.rpc.laddr;
     let rpc_listener = tokio::net::TcpListener::bind(rpc_addr)

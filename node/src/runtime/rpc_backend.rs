@@ -45,7 +45,7 @@ pub struct NodeBackend {
     /// Metrics (signature checks and proof queries are counted here).
     pub metrics: Option<Arc<crate::metrics::Metrics>>,
     /// Validator sets of past heights (checkpointed rotations of the genesis set).
-    pub sets: super::valsets::SetHistory,
+    pub sets: Arc<super::valsets::SetHistory>,
 }
 
 fn backend_err(what: impl Into<String>, e: impl std::fmt::Display) -> BackendError {
