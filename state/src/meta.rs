@@ -20,6 +20,13 @@ pub(crate) fn root_key(version: u64) -> [u8; 13] {
     key
 }
 
+/// Key of the root slot (empty, a lone leaf, or the root inner node's version and hash) of `version`.
+pub(crate) fn tree_root_key(version: u64) -> [u8; 13] {
+    let mut key = *b"tree/\0\0\0\0\0\0\0\0";
+    key[5..].copy_from_slice(&version.to_be_bytes());
+    key
+}
+
 /// Reads a big-endian u64 record.
 pub(crate) fn get_u64(storage: &Storage, key: &[u8]) -> Result<Option<u64>> {
     match storage.get(Cf::Metadata, key)? {

@@ -14,16 +14,17 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::{Mutex, MutexGuard};
 
-use jmt::storage::TreeUpdateBatch;
-use jmt::{JellyfishMerkleTree, KeyHash};
 use rocksdb::WriteBatch;
 
 use crate::error::{Result, StateError};
 use crate::index::{self, CommittedTx};
-use crate::merkle::codec::{self, hex};
-use crate::merkle::reader::DbReader;
-use crate::merkle::spec::{retag_proof, TreeHasher};
-use crate::merkle::{RESERVED_PREFIX, SENTINEL_KEYS, SENTINEL_VALUE};
+use crate::merkle::cache::NodeCache;
+use crate::merkle::codec::{self, hex, StaleRecord};
+use crate::merkle::hash::{key_hash, value_hash, KeyHash};
+use crate::merkle::node::{Child, NodeKey};
+use crate::merkle::reader::{self, DbNodes, LeafRecords};
+use crate::merkle::tree::{self, LeafWrite, NodeSource, TreeUpdate};
+use crate::merkle::{proof, RESERVED_PREFIX, SENTINEL_KEYS, SENTINEL_VALUE};
 use crate::meta;
 use crate::storage::{Cf, Storage, StorageConfig};
 
@@ -32,6 +33,9 @@ pub type RootHash = [u8; 32];
 
 /// One write of a block: `(key, Some(value))` sets, `(key, None)` deletes.
 pub type Write = (Vec<u8>, Option<Vec<u8>>);
+
+/// Default [`StoreConfig::node_cache_entries`]: the whole tree of about 1.4M keys, about 500 MiB at most.
+pub const DEFAULT_NODE_CACHE_ENTRIES: usize = 2 << 20;
 
 /// Configuration of a [`StateStore`].
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -48,6 +52,10 @@ pub struct StoreConfig {
     pub max_key_bytes: usize,
     /// Largest accepted value.
     pub max_value_bytes: usize,
+    /// Inner nodes kept decoded in memory (about 240 bytes each; 0 disables the cache). Updates and
+    /// proofs read one node per tree level, so the cache should hold the live tree's inner nodes
+    /// (about 1.45 per key) for the hot part of the state.
+    pub node_cache_entries: usize,
 }
 
 impl Default for StoreConfig {
@@ -58,6 +66,7 @@ impl Default for StoreConfig {
             prune_batch_limit: 50_000,
             max_key_bytes: 1024,
             max_value_bytes: 4 << 20,
+            node_cache_entries: DEFAULT_NODE_CACHE_ENTRIES,
         }
     }
 }
@@ -96,9 +105,11 @@ pub struct PreparedState {
     /// The root it produces.
     root: RootHash,
     /// Key preimages of the upserted keys: (key hash, key).
-    preimages: Vec<([u8; 32], Vec<u8>)>,
-    /// jmt's node, value and stale-index batch.
-    update: TreeUpdateBatch,
+    preimages: Vec<(KeyHash, Vec<u8>)>,
+    /// Value records this version writes: a value, or a deletion marker.
+    values: Vec<(KeyHash, Option<Vec<u8>>)>,
+    /// The tree's new nodes and stale records.
+    update: TreeUpdate,
 }
 
 impl PreparedState {
@@ -131,14 +142,14 @@ pub struct PruneReport {
 pub struct StateStore {
     storage: Storage,
     config: StoreConfig,
-    /// Serialises commits and pruning: jmt computes a version from the previous one, so one writer.
+    /// Committed inner nodes, decoded.
+    cache: NodeCache,
+    /// Serialises commits and pruning: a version is computed from the previous one, so one writer.
     writer: Mutex<()>,
 }
 
-/// A block's writes, deduplicated and ordered by key hash: (key hash, key, value or deletion).
-type PreparedWrites = BTreeMap<[u8; 32], (KeyHash, Vec<u8>, Option<Vec<u8>>)>;
-
-type Tree<'a> = JellyfishMerkleTree<'a, DbReader<'a>, TreeHasher>;
+/// A block's writes, deduplicated and ordered by key hash: key hash → (key, value or deletion).
+type PreparedWrites = BTreeMap<KeyHash, (Vec<u8>, Option<Vec<u8>>)>;
 
 impl StateStore {
     /// Opens the store at `path` and checks that the latest committed root is intact.
@@ -146,6 +157,7 @@ impl StateStore {
         let storage = Storage::open(path, &config.storage)?;
         let store = Self {
             storage,
+            cache: NodeCache::new(config.node_cache_entries),
             config,
             writer: Mutex::new(()),
         };
@@ -185,10 +197,7 @@ impl StateStore {
     /// The value of `key` at `version`.
     pub fn get(&self, key: &[u8], version: u64) -> Result<Option<Vec<u8>>> {
         self.check_available(version)?;
-        let reader = self.reader();
-        Tree::new(&reader)
-            .get(KeyHash::with::<TreeHasher>(key), version)
-            .map_err(|e| tree_error(version, e))
+        reader::value_at(&self.storage, &key_hash(key), version)
     }
 
     /// The value of `key` at `version` with an ICS-23 proof of it (existence) or of its absence
@@ -206,12 +215,11 @@ impl StateStore {
             });
         }
         self.check_available(version)?;
-        let reader = self.reader();
-        let (value, mut proof) = Tree::new(&reader)
-            .get_with_ics23_proof(key.to_vec(), version)
-            .map_err(|e| tree_error(version, e))?;
-        retag_proof(&mut proof);
-        Ok((value, proof))
+        let root = self.tree_root(version)?;
+        let data = LeafRecords {
+            storage: &self.storage,
+        };
+        proof::prove(&self.nodes(), &data, root, key)
     }
 
     /// Applies one version's writes with no block attached; same atomicity as
@@ -243,20 +251,36 @@ impl StateStore {
                 return Err(StateError::NonContiguousVersion { version, expected });
             }
         }
-        let kvs = self.prepare_writes(writes, latest.is_none())?;
-        // Proofs carry the original key, which jmt looks up by key hash.
-        let preimages = kvs
-            .values()
-            .filter(|(_, _, value)| value.is_some())
-            .map(|(hash, key, _)| (hash.0, key.clone()))
+        let mut kvs = self.prepare_writes(writes, latest.is_none())?;
+        let leaf_writes: Vec<LeafWrite> = kvs
+            .iter()
+            .map(|(hash, (_, value))| LeafWrite {
+                key_hash: *hash,
+                value_hash: value.as_deref().map(value_hash),
+            })
             .collect();
-        let reader = self.reader();
-        let (root, update) = Self::update_tree(&reader, kvs, version, latest.is_some())?;
+        let previous = match latest {
+            Some(latest) => self.tree_root(latest)?,
+            None => Child::Empty,
+        };
+        let update = tree::update(&self.nodes(), previous, version, &leaf_writes)?;
+        // Proofs carry the original key, looked up by key hash for non-existence neighbours.
+        let mut preimages = Vec::with_capacity(update.upserted.len());
+        let mut values = Vec::with_capacity(update.upserted.len() + update.deleted.len());
+        for hash in &update.upserted {
+            if let Some((key, value)) = kvs.remove(hash) {
+                preimages.push((*hash, key));
+                values.push((*hash, value));
+            }
+        }
+        values.extend(update.deleted.iter().map(|hash| (*hash, None)));
+        let root = update.root.unwrap_or(Child::Empty).hash();
         Ok(PreparedState {
             base: latest,
             version,
-            root: root.0,
+            root,
             preimages,
+            values,
             update,
         })
     }
@@ -279,7 +303,7 @@ impl StateStore {
         for (hash, key) in &state.preimages {
             st.batch_put(&mut batch, Cf::MerklePreimages, hash, key)?;
         }
-        self.add_tree_update(&mut batch, &state.update)?;
+        self.add_tree_update(&mut batch, &state)?;
         let height_key = commit.height.to_be_bytes();
         if !commit.block.is_empty() {
             st.batch_put(&mut batch, Cf::Blocks, &height_key, &commit.block)?;
@@ -322,6 +346,8 @@ impl StateStore {
             )?;
         }
         self.storage.write_synced(batch)?;
+        // Durable now: later updates and proofs read these nodes from memory.
+        self.cache.insert_all(state.update.new_nodes);
         Ok(root)
     }
 
@@ -387,10 +413,29 @@ impl StateStore {
         self.writer.lock().map_err(|_| StateError::LockPoisoned)
     }
 
-    fn reader(&self) -> DbReader<'_> {
-        DbReader {
+    pub(crate) fn nodes(&self) -> DbNodes<'_> {
+        DbNodes {
             storage: &self.storage,
+            cache: &self.cache,
         }
+    }
+
+    /// The root slot of a committed `version`.
+    fn tree_root(&self, version: u64) -> Result<Child> {
+        let key = meta::tree_root_key(version);
+        let bytes = self
+            .storage
+            .get(Cf::Metadata, &key)?
+            .ok_or_else(|| StateError::Missing {
+                cf: Cf::Metadata.name(),
+                key_hex: hex(&key),
+                what: "tree root of a committed version",
+            })?;
+        Child::decode(&bytes).map_err(|reason| StateError::Corrupt {
+            cf: Cf::Metadata.name(),
+            key_hex: hex(&key),
+            reason: format!("undecodable tree root: {reason}"),
+        })
     }
 
     fn stored_root(&self, version: u64) -> Result<Option<RootHash>> {
@@ -428,54 +473,30 @@ impl StateStore {
             return Ok(());
         };
         let stored = self.root(latest)?;
-        let reader = self.reader();
-        let actual = Tree::new(&reader)
-            .get_root_hash(latest)
-            .map_err(|e| tree_error(latest, e))?;
-        if actual.0 != stored {
+        let root = self.tree_root(latest)?;
+        let (actual, key_hex) = match root {
+            Child::Inner { version, .. } => {
+                let key = NodeKey {
+                    depth: 0,
+                    path: [0; 32],
+                    version,
+                };
+                (self.nodes().node(&key)?.hash(), hex(&key.encode()))
+            }
+            Child::Leaf(_) | Child::Empty => (root.hash(), hex(&meta::tree_root_key(latest))),
+        };
+        if actual != stored || root.hash() != stored {
             return Err(StateError::Corrupt {
                 cf: Cf::MerkleNodes.name(),
-                key_hex: hex(&meta::root_key(latest)),
+                key_hex,
                 reason: format!(
                     "root node of version {latest} hashes to {} but metadata records {}",
-                    hex(&actual.0),
+                    hex(&actual),
                     hex(&stored)
                 ),
             });
         }
         Ok(())
-    }
-
-    /// Runs jmt's update. Blocks without deletions (the common case) take jmt's batch path, which
-    /// hashes every touched node once, bottom-up; blocks with deletions take the per-key path (which
-    /// re-hashes a node once per key under it; jmt's batch path has no deletions). Both build the same
-    /// canonical tree, so the root does not depend on the path. The batch path needs the previous
-    /// version's root node, so the first version always takes the per-key path.
-    fn update_tree(
-        reader: &DbReader<'_>,
-        kvs: PreparedWrites,
-        version: u64,
-        has_previous: bool,
-    ) -> Result<(jmt::RootHash, TreeUpdateBatch)> {
-        let tree = Tree::new(reader);
-        let all_upserts = !kvs.is_empty() && kvs.values().all(|(_, _, v)| v.is_some());
-        if has_previous && all_upserts {
-            let set: Vec<_> = kvs
-                .into_values()
-                .filter_map(|(h, _, v)| v.map(|v| (h, v)))
-                .collect();
-            let (roots, update) = tree
-                .batch_put_value_sets(vec![set], None, version)
-                .map_err(|e| tree_error(version, e))?;
-            let root = roots.last().copied().ok_or_else(|| StateError::Tree {
-                version,
-                message: "batch update returned no root".to_owned(),
-            })?;
-            Ok((root, update))
-        } else {
-            tree.put_value_set(kvs.into_values().map(|(h, _, v)| (h, v)), version)
-                .map_err(|e| tree_error(version, e))
-        }
     }
 
     /// Validates and deduplicates writes (last wins), keyed and ordered by key hash; adds the
@@ -484,13 +505,11 @@ impl StateStore {
         let mut kvs = BTreeMap::new();
         for (key, value) in writes {
             self.validate(&key, value.as_deref())?;
-            let hash = KeyHash::with::<TreeHasher>(&key);
-            kvs.insert(hash.0, (hash, key, value));
+            kvs.insert(key_hash(&key), (key, value));
         }
         if first_version {
             for key in SENTINEL_KEYS {
-                let hash = KeyHash::with::<TreeHasher>(key);
-                kvs.insert(hash.0, (hash, key.to_vec(), Some(SENTINEL_VALUE.to_vec())));
+                kvs.insert(key_hash(key), (key.to_vec(), Some(SENTINEL_VALUE.to_vec())));
             }
         }
         Ok(kvs)
@@ -525,46 +544,52 @@ impl StateStore {
         }
     }
 
-    fn add_tree_update(&self, batch: &mut WriteBatch, update: &TreeUpdateBatch) -> Result<()> {
+    fn add_tree_update(&self, batch: &mut WriteBatch, state: &PreparedState) -> Result<()> {
         let st = &self.storage;
-        for (node_key, node) in update.node_batch.nodes() {
-            let key = codec::node_key_bytes(node_key)?;
-            st.batch_put(
-                batch,
-                Cf::MerkleNodes,
-                &key,
-                &codec::encode_node(node_key, node)?,
-            )?;
+        let update = &state.update;
+        for (key, node) in &update.new_nodes {
+            st.batch_put(batch, Cf::MerkleNodes, &key.encode(), &node.encode())?;
         }
-        for ((version, key_hash), value) in update.node_batch.values() {
-            let key = codec::value_key(key_hash, *version);
+        for (hash, value) in &state.values {
             st.batch_put(
                 batch,
                 Cf::MerkleValues,
-                &key,
+                &codec::value_key(hash, state.version),
                 &codec::encode_value(value.as_deref()),
             )?;
         }
+        let root = update.root.unwrap_or(Child::Empty);
+        st.batch_put(
+            batch,
+            Cf::Metadata,
+            &meta::tree_root_key(state.version),
+            &root.encode(),
+        )?;
         // An archive node never prunes, so it needs no stale index.
         if self.config.keep_recent > 0 {
-            for stale in &update.stale_node_index_batch {
-                let key = codec::stale_key(stale.stale_since_version, &stale.node_key)?;
-                st.batch_put(batch, Cf::MerkleStale, &key, &[])?;
+            let since = state.version;
+            let stale = update
+                .stale_nodes
+                .iter()
+                .map(|key| StaleRecord::Node(*key))
+                .chain(
+                    update
+                        .stale_values
+                        .iter()
+                        .map(|(hash, version)| StaleRecord::Value(*hash, *version)),
+                )
+                // A deletion marker only hides older records: it goes when they do.
+                .chain(
+                    update
+                        .deleted
+                        .iter()
+                        .map(|hash| StaleRecord::Value(*hash, since)),
+                );
+            for record in stale {
+                st.batch_put(batch, Cf::MerkleStale, &codec::stale_key(since, &record), &[])?;
             }
         }
         Ok(())
-    }
-}
-
-/// Maps a jmt error back to our error if it carries one (storage and corruption errors raised by
-/// [`DbReader`]), or flattens it.
-fn tree_error(version: u64, err: anyhow::Error) -> StateError {
-    match err.downcast::<StateError>() {
-        Ok(e) => e,
-        Err(e) => StateError::Tree {
-            version,
-            message: format!("{e:#}"),
-        },
     }
 }
 
@@ -598,8 +623,12 @@ mod tests {
         {
             let s = store(dir.path());
             fill(&s);
-            let key = codec::node_key_bytes(&codec::root_node_key(3).unwrap()).unwrap();
-            put_raw(&s, Cf::MerkleNodes, &key, &[0xde, 0xad]);
+            let key = NodeKey {
+                depth: 0,
+                path: [0; 32],
+                version: 3,
+            };
+            put_raw(&s, Cf::MerkleNodes, &key.encode(), &[0xde, 0xad]);
         }
         let err = StateStore::open(dir.path(), StoreConfig::default()).unwrap_err();
         assert!(
@@ -615,11 +644,31 @@ mod tests {
     }
 
     #[test]
+    fn a_root_node_that_hashes_wrong_is_reported_on_open() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let s = store(dir.path());
+            fill(&s);
+            let key = NodeKey {
+                depth: 0,
+                path: [0; 32],
+                version: 3,
+            };
+            let raw = s.storage.get(Cf::MerkleNodes, &key.encode()).unwrap().unwrap();
+            let mut node = crate::merkle::node::InnerNode::decode(&raw).unwrap();
+            std::mem::swap(&mut node.left, &mut node.right);
+            put_raw(&s, Cf::MerkleNodes, &key.encode(), &node.encode());
+        }
+        let err = StateStore::open(dir.path(), StoreConfig::default()).unwrap_err();
+        assert!(err.to_string().contains("hashes to"), "{err}");
+    }
+
+    #[test]
     fn corrupt_value_and_metadata_records_are_reported() {
         let dir = tempfile::tempdir().unwrap();
         let s = store(dir.path());
         fill(&s);
-        let hash = KeyHash::with::<TreeHasher>(b"alice");
+        let hash = key_hash(b"alice");
         put_raw(&s, Cf::MerkleValues, &codec::value_key(&hash, 3), &[7]);
         let err = s.get(b"alice", 3).unwrap_err();
         assert!(
@@ -633,6 +682,15 @@ mod tests {
             "{err}"
         );
         assert_eq!(s.get(b"alice", 2).unwrap(), Some(vec![2]));
+        let err = s.get_with_proof(b"alice", 3).unwrap_err();
+        assert!(matches!(err, StateError::Corrupt { .. }), "{err}");
+
+        put_raw(&s, Cf::Metadata, &meta::tree_root_key(2), &[9, 9]);
+        let err = s.get_with_proof(b"alice", 2).unwrap_err();
+        assert!(
+            matches!(err, StateError::Corrupt { cf: "metadata", .. }),
+            "{err}"
+        );
 
         put_raw(&s, Cf::Metadata, meta::LATEST_VERSION, &[1, 2, 3]);
         let err = s.latest_version().unwrap_err();
@@ -643,24 +701,55 @@ mod tests {
     }
 
     #[test]
-    fn batch_and_per_key_paths_give_the_same_roots() {
+    fn a_missing_inner_node_is_reported_not_panicked_on() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = StoreConfig {
+            node_cache_entries: 0,
+            ..StoreConfig::default()
+        };
+        let s = StateStore::open(dir.path(), config).unwrap();
+        let writes = (0..64u8).map(|i| (vec![b'k', i], Some(vec![i + 1]))).collect();
+        s.apply_batch(1, writes).unwrap();
+        let key = NodeKey {
+            depth: 0,
+            path: [0; 32],
+            version: 1,
+        };
+        let mut batch = WriteBatch::default();
+        s.storage.batch_delete(&mut batch, Cf::MerkleNodes, &key.encode()).unwrap();
+        s.storage.write_synced(batch).unwrap();
+        let err = s.get_with_proof(b"k\x01", 1).unwrap_err();
+        assert!(matches!(err, StateError::Missing { cf: "merkle_nodes", .. }), "{err}");
+        let err = s.apply_batch(2, vec![(b"new".to_vec(), Some(vec![1]))]).unwrap_err();
+        assert!(matches!(err, StateError::Missing { cf: "merkle_nodes", .. }), "{err}");
+    }
+
+    #[test]
+    fn proofs_are_served_from_the_cache_and_from_disk_alike() {
         let (da, db) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
-        let (a, b) = (store(da.path()), store(db.path()));
-        for v in 1..=6u64 {
-            let writes: Vec<Write> = (0..200u32)
-                .map(|i| {
-                    (
-                        format!("k{}", (i * 7 + v as u32 * 13) % 300).into_bytes(),
-                        Some(vec![v as u8, 1]),
-                    )
-                })
+        let cached = store(da.path());
+        let uncached = StateStore::open(
+            db.path(),
+            StoreConfig {
+                node_cache_entries: 0,
+                ..StoreConfig::default()
+            },
+        )
+        .unwrap();
+        for v in 1..=3u64 {
+            let writes: Vec<Write> = (0..3000u32)
+                .map(|i| (format!("k{}", i * v as u32).into_bytes(), Some(vec![v as u8])))
                 .collect();
-            let mut with_delete = writes.clone();
-            // Deleting an absent key changes nothing but forces the per-key path.
-            with_delete.push((b"never-written".to_vec(), None));
             assert_eq!(
-                a.apply_batch(v, writes).unwrap(),
-                b.apply_batch(v, with_delete).unwrap()
+                cached.apply_batch(v, writes.clone()).unwrap(),
+                uncached.apply_batch(v, writes).unwrap()
+            );
+        }
+        assert!(cached.cache.len() > 1000);
+        for key in [&b"k6"[..], b"k7", b"absent"] {
+            assert_eq!(
+                cached.get_with_proof(key, 2).unwrap(),
+                uncached.get_with_proof(key, 2).unwrap()
             );
         }
     }

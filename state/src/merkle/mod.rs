@@ -1,15 +1,29 @@
-//! Authenticated, versioned state: a Jellyfish Merkle Tree (penumbra-zone's `jmt`) over RocksDB with
-//! BLAKE2s-256 and ICS-23 proofs.
+//! Authenticated, versioned state: a binary sparse Merkle tree over RocksDB with BLAKE2s-256 and ICS-23
+//! proofs.
 //!
-//! Why `jmt` rather than a hand-written sparse Merkle tree: it is maintained, already does versioned
-//! nodes, path compression (a lone leaf sits as high as it can), stale-node indices for pruning,
-//! batched updates that only re-hash the touched paths, and existence / non-existence proofs in ICS-23
-//! form. Its hasher is pluggable; the only thing it hard-codes is the hash-op label inside the ICS-23
-//! proofs, which [`spec`] rewrites (see there for the published `ProofSpec`).
+//! - [`hash`]: the hash functions and domain separators (jmt's layout, so roots equal jmt's).
+//! - [`node`]: node keys, child slots and inner nodes, with their encodings. Only inner nodes are
+//!   records; leaves live in their parent's slot, and every slot carries its child's hash.
+//! - `tree`: one version's update from the previous version's nodes (only touched paths are read and
+//!   re-hashed; big batches use both cores).
+//! - `proof`: ICS-23 existence and non-existence proofs, one node read per step.
+//! - `cache`: a bounded cache of committed nodes in front of RocksDB.
+//! - [`spec`]: the published `ProofSpec` and verification helpers.
+//!
+//! Why not jmt (Basalt's first tree): jmt stores 16-ary nodes without their internal binary hashes, so
+//! every update re-hashes 15 hashes per touched node and every proof step re-derives its sibling, and it
+//! re-encodes every touched node with all 16 slots; at 1M keys that bounded updates at ~15k/s and proofs
+//! at ~7k/s per core (BENCHMARKS.md). This tree keeps jmt's hashing layout and proof format, so app
+//! hashes and the `ProofSpec` are unchanged, and a test checks its roots against jmt's.
 
+pub(crate) mod cache;
 pub(crate) mod codec;
+pub mod hash;
+pub mod node;
+pub(crate) mod proof;
 pub(crate) mod reader;
 pub mod spec;
+pub(crate) mod tree;
 
 /// Keys with this prefix are reserved for the tree's own sentinel leaves; writes to them are rejected.
 pub const RESERVED_PREFIX: &[u8] = b"\xff\xffbasalt/reserved/";

@@ -1,50 +1,84 @@
-//! jmt's storage traits backed by the RocksDB column families.
+//! The tree's view of the database: inner nodes through the [`NodeCache`], values and key preimages.
 
-use jmt::storage::{HasPreimage, LeafNode, Node, NodeKey, TreeReader};
-use jmt::{KeyHash, OwnedValue, Version};
-
+use super::cache::NodeCache;
 use super::codec;
+use super::hash::KeyHash;
+use super::node::{InnerNode, Leaf, NodeKey};
+use super::proof::LeafData;
+use super::tree::NodeSource;
+use crate::error::{Result, StateError};
 use crate::storage::{Cf, Storage};
 
-/// Read-only view of the committed tree for jmt.
-pub(crate) struct DbReader<'a> {
+/// Committed inner nodes: the cache first, then RocksDB (caching what it reads).
+pub(crate) struct DbNodes<'a> {
+    pub(crate) storage: &'a Storage,
+    pub(crate) cache: &'a NodeCache,
+}
+
+impl NodeSource for DbNodes<'_> {
+    fn node(&self, key: &NodeKey) -> Result<InnerNode> {
+        if let Some(node) = self.cache.get(key) {
+            return Ok(node);
+        }
+        let raw_key = key.encode();
+        let bytes = self
+            .storage
+            .get(Cf::MerkleNodes, &raw_key)?
+            .ok_or_else(|| StateError::Missing {
+                cf: Cf::MerkleNodes.name(),
+                key_hex: codec::hex(&raw_key),
+                what: "inner node referenced by its parent",
+            })?;
+        let node = InnerNode::decode(&bytes).map_err(|reason| StateError::Corrupt {
+            cf: Cf::MerkleNodes.name(),
+            key_hex: codec::hex(&raw_key),
+            reason: format!("undecodable inner node ({} bytes): {reason}", bytes.len()),
+        })?;
+        self.cache.insert_all([(*key, node)]);
+        Ok(node)
+    }
+}
+
+/// The value of `key_hash` visible at `version` (the newest record at or before it).
+pub(crate) fn value_at(
+    storage: &Storage,
+    key_hash: &KeyHash,
+    version: u64,
+) -> Result<Option<Vec<u8>>> {
+    let seek = codec::value_key(key_hash, version);
+    match storage.seek_for_prev(Cf::MerkleValues, &seek, key_hash)? {
+        Some((key, value)) => codec::decode_value(&key, &value),
+        None => Ok(None),
+    }
+}
+
+/// Keys and values of leaves, for proofs: a leaf names the version of its value record.
+pub(crate) struct LeafRecords<'a> {
     pub(crate) storage: &'a Storage,
 }
 
-impl TreeReader for DbReader<'_> {
-    fn get_node_option(&self, node_key: &NodeKey) -> anyhow::Result<Option<Node>> {
-        let key = codec::node_key_bytes(node_key)?;
-        match self.storage.get(Cf::MerkleNodes, &key)? {
-            Some(bytes) => Ok(Some(codec::decode_node(&key, &bytes)?)),
-            None => Ok(None),
+impl LeafData for LeafRecords<'_> {
+    fn key(&self, leaf: &Leaf) -> Result<Vec<u8>> {
+        self.storage
+            .get(Cf::MerklePreimages, &leaf.key_hash)?
+            .ok_or_else(|| StateError::Missing {
+                cf: Cf::MerklePreimages.name(),
+                key_hex: codec::hex(&leaf.key_hash),
+                what: "preimage of a key in the tree",
+            })
+    }
+
+    fn value(&self, leaf: &Leaf) -> Result<Vec<u8>> {
+        // The leaf's own record: exact, and immune to later writes of the key.
+        let key = codec::value_key(&leaf.key_hash, leaf.version);
+        match self.storage.get(Cf::MerkleValues, &key)? {
+            Some(bytes) => codec::decode_value(&key, &bytes)?,
+            None => None,
         }
-    }
-
-    fn get_value_option(
-        &self,
-        max_version: Version,
-        key_hash: KeyHash,
-    ) -> anyhow::Result<Option<OwnedValue>> {
-        let seek = codec::value_key(&key_hash, max_version);
-        match self
-            .storage
-            .seek_for_prev(Cf::MerkleValues, &seek, &key_hash.0)?
-        {
-            Some((key, value)) => Ok(codec::decode_value(&key, &value)?),
-            None => Ok(None),
-        }
-    }
-
-    fn get_rightmost_leaf(&self) -> anyhow::Result<Option<(NodeKey, LeafNode)>> {
-        // Only jmt's snapshot restore calls this; Basalt does not restore trees from chunks.
-        Err(anyhow::anyhow!(
-            "get_rightmost_leaf is not supported by the RocksDB tree reader"
-        ))
-    }
-}
-
-impl HasPreimage for DbReader<'_> {
-    fn preimage(&self, key_hash: KeyHash) -> anyhow::Result<Option<Vec<u8>>> {
-        Ok(self.storage.get(Cf::MerklePreimages, &key_hash.0)?)
+        .ok_or_else(|| StateError::Missing {
+            cf: Cf::MerkleValues.name(),
+            key_hex: codec::hex(&key),
+            what: "value of a leaf in the tree",
+        })
     }
 }

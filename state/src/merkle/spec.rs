@@ -1,13 +1,14 @@
 //! The ICS-23 `ProofSpec` of Basalt's state tree, and proof verification helpers.
 //!
-//! The tree is penumbra-zone's Jellyfish Merkle Tree with BLAKE2s-256 as its hasher. Its nodes hash as
+//! The tree ([`super::tree`]) is a binary sparse Merkle tree over BLAKE2s-256 key hashes whose nodes hash
+//! as (see [`super::hash`])
 //!
 //! - leaf: `blake2s("JMT::LeafNode" ‖ blake2s(key) ‖ blake2s(value))`
-//! - inner (binary view of the 16-ary nodes): `blake2s("JMT::IntrnalNode" ‖ left ‖ right)`, with the
-//!   32-byte placeholder `"SPARSE_MERKLE_PLACEHOLDER_HASH__"` for empty subtrees,
+//! - inner: `blake2s("JMT::IntrnalNode" ‖ left ‖ right)`, with the 32-byte placeholder
+//!   `"SPARSE_MERKLE_PLACEHOLDER_HASH__"` for empty subtrees,
 //!
-//! which is exactly the layout of `jmt::ics23_spec()` with every SHA-256 replaced by BLAKE2s-256 (jmt's
-//! own proof converter hard-codes SHA-256 in the ops, so [`retag_proof`] rewrites them).
+//! which is the layout of penumbra-zone's Jellyfish Merkle Tree (`jmt::ics23_spec()`) with every SHA-256
+//! replaced by BLAKE2s-256: Basalt's first tree was jmt, and the roots are unchanged.
 //!
 //! # Why forgeries fail
 //!
@@ -22,30 +23,20 @@
 //! - Keys are pre-hashed before comparison, so non-existence neighbours are checked in key-hash order,
 //!   which is the tree's order.
 
-use ics23::{HashOp, HostFunctionsManager, InnerSpec, LeafOp, LengthOp, ProofSpec};
+use ics23::{HashOp, HostFunctionsManager, InnerSpec, ProofSpec};
+
+pub use super::hash::{EMPTY_CHILD, INNER_PREFIX, LEAF_PREFIX};
 
 /// The hash function of the tree: BLAKE2s with 256-bit output.
 pub type TreeHasher = blake2::Blake2s256;
 
-/// Domain separator hashed in front of every leaf.
-pub const LEAF_PREFIX: &[u8] = jmt::proof::LEAF_DOMAIN_SEPARATOR;
-/// Domain separator hashed in front of every inner node.
-pub const INNER_PREFIX: &[u8] = jmt::proof::INTERNAL_DOMAIN_SEPARATOR;
-/// Hash standing for an empty subtree.
-pub const EMPTY_CHILD: [u8; 32] = *b"SPARSE_MERKLE_PLACEHOLDER_HASH__";
 /// Deepest possible binary path: one step per bit of a 256-bit key hash.
 pub const MAX_DEPTH: i32 = 256;
 
 /// The `ProofSpec` under which every proof of this crate verifies.
 pub fn proof_spec() -> ProofSpec {
     ProofSpec {
-        leaf_spec: Some(LeafOp {
-            hash: HashOp::Blake2s256.into(),
-            prehash_key: HashOp::Blake2s256.into(),
-            prehash_value: HashOp::Blake2s256.into(),
-            length: LengthOp::NoPrefix.into(),
-            prefix: LEAF_PREFIX.to_vec(),
-        }),
+        leaf_spec: Some(super::proof::leaf_op()),
         inner_spec: Some(InnerSpec {
             hash: HashOp::Blake2s256.into(),
             child_order: vec![0, 1],
@@ -85,35 +76,4 @@ pub fn verify_membership(
 /// Checks that `proof` proves `key` absent under `root` with [`proof_spec`].
 pub fn verify_non_membership(proof: &ics23::CommitmentProof, root: &[u8; 32], key: &[u8]) -> bool {
     ics23::verify_non_membership::<HostFunctionsManager>(proof, cached_spec(), &root.to_vec(), key)
-}
-
-/// Rewrites the hash ops of a proof produced by jmt (which labels them SHA-256 whatever its hasher)
-/// to BLAKE2s-256, the hasher the tree actually used.
-pub fn retag_proof(proof: &mut ics23::CommitmentProof) {
-    use ics23::commitment_proof::Proof;
-    match &mut proof.proof {
-        Some(Proof::Exist(exist)) => retag_existence(exist),
-        Some(Proof::Nonexist(non)) => {
-            if let Some(left) = &mut non.left {
-                retag_existence(left);
-            }
-            if let Some(right) = &mut non.right {
-                retag_existence(right);
-            }
-        }
-        // jmt produces only the two kinds above.
-        Some(Proof::Batch(_)) | Some(Proof::Compressed(_)) | None => {}
-    }
-}
-
-fn retag_existence(proof: &mut ics23::ExistenceProof) {
-    let blake: i32 = HashOp::Blake2s256.into();
-    if let Some(leaf) = &mut proof.leaf {
-        leaf.hash = blake;
-        leaf.prehash_key = blake;
-        leaf.prehash_value = blake;
-    }
-    for step in &mut proof.path {
-        step.hash = blake;
-    }
 }
