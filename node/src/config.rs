@@ -468,6 +468,9 @@ config_section! {
         pub retain_blocks: u64 = 0,
         /// RocksDB block cache size, in MiB.
         pub block_cache_mb: usize = 256,
+        /// Inner nodes of the state tree kept decoded in memory (about 240 bytes each; ~1.45 per key
+        /// holds the whole tree). "0" disables the cache.
+        pub state_cache_nodes: usize = basalt_state::DEFAULT_NODE_CACHE_ENTRIES,
     }
 }
 
@@ -970,6 +973,12 @@ impl Config {
             1,
             64 * 1024,
         )?;
+        in_range(
+            "storage.state_cache_nodes",
+            self.storage.state_cache_nodes,
+            0,
+            100_000_000,
+        )?;
         let retain = self.storage.retain_blocks;
         if retain == 1 {
             // The last block's commit is needed to build the next block and to serve catching-up peers.
@@ -1290,6 +1299,10 @@ mod tests {
                 "blocksync.max_parallel_requests",
             ),
             (|c| c.storage.block_cache_mb = 0, "storage.block_cache_mb"),
+            (
+                |c| c.storage.state_cache_nodes = 100_000_001,
+                "storage.state_cache_nodes",
+            ),
             (|c| c.storage.retain_blocks = 1, "storage.retain_blocks"),
             (
                 |c| c.instrumentation.namespace = "9bad-name".into(),

@@ -2,7 +2,7 @@
 //! commits and the consensus WAL.
 //!
 //! - [`storage`]: the database, its column families and the options chosen for them.
-//! - [`StateStore`]: versioned authenticated state (Jellyfish Merkle Tree, BLAKE2s-256), per-block
+//! - [`StateStore`]: versioned authenticated state (binary sparse Merkle tree, BLAKE2s-256: [`merkle`]), per-block
 //!   atomic commits ([`StateStore::commit_block`]) and incremental pruning ([`StateStore::prune`]).
 //! - [`index`]: blocks by hash, transactions by hash, per-block results and the event index, written
 //!   in the block's commit batch; [`StateStore::prune_blocks`] retires old blocks with their indexes.
@@ -27,6 +27,7 @@ pub use merkle::spec::{proof_spec, verify_membership, verify_non_membership, Tre
 pub use retain::BlocksPruned;
 pub use store::{
     BlockCommit, PreparedState, PruneReport, RootHash, StateStore, StoreConfig, Write,
+    DEFAULT_LEAF_CACHE_ENTRIES, DEFAULT_NODE_CACHE_ENTRIES,
 };
 
 pub use ics23;

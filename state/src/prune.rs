@@ -47,6 +47,7 @@ impl StateStore {
             )?;
             // Synced: queries must stop reaching these versions before their nodes disappear.
             st.write_synced(batch)?;
+            self.set_available(horizon, latest);
         }
 
         let mut batch = WriteBatch::default();

@@ -12,13 +12,13 @@
 
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use rocksdb::WriteBatch;
 
 use crate::error::{Result, StateError};
 use crate::index::{self, CommittedTx};
-use crate::merkle::cache::NodeCache;
+use crate::merkle::cache::{LeafCache, LeafRecord, NodeCache};
 use crate::merkle::codec::{self, hex, StaleRecord};
 use crate::merkle::hash::{key_hash, value_hash, KeyHash};
 use crate::merkle::node::{Child, NodeKey};
@@ -36,6 +36,10 @@ pub type Write = (Vec<u8>, Option<Vec<u8>>);
 
 /// Default [`StoreConfig::node_cache_entries`]: the whole tree of about 1.4M keys, about 500 MiB at most.
 pub const DEFAULT_NODE_CACHE_ENTRIES: usize = 2 << 20;
+
+/// Default [`StoreConfig::leaf_cache_entries`]: the records of about 1M keys (about 180 bytes each
+/// with small keys and values), so about 400 MiB at most.
+pub const DEFAULT_LEAF_CACHE_ENTRIES: usize = 2 << 20;
 
 /// Configuration of a [`StateStore`].
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -56,6 +60,9 @@ pub struct StoreConfig {
     /// proofs read one node per tree level, so the cache should hold the live tree's inner nodes
     /// (about 1.45 per key) for the hot part of the state.
     pub node_cache_entries: usize,
+    /// Keys and values of leaves kept in memory (about 100 bytes plus the key and value each; 0
+    /// disables the cache): a proof or a read at the latest version then touches no disk.
+    pub leaf_cache_entries: usize,
 }
 
 impl Default for StoreConfig {
@@ -67,6 +74,7 @@ impl Default for StoreConfig {
             max_key_bytes: 1024,
             max_value_bytes: 4 << 20,
             node_cache_entries: DEFAULT_NODE_CACHE_ENTRIES,
+            leaf_cache_entries: DEFAULT_LEAF_CACHE_ENTRIES,
         }
     }
 }
@@ -104,10 +112,8 @@ pub struct PreparedState {
     version: u64,
     /// The root it produces.
     root: RootHash,
-    /// Key preimages of the upserted keys: (key hash, key).
-    preimages: Vec<(KeyHash, Vec<u8>)>,
-    /// Value records this version writes: a value, or a deletion marker.
-    values: Vec<(KeyHash, Option<Vec<u8>>)>,
+    /// Keys whose value this version sets (deleted keys are in `update.deleted`).
+    upserts: Vec<Upsert>,
     /// The tree's new nodes and stale records.
     update: TreeUpdate,
 }
@@ -122,6 +128,16 @@ impl PreparedState {
     pub fn version(&self) -> u64 {
         self.version
     }
+}
+
+/// One key a version sets.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct Upsert {
+    key_hash: KeyHash,
+    key: Vec<u8>,
+    value: Vec<u8>,
+    /// Absent before: its preimage is written (a key's preimage never changes).
+    new_key: bool,
 }
 
 /// What one [`StateStore::prune`] call did.
@@ -144,6 +160,13 @@ pub struct StateStore {
     config: StoreConfig,
     /// Committed inner nodes, decoded.
     cache: NodeCache,
+    /// Keys and values behind committed leaves.
+    leaves: LeafCache,
+    /// The root slot of the latest committed version (immutable once committed, like the nodes).
+    latest_root: Mutex<Option<(u64, Child)>>,
+    /// (earliest, latest) queryable versions as this store last wrote them: a read's availability
+    /// check without two metadata reads.
+    available: Mutex<Option<(u64, u64)>>,
     /// Serialises commits and pruning: a version is computed from the previous one, so one writer.
     writer: Mutex<()>,
 }
@@ -158,10 +181,17 @@ impl StateStore {
         let store = Self {
             storage,
             cache: NodeCache::new(config.node_cache_entries),
+            leaves: LeafCache::new(config.leaf_cache_entries),
+            latest_root: Mutex::new(None),
+            available: Mutex::new(None),
             config,
             writer: Mutex::new(()),
         };
         store.check_latest_root()?;
+        if let (Some(earliest), Some(latest)) = (store.earliest_version()?, store.latest_version()?)
+        {
+            store.set_available(earliest, latest);
+        }
         Ok(store)
     }
 
@@ -197,7 +227,15 @@ impl StateStore {
     /// The value of `key` at `version`.
     pub fn get(&self, key: &[u8], version: u64) -> Result<Option<Vec<u8>>> {
         self.check_available(version)?;
-        reader::value_at(&self.storage, &key_hash(key), version)
+        let hash = key_hash(key);
+        match self.latest_tree_root(version) {
+            // The latest tree is in memory: walk it, and read the leaf's own record (cached).
+            Some(root) => match proof::find_leaf(&self.nodes(), root, &hash)? {
+                Some(leaf) => Ok(Some(self.leaf_records().record(&leaf)?.value.clone())),
+                None => Ok(None),
+            },
+            None => reader::value_at(&self.storage, &hash, version),
+        }
     }
 
     /// The value of `key` at `version` with an ICS-23 proof of it (existence) or of its absence
@@ -216,9 +254,7 @@ impl StateStore {
         }
         self.check_available(version)?;
         let root = self.tree_root(version)?;
-        let data = LeafRecords {
-            storage: &self.storage,
-        };
+        let data = self.leaf_records();
         proof::prove(&self.nodes(), &data, root, key)
     }
 
@@ -264,23 +300,26 @@ impl StateStore {
             None => Child::Empty,
         };
         let update = tree::update(&self.nodes(), previous, version, &leaf_writes)?;
-        // Proofs carry the original key, looked up by key hash for non-existence neighbours.
-        let mut preimages = Vec::with_capacity(update.upserted.len());
-        let mut values = Vec::with_capacity(update.upserted.len() + update.deleted.len());
+        // Keys that had a value before this version: their preimage is already stored.
+        let replaced: std::collections::HashSet<&KeyHash> =
+            update.stale_values.iter().map(|(hash, _)| hash).collect();
+        let mut upserts = Vec::with_capacity(update.upserted.len());
         for hash in &update.upserted {
-            if let Some((key, value)) = kvs.remove(hash) {
-                preimages.push((*hash, key));
-                values.push((*hash, value));
+            if let Some((key, Some(value))) = kvs.remove(hash) {
+                upserts.push(Upsert {
+                    key_hash: *hash,
+                    key,
+                    value,
+                    new_key: !replaced.contains(hash),
+                });
             }
         }
-        values.extend(update.deleted.iter().map(|hash| (*hash, None)));
         let root = update.root.unwrap_or(Child::Empty).hash();
         Ok(PreparedState {
             base: latest,
             version,
             root,
-            preimages,
-            values,
+            upserts,
             update,
         })
     }
@@ -300,8 +339,14 @@ impl StateStore {
         };
         let mut batch = WriteBatch::default();
         let st = &self.storage;
-        for (hash, key) in &state.preimages {
-            st.batch_put(&mut batch, Cf::MerklePreimages, hash, key)?;
+        // Proofs carry the original key, looked up by key hash for non-existence neighbours.
+        for upsert in state.upserts.iter().filter(|u| u.new_key) {
+            st.batch_put(
+                &mut batch,
+                Cf::MerklePreimages,
+                &upsert.key_hash,
+                &upsert.key,
+            )?;
         }
         self.add_tree_update(&mut batch, &state)?;
         let height_key = commit.height.to_be_bytes();
@@ -347,7 +392,24 @@ impl StateStore {
         }
         self.storage.write_synced(batch)?;
         // Durable now: later updates and proofs read these nodes from memory.
+        self.cache.remove_all(&state.update.stale_nodes);
         self.cache.insert_all(state.update.new_nodes);
+        self.leaves.remove_all(&state.update.stale_values);
+        self.leaves.insert_all(state.upserts.into_iter().map(|u| {
+            let record = LeafRecord {
+                key: u.key,
+                value: u.value,
+            };
+            ((u.key_hash, commit.height), Arc::new(record))
+        }));
+        if let (Ok(mut latest), Some(slot)) = (self.latest_root.lock(), state.update.root) {
+            *latest = Some((commit.height, slot));
+        }
+        let earliest = match latest {
+            None => commit.height,
+            Some(_) => self.earliest_version()?.unwrap_or(commit.height),
+        };
+        self.set_available(earliest, commit.height);
         Ok(root)
     }
 
@@ -420,8 +482,33 @@ impl StateStore {
         }
     }
 
+    /// Records the queryable range after a durable write of it.
+    pub(crate) fn set_available(&self, earliest: u64, latest: u64) {
+        if let Ok(mut available) = self.available.lock() {
+            *available = Some((earliest, latest));
+        }
+    }
+
+    fn leaf_records(&self) -> LeafRecords<'_> {
+        LeafRecords {
+            storage: &self.storage,
+            cache: &self.leaves,
+        }
+    }
+
+    /// The root slot of `version` if it is the latest committed one.
+    fn latest_tree_root(&self, version: u64) -> Option<Child> {
+        match *self.latest_root.lock().ok()? {
+            Some((v, slot)) if v == version => Some(slot),
+            _ => None,
+        }
+    }
+
     /// The root slot of a committed `version`.
     fn tree_root(&self, version: u64) -> Result<Child> {
+        if let Some(slot) = self.latest_tree_root(version) {
+            return Ok(slot);
+        }
         let key = meta::tree_root_key(version);
         let bytes = self
             .storage
@@ -455,6 +542,12 @@ impl StateStore {
     }
 
     fn check_available(&self, version: u64) -> Result<()> {
+        if let Ok(Some((earliest, latest))) = self.available.lock().map(|a| *a) {
+            if (earliest..=latest).contains(&version) {
+                return Ok(());
+            }
+        }
+        // Not known available: the records decide, and name the range in the error.
         let latest = self.latest_version()?;
         let earliest = self.earliest_version()?;
         match (earliest, latest) {
@@ -550,12 +643,17 @@ impl StateStore {
         for (key, node) in &update.new_nodes {
             st.batch_put(batch, Cf::MerkleNodes, &key.encode(), &node.encode())?;
         }
-        for (hash, value) in &state.values {
+        let values = state
+            .upserts
+            .iter()
+            .map(|u| (&u.key_hash, Some(u.value.as_slice())))
+            .chain(update.deleted.iter().map(|hash| (hash, None)));
+        for (hash, value) in values {
             st.batch_put(
                 batch,
                 Cf::MerkleValues,
                 &codec::value_key(hash, state.version),
-                &codec::encode_value(value.as_deref()),
+                &codec::encode_value(value),
             )?;
         }
         let root = update.root.unwrap_or(Child::Empty);
@@ -586,7 +684,12 @@ impl StateStore {
                         .map(|hash| StaleRecord::Value(*hash, since)),
                 );
             for record in stale {
-                st.batch_put(batch, Cf::MerkleStale, &codec::stale_key(since, &record), &[])?;
+                st.batch_put(
+                    batch,
+                    Cf::MerkleStale,
+                    &codec::stale_key(since, &record),
+                    &[],
+                )?;
             }
         }
         Ok(())
@@ -654,7 +757,11 @@ mod tests {
                 path: [0; 32],
                 version: 3,
             };
-            let raw = s.storage.get(Cf::MerkleNodes, &key.encode()).unwrap().unwrap();
+            let raw = s
+                .storage
+                .get(Cf::MerkleNodes, &key.encode())
+                .unwrap()
+                .unwrap();
             let mut node = crate::merkle::node::InnerNode::decode(&raw).unwrap();
             std::mem::swap(&mut node.left, &mut node.right);
             put_raw(&s, Cf::MerkleNodes, &key.encode(), &node.encode());
@@ -670,6 +777,9 @@ mod tests {
         fill(&s);
         let hash = key_hash(b"alice");
         put_raw(&s, Cf::MerkleValues, &codec::value_key(&hash, 3), &[7]);
+        // Reopened: the caches hold what the commit wrote, so only a cold read meets the disk.
+        drop(s);
+        let s = store(dir.path());
         let err = s.get(b"alice", 3).unwrap_err();
         assert!(
             matches!(
@@ -708,7 +818,9 @@ mod tests {
             ..StoreConfig::default()
         };
         let s = StateStore::open(dir.path(), config).unwrap();
-        let writes = (0..64u8).map(|i| (vec![b'k', i], Some(vec![i + 1]))).collect();
+        let writes = (0..64u8)
+            .map(|i| (vec![b'k', i], Some(vec![i + 1])))
+            .collect();
         s.apply_batch(1, writes).unwrap();
         let key = NodeKey {
             depth: 0,
@@ -716,12 +828,34 @@ mod tests {
             version: 1,
         };
         let mut batch = WriteBatch::default();
-        s.storage.batch_delete(&mut batch, Cf::MerkleNodes, &key.encode()).unwrap();
+        s.storage
+            .batch_delete(&mut batch, Cf::MerkleNodes, &key.encode())
+            .unwrap();
         s.storage.write_synced(batch).unwrap();
         let err = s.get_with_proof(b"k\x01", 1).unwrap_err();
-        assert!(matches!(err, StateError::Missing { cf: "merkle_nodes", .. }), "{err}");
-        let err = s.apply_batch(2, vec![(b"new".to_vec(), Some(vec![1]))]).unwrap_err();
-        assert!(matches!(err, StateError::Missing { cf: "merkle_nodes", .. }), "{err}");
+        assert!(
+            matches!(
+                err,
+                StateError::Missing {
+                    cf: "merkle_nodes",
+                    ..
+                }
+            ),
+            "{err}"
+        );
+        let err = s
+            .apply_batch(2, vec![(b"new".to_vec(), Some(vec![1]))])
+            .unwrap_err();
+        assert!(
+            matches!(
+                err,
+                StateError::Missing {
+                    cf: "merkle_nodes",
+                    ..
+                }
+            ),
+            "{err}"
+        );
     }
 
     #[test]
@@ -738,7 +872,12 @@ mod tests {
         .unwrap();
         for v in 1..=3u64 {
             let writes: Vec<Write> = (0..3000u32)
-                .map(|i| (format!("k{}", i * v as u32).into_bytes(), Some(vec![v as u8])))
+                .map(|i| {
+                    (
+                        format!("k{}", i * v as u32).into_bytes(),
+                        Some(vec![v as u8]),
+                    )
+                })
                 .collect();
             assert_eq!(
                 cached.apply_batch(v, writes.clone()).unwrap(),

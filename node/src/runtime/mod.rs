@@ -153,10 +153,12 @@ pub async fn run_until(
     let chain_id = genesis.chain_id.clone();
 
     // State and application, reconciled.
-    let store_config = StoreConfig {
+    let mut store_config = StoreConfig {
         keep_recent: config.storage.pruning_keep_recent,
+        node_cache_entries: config.storage.state_cache_nodes,
         ..StoreConfig::default()
     };
+    store_config.storage.block_cache_bytes = config.storage.block_cache_mb << 20;
     let store = Arc::new(StateStore::open(&home.db_dir(), store_config)?);
     // One cache of verified transaction signatures for every application instance of this node: a
     // signature checked at admission is not checked again when its block executes.

@@ -131,7 +131,10 @@ mod tests {
         });
         let value = StaleRecord::Value([9; 32], 77);
         for record in [node, value] {
-            assert_eq!(split_stale_key(&stale_key(41, &record)).unwrap(), (41, record));
+            assert_eq!(
+                split_stale_key(&stale_key(41, &record)).unwrap(),
+                (41, record)
+            );
         }
         assert!(split_stale_key(&[0; 8]).is_err());
         assert!(split_stale_key(&[0, 0, 0, 0, 0, 0, 0, 1, b'x', 1]).is_err());

@@ -23,30 +23,41 @@ pub struct NodeKey {
 pub const MAX_NODE_KEY_BYTES: usize = 1 + 32 + 8;
 
 impl NodeKey {
-    /// Encodes as `depth ‖ path[..⌈depth/8⌉] ‖ version (u64 BE)`: the length follows from the depth,
+    /// Encodes as `version (u64 BE) ‖ depth ‖ path[..⌈depth/8⌉]`: the length follows from the depth,
     /// so decoding is unambiguous.
+    ///
+    /// The version comes first because every read is a point lookup by the exact key (a child slot
+    /// holds its node's version), so key order serves only the writes: a version's nodes then form
+    /// one contiguous key range above every earlier one, each memtable flush is an SST file that
+    /// overlaps no other, and leveled compaction moves such files down without rewriting them. With
+    /// the depth first instead, every version's nodes would be scattered over the whole key space
+    /// and compaction would rewrite the tree's files again and again.
     pub fn encode(&self) -> Vec<u8> {
         let path_len = usize::from(self.depth).div_ceil(8);
-        let mut out = Vec::with_capacity(1 + path_len + 8);
+        let mut out = Vec::with_capacity(8 + 1 + path_len);
+        out.extend_from_slice(&self.version.to_be_bytes());
         out.push(self.depth);
         out.extend_from_slice(&self.path[..path_len]);
-        out.extend_from_slice(&self.version.to_be_bytes());
         out
     }
 
     /// Decodes [`NodeKey::encode`]'s output; `None` when the bytes are not a well-formed key.
     pub fn decode(bytes: &[u8]) -> Option<Self> {
-        let (&depth, rest) = bytes.split_first()?;
+        if bytes.len() < 9 {
+            return None;
+        }
+        let (version, rest) = bytes.split_at(8);
+        let version = u64::from_be_bytes(version.try_into().ok()?);
+        let (&depth, rest) = rest.split_first()?;
         let path_len = usize::from(depth).div_ceil(8);
-        if rest.len() != path_len + 8 {
+        if rest.len() != path_len {
             return None;
         }
         let mut path = [0u8; 32];
-        path[..path_len].copy_from_slice(&rest[..path_len]);
+        path.get_mut(..path_len)?.copy_from_slice(rest);
         if clear_from(path, usize::from(depth)) != path {
             return None;
         }
-        let version = u64::from_be_bytes(rest[path_len..].try_into().ok()?);
         Some(Self {
             depth,
             path,
@@ -259,7 +270,7 @@ mod tests {
             version: 1,
         }
         .encode();
-        bytes[1] = 0x10;
+        bytes[9] = 0x10;
         assert_eq!(NodeKey::decode(&bytes), None);
     }
 

@@ -75,6 +75,18 @@ fn corrupt_depth(depth: usize) -> StateError {
     }
 }
 
+/// The leaf of `key_hash` at `root`, if present.
+pub(crate) fn find_leaf<S: NodeSource>(
+    source: &S,
+    root: Child,
+    key_hash: &KeyHash,
+) -> Result<Option<Leaf>> {
+    Ok(match walk(source, root, key_hash)?.end {
+        Child::Leaf(leaf) if leaf.key_hash == *key_hash => Some(leaf),
+        _ => None,
+    })
+}
+
 /// The ics23 leaf op of this tree.
 pub fn leaf_op() -> LeafOp {
     LeafOp {

@@ -1,6 +1,8 @@
 //! The tree's view of the database: inner nodes through the [`NodeCache`], values and key preimages.
 
-use super::cache::NodeCache;
+use std::sync::Arc;
+
+use super::cache::{LeafCache, LeafRecord, NodeCache};
 use super::codec;
 use super::hash::KeyHash;
 use super::node::{InnerNode, Leaf, NodeKey};
@@ -52,13 +54,29 @@ pub(crate) fn value_at(
     }
 }
 
-/// Keys and values of leaves, for proofs: a leaf names the version of its value record.
+/// Keys and values of leaves, for proofs and reads: a leaf names the version of its value record.
+/// Served from the [`LeafCache`] when it holds them.
 pub(crate) struct LeafRecords<'a> {
     pub(crate) storage: &'a Storage,
+    pub(crate) cache: &'a LeafCache,
 }
 
-impl LeafData for LeafRecords<'_> {
-    fn key(&self, leaf: &Leaf) -> Result<Vec<u8>> {
+impl LeafRecords<'_> {
+    /// The key and value behind `leaf`, cached after a disk read.
+    pub(crate) fn record(&self, leaf: &Leaf) -> Result<Arc<LeafRecord>> {
+        let id = (leaf.key_hash, leaf.version);
+        if let Some(record) = self.cache.get(&id) {
+            return Ok(record);
+        }
+        let record = Arc::new(LeafRecord {
+            key: self.read_key(leaf)?,
+            value: self.read_value(leaf)?,
+        });
+        self.cache.insert_all([(id, record.clone())]);
+        Ok(record)
+    }
+
+    fn read_key(&self, leaf: &Leaf) -> Result<Vec<u8>> {
         self.storage
             .get(Cf::MerklePreimages, &leaf.key_hash)?
             .ok_or_else(|| StateError::Missing {
@@ -68,7 +86,7 @@ impl LeafData for LeafRecords<'_> {
             })
     }
 
-    fn value(&self, leaf: &Leaf) -> Result<Vec<u8>> {
+    fn read_value(&self, leaf: &Leaf) -> Result<Vec<u8>> {
         // The leaf's own record: exact, and immune to later writes of the key.
         let key = codec::value_key(&leaf.key_hash, leaf.version);
         match self.storage.get(Cf::MerkleValues, &key)? {
@@ -80,5 +98,15 @@ impl LeafData for LeafRecords<'_> {
             key_hex: codec::hex(&key),
             what: "value of a leaf in the tree",
         })
+    }
+}
+
+impl LeafData for LeafRecords<'_> {
+    fn key(&self, leaf: &Leaf) -> Result<Vec<u8>> {
+        Ok(self.record(leaf)?.key.clone())
+    }
+
+    fn value(&self, leaf: &Leaf) -> Result<Vec<u8>> {
+        Ok(self.record(leaf)?.value.clone())
     }
 }

@@ -386,7 +386,11 @@ mod tests {
             drop(map);
             root = update.root.unwrap();
             let expected: Vec<_> = model.iter().map(|(k, h)| (*k, *h)).collect();
-            assert_eq!(root.hash(), reference_root(&expected, 0), "version {version}");
+            assert_eq!(
+                root.hash(),
+                reference_root(&expected, 0),
+                "version {version}"
+            );
         }
     }
 
@@ -397,7 +401,11 @@ mod tests {
             .map(|i| (key_hash(&i.to_le_bytes()), Some(value_hash(b"v"))))
             .collect();
         let first = update(&nodes, Child::Empty, 1, &writes(&batch)).unwrap();
-        nodes.0.lock().unwrap().extend(first.new_nodes.iter().copied());
+        nodes
+            .0
+            .lock()
+            .unwrap()
+            .extend(first.new_nodes.iter().copied());
         let again = update(&nodes, first.root.unwrap(), 2, &writes(&batch)).unwrap();
         assert_eq!(again.root, first.root);
         assert!(again.new_nodes.is_empty() && again.stale_nodes.is_empty());

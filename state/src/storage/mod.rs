@@ -4,16 +4,16 @@
 //!
 //! | column family | key | value |
 //! |---|---|---|
-//! | `merkle_nodes` | borsh(`jmt::NodeKey`) (version + nibble path) | borsh(`jmt::Node`) |
+//! | `merkle_nodes` | version (u64 BE) ‖ depth ‖ path bits (⌈depth/8⌉ bytes) | inner node: two child slots (empty / leaf: key hash, hash, version / inner: hash, version), see [`crate::merkle::node`] |
 //! | `merkle_values` | blake2s(key) ‖ version (u64 BE) | `0x01 ‖ value` or `0x00` (deleted at that version) |
 //! | `merkle_preimages` | blake2s(key) | key (needed to put keys into ICS-23 proofs) |
-//! | `merkle_stale` | stale-since version (u64 BE) ‖ borsh(`jmt::NodeKey`) | empty (pruning index) |
+//! | `merkle_stale` | stale-since version (u64 BE) ‖ `n` ‖ node key, or ‖ `v` ‖ value key | empty (pruning index) |
 //! | `blocks` | height (u64 BE) | opaque block bytes |
 //! | `blocks` | `hash/` ‖ block hash | height (u64 BE): the block-hash index ([`crate::index`]) |
 //! | `commits` | height (u64 BE) | opaque commit bytes |
 //! | `tx_index` | tag byte ‖ … | tx locations, block records, tx results, event index (see [`crate::index`]) |
 //! | `consensus_wal` | sequence (u64 BE) | opaque WAL record (reserved) |
-//! | `metadata` | ASCII name | small fixed-size records (latest height, earliest retained version, block base height) |
+//! | `metadata` | ASCII name | small fixed-size records (latest height, earliest retained version, block base height, each version's root hash `root/` and root slot `tree/`) |
 //!
 //! Big-endian integers make RocksDB's byte order equal numeric order, so "latest value at or before
 //! version v" is one `seek_for_prev`, and pruning walks the stale index oldest-first.
@@ -25,6 +25,8 @@
 //! - **Bounded block cache** shared by every column family ([`StorageConfig::block_cache_bytes`], default
 //!   256 MiB), with index and filter blocks charged to it, so memory does not grow with the data.
 //! - **Bloom filters** (10 bits/key) on point-lookup families: Merkle node reads are the hot path.
+//!   `merkle_values` has a 32-byte prefix extractor (the key hash) with prefix Bloom filters, in its
+//!   SST files and memtable, so a key's "value at version v" seek skips files without that key.
 //! - **`max_open_files` bounded** (default 512) so the node never exhausts file descriptors.
 //! - **Synced writes** ([`Storage::write_synced`]) for everything that acknowledges a commit: the block's
 //!   effects land in one `WriteBatch` with `sync = true`, so after a crash the database is at height h
@@ -48,7 +50,7 @@ use crate::error::{Result, StateError};
 /// The column families of the node's database.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Cf {
-    /// Jellyfish Merkle tree nodes.
+    /// Inner nodes of the Merkle tree.
     MerkleNodes,
     /// Values by key hash and version.
     MerkleValues,
@@ -101,7 +103,12 @@ impl Cf {
     const fn point_lookups(self) -> bool {
         matches!(
             self,
-            Cf::MerkleNodes | Cf::MerklePreimages | Cf::TxIndex | Cf::Blocks | Cf::Commits
+            Cf::MerkleNodes
+                | Cf::MerklePreimages
+                | Cf::TxIndex
+                | Cf::Blocks
+                | Cf::Commits
+                | Cf::Metadata
         )
     }
 }
@@ -143,10 +150,17 @@ impl Storage {
             table.set_block_cache(&cache);
             table.set_cache_index_and_filter_blocks(true);
             table.set_pin_l0_filter_and_index_blocks_in_cache(true);
-            if cf.point_lookups() {
+            if cf.point_lookups() || cf == Cf::MerkleValues {
                 table.set_bloom_filter(10.0, false);
             }
             let mut opts = Options::default();
+            if cf == Cf::MerkleValues {
+                // Every lookup is for one key hash (the first 32 bytes): "newest version at or before
+                // v" is a seek within that prefix, which the prefix Bloom filter then serves without
+                // touching every level.
+                opts.set_prefix_extractor(rocksdb::SliceTransform::create_fixed_prefix(32));
+                opts.set_memtable_prefix_bloom_ratio(0.1);
+            }
             opts.set_compression_type(rocksdb::DBCompressionType::None);
             opts.set_block_based_table_factory(&table);
             opts.set_write_buffer_size(config.write_buffer_bytes);
