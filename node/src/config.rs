@@ -468,8 +468,9 @@ config_section! {
         pub retain_blocks: u64 = 0,
         /// RocksDB block cache size, in MiB.
         pub block_cache_mb: usize = 256,
-        /// Inner nodes of the state tree kept decoded in memory (about 240 bytes each; ~1.45 per key
-        /// holds the whole tree). "0" disables the cache.
+        /// Inner nodes of the state tree kept decoded in memory (about 200 bytes each; twice the
+        /// number of keys holds the whole tree, see `basalt_state::DEFAULT_NODE_CACHE_ENTRIES`).
+        /// "0" disables the cache.
         pub state_cache_nodes: usize = basalt_state::DEFAULT_NODE_CACHE_ENTRIES,
     }
 }

@@ -1,5 +1,6 @@
 //! Where a version's update spends its time: tree computation (`prepare_state`) against the synced
-//! commit, at 1M keys with 10k random updates per version. Bounded: 100 + 40 versions. Env: `NODE_CACHE` (entries), `WRITE_BUFFER_MB`.
+//! commit, at 1M keys with 10k random updates per version. Bounded: 100 + 40 versions.
+//! Env: `NODE_CACHE` (node cache entries), `WRITE_BUFFER_MB` (memtable size).
 //!
 //! Run: `cargo run --release -p basalt-state --example update_split`.
 #![allow(missing_docs, clippy::unwrap_used, clippy::expect_used, clippy::panic)]

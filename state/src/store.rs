@@ -34,12 +34,16 @@ pub type RootHash = [u8; 32];
 /// One write of a block: `(key, Some(value))` sets, `(key, None)` deletes.
 pub type Write = (Vec<u8>, Option<Vec<u8>>);
 
-/// Default [`StoreConfig::node_cache_entries`]: the whole tree of about 1.4M keys, about 500 MiB at most.
-pub const DEFAULT_NODE_CACHE_ENTRIES: usize = 2 << 20;
+/// Default [`StoreConfig::node_cache_entries`]. A generation rotates at half the capacity, so the
+/// whole live tree of up to 2M keys (one inner node per key) stays cached: with less, nodes off the
+/// recently written paths age out and a 10k-key update at 1M keys reads ~2x more from disk
+/// (BENCHMARKS.md). Memory grows with the tree, not up front: ~420 MiB at 1M keys (entries of ~200
+/// bytes in a power-of-two table), bounded by about 1.7 GiB past 2M keys.
+pub const DEFAULT_NODE_CACHE_ENTRIES: usize = 4 << 20;
 
-/// Default [`StoreConfig::leaf_cache_entries`]: the records of about 1M keys (about 180 bytes each
-/// with small keys and values), so about 400 MiB at most.
-pub const DEFAULT_LEAF_CACHE_ENTRIES: usize = 2 << 20;
+/// Default [`StoreConfig::leaf_cache_entries`]: like the node cache, the latest records of up to 2M
+/// keys (~50 bytes per entry plus the key and value on the heap).
+pub const DEFAULT_LEAF_CACHE_ENTRIES: usize = 4 << 20;
 
 /// Configuration of a [`StateStore`].
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -56,9 +60,9 @@ pub struct StoreConfig {
     pub max_key_bytes: usize,
     /// Largest accepted value.
     pub max_value_bytes: usize,
-    /// Inner nodes kept decoded in memory (about 240 bytes each; 0 disables the cache). Updates and
-    /// proofs read one node per tree level, so the cache should hold the live tree's inner nodes
-    /// (about 1.45 per key) for the hot part of the state.
+    /// Inner nodes kept decoded in memory (about 200 bytes each; 0 disables the cache). Updates and
+    /// proofs read one node per tree level, so the cache should hold twice the live tree's inner
+    /// nodes (about one per key; eviction rotates generations at half the capacity).
     pub node_cache_entries: usize,
     /// Keys and values of leaves kept in memory (about 100 bytes plus the key and value each; 0
     /// disables the cache): a proof or a read at the latest version then touches no disk.
@@ -169,6 +173,9 @@ pub struct StateStore {
     available: Mutex<Option<(u64, u64)>>,
     /// Serialises commits and pruning: a version is computed from the previous one, so one writer.
     writer: Mutex<()>,
+    /// Tests: the next commit's write fails (RocksDB write errors cannot be provoked on demand).
+    #[cfg(test)]
+    fail_next_write: std::sync::atomic::AtomicBool,
 }
 
 /// A block's writes, deduplicated and ordered by key hash: key hash → (key, value or deletion).
@@ -186,6 +193,8 @@ impl StateStore {
             available: Mutex::new(None),
             config,
             writer: Mutex::new(()),
+            #[cfg(test)]
+            fail_next_write: std::sync::atomic::AtomicBool::new(false),
         };
         store.check_latest_root()?;
         if let (Some(earliest), Some(latest)) = (store.earliest_version()?, store.latest_version()?)
@@ -390,18 +399,44 @@ impl StateStore {
                 &height_key,
             )?;
         }
-        self.storage.write_synced(batch)?;
-        // Durable now: later updates and proofs read these nodes from memory.
-        self.cache.remove_all(&state.update.stale_nodes);
-        self.cache.insert_all(state.update.new_nodes);
-        self.leaves.remove_all(&state.update.stale_values);
-        self.leaves.insert_all(state.upserts.into_iter().map(|u| {
-            let record = LeafRecord {
-                key: u.key,
-                value: u.value,
-            };
-            ((u.key_hash, commit.height), Arc::new(record))
-        }));
+        // The caches take the new nodes and leaf records while the synced write runs (filling them
+        // costs about as much as the write). That is safe before the write is durable because
+        // nothing can ask for this version yet: it becomes readable only below, and each entry
+        // serves only its own version, so readers of older versions just miss and read the disk. If
+        // the write fails, the entries are taken out again before anything else can run (this
+        // thread holds the writer lock), so a different block of this height starts clean.
+        let height = commit.height;
+        let leaf_records: Vec<_> = state
+            .upserts
+            .into_iter()
+            .map(|u| {
+                let record = LeafRecord {
+                    key: u.key,
+                    value: u.value,
+                };
+                (u.key_hash, height, Arc::new(record))
+            })
+            .collect();
+        let new_nodes = &state.update.new_nodes;
+        let written = std::thread::scope(|scope| {
+            let filling = scope.spawn(|| {
+                self.cache.insert_committed(new_nodes);
+                self.leaves.insert_all(leaf_records.iter().cloned());
+            });
+            let written = self.write_commit(batch);
+            // A panic while filling leaves entries that are either right or taken out below.
+            let filled = filling.join().is_ok();
+            (written, filled)
+        });
+        match written {
+            (Ok(()), true) => {}
+            (written, _) => {
+                self.cache.forget_committed(new_nodes);
+                self.leaves
+                    .forget_all(leaf_records.iter().map(|(hash, v, _)| (*hash, *v)));
+                written?;
+            }
+        }
         if let (Ok(mut latest), Some(slot)) = (self.latest_root.lock(), state.update.root) {
             *latest = Some((commit.height, slot));
         }
@@ -411,6 +446,18 @@ impl StateStore {
         };
         self.set_available(earliest, commit.height);
         Ok(root)
+    }
+
+    /// The synced write of a commit's batch.
+    fn write_commit(&self, batch: WriteBatch) -> Result<()> {
+        #[cfg(test)]
+        if self
+            .fail_next_write
+            .swap(false, std::sync::atomic::Ordering::SeqCst)
+        {
+            return Err(StateError::LockPoisoned);
+        }
+        self.storage.write_synced(batch)
     }
 
     /// A prepared update is only valid on the version it was computed from, for the height committed.
@@ -906,5 +953,65 @@ mod tests {
             s.get(SENTINEL_KEYS[1], 3).unwrap(),
             Some(SENTINEL_VALUE.to_vec())
         );
+    }
+
+    #[test]
+    fn a_failed_commit_leaves_nothing_in_the_caches() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = store(dir.path());
+        let base: Vec<Write> = (0..200u32)
+            .map(|i| (format!("k{i}").into_bytes(), Some(vec![1])))
+            .collect();
+        s.apply_batch(1, base).unwrap();
+        // Height 2 fails with one block's writes, then commits with another's: reads and proofs
+        // must see only the second (the first's nodes sit at the same positions and version).
+        let first: Vec<Write> = (0..200u32)
+            .map(|i| (format!("k{i}").into_bytes(), Some(vec![2])))
+            .collect();
+        s.fail_next_write
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+        assert!(s.apply_batch(2, first).is_err());
+        let root_node = |version| NodeKey {
+            depth: 0,
+            path: [0; 32],
+            version,
+        };
+        assert_eq!(
+            s.cache.get(&root_node(2)),
+            None,
+            "the failed block's nodes are gone"
+        );
+        assert!(s.leaves.get(&key_hash(b"k7"), 2).is_none());
+        assert_eq!(s.latest_version().unwrap(), Some(1));
+        assert_eq!(s.get(b"k7", 1).unwrap(), Some(vec![1]));
+        let second: Vec<Write> = (0..200u32)
+            .map(|i| (format!("k{i}").into_bytes(), Some(vec![3])))
+            .collect();
+        let root = s.apply_batch(2, second).unwrap();
+        let keys: Vec<Vec<u8>> = (0..200u32)
+            .step_by(17)
+            .map(|i| format!("k{i}").into_bytes())
+            .collect();
+        let mut warm = Vec::new();
+        for key in &keys {
+            assert_eq!(s.get(key, 2).unwrap(), Some(vec![3]));
+            let (value, proof) = s.get_with_proof(key, 2).unwrap();
+            assert_eq!(value, Some(vec![3]));
+            assert!(crate::verify_membership(&proof, &root, key, &[3]));
+            warm.push(proof);
+        }
+        drop(s);
+        let cold = StateStore::open(
+            dir.path(),
+            StoreConfig {
+                node_cache_entries: 0,
+                leaf_cache_entries: 0,
+                ..StoreConfig::default()
+            },
+        )
+        .unwrap();
+        for (key, proof) in keys.iter().zip(warm) {
+            assert_eq!(cold.get_with_proof(key, 2).unwrap().1, proof);
+        }
     }
 }

@@ -36,7 +36,7 @@ impl NodeSource for DbNodes<'_> {
             key_hex: codec::hex(&raw_key),
             reason: format!("undecodable inner node ({} bytes): {reason}", bytes.len()),
         })?;
-        self.cache.insert_all([(*key, node)]);
+        self.cache.fill(key, node);
         Ok(node)
     }
 }
@@ -64,15 +64,14 @@ pub(crate) struct LeafRecords<'a> {
 impl LeafRecords<'_> {
     /// The key and value behind `leaf`, cached after a disk read.
     pub(crate) fn record(&self, leaf: &Leaf) -> Result<Arc<LeafRecord>> {
-        let id = (leaf.key_hash, leaf.version);
-        if let Some(record) = self.cache.get(&id) {
+        if let Some(record) = self.cache.get(&leaf.key_hash, leaf.version) {
             return Ok(record);
         }
         let record = Arc::new(LeafRecord {
             key: self.read_key(leaf)?,
             value: self.read_value(leaf)?,
         });
-        self.cache.insert_all([(id, record.clone())]);
+        self.cache.fill(leaf.key_hash, leaf.version, record.clone());
         Ok(record)
     }
 
