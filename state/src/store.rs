@@ -418,14 +418,27 @@ impl StateStore {
             })
             .collect();
         let new_nodes = &state.update.new_nodes;
+        let fill = || {
+            self.cache.insert_committed(new_nodes);
+            self.leaves.insert_all(leaf_records.iter().cloned());
+        };
+        let fill = &fill;
         let written = std::thread::scope(|scope| {
-            let filling = scope.spawn(|| {
-                self.cache.insert_committed(new_nodes);
-                self.leaves.insert_all(leaf_records.iter().cloned());
-            });
+            let filling = std::thread::Builder::new()
+                .name("state-cache-fill".into())
+                .spawn_scoped(scope, fill);
             let written = self.write_commit(batch);
-            // A panic while filling leaves entries that are either right or taken out below.
-            let filled = filling.join().is_ok();
+            let filled = match filling {
+                // A panic while filling leaves entries that are either right or taken out below.
+                Ok(handle) => handle.join().is_ok(),
+                // No thread to be had: fill after a successful write instead.
+                Err(_) => {
+                    if written.is_ok() {
+                        fill();
+                    }
+                    true
+                }
+            };
             (written, filled)
         });
         match written {

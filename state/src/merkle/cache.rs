@@ -6,8 +6,10 @@
 //! does not grow), and a lookup for another version of that position is a miss that goes to disk.
 //! Records are immutable under their (position, version), so an entry never needs invalidation.
 //! Entries are filled from disk reads (never displacing a newer version) and from a commit's records
-//! *after* its batch is durable, never from a computed but uncommitted update (another block of the
-//! same height could still be committed instead).
+//! while its batch is written: nobody can ask for that version before the write returns, and if it
+//! fails the commit takes exactly those entries out again ([`VersionedCache::forget_all`]), because
+//! another block of the same height could still be committed instead. A computed but uncommitted
+//! update never enters.
 //!
 //! Eviction is two generations: inserts go to the current map; when it holds half the capacity it
 //! becomes the previous one and the old previous one is dropped. Reads look in both and promote hits in
