@@ -63,7 +63,19 @@ pub struct PublicKey(VerifyingKey);
 
 impl PublicKey {
     /// The only way to make a key from bytes: rejects non-canonical and small-order points.
+    /// Keys that passed are remembered (bounded, see `key_cache`), so decoding the same key again is a
+    /// lookup instead of a point decompression.
     pub fn from_bytes(bytes: &[u8; PUBLIC_KEY_LEN]) -> Result<PublicKey, CryptoError> {
+        if let Some(key) = super::key_cache::get(bytes) {
+            return Ok(PublicKey(key));
+        }
+        let key = Self::check(bytes)?;
+        super::key_cache::insert(*bytes, key.0);
+        Ok(key)
+    }
+
+    /// The checks of [`PublicKey::from_bytes`], without the memo.
+    fn check(bytes: &[u8; PUBLIC_KEY_LEN]) -> Result<PublicKey, CryptoError> {
         let invalid = |reason| CryptoError::InvalidPublicKey {
             key_hex: hex::encode(bytes),
             reason,
@@ -393,6 +405,35 @@ mod tests {
         noncanonical[0] += 1;
         assert!(PublicKey::from_bytes(&noncanonical).is_err());
         assert!(PublicKey::from_bytes(&key(1).public_key().to_bytes()).is_ok());
+    }
+
+    #[test]
+    fn remembered_keys_are_the_checked_keys_and_rejections_are_never_remembered() {
+        let mut identity = [0u8; 32];
+        identity[0] = 1;
+        for _ in 0..3 {
+            assert!(
+                PublicKey::from_bytes(&identity).is_err(),
+                "rejected every time"
+            );
+        }
+        let bytes = key(42).public_key().to_bytes();
+        let first = PublicKey::from_bytes(&bytes).unwrap();
+        let again = PublicKey::from_bytes(&bytes).unwrap();
+        assert_eq!(first, again);
+        assert_eq!(again, PublicKey::check(&bytes).unwrap());
+        assert_eq!(again.to_bytes(), bytes);
+        // More distinct keys than two generations hold: the memo stays bounded and still answers
+        // (other tests share it, so only the bound is asserted).
+        for i in 0..(2 * super::super::key_cache::GENERATION as u64 + 10) {
+            let mut seed = [0u8; 32];
+            seed[..8].copy_from_slice(&i.to_le_bytes());
+            seed[8] = 0xa5;
+            let pk = PrivateKey::from_seed(&seed).public_key();
+            assert_eq!(PublicKey::from_bytes(&pk.to_bytes()).unwrap(), pk);
+        }
+        assert!(super::super::key_cache::len() <= 2 * super::super::key_cache::GENERATION);
+        assert_eq!(PublicKey::from_bytes(&bytes).unwrap(), first);
     }
 
     #[test]

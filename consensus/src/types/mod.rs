@@ -9,6 +9,7 @@ pub mod crypto;
 pub mod encoding;
 pub mod evidence;
 pub mod hash;
+mod key_cache;
 pub mod proposal;
 pub mod validator;
 pub mod vote;
