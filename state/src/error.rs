@@ -108,6 +108,19 @@ pub enum StateError {
         /// What did not match.
         reason: String,
     },
+    /// The database was written in a layout this binary does not read.
+    #[error(
+        "state database at {path} has format {found}, this binary reads format {expected}: \
+         sync a fresh home with this binary, or run the binary that wrote it"
+    )]
+    UnsupportedFormat {
+        /// Database directory.
+        path: std::path::PathBuf,
+        /// The recorded format ("unmarked" when a database with state has no marker).
+        found: String,
+        /// The format of this binary.
+        expected: u64,
+    },
     /// A lock protecting the single writer was poisoned by a panic in another thread.
     #[error("writer lock poisoned")]
     LockPoisoned,

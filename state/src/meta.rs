@@ -13,6 +13,13 @@ pub(crate) const EARLIEST_VERSION: &[u8] = b"earliest_version";
 /// [`crate::StateStore::prune_blocks`] in the same batch as its deletions).
 pub(crate) const BLOCKS_BASE: &[u8] = b"blocks_base";
 
+/// The on-disk format of the state (u64 BE), so a binary never misreads a database another layout
+/// wrote. Format 1 was jmt's; format 2 (Basalt's tree, node keys depth first) never shipped with a
+/// marker; format 3 keys nodes version first (see [`crate::storage`]).
+pub(crate) const FORMAT: &[u8] = b"format";
+/// The format this binary reads and writes.
+pub(crate) const CURRENT_FORMAT: u64 = 3;
+
 /// Key of the recorded root of `version`.
 pub(crate) fn root_key(version: u64) -> [u8; 13] {
     let mut key = *b"root/\0\0\0\0\0\0\0\0";

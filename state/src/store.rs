@@ -196,6 +196,7 @@ impl StateStore {
             #[cfg(test)]
             fail_next_write: std::sync::atomic::AtomicBool::new(false),
         };
+        store.check_format(path)?;
         store.check_latest_root()?;
         if let (Some(earliest), Some(latest)) = (store.earliest_version()?, store.latest_version()?)
         {
@@ -621,6 +622,30 @@ impl StateStore {
     }
 
     /// On open: the latest version's stored root must equal the hash of its root node.
+    /// Refuses a database of another layout; marks a new one with this binary's format.
+    fn check_format(&self, path: &Path) -> Result<()> {
+        let unsupported = |found: String| StateError::UnsupportedFormat {
+            path: path.to_path_buf(),
+            found,
+            expected: meta::CURRENT_FORMAT,
+        };
+        match meta::get_u64(&self.storage, meta::FORMAT)? {
+            Some(meta::CURRENT_FORMAT) => Ok(()),
+            Some(other) => Err(unsupported(other.to_string())),
+            None if self.latest_version()?.is_some() => Err(unsupported("unmarked".into())),
+            None => {
+                let mut batch = WriteBatch::default();
+                self.storage.batch_put(
+                    &mut batch,
+                    Cf::Metadata,
+                    meta::FORMAT,
+                    &meta::CURRENT_FORMAT.to_be_bytes(),
+                )?;
+                self.storage.write_synced(batch)
+            }
+        }
+    }
+
     fn check_latest_root(&self) -> Result<()> {
         let Some(latest) = self.latest_version()? else {
             return Ok(());
@@ -1026,5 +1051,28 @@ mod tests {
         for (key, proof) in keys.iter().zip(warm) {
             assert_eq!(cold.get_with_proof(key, 2).unwrap().1, proof);
         }
+    }
+
+    #[test]
+    fn a_database_of_another_format_is_refused_by_name() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = store(dir.path());
+        fill(&s);
+        put_raw(&s, Cf::Metadata, meta::FORMAT, &2u64.to_be_bytes());
+        drop(s);
+        let err = StateStore::open(dir.path(), StoreConfig::default()).unwrap_err();
+        assert!(
+            matches!(&err, StateError::UnsupportedFormat { found, expected: 3, .. } if found == "2"),
+            "{err}"
+        );
+        // A database with state but no marker was written before markers existed.
+        let raw = Storage::open(dir.path(), &StorageConfig::default()).unwrap();
+        let mut batch = WriteBatch::default();
+        raw.batch_delete(&mut batch, Cf::Metadata, meta::FORMAT)
+            .unwrap();
+        raw.write_synced(batch).unwrap();
+        drop(raw);
+        let err = StateStore::open(dir.path(), StoreConfig::default()).unwrap_err();
+        assert!(err.to_string().contains("format unmarked"), "{err}");
     }
 }

@@ -13,7 +13,7 @@
 //! | `commits` | height (u64 BE) | opaque commit bytes |
 //! | `tx_index` | tag byte ‖ … | tx locations, block records, tx results, event index (see [`crate::index`]) |
 //! | `consensus_wal` | sequence (u64 BE) | opaque WAL record (reserved) |
-//! | `metadata` | ASCII name | small fixed-size records (latest height, earliest retained version, block base height, each version's root hash `root/` and root slot `tree/`) |
+//! | `metadata` | ASCII name | small fixed-size records (the state format marker `format`, latest height, earliest retained version, block base height, each version's root hash `root/` and root slot `tree/`) |
 //!
 //! Big-endian integers make RocksDB's byte order equal numeric order, so "latest value at or before
 //! version v" is one `seek_for_prev`, and pruning walks the stale index oldest-first.
