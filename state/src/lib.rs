@@ -2,8 +2,8 @@
 //! commits and the consensus WAL.
 //!
 //! - [`storage`]: the database, its column families and the options chosen for them.
-//! - [`StateStore`]: versioned authenticated state (binary sparse Merkle tree, BLAKE2s-256: [`merkle`]), per-block
-//!   atomic commits ([`StateStore::commit_block`]) and incremental pruning ([`StateStore::prune`]).
+//! - [`StateStore`]: versioned authenticated state (binary sparse Merkle tree, BLAKE2s-256:
+//!   [`merkle`]), per-block atomic commits ([`StateStore::commit_block`]) and incremental pruning ([`StateStore::prune`]).
 //! - [`index`]: blocks by hash, transactions by hash, per-block results and the event index, written
 //!   in the block's commit batch; [`StateStore::prune_blocks`] retires old blocks with their indexes.
 //! - [`proof_spec`], [`verify_membership`], [`verify_non_membership`]: the published ICS-23 spec and

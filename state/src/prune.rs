@@ -47,7 +47,7 @@ impl StateStore {
             )?;
             // Synced: queries must stop reaching these versions before their nodes disappear.
             st.write_synced(batch)?;
-            self.set_available(horizon, latest);
+            self.set_earliest(horizon);
         }
 
         let mut batch = WriteBatch::default();

@@ -22,9 +22,10 @@ use crate::merkle::cache::{LeafCache, LeafRecord, NodeCache};
 use crate::merkle::codec::{self, hex, StaleRecord};
 use crate::merkle::hash::{key_hash, value_hash, KeyHash};
 use crate::merkle::node::{Child, NodeKey};
+use crate::merkle::proof::{self, LeafData};
 use crate::merkle::reader::{self, DbNodes, LeafRecords};
 use crate::merkle::tree::{self, LeafWrite, NodeSource, TreeUpdate};
-use crate::merkle::{proof, RESERVED_PREFIX, SENTINEL_KEYS, SENTINEL_VALUE};
+use crate::merkle::{RESERVED_PREFIX, SENTINEL_KEYS, SENTINEL_VALUE};
 use crate::meta;
 use crate::storage::{Cf, Storage, StorageConfig};
 
@@ -166,16 +167,23 @@ pub struct StateStore {
     cache: NodeCache,
     /// Keys and values behind committed leaves.
     leaves: LeafCache,
-    /// The root slot of the latest committed version (immutable once committed, like the nodes).
-    latest_root: Mutex<Option<(u64, Child)>>,
-    /// (earliest, latest) queryable versions as this store last wrote them: a read's availability
-    /// check without two metadata reads.
-    available: Mutex<Option<(u64, u64)>>,
+    /// What this store last made durable about its versions, so a read checks availability and
+    /// finds the latest root without metadata reads. `None` until the first version.
+    committed: Mutex<Option<Committed>>,
     /// Serialises commits and pruning: a version is computed from the previous one, so one writer.
     writer: Mutex<()>,
     /// Tests: the next commit's write fails (RocksDB write errors cannot be provoked on demand).
     #[cfg(test)]
     fail_next_write: std::sync::atomic::AtomicBool,
+}
+
+/// The queryable versions and the latest root slot, as last written.
+#[derive(Clone, Copy, Debug)]
+struct Committed {
+    earliest: u64,
+    latest: u64,
+    /// The root slot of `latest` (immutable once committed, like the nodes).
+    latest_root: Child,
 }
 
 /// A block's writes, deduplicated and ordered by key hash: key hash → (key, value or deletion).
@@ -189,8 +197,7 @@ impl StateStore {
             storage,
             cache: NodeCache::new(config.node_cache_entries),
             leaves: LeafCache::new(config.leaf_cache_entries),
-            latest_root: Mutex::new(None),
-            available: Mutex::new(None),
+            committed: Mutex::new(None),
             config,
             writer: Mutex::new(()),
             #[cfg(test)]
@@ -200,7 +207,12 @@ impl StateStore {
         store.check_latest_root()?;
         if let (Some(earliest), Some(latest)) = (store.earliest_version()?, store.latest_version()?)
         {
-            store.set_available(earliest, latest);
+            let latest_root = store.tree_root(latest)?;
+            store.set_committed(Committed {
+                earliest,
+                latest,
+                latest_root,
+            });
         }
         Ok(store)
     }
@@ -451,14 +463,17 @@ impl StateStore {
                 written?;
             }
         }
-        if let (Ok(mut latest), Some(slot)) = (self.latest_root.lock(), state.update.root) {
-            *latest = Some((commit.height, slot));
-        }
-        let earliest = match latest {
-            None => commit.height,
-            Some(_) => self.earliest_version()?.unwrap_or(commit.height),
+        // A commit never moves the earliest version, except the first one, which sets it.
+        let earliest = match (latest, self.known()) {
+            (None, _) => commit.height,
+            (Some(_), Some(known)) => known.earliest,
+            (Some(_), None) => self.earliest_version()?.unwrap_or(commit.height),
         };
-        self.set_available(earliest, commit.height);
+        self.set_committed(Committed {
+            earliest,
+            latest: commit.height,
+            latest_root: state.update.root.unwrap_or(Child::Empty),
+        });
         Ok(root)
     }
 
@@ -543,11 +558,25 @@ impl StateStore {
         }
     }
 
-    /// Records the queryable range after a durable write of it.
-    pub(crate) fn set_available(&self, earliest: u64, latest: u64) {
-        if let Ok(mut available) = self.available.lock() {
-            *available = Some((earliest, latest));
+    /// Records what a durable write made queryable.
+    fn set_committed(&self, committed: Committed) {
+        if let Ok(mut slot) = self.committed.lock() {
+            *slot = Some(committed);
         }
+    }
+
+    /// Pruning raised the earliest queryable version (durably).
+    pub(crate) fn set_earliest(&self, earliest: u64) {
+        if let Ok(mut slot) = self.committed.lock() {
+            if let Some(committed) = slot.as_mut() {
+                committed.earliest = earliest;
+            }
+        }
+    }
+
+    /// What the last durable write recorded, if known.
+    fn known(&self) -> Option<Committed> {
+        *self.committed.lock().ok()?
     }
 
     fn leaf_records(&self) -> LeafRecords<'_> {
@@ -559,10 +588,9 @@ impl StateStore {
 
     /// The root slot of `version` if it is the latest committed one.
     fn latest_tree_root(&self, version: u64) -> Option<Child> {
-        match *self.latest_root.lock().ok()? {
-            Some((v, slot)) if v == version => Some(slot),
-            _ => None,
-        }
+        self.known()
+            .filter(|known| known.latest == version)
+            .map(|known| known.latest_root)
     }
 
     /// The root slot of a committed `version`.
@@ -603,8 +631,8 @@ impl StateStore {
     }
 
     fn check_available(&self, version: u64) -> Result<()> {
-        if let Ok(Some((earliest, latest))) = self.available.lock().map(|a| *a) {
-            if (earliest..=latest).contains(&version) {
+        if let Some(known) = self.known() {
+            if (known.earliest..=known.latest).contains(&version) {
                 return Ok(());
             }
         }
@@ -621,7 +649,6 @@ impl StateStore {
         }
     }
 
-    /// On open: the latest version's stored root must equal the hash of its root node.
     /// Refuses a database of another layout; marks a new one with this binary's format.
     fn check_format(&self, path: &Path) -> Result<()> {
         let unsupported = |found: String| StateError::UnsupportedFormat {
@@ -646,6 +673,7 @@ impl StateStore {
         }
     }
 
+    /// On open: the latest version's stored root must equal the hash of its root node.
     fn check_latest_root(&self) -> Result<()> {
         let Some(latest) = self.latest_version()? else {
             return Ok(());

@@ -48,7 +48,7 @@ impl NodeCache {
         self.0.fill((key.depth, key.path), key.version, node);
     }
 
-    /// Caches a commit's new nodes, known to be durable.
+    /// Caches a commit's new nodes (while its write runs: see the module docs).
     pub(crate) fn insert_committed<'a>(
         &self,
         nodes: impl IntoIterator<Item = &'a (NodeKey, InnerNode)>,
@@ -152,7 +152,7 @@ impl<P: Hash + Eq + Copy, V: Clone> VersionedCache<P, V> {
         }
     }
 
-    /// Caches a commit's durable records: each is the newest version of its position.
+    /// Caches a commit's records (while its write runs): each is the newest version of its position.
     pub(crate) fn insert_all(&self, entries: impl IntoIterator<Item = (P, u64, V)>) {
         if self.capacity == 0 {
             return;

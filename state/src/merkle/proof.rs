@@ -7,8 +7,11 @@
 //! [`EMPTY_CHILD`](super::hash::EMPTY_CHILD)). A non-existence proof is the existence proofs of the
 //! key's neighbours in key-hash order (one of them at either end of the tree).
 
+use std::sync::Arc;
+
 use ics23::{ExistenceProof, HashOp, InnerOp, LeafOp, LengthOp, NonExistenceProof};
 
+use super::cache::LeafRecord;
 use super::hash::{bit, key_hash, KeyHash, INNER_PREFIX, LEAF_PREFIX};
 use super::node::{with_bit, Child, Leaf, NodeKey};
 use super::tree::NodeSource;
@@ -121,12 +124,11 @@ fn inner_ops(steps: &[Step]) -> Vec<InnerOp> {
         .collect()
 }
 
-/// What a proof needs besides the tree: the key and the value behind a leaf.
+/// What a proof needs besides the tree: the original key (the key hash's preimage) and the value
+/// behind a leaf.
 pub(crate) trait LeafData {
-    /// The original key of a leaf (its preimage).
-    fn key(&self, leaf: &Leaf) -> Result<Vec<u8>>;
-    /// The value of a leaf at the proof's version.
-    fn value(&self, leaf: &Leaf) -> Result<Vec<u8>>;
+    /// The key and value of `leaf` (its slot names the version of its value record).
+    fn record(&self, leaf: &Leaf) -> Result<Arc<LeafRecord>>;
 }
 
 /// The proof for `key` at `root`: existence (with its value) or non-existence.
@@ -141,7 +143,7 @@ pub(crate) fn prove<S: NodeSource, D: LeafData>(
     let path = walk(source, root, &target)?;
     if let Child::Leaf(leaf) = path.end {
         if leaf.key_hash == target {
-            let value = data.value(&leaf)?;
+            let value = data.record(&leaf)?.value.clone();
             let proof = ExistenceProof {
                 key: key.to_vec(),
                 value: value.clone(),
@@ -193,9 +195,10 @@ pub(crate) fn prove<S: NodeSource, D: LeafData>(
     let neighbour = |leaf: Option<Leaf>| -> Result<Option<ExistenceProof>> {
         let Some(leaf) = leaf else { return Ok(None) };
         let steps = walk(source, root, &leaf.key_hash)?.steps;
+        let record = data.record(&leaf)?;
         Ok(Some(ExistenceProof {
-            key: data.key(&leaf)?,
-            value: data.value(&leaf)?,
+            key: record.key.clone(),
+            value: record.value.clone(),
             leaf: Some(leaf_op()),
             path: inner_ops(&steps),
         }))

@@ -61,9 +61,9 @@ pub(crate) struct LeafRecords<'a> {
     pub(crate) cache: &'a LeafCache,
 }
 
-impl LeafRecords<'_> {
+impl LeafData for LeafRecords<'_> {
     /// The key and value behind `leaf`, cached after a disk read.
-    pub(crate) fn record(&self, leaf: &Leaf) -> Result<Arc<LeafRecord>> {
+    fn record(&self, leaf: &Leaf) -> Result<Arc<LeafRecord>> {
         if let Some(record) = self.cache.get(&leaf.key_hash, leaf.version) {
             return Ok(record);
         }
@@ -74,7 +74,9 @@ impl LeafRecords<'_> {
         self.cache.fill(leaf.key_hash, leaf.version, record.clone());
         Ok(record)
     }
+}
 
+impl LeafRecords<'_> {
     fn read_key(&self, leaf: &Leaf) -> Result<Vec<u8>> {
         self.storage
             .get(Cf::MerklePreimages, &leaf.key_hash)?
@@ -97,15 +99,5 @@ impl LeafRecords<'_> {
             key_hex: codec::hex(&key),
             what: "value of a leaf in the tree",
         })
-    }
-}
-
-impl LeafData for LeafRecords<'_> {
-    fn key(&self, leaf: &Leaf) -> Result<Vec<u8>> {
-        Ok(self.record(leaf)?.key.clone())
-    }
-
-    fn value(&self, leaf: &Leaf) -> Result<Vec<u8>> {
-        Ok(self.record(leaf)?.value.clone())
     }
 }
