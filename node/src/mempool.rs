@@ -109,13 +109,27 @@ struct Entry {
     origin: TxOrigin,
 }
 
-/// A bounded set of recently seen hashes, least recently seen evicted first. `queue` may hold stale
-/// entries (hashes seen again later or removed); they are skipped on eviction and compacted away, so it
-/// stays within about twice the capacity.
+/// What this node knows of a transaction it has seen: how a gossiped batch that repeats transactions is
+/// judged without checking them again (see [`Mempool::known`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Known {
+    /// Not seen recently (or its verdict was forgotten).
+    Unknown,
+    /// Its check is running now.
+    Checking,
+    /// It passed the application's check (held, or committed since).
+    Valid,
+    /// The application's check refused it with this code.
+    Rejected(u32),
+}
+
+/// A bounded map of recently seen hashes to what is known of them, least recently seen evicted first.
+/// `queue` may hold stale entries (hashes seen again later or removed); they are skipped on eviction and
+/// compacted away, so it stays within about twice the capacity.
 #[derive(Debug, Default)]
 struct RecentCache {
     capacity: usize,
-    map: HashMap<Hash, u64>,
+    map: HashMap<Hash, (u64, Known)>,
     queue: VecDeque<(Hash, u64)>,
     tick: u64,
 }
@@ -132,30 +146,48 @@ impl RecentCache {
         self.map.contains_key(hash)
     }
 
-    /// Records `hash` as seen now.
-    fn push(&mut self, hash: Hash) {
+    fn known(&self, hash: &Hash) -> Known {
+        self.map.get(hash).map_or(Known::Unknown, |(_, k)| *k)
+    }
+
+    /// Records `hash` as seen now, keeping what was known of it.
+    fn touch(&mut self, hash: Hash) {
+        let known = self.known(&hash);
+        self.push(hash, known);
+    }
+
+    /// Records `hash` as seen now, with what is known of it.
+    fn push(&mut self, hash: Hash, known: Known) {
         if self.capacity == 0 {
             return;
         }
         self.tick += 1;
-        self.map.insert(hash, self.tick);
+        self.map.insert(hash, (self.tick, known));
         self.queue.push_back((hash, self.tick));
         while self.map.len() > self.capacity {
             let Some((old, tick)) = self.queue.pop_front() else {
                 break;
             };
-            if self.map.get(&old) == Some(&tick) {
+            if self.map.get(&old).is_some_and(|(t, _)| *t == tick) {
                 self.map.remove(&old);
             }
         }
         if self.queue.len() > self.capacity.saturating_mul(2).saturating_add(16) {
             let map = &self.map;
-            self.queue.retain(|(h, t)| map.get(h) == Some(t));
+            self.queue
+                .retain(|(h, t)| map.get(h).is_some_and(|(tick, _)| tick == t));
         }
     }
 
     fn remove(&mut self, hash: &Hash) {
         self.map.remove(hash);
+    }
+
+    /// Sets what is known of a cached hash (no effect if it was evicted meanwhile).
+    fn mark(&mut self, hash: &Hash, known: Known) {
+        if let Some(entry) = self.map.get_mut(hash) {
+            entry.1 = known;
+        }
     }
 }
 
@@ -323,14 +355,14 @@ impl Mempool {
             }
             if inner.seen(&hash) {
                 inner.stats.duplicate_txs += 1;
-                inner.cache.push(hash);
+                inner.cache.touch(hash);
                 return Err(MempoolError::InCache);
             }
             if let Some(full) = inner.is_full(len) {
                 inner.stats.rejected_txs += 1;
                 return Err(full);
             }
-            inner.cache.push(hash);
+            inner.cache.push(hash, Known::Checking);
             inner.checking.insert(hash);
             CheckingGuard {
                 mempool: self,
@@ -341,6 +373,7 @@ impl Mempool {
         let mut inner = self.lock();
         if !result.is_ok() {
             inner.stats.failed_txs += 1;
+            inner.cache.mark(&hash, Known::Rejected(result.code));
             drop(inner);
             drop(guard);
             return Err(MempoolError::Rejected {
@@ -356,6 +389,7 @@ impl Mempool {
             drop(guard);
             return Err(full);
         }
+        inner.cache.mark(&hash, Known::Valid);
         inner.add(hash, tx, result.clone(), origin);
         drop(inner);
         drop(guard);
@@ -364,6 +398,19 @@ impl Mempool {
         self.notify.notify_waiters();
         self.notify.notify_one();
         Ok(result)
+    }
+
+    /// What is known of a transaction seen recently: held or committed ([`Known::Valid`]), refused by the
+    /// check (with its code), being checked, or nothing.
+    pub fn known(&self, hash: &Hash) -> Known {
+        let inner = self.lock();
+        if inner.entries.contains_key(hash) {
+            Known::Valid
+        } else if inner.checking.contains(hash) {
+            Known::Checking
+        } else {
+            inner.cache.known(hash)
+        }
     }
 
     /// Admits a batch (e.g. a gossip message), stopping at nothing: one result per transaction, in order.
@@ -431,7 +478,7 @@ impl Mempool {
             let mut inner = self.lock();
             for tx in committed {
                 let hash = tx.hash();
-                inner.cache.push(hash);
+                inner.cache.push(hash, Known::Valid);
                 if inner.remove(&hash, None) {
                     inner.stats.committed_txs += 1;
                 }

@@ -408,3 +408,86 @@ fn random_operations_keep_the_bounds_and_reap_invariants() {
         })
         .unwrap();
 }
+
+/// The application's code for a bad signature (a gossiped batch holding one is provable misbehaviour).
+fn bad_signature_code() -> u32 {
+    basalt_state::bank::TxCode::BadSignature.as_u32()
+}
+
+fn bad_signature(_: &Tx) -> CheckTxResult {
+    CheckTxResult::rejected(bad_signature_code(), "bad signature")
+}
+
+/// Issue 14, hole 3: on 9496b9c a batch [new valid tx, tx already refused for its signature] was accepted
+/// (something in it was new) and so forwarded by gossipsub — and every peer then banned the honest node
+/// for forwarding a bad signature. The batch is judged as a whole by what is known of each transaction.
+#[test]
+fn a_batch_repeating_a_refused_transaction_is_not_forwarded() {
+    use basalt_node::runtime::txs::{admit, Admitted};
+    let m = pool(100, 10_000, 100);
+    let forged = tx(9, 0, 1, 10);
+    // Submitted over RPC first: refused, and remembered as refused.
+    assert!(matches!(
+        m.insert(forged.clone(), bad_signature),
+        Err(MempoolError::Rejected { .. })
+    ));
+    let fresh = tx(1, 0, 2, 10);
+    let check = |t: &Tx| {
+        if *t == forged {
+            bad_signature(t)
+        } else {
+            ok(t)
+        }
+    };
+    let verdict = admit(&m, vec![fresh.clone(), forged.clone()], check);
+    assert_eq!(
+        verdict,
+        Admitted::BadSignature,
+        "the sender is the one punished"
+    );
+    // A batch whose every transaction is valid, one of them new, is forwarded.
+    let held = fresh;
+    let other = tx(2, 0, 3, 10);
+    assert_eq!(admit(&m, vec![held.clone(), other], ok), Admitted::New);
+    // Nothing new: not forwarded, not punished.
+    assert_eq!(admit(&m, vec![held], ok), Admitted::Nothing);
+}
+
+#[test]
+fn a_batch_with_a_stale_transaction_is_neither_forwarded_nor_punished() {
+    use basalt_node::runtime::txs::{admit, Admitted};
+    let m = pool(100, 10_000, 100);
+    let stale = tx(3, 0, 1, 10);
+    // Refused for a reason other than its signature (a nonce race, say).
+    assert!(m.insert(stale.clone(), bad).is_err());
+    let verdict = admit(&m, vec![tx(4, 0, 2, 10), stale], ok);
+    assert_eq!(verdict, Admitted::Nothing);
+    // Refused now for a non-signature reason: the same.
+    let verdict = admit(&m, vec![tx(5, 0, 3, 10), tx(6, 0, 4, 10)], |t: &Tx| {
+        if t.as_bytes()[0] == 6 {
+            bad(t)
+        } else {
+            ok(t)
+        }
+    });
+    assert_eq!(verdict, Admitted::Nothing);
+}
+
+#[test]
+fn what_the_mempool_knows_of_a_transaction() {
+    use basalt_node::mempool::Known;
+    let m = pool(100, 10_000, 100);
+    let a = tx(1, 0, 1, 10);
+    let b = tx(2, 0, 2, 10);
+    assert_eq!(m.known(&a.hash()), Known::Unknown);
+    m.insert(a.clone(), ok).unwrap();
+    assert_eq!(m.known(&a.hash()), Known::Valid);
+    let _ = m.insert(b.clone(), bad_signature);
+    assert_eq!(m.known(&b.hash()), Known::Rejected(bad_signature_code()));
+    // A repeat keeps what was known.
+    assert_eq!(m.insert(b.clone(), ok), Err(MempoolError::InCache));
+    assert_eq!(m.known(&b.hash()), Known::Rejected(bad_signature_code()));
+    // Committed: still valid.
+    m.update(std::slice::from_ref(&a), |_, _| true);
+    assert_eq!(m.known(&a.hash()), Known::Valid);
+}

@@ -1076,3 +1076,52 @@ async fn silent_websocket_client_is_disconnected() {
     .await;
     assert!(ended.is_ok(), "the silent client is still connected");
 }
+
+/// Issue 14, hole 6: on 9496b9c `tx_search` ran synchronously inside the async handler, so slow searches
+/// held the runtime's worker threads (shared with libp2p in the node): the request timeout could not fire
+/// and nothing else was answered until they finished. Storage methods now run on the blocking pool, a
+/// bounded number at a time, inside the timeout.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slow_searches_time_out_and_do_not_hold_up_other_requests() {
+    use std::sync::atomic::Ordering;
+    let s = start(RpcLimits {
+        request_timeout: Duration::from_millis(500),
+        ..RpcLimits::default()
+    })
+    .await;
+    s.mock.set_search_gate(true);
+    let searches: Vec<_> = (0..16)
+        .map(|_| {
+            let url = s.url("/");
+            tokio::spawn(async move {
+                let body = json!({"jsonrpc": "2.0", "id": 1, "method": "tx_search",
+                    "params": {"query": "tx.height>=1"}});
+                let r = reqwest::Client::new()
+                    .post(url)
+                    .json(&body)
+                    .send()
+                    .await
+                    .unwrap();
+                r.json::<Value>().await.unwrap()
+            })
+        })
+        .collect();
+    // Answered while every search is still held (none has returned from the backend).
+    let health = s.call("health", json!({})).await;
+    assert_eq!(health["result"], json!({}), "{health}");
+    assert_eq!(
+        s.mock.searches_done.load(Ordering::SeqCst),
+        0,
+        "health was answered only after searches finished"
+    );
+    for search in searches {
+        let answer = search.await.unwrap();
+        let message = answer["error"]["data"].as_str().unwrap_or_default();
+        assert!(
+            message.contains("timed out"),
+            "a held search must time out: {answer}"
+        );
+    }
+    assert_eq!(s.mock.searches_done.load(Ordering::SeqCst), 0);
+    s.mock.set_search_gate(false);
+}

@@ -1,5 +1,6 @@
 //! Basalt cross-crate integration tests and the deterministic simulation.
 #![forbid(unsafe_code)]
 
+pub mod rogue;
 pub mod sim;
 pub mod testnet;

@@ -72,7 +72,11 @@ pub fn basalt_bin() -> Result<PathBuf, HarnessError> {
 
 /// A base port such that every port of `nodes` nodes is free right now.
 pub fn free_base_port(nodes: usize) -> Result<u16, HarnessError> {
-    let seed = u64::from(std::process::id()) * 7919;
+    // Each call in this process starts from another candidate, so tests of one binary running in parallel
+    // never pick the same range (both probing it free before either bound it).
+    static CALLS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let call = CALLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let seed = u64::from(std::process::id()) * 7919 + call * 211 * 1543;
     for attempt in 0..200u64 {
         let base = 20_000 + ((seed + attempt * 1543) % 30_000) as u16;
         let all_free = (0..nodes).all(|i| {

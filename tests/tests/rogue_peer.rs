@@ -7,30 +7,11 @@ use std::time::{Duration, Instant};
 use basalt_consensus::engine::ConsensusMessage;
 use basalt_consensus::types::{PrivateKey, SignedVote, Vote};
 use basalt_consensus::{Height, Round, ValidatorIndex, VoteType};
-use basalt_p2p::{GossipTopic, NetworkConfig, NetworkHandle, PeerAddr, PeerId};
+use basalt_p2p::{GossipTopic, NetworkHandle, PeerAddr, PeerId};
+use basalt_tests::rogue::{connected_to, rogue};
 use basalt_tests::testnet::Testnet;
 
 const WAIT: Duration = Duration::from_secs(30);
-
-async fn rogue(
-    seed: u8,
-    target: PeerAddr,
-) -> (
-    NetworkHandle,
-    tokio::sync::mpsc::Receiver<basalt_p2p::NetworkEvent>,
-) {
-    let config = NetworkConfig {
-        node_key_seed: [seed; 32],
-        listen_addr: "127.0.0.1:0".parse().unwrap(),
-        persistent_peers: vec![target],
-        ..NetworkConfig::default()
-    };
-    basalt_p2p::spawn(config).await.unwrap()
-}
-
-async fn connected_to(handle: &NetworkHandle, peer: &PeerId) -> bool {
-    handle.peers().await.iter().any(|p| &p.id == peer)
-}
 
 /// Waits until the rogue is connected to and subscribed with the validator (bounded).
 async fn wait_connected(handle: &NetworkHandle, peer: &PeerId) {
@@ -101,7 +82,7 @@ async fn garbage_oversized_and_forged_messages_get_the_sender_banned() {
     };
 
     // 1. A vote whose signature is well-formed but made with a key that is not the validator's.
-    let (forger, _events1) = rogue(201, target.clone()).await;
+    let (forger, _events1) = rogue(201, target.clone()).await.unwrap();
     wait_connected(&forger, &target.id).await;
     let chain_id = basalt_consensus::types::ChainId::new(
         net.rpc(0, "status", serde_json::json!({})).await.unwrap()["node_info"]["network"]
@@ -133,13 +114,13 @@ async fn garbage_oversized_and_forged_messages_get_the_sender_banned() {
     assert_banned(&net, &forger, &target.id, "forged vote").await;
 
     // 2. Undecodable bytes on the consensus topic.
-    let (garbler, _events2) = rogue(202, target.clone()).await;
+    let (garbler, _events2) = rogue(202, target.clone()).await.unwrap();
     wait_connected(&garbler, &target.id).await;
     garbler.publish_raw_for_tests(GossipTopic::Consensus, vec![0xff; 300]);
     assert_banned(&net, &garbler, &target.id, "garbage").await;
 
     // 3. A transaction batch above the limit.
-    let (flooder, _events3) = rogue(203, target.clone()).await;
+    let (flooder, _events3) = rogue(203, target.clone()).await.unwrap();
     wait_connected(&flooder, &target.id).await;
     flooder.publish_raw_for_tests(GossipTopic::Txs, vec![0u8; 5 << 20]);
     assert_banned(&net, &flooder, &target.id, "oversized batch").await;

@@ -47,6 +47,26 @@ impl ConsensusMessage {
         decode("consensus message", bytes, MAX_CONSENSUS_MESSAGE_BYTES)
     }
 
+    /// Its encoded length in bytes, counted without building the encoding (a proposal carries a whole
+    /// block, so buffers of messages are bounded by this rather than by a count).
+    pub fn encoded_len(&self) -> usize {
+        /// Counts what is written and keeps nothing.
+        struct Counter(usize);
+        impl std::io::Write for Counter {
+            fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+                self.0 = self.0.saturating_add(buf.len());
+                Ok(buf.len())
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+        let mut counter = Counter(0);
+        // Writing to a counter cannot fail; a failure would leave a lower count, never a panic.
+        let _ = borsh::to_writer(&mut counter, self);
+        counter.0
+    }
+
     /// The height the message is about.
     pub fn height(&self) -> crate::Height {
         match self {

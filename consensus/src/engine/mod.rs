@@ -12,7 +12,7 @@ mod message;
 
 pub use message::{ConsensusMessage, MAX_CONSENSUS_MESSAGE_BYTES};
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::BTreeMap;
 
 use crate::core::{
     self, Driver, DriverConfig, DriverError, Input, Output, ProposerSelector, Validity,
@@ -66,6 +66,8 @@ pub struct EngineConfig {
     pub round_window: u32,
     /// Messages for the next height kept until it starts.
     pub max_buffered_next_height: usize,
+    /// Encoded bytes of the messages kept for the next height (proposals carry whole blocks).
+    pub max_buffered_next_height_bytes: usize,
 }
 
 impl Default for EngineConfig {
@@ -73,6 +75,7 @@ impl Default for EngineConfig {
         EngineConfig {
             round_window: core::DEFAULT_ROUND_WINDOW,
             max_buffered_next_height: 4096,
+            max_buffered_next_height_bytes: 64 * 1024 * 1024,
         }
     }
 }
@@ -174,6 +177,34 @@ pub enum EngineError {
         /// The message's height.
         height: Height,
     },
+    /// A message for a height the engine cannot check it against: not the current one, not the previous
+    /// one (late votes) and not the next one with its validator set known. Not proof of anything — the
+    /// sender may be ahead or behind — but never to be forwarded or stored.
+    #[error("message for height {height} while the engine is at height {current}")]
+    OtherHeight {
+        /// The message's height.
+        height: Height,
+        /// The engine's height.
+        current: Height,
+    },
+    /// A next-height message whose round is beyond the window (its validity cannot be judged yet).
+    #[error("next-height message for round {round} is beyond the round window")]
+    NextHeightRoundOutsideWindow {
+        /// The message's round.
+        round: Round,
+    },
+    /// The next-height buffer already holds a message in this slot, or is full (in count or bytes).
+    #[error("next-height message not kept: {reason}")]
+    NextHeightNotKept {
+        /// Why.
+        reason: &'static str,
+    },
+    /// A decision for a height already decided here: not checked again.
+    #[error("height {height} is already decided")]
+    AlreadyDecided {
+        /// The height.
+        height: Height,
+    },
     /// A block to propose was supplied for another height or round than asked.
     #[error("block supplied for height {got} but the engine is at height {expected}")]
     WrongHeight {
@@ -188,10 +219,19 @@ impl EngineError {
     /// True if the message proves the sender (or the message's signer) misbehaved, as opposed to merely
     /// being late or early.
     pub fn is_misbehaviour(&self) -> bool {
+        // Round-window refusals depend on the receiver's round, not on the message: a message that was
+        // inside the window of the honest node that forwarded it can be outside ours.
         !matches!(
             self,
             EngineError::Driver(DriverError::ProposalOutsideWindow { .. })
+                | EngineError::Driver(DriverError::VoteKeeper(
+                    crate::core::VoteKeeperError::RoundOutsideWindow { .. }
+                ))
                 | EngineError::WrongHeight { .. }
+                | EngineError::OtherHeight { .. }
+                | EngineError::NextHeightRoundOutsideWindow { .. }
+                | EngineError::NextHeightNotKept { .. }
+                | EngineError::AlreadyDecided { .. }
         )
     }
 }
@@ -208,8 +248,13 @@ pub struct Engine {
     blocks: BTreeMap<BlockId, Block>,
     /// The first accepted proposal message of each round (bounded by the round window), for re-gossip.
     proposals: BTreeMap<Round, ProposalMessage>,
-    /// Messages for the next height, replayed when it starts.
-    next_height: VecDeque<ConsensusMessage>,
+    /// The validator set of the next height, when known: next-height messages are verified against it
+    /// before they are kept (and so before the node forwards or logs them).
+    next_validators: Option<ValidatorSet>,
+    /// Verified messages for the next height, one per slot, replayed when it starts.
+    next_height: BTreeMap<NextSlot, ConsensusMessage>,
+    /// Encoded bytes held in `next_height`.
+    next_height_bytes: usize,
     /// The decision of this height, once made.
     decided: Option<(Block, Commit)>,
     /// Votes accepted at this height, one per (round, type, validator): kept after the height ends so a
@@ -222,15 +267,27 @@ pub struct Engine {
 /// Accepted votes by (round, type, validator), bounded by what the driver accepts (the round window).
 type VoteLog = BTreeMap<(Round, VoteType, ValidatorIndex), SignedVote>;
 
+/// One kept next-height message per slot: a validator's vote of one (round, type), or a round's proposal.
+/// A second message for a taken slot (a re-send, or an equivocation the next height will see anyway) is
+/// not kept, so the buffer holds at most `(window + 1) * (2 * validators + 1)` messages.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+enum NextSlot {
+    Proposal(Round),
+    Vote(Round, VoteType, ValidatorIndex),
+}
+
 impl Engine {
-    /// An engine at `height` with `validators` (the set of that height). `own_address` makes it a validator
-    /// if that address is in the set. Call [`Engine::start`] to get the first outputs.
+    /// An engine at `height` with `validators` (the set of that height) and, when known, `next_validators`
+    /// (the set of `height + 1`: without it, next-height messages cannot be verified and are refused rather
+    /// than kept). `own_address` makes it a validator if that address is in the set. Call
+    /// [`Engine::start`] to get the first outputs.
     pub fn new(
         chain_id: ChainId,
         config: EngineConfig,
         own_address: Option<Address>,
         height: Height,
         validators: ValidatorSet,
+        next_validators: Option<ValidatorSet>,
     ) -> Result<Engine, EngineError> {
         let driver = Self::driver_for(&config, own_address, height, &validators)?;
         Ok(Engine {
@@ -241,7 +298,9 @@ impl Engine {
             driver,
             blocks: BTreeMap::new(),
             proposals: BTreeMap::new(),
-            next_height: VecDeque::new(),
+            next_validators,
+            next_height: BTreeMap::new(),
+            next_height_bytes: 0,
             decided: None,
             votes: BTreeMap::new(),
             previous: None,
@@ -274,13 +333,14 @@ impl Engine {
         Ok(self.translate(outputs))
     }
 
-    /// Moves to `height` with its validator set after the previous height was decided and applied, starts
-    /// round 0, and replays buffered messages for it. Errors of replayed messages are dropped (their senders
-    /// are unknown by now).
+    /// Moves to `height` with its validator set (and the set of `height + 1`, when known) after the
+    /// previous height was decided and applied, starts round 0, and replays buffered messages for it.
+    /// Errors of replayed messages are dropped (their senders are unknown by now).
     pub fn start_height(
         &mut self,
         height: Height,
         validators: ValidatorSet,
+        next_validators: Option<ValidatorSet>,
         validator: &mut dyn BlockValidator,
     ) -> Result<Vec<EngineOutput>, EngineError> {
         let driver = Self::driver_for(&self.config, self.own_address, height, &validators)?;
@@ -292,9 +352,11 @@ impl Engine {
         self.blocks.clear();
         self.proposals.clear();
         self.decided = None;
+        self.next_validators = next_validators;
         let mut outputs = self.start()?;
-        let buffered: Vec<ConsensusMessage> = self.next_height.drain(..).collect();
-        for message in buffered {
+        let buffered = std::mem::take(&mut self.next_height);
+        self.next_height_bytes = 0;
+        for message in buffered.into_values() {
             if message.height() == height {
                 if let Ok(more) = self.handle(EngineInput::Message(message), validator) {
                     outputs.extend(more);
@@ -416,12 +478,14 @@ impl Engine {
             }
         }
         if height != self.height() {
-            if Some(height) == self.height().next()
-                && self.next_height.len() < self.config.max_buffered_next_height
-            {
-                self.next_height.push_back(message);
+            if Some(height) == self.height().next() {
+                self.keep_for_next_height(message)?;
+                return Ok(Vec::new());
             }
-            return Ok(Vec::new());
+            return Err(EngineError::OtherHeight {
+                height,
+                current: self.height(),
+            });
         }
         match message {
             ConsensusMessage::Vote(signed) => self.on_vote(signed),
@@ -429,6 +493,78 @@ impl Engine {
             ConsensusMessage::Decision { block, commit } => self.on_decision(block, commit),
             ConsensusMessage::Status { .. } | ConsensusMessage::Evidence(_) => Ok(Vec::new()),
         }
+    }
+
+    /// Keeps a next-height vote or proposal for replay when that height starts — only after checking its
+    /// signature against the next height's validator set, only within the round window, one message per
+    /// slot, and within the count and byte limits. An `Ok` means the message is valid and kept (so the
+    /// edge may forward and log it); every refusal is an error, a bad signature one that proves
+    /// misbehaviour. Decisions of the next height are refused: a node that is behind catches up by block
+    /// request, and checking a whole commit for a height we cannot use yet is work for nothing.
+    fn keep_for_next_height(&mut self, message: ConsensusMessage) -> Result<(), EngineError> {
+        let height = message.height();
+        let Some(next_set) = self.next_validators.as_ref() else {
+            return Err(EngineError::OtherHeight {
+                height,
+                current: self.height(),
+            });
+        };
+        let (slot, round) = match &message {
+            ConsensusMessage::Vote(signed) => {
+                let v = &signed.vote;
+                (
+                    NextSlot::Vote(v.round, v.vote_type, v.validator_index),
+                    v.round,
+                )
+            }
+            ConsensusMessage::Proposal(p) => {
+                let round = p.signed.proposal.round();
+                (NextSlot::Proposal(round), round)
+            }
+            _ => {
+                return Err(EngineError::OtherHeight {
+                    height,
+                    current: self.height(),
+                })
+            }
+        };
+        if round.0 > self.config.round_window {
+            return Err(EngineError::NextHeightRoundOutsideWindow { round });
+        }
+        // Checked before the slot test, so that the verdict on a message never depends on what else the
+        // buffer holds: a valid message is valid, a forged one is forged, whatever arrived first.
+        match &message {
+            ConsensusMessage::Vote(signed) => {
+                next_set.verify_vote(&self.chain_id, signed.clone())?;
+            }
+            ConsensusMessage::Proposal(p) => {
+                let verified = next_set.verify_proposal(&self.chain_id, p.clone())?;
+                self.check_block_header(verified.block(), height)?;
+            }
+            _ => {}
+        }
+        if self.next_height.contains_key(&slot) {
+            return Err(EngineError::NextHeightNotKept {
+                reason: "slot already taken",
+            });
+        }
+        let bytes = message.encoded_len();
+        if self.next_height.len() >= self.config.max_buffered_next_height
+            || self.next_height_bytes.saturating_add(bytes)
+                > self.config.max_buffered_next_height_bytes
+        {
+            return Err(EngineError::NextHeightNotKept {
+                reason: "buffer full",
+            });
+        }
+        self.next_height_bytes += bytes;
+        self.next_height.insert(slot, message);
+        Ok(())
+    }
+
+    /// Messages kept for the next height and their encoded bytes (for tests and metrics).
+    pub fn next_height_buffer(&self) -> (usize, usize) {
+        (self.next_height.len(), self.next_height_bytes)
     }
 
     fn on_vote(&mut self, signed: SignedVote) -> Result<Vec<EngineOutput>, EngineError> {
@@ -565,7 +701,10 @@ impl Engine {
         commit: Commit,
     ) -> Result<Vec<EngineOutput>, EngineError> {
         if self.decided.is_some() {
-            return Ok(Vec::new());
+            // Not checked, so not to be forwarded: an error, not an empty success.
+            return Err(EngineError::AlreadyDecided {
+                height: self.height(),
+            });
         }
         self.check_block_header(&block, commit.height)?;
         commit.verify_for(&self.chain_id, &self.validators, self.height(), &block.id())?;

@@ -328,18 +328,30 @@ impl PrivValidator {
         self.durable = false;
         let bytes = encode_state(&self.state);
         let path = self.state_path.as_path();
+        let write = || {
+            let started = Instant::now();
+            fsutil::write_durably(path, &bytes)?;
+            crate::failpoint::hit("sign.after_privval");
+            Ok::<_, FsError>(started.elapsed())
+        };
         let (written, result) = std::thread::scope(|scope| {
-            let writer = scope.spawn(move || {
-                let started = Instant::now();
-                fsutil::write_durably(path, &bytes)?;
-                crate::failpoint::hit("sign.after_privval");
-                Ok::<_, FsError>(started.elapsed())
-            });
-            let result = alongside(signature);
-            let written = writer
-                .join()
-                .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
-            (written, result)
+            match std::thread::Builder::new()
+                .name("privval-write".into())
+                .spawn_scoped(scope, write)
+            {
+                Ok(writer) => {
+                    let result = alongside(signature);
+                    let written = writer
+                        .join()
+                        .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+                    (written, result)
+                }
+                // No thread to be had (resource limits): the same two writes, one after the other.
+                Err(_) => {
+                    let written = write();
+                    (written, alongside(signature))
+                }
+            }
         });
         let took = written.map_err(|source| PrivvalError::Persist {
             path: self.state_path.clone(),

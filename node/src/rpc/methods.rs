@@ -78,6 +78,8 @@ pub struct Ctx {
     pub limits: RpcLimits,
     /// Permits for concurrent `broadcast_tx_commit` waits.
     pub commit_waiters: Arc<Semaphore>,
+    /// Permits for storage-reading handlers on the blocking pool ([`STORAGE_CALL_PERMITS`]).
+    pub storage_calls: Arc<Semaphore>,
 }
 
 impl Ctx {
@@ -88,6 +90,7 @@ impl Ctx {
             backend,
             limits,
             commit_waiters: Arc::new(Semaphore::new(waiters)),
+            storage_calls: Arc::new(Semaphore::new(STORAGE_CALL_PERMITS)),
         }
     }
 
@@ -108,13 +111,61 @@ fn backend_err(e: BackendError) -> RpcErr {
     RpcErr::internal(e.to_string())
 }
 
-/// Runs `method` (already known to be served) with `params`.
+/// Storage-reading handlers running at once; more wait for a permit (within the request timeout).
+/// Bounds the CPU and I/O that RPC clients can take from consensus and block execution on a 2-core machine.
+pub const STORAGE_CALL_PERMITS: usize = 4;
+
+/// Runs `method` (already known to be served) with `params`. Methods that wait on the network or the
+/// mempool run here on the async runtime; every method that reads storage runs on the blocking pool
+/// ([`STORAGE_CALL_PERMITS`] at a time), so a slow query can neither hold up the runtime that also carries
+/// the p2p layer nor escape the request timeout (which wraps the wait for it).
 pub async fn call(ctx: &Ctx, method: &str, params: &Params) -> Result<Value, RpcErr> {
     let b = ctx.backend.as_ref();
     match method {
         "health" => Ok(json!({})),
-        "status" => Ok(status(b)),
         "net_info" => Ok(net_info(b).await),
+        "broadcast_tx_async" | "broadcast_tx_sync" => {
+            let tx = tx_param(params)?;
+            let hash = tx.hash();
+            let r = b
+                .broadcast_tx(tx)
+                .await
+                .map_err(|e| RpcErr::internal(e.to_string()))?;
+            // Async reports only admission; CometBFT does not wait for CheckTx's verdict there.
+            let (code, log) = if method == "broadcast_tx_sync" {
+                (r.code, r.log)
+            } else {
+                (0, String::new())
+            };
+            Ok(
+                json!({"code": code, "data": "", "log": log, "codespace": "", "hash": hash.to_hex_upper()}),
+            )
+        }
+        "broadcast_tx_commit" => broadcast_tx_commit(ctx, params).await,
+        _ => {
+            let permit = ctx
+                .storage_calls
+                .clone()
+                .acquire_owned()
+                .await
+                .map_err(|_| RpcErr::internal("the RPC server is shutting down"))?;
+            let backend = ctx.backend.clone();
+            let method = method.to_owned();
+            let params = params.clone();
+            tokio::task::spawn_blocking(move || {
+                let _permit = permit;
+                call_storage(backend.as_ref(), &method, &params)
+            })
+            .await
+            .map_err(|e| RpcErr::internal(format!("the handler failed: {e}")))?
+        }
+    }
+}
+
+/// The methods that read storage (run on the blocking pool by [`call`]).
+fn call_storage(b: &dyn RpcBackend, method: &str, params: &Params) -> Result<Value, RpcErr> {
+    match method {
+        "status" => Ok(status(b)),
         "genesis" => genesis(b),
         "blockchain" => blockchain(b, params),
         "block" => {
@@ -146,24 +197,6 @@ pub async fn call(ctx: &Ctx, method: &str, params: &Params) -> Result<Value, Rpc
             let tx = tx_param(params)?;
             Ok(shapes::check_tx(&b.check_tx(&tx)))
         }
-        "broadcast_tx_async" | "broadcast_tx_sync" => {
-            let tx = tx_param(params)?;
-            let hash = tx.hash();
-            let r = b
-                .broadcast_tx(tx)
-                .await
-                .map_err(|e| RpcErr::internal(e.to_string()))?;
-            // Async reports only admission; CometBFT does not wait for CheckTx's verdict there.
-            let (code, log) = if method == "broadcast_tx_sync" {
-                (r.code, r.log)
-            } else {
-                (0, String::new())
-            };
-            Ok(
-                json!({"code": code, "data": "", "log": log, "codespace": "", "hash": hash.to_hex_upper()}),
-            )
-        }
-        "broadcast_tx_commit" => broadcast_tx_commit(ctx, params).await,
         "tx" => tx(b, params),
         "tx_search" => tx_search(b, params),
         "unconfirmed_txs" => {

@@ -6,8 +6,8 @@ use std::sync::Arc;
 
 use basalt_consensus::core::Validity;
 use basalt_consensus::types::{
-    Address, Block, BlockError, ChainId, Commit, DuplicateVoteEvidence, Hash, Header, Tx,
-    ValidatorSet,
+    Address, Block, BlockError, BlockId, ChainId, Commit, DuplicateVoteEvidence, EvidenceError,
+    Hash, Header, Tx, ValidatorSet,
 };
 use basalt_consensus::Height;
 use basalt_state::app::{Application, ProposalVerdict};
@@ -40,13 +40,19 @@ pub enum InvalidBlock {
         /// Why.
         reason: String,
     },
+    /// The same evidence twice in one block.
+    #[error("evidence #{index} repeats an earlier one")]
+    DuplicateEvidence {
+        /// Position in the block.
+        index: usize,
+    },
     /// Evidence that does not verify or is too old/new.
-    #[error("evidence #{index} is not acceptable: {reason}")]
+    #[error("evidence #{index} is not acceptable: {source}")]
     Evidence {
         /// Position in the block.
         index: usize,
         /// Why.
-        reason: String,
+        source: EvidenceRefused,
     },
     /// The application refused the transactions.
     #[error("application refused the block: {reason}")]
@@ -54,6 +60,54 @@ pub enum InvalidBlock {
         /// The application's reason.
         reason: String,
     },
+}
+
+/// Why a piece of evidence cannot be committed at a height.
+#[derive(Debug, thiserror::Error)]
+pub enum EvidenceRefused {
+    /// Evidence of a height after the one consensus works on: its validator set is not known here, and
+    /// nothing is computed for it (a peer could name any height).
+    #[error("evidence of height {of} is beyond the height consensus works on ({working})")]
+    Future {
+        /// The evidence's height.
+        of: u64,
+        /// The height consensus works on.
+        working: u64,
+    },
+    /// Evidence must be of a height below the block that commits it, and not before the chain began.
+    #[error("evidence height {of} is not below {height} (or before the chain's first height)")]
+    NotBelow {
+        /// The evidence's height.
+        of: u64,
+        /// The committing block's height.
+        height: u64,
+    },
+    /// Older than [`MAX_EVIDENCE_AGE`] heights.
+    #[error("evidence of height {of} is too old for a block at {height}")]
+    TooOld {
+        /// The evidence's height.
+        of: u64,
+        /// The committing block's height.
+        height: u64,
+    },
+    /// The votes do not prove an equivocation by a validator of that height (provable by anyone).
+    #[error(transparent)]
+    Invalid(#[from] EvidenceError),
+}
+
+/// A block that +2/3 of the validators committed does not continue the chain this node executed: its
+/// state has diverged from the network's (a bug or a corrupted store), and going on would build on it.
+#[derive(Debug, thiserror::Error)]
+#[error("block {height} does not continue our chain: its {field} is {theirs}, ours is {ours}")]
+pub struct Diverged {
+    /// The committed block's height.
+    pub height: u64,
+    /// The header field that disagrees.
+    pub field: &'static str,
+    /// The header's value.
+    pub theirs: String,
+    /// This node's value.
+    pub ours: String,
 }
 
 /// The chain state of one node: everything needed to build and check the block at `height() + 1`.
@@ -295,26 +349,206 @@ impl ChainState {
     fn validate_evidence(&self, block: &Block) -> Result<(), InvalidBlock> {
         let height = block.height().0;
         for (index, e) in block.evidence().iter().enumerate() {
-            let bad = |reason: String| Err(InvalidBlock::Evidence { index, reason });
             if block.evidence()[..index].contains(e) {
-                return bad("duplicate".into());
+                return Err(InvalidBlock::DuplicateEvidence { index });
             }
-            self.check_evidence(e, height).or_else(bad)?;
+            self.check_evidence(e, height)
+                .map_err(|source| InvalidBlock::Evidence { index, source })?;
         }
         Ok(())
     }
 
-    /// Whether `evidence` may be committed in a block at `height`: it is of an earlier (decided) height,
-    /// not too old, and verifies against that height's validator set.
-    pub fn check_evidence(&self, e: &DuplicateVoteEvidence, height: u64) -> Result<(), String> {
+    /// Checks that a committed `block` (decided here, or proven by a commit from a peer or block sync)
+    /// continues the chain this node executed: it extends our last block and its header carries the app
+    /// hash and results hash our execution produced. A commit proves what the validators agreed on; if
+    /// our own results differ, our state is not theirs.
+    pub fn check_continues(&self, block: &Block) -> Result<(), Diverged> {
+        let h = block.header();
+        let diverged = |field: &'static str, theirs: String, ours: String| Diverged {
+            height: h.height.0,
+            field,
+            theirs,
+            ours,
+        };
+        let show_id =
+            |id: Option<BlockId>| id.map_or("none".to_string(), |id| id.hash.to_hex_upper());
+        let our_last = self.last.as_ref().map(|(b, _)| b.id());
+        if h.last_block_id != our_last {
+            return Err(diverged(
+                "last_block_id",
+                show_id(h.last_block_id),
+                show_id(our_last),
+            ));
+        }
+        if h.app_hash != self.app_hash {
+            return Err(diverged(
+                "app_hash",
+                h.app_hash.to_hex_upper(),
+                self.app_hash.to_hex_upper(),
+            ));
+        }
+        if h.last_results_hash != self.last_results_hash {
+            return Err(diverged(
+                "last_results_hash",
+                h.last_results_hash.to_hex_upper(),
+                self.last_results_hash.to_hex_upper(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Whether `evidence` may be committed in a block at `height`: it is of an earlier height that is not
+    /// after the one consensus works on, not too old, and verifies against that height's validator set.
+    /// The height tests come first and are cheap: only then is a validator set looked up (one that is
+    /// held in memory or derived from a checkpoint) and are signatures checked.
+    pub fn check_evidence(
+        &self,
+        e: &DuplicateVoteEvidence,
+        height: u64,
+    ) -> Result<(), EvidenceRefused> {
         let of = e.height().0;
+        let working = self.next_height().0;
+        if of > working {
+            return Err(EvidenceRefused::Future { of, working });
+        }
         if of >= height || of < self.initial_height {
-            return Err(format!("evidence height {of} is not below {height}"));
+            return Err(EvidenceRefused::NotBelow { of, height });
         }
         if height - of > MAX_EVIDENCE_AGE {
-            return Err(format!("evidence of height {of} is too old"));
+            return Err(EvidenceRefused::TooOld { of, height });
         }
         let set = self.validators_at(of);
-        e.verify(&self.chain_id, &set).map_err(|e| e.to_string())
+        Ok(e.verify(&self.chain_id, &set)?)
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+mod tests {
+    use super::*;
+    use basalt_consensus::types::{PrivateKey, SignedVote, Vote};
+    use basalt_consensus::{Round, ValidatorIndex, VoteType};
+
+    fn keys() -> Vec<PrivateKey> {
+        (1..=4u8).map(|i| PrivateKey::from_seed(&[i; 32])).collect()
+    }
+
+    fn chain_at(height: u64) -> (ChainState, Arc<SetHistory>) {
+        let set = ValidatorSet::new(keys().iter().map(|k| (k.public_key(), 10)).collect()).unwrap();
+        let history = Arc::new(SetHistory::new(1, set));
+        let chain = ChainState::new(
+            ChainId::new("evidence-test").unwrap(),
+            1,
+            0,
+            history.clone(),
+            height,
+            None,
+            Hash::ZERO,
+            Hash::ZERO,
+        );
+        (chain, history)
+    }
+
+    /// Two conflicting prevotes of `height` by the validator at index 0 of the set (membership and order
+    /// are fixed; only proposer priorities rotate between heights).
+    fn evidence_at(chain: &ChainState, height: u64) -> DuplicateVoteEvidence {
+        let set = chain.validators_at(chain.height());
+        let signer = set.get(ValidatorIndex(0)).unwrap().public_key;
+        let key = keys()
+            .into_iter()
+            .find(|k| k.public_key() == signer)
+            .unwrap();
+        let vote = |byte: u8| {
+            let vote = Vote {
+                vote_type: VoteType::Prevote,
+                height: Height(height),
+                round: Round(0),
+                block_id: Some(BlockId {
+                    hash: Hash([byte; 32]),
+                }),
+                validator_index: ValidatorIndex(0),
+            };
+            let signature = key.sign(&vote.sign_bytes(chain.chain_id()));
+            SignedVote { vote, signature }
+        };
+        DuplicateVoteEvidence::new(vote(1), vote(2)).unwrap()
+    }
+
+    /// Issue 14, hole 1: on 9496b9c gossiped evidence of height 2^62 was checked at that height + 1, so the
+    /// height test passed and looking up its validator set walked one rotation per height (on the consensus
+    /// thread, holding the lock the RPC `validators` method takes) — the node hung. Now the height is
+    /// refused before any set is looked up: the history computes nothing.
+    #[test]
+    fn evidence_of_a_far_future_height_is_refused_before_any_lookup() {
+        let (chain, history) = chain_at(10);
+        let before = history.checkpoints();
+        for of in [12, 1_000_000, 1 << 62, u64::MAX - 1] {
+            let e = evidence_at(&chain, of);
+            let committing = chain.next_height().0.max(of.saturating_add(1));
+            let refused = chain.check_evidence(&e, committing).unwrap_err();
+            assert!(
+                matches!(refused, EvidenceRefused::Future { working: 11, .. }),
+                "{of}: {refused}"
+            );
+        }
+        assert_eq!(history.checkpoints(), before, "no set was computed");
+    }
+
+    #[test]
+    fn evidence_of_the_working_height_and_earlier_is_checked() {
+        let (chain, _) = chain_at(10);
+        // The height consensus works on (an equivocation seen this height), committed at the next.
+        chain.check_evidence(&evidence_at(&chain, 11), 12).unwrap();
+        // Not below the committing height.
+        let e = evidence_at(&chain, 11);
+        assert!(matches!(
+            chain.check_evidence(&e, 11),
+            Err(EvidenceRefused::NotBelow { .. })
+        ));
+        let forged = {
+            let (a, b) = (e.vote_a().clone(), e.vote_b().clone());
+            let mut b = b;
+            b.signature = a.signature;
+            DuplicateVoteEvidence::new(a, b).unwrap()
+        };
+        assert!(matches!(
+            chain.check_evidence(&forged, 12),
+            Err(EvidenceRefused::Invalid(_))
+        ));
+    }
+
+    fn block_on(chain: &ChainState, app_hash: Hash) -> Block {
+        let (data_hash, evidence_hash, last_commit_hash) = Block::content_hashes(&[], &[], None);
+        let set = chain.validators_at(1);
+        let header = Header {
+            chain_id: chain.chain_id().clone(),
+            height: Height(1),
+            time_ms: 1,
+            last_block_id: None,
+            last_commit_hash,
+            data_hash,
+            validators_hash: set.hash(),
+            next_validators_hash: chain.validators_at(2).hash(),
+            app_hash,
+            last_results_hash: Hash::ZERO,
+            evidence_hash,
+            proposer_address: set.get(ValidatorIndex(0)).unwrap().address,
+        };
+        Block::new(header, vec![], vec![], None).unwrap()
+    }
+
+    /// Issue 14, hole 3 (block sync): a committed block whose header disagrees with our execution is a
+    /// divergence, reported with the field, instead of being built upon.
+    #[test]
+    fn a_committed_block_must_continue_our_chain() {
+        let (chain, _) = chain_at(0);
+        chain
+            .check_continues(&block_on(&chain, Hash::ZERO))
+            .unwrap();
+        let diverged = chain
+            .check_continues(&block_on(&chain, Hash([9; 32])))
+            .unwrap_err();
+        assert_eq!(diverged.field, "app_hash");
+        assert_eq!(diverged.height, 1);
     }
 }

@@ -16,7 +16,7 @@
 //!    the WAL is compacted to those once it is larger than [`WAL_COMPACT_BYTES`].
 
 use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashSet};
+use std::collections::BinaryHeap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -32,7 +32,7 @@ use basalt_state::app::{results_hash, Application, BankApp};
 use basalt_state::StateStore;
 use tokio::sync::{mpsc, oneshot, watch};
 
-use super::chain::ChainState;
+use super::chain::{ChainState, EvidenceRefused};
 use super::evidence::EvidencePool;
 use super::shared::Shared;
 use super::sync::{BlockRequest, BlockSync};
@@ -48,8 +48,6 @@ use crate::rpc::backend::{IndexedTx, NewBlockEvent, NodeEvent};
 /// The consensus WAL is rewritten with only the current height's records once it grows past this.
 const WAL_COMPACT_BYTES: u64 = 32 * 1024 * 1024;
 
-/// How far behind the best peer we may be before leaving consensus for block sync.
-const SYNC_BEHIND_THRESHOLD: u64 = 2;
 /// How long block sync waits at start-up to hear from a peer before joining consensus alone.
 const SYNC_STARTUP_WAIT: Duration = Duration::from_secs(3);
 /// Room left in a block for the header, last commit and evidence.
@@ -62,8 +60,8 @@ const PROPOSAL_REGOSSIP_INTERVAL: Duration = Duration::from_secs(2);
 /// Share of `timeout_propose` a proposed block's execution may take (estimated from recent blocks), so a
 /// full mempool cannot produce blocks the network cannot execute within its timeouts.
 const EXECUTION_BUDGET_SHARE: u32 = 2;
-/// Most Decision answers to peers' Status messages per gossip interval.
-const MAX_DECISION_ANSWERS: usize = 4;
+/// How long consensus makes no progress before the node asks a peer that claims later blocks for them.
+const PROBE_AFTER_STALL: Duration = Duration::from_secs(1);
 
 /// A timer the driver set.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -105,7 +103,7 @@ pub enum SyncAnswer {
         /// The request.
         request: BlockRequest,
         /// The blocks or why the request failed.
-        result: Result<Vec<(Block, Commit)>, String>,
+        result: Result<Vec<(Block, Commit)>, super::sync::RequestFailed>,
     },
 }
 
@@ -151,7 +149,6 @@ struct Running {
     position: (Height, Round),
     /// Estimated execution time per transaction (EWMA over committed blocks).
     exec_per_tx: Option<Duration>,
-    decision_answers: HashSet<u64>,
 }
 
 fn now_ms() -> u64 {
@@ -196,6 +193,7 @@ impl Driver {
             self.own_address(),
             height,
             self.chain.validators_at(height.0),
+            Some(self.chain.validators_at(height.0 + 1)),
         )?)
     }
 
@@ -228,7 +226,6 @@ impl Driver {
             last_proposal_regossip: None,
             position: (Height(0), Round(0)),
             exec_per_tx: None,
-            decision_answers: HashSet::new(),
         };
         if start_syncing {
             r.mode = Mode::Syncing {
@@ -365,21 +362,25 @@ impl Running {
         self.engine.handle(input, &mut validator)
     }
 
-    /// Logs an input (current or next height only) and processes it.
+    /// Processes an input and, if the engine accepted it (so it was checked: signatures, height, round
+    /// window), logs it (current or next height only) before acting on the engine's outputs. Refused
+    /// inputs are never logged, so nothing a peer sends reaches the WAL unchecked; and since every output
+    /// — a signature above all — is acted on only after the append, the WAL still holds every input that
+    /// led to a signature before the signature leaves the process (the module's durability contract).
     fn input(&mut self, input: EngineInput) -> Result<Result<(), EngineError>, NodeError> {
         let record = WalRecord::from_input(&input);
         let height = record.height();
         let current = self.engine.height();
-        if !self.replaying
+        let log = !self.replaying
             && !self.syncing()
-            && (height == current || Some(height) == current.next())
-        {
-            let bytes = record.to_bytes();
-            self.d.wal.append(&bytes)?;
-            self.d.wal_records.push((height, bytes));
-        }
+            && (height == current || Some(height) == current.next());
         match self.engine_handle(input) {
             Ok(outputs) => {
+                if log {
+                    let bytes = record.to_bytes();
+                    self.d.wal.append(&bytes)?;
+                    self.d.wal_records.push((height, bytes));
+                }
                 self.process(outputs)?;
                 Ok(Ok(()))
             }
@@ -565,6 +566,9 @@ impl Running {
     fn on_decided(&mut self, round: Round, block: Block, commit: Commit) -> Result<(), NodeError> {
         let started = Instant::now();
         let height = block.height();
+        // A proposal was checked against our chain before we voted for it; a decision proven by a commit
+        // alone (block sync, a peer's decision) was not: the same check, and a mismatch stops the node.
+        self.d.chain.check_continues(&block)?;
         failpoint::hit("commit.before_store");
         let result = self.d.app.finalize_block(&block)?;
         let app_hash = self.d.app.commit(encode(&commit))?;
@@ -646,11 +650,14 @@ impl Running {
             return Ok(());
         }
         let set = self.d.chain.validators_at(height.0);
+        let next_set = self.d.chain.validators_at(height.0 + 1);
         let chain = &self.d.chain;
         let app = &self.d.app;
         let now = now_ms();
         let mut validator = |b: &Block| chain.validity(b, app, now);
-        let outputs = self.engine.start_height(height, set, &mut validator)?;
+        let outputs = self
+            .engine
+            .start_height(height, set, Some(next_set), &mut validator)?;
         self.process(outputs)
     }
 
@@ -716,19 +723,22 @@ impl Running {
         self.d.observer.received(&message);
         match message {
             ConsensusMessage::Status { height, .. } => {
+                // A hint from that peer only: never forwarded, never answered to the mesh. If it says the
+                // peer has blocks we lack, we ask that peer for them (`probe_ahead`).
                 self.d.network.report_validation(id, Verdict::Ignore);
                 let latest = height.0.saturating_sub(1);
-                self.sync.peer_status(from, 0, latest);
-                self.answer_status(latest);
-                if !self.syncing()
-                    && self.d.blocksync
-                    && latest > self.d.chain.height() + SYNC_BEHIND_THRESHOLD
-                {
-                    self.enter_sync();
-                }
+                self.sync.peer_status(from, 0, latest, Instant::now());
+                self.probe_ahead();
             }
             ConsensusMessage::Evidence(evidence) => {
-                let height = self.d.chain.next_height().0.max(evidence.height().0 + 1);
+                // `check_evidence` refuses heights after the one we work on before it looks anything up,
+                // so the committing height below is at most one past it.
+                let height = self
+                    .d
+                    .chain
+                    .next_height()
+                    .0
+                    .max(evidence.height().0.saturating_add(1));
                 match self.d.chain.check_evidence(&evidence, height) {
                     Ok(()) => {
                         let new = self.evidence.add(evidence);
@@ -739,9 +749,15 @@ impl Running {
                         };
                         self.d.network.report_validation(id, verdict);
                     }
-                    Err(reason) => {
-                        tracing::debug!(%from, %reason, "evidence refused");
+                    Err(reason @ EvidenceRefused::Invalid(_)) => {
+                        // Anyone can check the signatures: the sender forwarded what it could have refused.
+                        tracing::debug!(%from, %reason, "invalid evidence");
                         self.d.network.report_validation(id, Verdict::Reject);
+                    }
+                    Err(reason) => {
+                        // Too new or too old for us, perhaps not for the sender: not forwarded, not punished.
+                        tracing::debug!(%from, %reason, "evidence not usable here");
+                        self.d.network.report_validation(id, Verdict::Ignore);
                     }
                 }
             }
@@ -780,32 +796,6 @@ impl Running {
             }
         }
         Ok(())
-    }
-
-    /// A peer at `their_latest` is behind us by a little: send it the decision it misses.
-    fn answer_status(&mut self, their_latest: u64) {
-        let missing = their_latest + 1;
-        if missing > self.d.chain.height()
-            || self.d.chain.height() - missing > SYNC_BEHIND_THRESHOLD
-            || self.decision_answers.len() >= MAX_DECISION_ANSWERS
-            || !self.decision_answers.insert(missing)
-        {
-            return;
-        }
-        if let Some((block, commit)) = self.d.chain.last().filter(|(b, _)| b.height().0 == missing)
-        {
-            let message = ConsensusMessage::Decision {
-                block: block.clone(),
-                commit: commit.clone(),
-            };
-            self.d.network.publish_consensus(&message);
-            return;
-        }
-        if let Ok(Some((block, commit))) = super::blocks::read(&self.d.store, missing) {
-            self.d
-                .network
-                .publish_consensus(&ConsensusMessage::Decision { block, commit });
-        }
     }
 
     fn on_txs(&mut self, id: GossipId, from: PeerId, txs: Vec<Tx>) {
@@ -875,7 +865,6 @@ impl Running {
     }
 
     fn on_gossip_tick(&mut self) {
-        self.decision_answers.clear();
         let position = (self.engine.height(), self.engine.round());
         if position != self.position {
             self.position = position;
@@ -944,13 +933,8 @@ impl Running {
     fn on_sync_answer(&mut self, answer: SyncAnswer) -> Result<(), NodeError> {
         match answer {
             SyncAnswer::Status { peer, base, latest } => {
-                self.sync.peer_status(peer, base, latest);
-                if !self.syncing()
-                    && self.d.blocksync
-                    && latest > self.d.chain.height() + SYNC_BEHIND_THRESHOLD
-                {
-                    self.enter_sync();
-                }
+                self.sync.peer_status(peer, base, latest, Instant::now());
+                self.probe_ahead();
             }
             SyncAnswer::Blocks { request, result } => {
                 if let Some(offence) = self.sync.on_response(request, result, Instant::now()) {
@@ -958,9 +942,55 @@ impl Running {
                     self.d.network.report_peer(request.peer, offence);
                     self.sync.remove_peer(&request.peer);
                 }
+                // A peer served the block after ours: we are behind, by a height or by thousands. Catch up
+                // by block sync (each block's commit is verified as it is applied), then rejoin consensus.
+                // Claims alone never take a validator out of consensus; served blocks do.
+                let next = self.d.chain.height().saturating_add(1);
+                if !self.syncing() && self.sync.has_ready(next) {
+                    self.enter_sync();
+                }
             }
         }
         self.drive_sync()
+    }
+
+    /// In consensus, when a peer claims blocks after ours and the round has made no progress for
+    /// [`PROBE_AFTER_STALL`], asks one such peer (one request at a time) for them. The answer, if it holds
+    /// the next block, moves the node to block sync (see [`Running::on_sync_answer`]); a peer that fails
+    /// to serve what it claimed loses its claim (`BlockSync::on_response`).
+    fn probe_ahead(&mut self) {
+        if self.syncing() || self.last_progress.elapsed() < PROBE_AFTER_STALL {
+            return;
+        }
+        let ours = self.d.chain.height();
+        if self.sync.max_peer_height() <= ours {
+            return;
+        }
+        if let Some(request) = self.sync.probe(ours, Instant::now()) {
+            self.send_block_request(request);
+        }
+    }
+
+    fn send_block_request(&self, request: BlockRequest) {
+        let network = self.d.network.clone();
+        let tx = self.sync_tx.clone();
+        tokio::spawn(async move {
+            let result = match network
+                .request(
+                    request.peer,
+                    SyncRequest::Blocks {
+                        from: request.from,
+                        count: request.count,
+                    },
+                )
+                .await
+            {
+                Ok(SyncResponse::Blocks(blocks)) => Ok(blocks),
+                Ok(_) => Err(super::sync::RequestFailed::UnexpectedAnswer),
+                Err(e) => Err(super::sync::RequestFailed::Transport(e.to_string())),
+            };
+            let _ = tx.send(SyncAnswer::Blocks { request, result }).await;
+        });
     }
 
     /// Applies fetched blocks in order, sends new requests, and joins consensus once caught up.
@@ -995,34 +1025,18 @@ impl Running {
             }
         }
         let ours = self.d.chain.height();
+        // Only peers whose claims still stand count: one that failed to serve what it claimed is not
+        // waited for (otherwise a single peer claiming a huge height would keep us out of consensus).
         let best = self.sync.max_peer_height();
         let waited = since.elapsed() >= SYNC_STARTUP_WAIT;
-        let heard = self.sync.peer_count() > 0;
+        let heard = self.sync.credible_peers() > 0;
         if (heard && ours >= best) || (!heard && waited) {
             self.d.observer.syncing(false);
             tracing::info!(height = ours, "caught up");
             return self.enter_consensus();
         }
         for request in self.sync.next_requests(ours, Instant::now()) {
-            let network = self.d.network.clone();
-            let tx = self.sync_tx.clone();
-            tokio::spawn(async move {
-                let result = match network
-                    .request(
-                        request.peer,
-                        SyncRequest::Blocks {
-                            from: request.from,
-                            count: request.count,
-                        },
-                    )
-                    .await
-                {
-                    Ok(SyncResponse::Blocks(blocks)) => Ok(blocks),
-                    Ok(other) => Err(format!("unexpected answer {other:?}")),
-                    Err(e) => Err(e.to_string()),
-                };
-                let _ = tx.send(SyncAnswer::Blocks { request, result }).await;
-            });
+            self.send_block_request(request);
         }
         Ok(())
     }

@@ -67,6 +67,10 @@ pub enum NodeError {
     /// The network did not start.
     #[error("p2p: {0}")]
     Network(#[from] basalt_p2p::NetworkError),
+    /// A committed block does not continue the chain this node executed: the node stops rather than
+    /// build on a state the network does not share.
+    #[error("diverged from the network: {0}; this node's state is not the network's (restore it from a trusted snapshot or resync from genesis)")]
+    Diverged(#[from] chain::Diverged),
     /// Building our own block failed (a bug: logged with the reason).
     #[error("building a block: {0}")]
     BuildBlock(String),
@@ -260,10 +264,13 @@ pub async fn run_until(
     let (network, net_rx) = basalt_p2p::spawn(network_config).await?;
     tracing::info!(node_id = %network.local_peer_id(), p2p = %network.listen_addr(), "p2p listening");
 
-    let shared = Arc::new(shared::Shared::new(shared::Snapshot {
-        height,
-        ..shared::Snapshot::default()
-    }));
+    let shared = Arc::new(shared::Shared::new(
+        shared::Snapshot {
+            height,
+            ..shared::Snapshot::default()
+        },
+        config.consensus.max_block_txs,
+    ));
 
     // Metrics.
     let metrics = if config.instrumentation.prometheus {

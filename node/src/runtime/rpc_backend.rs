@@ -60,28 +60,23 @@ impl NodeBackend {
         self.sets.at(height)
     }
 
+    /// Transaction `index` of block `height` with its result, from the transaction index: two point
+    /// reads, not a decode of the whole block and its results.
     fn indexed(&self, height: u64, index: u32) -> Result<Option<IndexedTx>, BackendError> {
-        let Some(block) = self.block(height)? else {
+        let Some(found) = self
+            .store
+            .tx_at(height, index)
+            .map_err(|e| backend_err(format!("tx {index} of block {height}"), e))?
+        else {
             return Ok(None);
         };
-        let Some(tx) = block.txs().get(index as usize).cloned() else {
-            return Ok(None);
-        };
-        let result = self
-            .block_results(height)?
-            .and_then(|r| r.get(index as usize).cloned())
-            .unwrap_or_else(|| TxResult {
-                code: 0,
-                log: String::new(),
-                gas_wanted: 0,
-                gas_used: 0,
-                events: Vec::new(),
-            });
+        let tx = Tx::new(found.tx)
+            .map_err(|e| backend_err(format!("tx {index} of block {height}"), e))?;
         Ok(Some(IndexedTx {
             height,
             index,
             tx,
-            result,
+            result: found.result,
         }))
     }
 }
@@ -268,10 +263,17 @@ impl RpcBackend for NodeBackend {
             .store
             .tx(&hash.0)
             .map_err(|e| backend_err(format!("tx {}", hash.to_hex_upper()), e))?;
-        match found {
-            Some(found) => self.indexed(found.height, found.index),
-            None => Ok(None),
-        }
+        let Some(found) = found else {
+            return Ok(None);
+        };
+        let tx =
+            Tx::new(found.tx).map_err(|e| backend_err(format!("tx {}", hash.to_hex_upper()), e))?;
+        Ok(Some(IndexedTx {
+            height: found.height,
+            index: found.index,
+            tx,
+            result: found.result,
+        }))
     }
 
     fn tx_search(
@@ -305,11 +307,11 @@ impl RpcBackend for NodeBackend {
             let max = max.min(latest);
             let min = min.max(max.saturating_sub(MAX_SCAN_BLOCKS - 1));
             for height in min..=max {
-                if let Some(block) = self.block(height)? {
-                    for index in 0..block.txs().len() {
-                        positions.push((height, u32::try_from(index).unwrap_or(u32::MAX)));
-                    }
-                }
+                let count = self
+                    .store
+                    .block_tx_count(height)
+                    .map_err(|e| backend_err(format!("block {height}"), e))?;
+                positions.extend((0..count.unwrap_or(0)).map(|index| (height, index)));
             }
         }
         let mut matched = Vec::new();

@@ -8,8 +8,16 @@ use tokio::sync::broadcast;
 
 use crate::rpc::backend::NodeEvent;
 
-/// Events kept for slow subscribers before they lag (they then miss events, never block the node).
-pub const EVENT_BUFFER: usize = 16_384;
+/// Events kept for slow subscribers before they lag (they then miss events, never block the node), for
+/// blocks of up to `max_block_txs` transactions: a block publishes one event per transaction plus its own,
+/// so the buffer holds two of the largest blocks this node proposes and some room — a subscriber that
+/// keeps up block by block never lags because a block is full.
+pub fn event_buffer(max_block_txs: usize) -> usize {
+    max_block_txs
+        .saturating_add(1)
+        .saturating_mul(2)
+        .saturating_add(1024)
+}
 
 /// The node's state as of the last change, cheap to copy.
 #[derive(Clone, Debug, Default)]
@@ -50,9 +58,9 @@ pub struct Shared {
 }
 
 impl Shared {
-    /// A fresh one.
-    pub fn new(snapshot: Snapshot) -> Shared {
-        let (events, _) = broadcast::channel(EVENT_BUFFER);
+    /// A fresh one whose event bus holds [`event_buffer`]`(max_block_txs)` events.
+    pub fn new(snapshot: Snapshot, max_block_txs: usize) -> Shared {
+        let (events, _) = broadcast::channel(event_buffer(max_block_txs));
         Shared {
             snapshot: RwLock::new(snapshot),
             events,

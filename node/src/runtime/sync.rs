@@ -2,6 +2,13 @@
 //! waiting to be applied in order. Pure state (no I/O): the driver sends the requests it returns and feeds
 //! back the answers, then applies blocks through the consensus engine's `Decision` path, which verifies each
 //! commit (+2/3 of the height's validator set, batch-verified).
+//!
+//! Claims are cheap, serving is not: a peer's claimed height counts only while the peer serves what it
+//! claims. A request that fails (timeout, transport error, wrong answer) discredits the peer: its claim is
+//! forgotten and its new claims are not believed for a pause that doubles with each failure (up to
+//! [`MAX_DISCREDIT`]). A peer that answers "nothing" for a height it claimed lied, which is provable, and
+//! the driver reports it. So one peer claiming `u64::MAX` costs a node one request timeout, not its place in
+//! consensus.
 
 use std::collections::{BTreeMap, HashMap};
 use std::time::{Duration, Instant};
@@ -11,8 +18,21 @@ use basalt_p2p::{Misbehaviour, PeerId};
 
 /// How far past our height fetched blocks may be buffered (bounds memory: ≤ this many blocks).
 pub const MAX_BUFFERED_BLOCKS: u64 = 512;
-/// How long a peer that failed a request is not asked again.
+/// How long a peer that failed a request is not believed, after its first failure (doubles per failure).
 const FAILED_PEER_PAUSE: Duration = Duration::from_secs(5);
+/// Longest time a peer's claims are not believed.
+pub const MAX_DISCREDIT: Duration = Duration::from_secs(600);
+
+/// Why a block request got no blocks.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RequestFailed {
+    /// The request did not complete (timeout, disconnect, stream error).
+    #[error("request failed: {0}")]
+    Transport(String),
+    /// The peer answered with something other than blocks.
+    #[error("the peer answered a block request with another kind of answer")]
+    UnexpectedAnswer,
+}
 
 /// Block sync tunables.
 #[derive(Clone, Copy, Debug)]
@@ -31,8 +51,16 @@ struct PeerState {
     base: u64,
     /// Requests to it in flight.
     in_flight: usize,
-    /// Not asked again before this instant.
-    paused_until: Option<Instant>,
+    /// Its claims are not believed (and it is not asked) before this instant.
+    discredited_until: Option<Instant>,
+    /// Failed requests so far (the discredit pause doubles with each).
+    failures: u32,
+}
+
+impl PeerState {
+    fn credible(&self, now: Instant) -> bool {
+        self.discredited_until.is_none_or(|t| t <= now)
+    }
 }
 
 /// A request the driver must send.
@@ -71,11 +99,16 @@ impl BlockSync {
         }
     }
 
-    /// A peer reported its stored range.
-    pub fn peer_status(&mut self, peer: PeerId, base: u64, latest: u64) {
+    /// A peer reported its stored range (its latest claim replaces the previous one). Ignored while the
+    /// peer is discredited.
+    pub fn peer_status(&mut self, peer: PeerId, base: u64, latest: u64, now: Instant) {
         let state = self.peers.entry(peer).or_default();
+        if !state.credible(now) {
+            return;
+        }
+        state.discredited_until = None;
         state.base = base;
-        state.latest = state.latest.max(latest);
+        state.latest = latest;
     }
 
     /// A peer is gone (or banned): forget it and what it was asked.
@@ -85,7 +118,7 @@ impl BlockSync {
         self.ready.retain(|_, (_, _, p)| p != peer);
     }
 
-    /// Highest height any peer claims.
+    /// Highest height a peer claims whose claim stands (a discredited peer's claim is reset to 0).
     pub fn max_peer_height(&self) -> u64 {
         self.peers.values().map(|p| p.latest).max().unwrap_or(0)
     }
@@ -95,15 +128,47 @@ impl BlockSync {
         self.peers.len()
     }
 
+    /// Peers whose claims stand (not discredited, or their pause is over and they claimed again).
+    pub fn credible_peers(&self) -> usize {
+        self.peers
+            .values()
+            .filter(|p| p.discredited_until.is_none())
+            .count()
+    }
+
+    /// Whether the block at `height` was fetched and waits to be applied.
+    pub fn has_ready(&self, height: u64) -> bool {
+        self.ready.contains_key(&height)
+    }
+
+    /// One request, if none is in flight, for the blocks after `our_height` from a credible peer that
+    /// claims them: how a node in consensus checks a claim before acting on it.
+    pub fn probe(&mut self, our_height: u64, now: Instant) -> Option<BlockRequest> {
+        if !self.in_flight.is_empty() {
+            return None;
+        }
+        self.requests(our_height, now, 1).into_iter().next()
+    }
+
     /// The requests to send now so that heights after `our_height` get fetched.
     pub fn next_requests(&mut self, our_height: u64, now: Instant) -> Vec<BlockRequest> {
+        let max_parallel = self.config.max_parallel_requests;
+        self.requests(our_height, now, max_parallel)
+    }
+
+    fn requests(
+        &mut self,
+        our_height: u64,
+        now: Instant,
+        max_parallel: usize,
+    ) -> Vec<BlockRequest> {
         // Drop what is already applied.
         self.ready.retain(|h, _| *h > our_height);
         let mut out = Vec::new();
         let target = self.max_peer_height();
         let limit = our_height.saturating_add(MAX_BUFFERED_BLOCKS).min(target);
         let mut next = our_height.saturating_add(1);
-        while self.in_flight.len() < self.config.max_parallel_requests && next <= limit {
+        while self.in_flight.len() < max_parallel && next <= limit {
             // Skip heights already fetched or requested.
             if self.ready.contains_key(&next) {
                 next += 1;
@@ -145,9 +210,7 @@ impl BlockSync {
         let mut candidates: Vec<(&PeerId, &PeerState)> = self
             .peers
             .iter()
-            .filter(|(_, p)| {
-                p.latest >= height && p.base <= height && p.paused_until.is_none_or(|t| t <= now)
-            })
+            .filter(|(_, p)| p.latest >= height && p.base <= height && p.credible(now))
             .collect();
         if candidates.is_empty() {
             return None;
@@ -163,12 +226,12 @@ impl BlockSync {
         tied.get(self.cursor % tied.len()).copied()
     }
 
-    /// The answer to a request: `Ok(blocks)` or a transport failure (`Err`). Returns the misbehaviour to
-    /// punish if the peer provably lied.
+    /// The answer to a request: `Ok(blocks)` or a failure (`Err`, which discredits the peer). Returns the
+    /// misbehaviour to punish if the peer provably lied.
     pub fn on_response(
         &mut self,
         request: BlockRequest,
-        result: Result<Vec<(Block, Commit)>, String>,
+        result: Result<Vec<(Block, Commit)>, RequestFailed>,
         now: Instant,
     ) -> Option<Misbehaviour> {
         if self.in_flight.get(&request.from) == Some(&(request.peer, request.count)) {
@@ -181,7 +244,7 @@ impl BlockSync {
         let blocks = match result {
             Ok(blocks) => blocks,
             Err(_) => {
-                self.pause(&request.peer, now);
+                self.discredit(&request.peer, now);
                 return None;
             }
         };
@@ -209,10 +272,22 @@ impl BlockSync {
         None
     }
 
-    fn pause(&mut self, peer: &PeerId, now: Instant) {
+    /// Forgets the peer's claim and does not believe new ones for a pause that doubles per failure. A
+    /// failed request is not proof of a lie (networks time out), so the peer is not reported.
+    fn discredit(&mut self, peer: &PeerId, now: Instant) {
         if let Some(p) = self.peers.get_mut(peer) {
-            p.paused_until = Some(now + FAILED_PEER_PAUSE);
+            if !p.credible(now) {
+                return; // requests sent before the first failure: one failure, one pause
+            }
+            p.failures = p.failures.saturating_add(1);
+            let pause = FAILED_PEER_PAUSE
+                .saturating_mul(1 << p.failures.saturating_sub(1).min(8))
+                .min(MAX_DISCREDIT);
+            p.discredited_until = Some(now + pause);
+            p.latest = 0;
+            p.base = 0;
         }
+        // Its fetched blocks stay: each is verified by its commit when applied.
     }
 
     /// The fetched block at `height`, if any, removed from the buffer.
@@ -241,8 +316,8 @@ mod tests {
             max_parallel_requests: 4,
             batch_blocks: 10,
         });
-        sync.peer_status(peer(1), 1, 35);
-        sync.peer_status(peer(2), 1, 100);
+        sync.peer_status(peer(1), 1, 35, Instant::now());
+        sync.peer_status(peer(2), 1, 100, Instant::now());
         let now = Instant::now();
         let reqs = sync.next_requests(0, now);
         assert_eq!(reqs.len(), 4);
@@ -268,7 +343,7 @@ mod tests {
             max_parallel_requests: 1,
             batch_blocks: 10,
         });
-        sync.peer_status(peer(1), 1, 50);
+        sync.peer_status(peer(1), 1, 50, Instant::now());
         let now = Instant::now();
         let req = sync.next_requests(0, now)[0];
         let verdict = sync.on_response(req, Ok(Vec::new()), now);
@@ -281,15 +356,84 @@ mod tests {
             max_parallel_requests: 1,
             batch_blocks: 10,
         });
-        sync.peer_status(peer(1), 1, 50);
-        sync.peer_status(peer(2), 1, 50);
+        sync.peer_status(peer(1), 1, 50, Instant::now());
+        sync.peer_status(peer(2), 1, 50, Instant::now());
         let now = Instant::now();
         let first = sync.next_requests(0, now)[0];
         assert!(sync
-            .on_response(first, Err("timeout".into()), now)
+            .on_response(first, Err(RequestFailed::Transport("timeout".into())), now)
             .is_none());
         let second = sync.next_requests(0, now)[0];
         assert_eq!(second.from, 1);
         assert_ne!(second.peer, first.peer);
+    }
+
+    /// Hole 4 of issue 14: on 9496b9c a claim of `u64::MAX` stayed the best height forever (claims were a
+    /// running maximum and a failed request only paused the peer), so block sync never caught up and the
+    /// validator never rejoined consensus.
+    #[test]
+    fn a_claim_counts_only_while_the_peer_serves_it() {
+        let mut sync = BlockSync::new(SyncConfig {
+            max_parallel_requests: 4,
+            batch_blocks: 10,
+        });
+        let now = Instant::now();
+        let honest = peer(1);
+        let liar = peer(2);
+        sync.peer_status(honest, 1, 20, now);
+        sync.peer_status(liar, 1, u64::MAX, now);
+        assert_eq!(sync.max_peer_height(), u64::MAX);
+        // Heights beyond the honest peer are asked of the liar, which does not answer.
+        let requests = sync.next_requests(20, now);
+        assert!(!requests.is_empty());
+        assert!(requests.iter().all(|r| r.peer == liar));
+        for r in requests {
+            let failed = sync.on_response(r, Err(RequestFailed::Transport("timeout".into())), now);
+            assert!(failed.is_none(), "a timeout is not proof of a lie");
+        }
+        // Its claim is forgotten, and new claims are not believed during the pause.
+        assert_eq!(sync.max_peer_height(), 20);
+        assert_eq!(sync.credible_peers(), 1);
+        sync.peer_status(liar, 1, u64::MAX, now + FAILED_PEER_PAUSE / 2);
+        assert_eq!(sync.max_peer_height(), 20);
+        assert!(sync.next_requests(20, now).is_empty());
+        // After the pause it is believed again; a second failure pauses it twice as long.
+        let later = now + FAILED_PEER_PAUSE;
+        sync.peer_status(liar, 1, u64::MAX, later);
+        assert_eq!(sync.max_peer_height(), u64::MAX);
+        let r = sync.next_requests(20, later)[0];
+        sync.on_response(r, Err(RequestFailed::UnexpectedAnswer), later);
+        sync.peer_status(liar, 1, u64::MAX, later + FAILED_PEER_PAUSE * 3 / 2);
+        assert_eq!(sync.max_peer_height(), 20, "second pause is doubled");
+        sync.peer_status(liar, 1, u64::MAX, later + FAILED_PEER_PAUSE * 2);
+        assert_eq!(sync.max_peer_height(), u64::MAX);
+    }
+
+    #[test]
+    fn the_latest_claim_replaces_an_earlier_one() {
+        let mut sync = BlockSync::new(SyncConfig {
+            max_parallel_requests: 1,
+            batch_blocks: 10,
+        });
+        let now = Instant::now();
+        sync.peer_status(peer(1), 1, 500, now);
+        sync.peer_status(peer(1), 1, 40, now);
+        assert_eq!(sync.max_peer_height(), 40);
+    }
+
+    #[test]
+    fn a_probe_is_one_request_at_a_time() {
+        let mut sync = BlockSync::new(SyncConfig {
+            max_parallel_requests: 8,
+            batch_blocks: 10,
+        });
+        let now = Instant::now();
+        sync.peer_status(peer(1), 1, 100, now);
+        let probe = sync.probe(50, now).unwrap();
+        assert_eq!((probe.from, probe.peer), (51, peer(1)));
+        assert!(sync.probe(50, now).is_none(), "one in flight");
+        sync.on_response(probe, Ok(Vec::new()), now);
+        // Nothing to probe for at the claimed height.
+        assert!(sync.probe(100, now).is_none());
     }
 }

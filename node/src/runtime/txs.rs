@@ -6,11 +6,11 @@ use std::sync::Arc;
 
 use basalt_consensus::types::Tx;
 use basalt_p2p::{GossipId, Misbehaviour, NetworkHandle, PeerId, Verdict};
-use basalt_state::app::{Application, BankApp};
+use basalt_state::app::{Application, BankApp, CheckTxResult};
 use basalt_state::bank::TxCode;
 use tokio::sync::mpsc;
 
-use crate::mempool::{Mempool, MempoolError, TxOrigin};
+use crate::mempool::{Known, Mempool, MempoolError, TxOrigin};
 use crate::metrics::Metrics;
 
 /// Gossiped batches waiting for admission (beyond this, batches are dropped and not forwarded).
@@ -39,7 +39,10 @@ pub fn spawn_ingest(
         .name("tx-ingest".into())
         .spawn(move || {
             while let Some(batch) = rx.blocking_recv() {
-                let verdict = admit(&mempool, &app, batch.txs, metrics.as_deref());
+                let verdict = admit(&mempool, batch.txs, |tx| {
+                    count_tx_check(metrics.as_deref());
+                    app.check_tx(tx)
+                });
                 match verdict {
                     Admitted::BadSignature => {
                         network.report_validation(batch.id, Verdict::Reject);
@@ -53,9 +56,17 @@ pub fn spawn_ingest(
     Ok(tx)
 }
 
-enum Admitted {
+/// The verdict on a gossiped batch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Admitted {
+    /// Every transaction in it is valid (checked now or before) and at least one is new: forward it.
     New,
+    /// Nothing new, or something in it could not be judged valid (a stale nonce, a full mempool, a check
+    /// still running): neither forwarded nor punished. Forwarding it could get this node punished for
+    /// what it forwarded.
     Nothing,
+    /// It holds a transaction with a bad signature (now or when it was first seen): anyone can check that,
+    /// so the sender is punished.
     BadSignature,
 }
 
@@ -69,25 +80,36 @@ pub fn count_tx_check(metrics: Option<&Metrics>) {
     }
 }
 
-fn admit(mempool: &Mempool, app: &BankApp, txs: Vec<Tx>, metrics: Option<&Metrics>) -> Admitted {
+/// Admits a gossiped batch and judges it as a whole: gossipsub forwards the batch as it came, so it may be
+/// forwarded only if every transaction in it is valid here — a transaction this node saw before counts by
+/// what its check said then, not as "nothing new".
+pub fn admit(
+    mempool: &Mempool,
+    txs: Vec<Tx>,
+    mut check: impl FnMut(&Tx) -> CheckTxResult,
+) -> Admitted {
+    let bad_signature = TxCode::BadSignature.as_u32();
     let mut any_new = false;
+    let mut all_valid = true;
     for tx in txs {
+        let hash = tx.hash();
         // Peer-origin: gossipsub forwards the batch itself, so our batcher must not gossip it again.
-        let check = |tx: &Tx| {
-            count_tx_check(metrics);
-            app.check_tx(tx)
-        };
-        match mempool.insert_with_origin(tx, TxOrigin::Peer, check) {
+        match mempool.insert_with_origin(tx, TxOrigin::Peer, &mut check) {
             Ok(_) => any_new = true,
             // An honest peer checked every transaction before gossiping it: a bad signature is provable
             // misbehaviour (unlike a stale nonce, which races can cause).
-            Err(MempoolError::Rejected { code, .. }) if code == TxCode::BadSignature.as_u32() => {
+            Err(MempoolError::Rejected { code, .. }) if code == bad_signature => {
                 return Admitted::BadSignature;
             }
-            Err(_) => {}
+            Err(MempoolError::InCache) => match mempool.known(&hash) {
+                Known::Valid => {}
+                Known::Rejected(code) if code == bad_signature => return Admitted::BadSignature,
+                Known::Rejected(_) | Known::Checking | Known::Unknown => all_valid = false,
+            },
+            Err(_) => all_valid = false,
         }
     }
-    if any_new {
+    if any_new && all_valid {
         Admitted::New
     } else {
         Admitted::Nothing

@@ -123,7 +123,15 @@ pub struct MockBackend {
     pub indexed: Vec<IndexedTx>,
     pub mempool: Mutex<Vec<Tx>>,
     pub events: broadcast::Sender<NodeEvent>,
+    /// While closed, `tx_search` blocks its thread (as a search over a long chain would), for at most
+    /// [`SEARCH_GATE_CAP`]: how the tests hold handlers busy.
+    pub search_gate: (Mutex<bool>, std::sync::Condvar),
+    /// `tx_search` calls that returned.
+    pub searches_done: std::sync::atomic::AtomicUsize,
 }
+
+/// Longest a closed search gate holds a `tx_search` call.
+pub const SEARCH_GATE_CAP: std::time::Duration = std::time::Duration::from_secs(5);
 
 impl MockBackend {
     /// Blocks 1..=5; block 3 holds two transfers (from SENDER and from RECIPIENT), block 4 one.
@@ -174,7 +182,15 @@ impl MockBackend {
                 Tx::new(b"pending-22".to_vec()).unwrap(),
             ]),
             events,
+            search_gate: (Mutex::new(false), std::sync::Condvar::new()),
+            searches_done: std::sync::atomic::AtomicUsize::new(0),
         })
+    }
+
+    /// Closes (`true`) or opens the search gate.
+    pub fn set_search_gate(&self, closed: bool) {
+        *self.search_gate.0.lock().unwrap() = closed;
+        self.search_gate.1.notify_all();
     }
 
     fn get(&self, height: u64) -> Option<&(Block, Commit)> {
@@ -361,6 +377,14 @@ impl RpcBackend for MockBackend {
         per_page: usize,
         desc: bool,
     ) -> Result<(Vec<IndexedTx>, usize), BackendError> {
+        let closed = self.search_gate.0.lock().unwrap();
+        let _ = self
+            .search_gate
+            .1
+            .wait_timeout_while(closed, SEARCH_GATE_CAP, |closed| *closed)
+            .unwrap();
+        self.searches_done
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         let mut all: Vec<IndexedTx> = self
             .indexed
             .iter()

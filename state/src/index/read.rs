@@ -184,6 +184,12 @@ impl StateStore {
         Ok(indices.into_iter().map(|i| (height, i)).collect())
     }
 
+    /// Number of transactions of block `height`, from its index record (one small read; the block itself
+    /// is not decoded); `None` if no block index is stored there.
+    pub fn block_tx_count(&self, height: u64) -> Result<Option<u32>> {
+        Ok(self.block_record(height)?.map(|r| r.tx_count))
+    }
+
     fn block_record(&self, height: u64) -> Result<Option<BlockRecord>> {
         let key = keys::block_record_key(height);
         self.storage()

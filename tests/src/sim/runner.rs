@@ -433,12 +433,14 @@ impl Sim {
         for side in 0..sides {
             let height = Height(self.chain_of(id, side).height() + 1);
             let set = self.genesis.set_for(height);
+            let next_set = self.genesis.set_for(Height(height.0 + 1));
             match Engine::new(
                 self.genesis.chain_id.clone(),
                 EngineConfig::default(),
                 Some(address),
                 height,
                 set,
+                Some(next_set),
             ) {
                 Ok(engine) => engines.push(engine),
                 Err(e) => unreachable_config(&format!("engine: {e}")),
@@ -997,11 +999,12 @@ impl Sim {
         }
         let next = Height(height.0 + 1);
         let set = self.genesis.set_for(next);
+        let next_set = self.genesis.set_for(Height(next.0 + 1));
         let chain = self.chain_of(id, side).clone();
         let genesis = &mut self.genesis;
         let mut validator = |b: &basalt_consensus::types::Block| app::validate(genesis, &chain, b);
         let outputs = self.nodes[id].engines[side]
-            .start_height(next, set, &mut validator)
+            .start_height(next, set, Some(next_set), &mut validator)
             .unwrap_or_default();
         self.handle_outputs(id, side, outputs)
     }
