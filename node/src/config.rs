@@ -340,7 +340,7 @@ config_section! {
         /// Largest request header block accepted, in bytes.
         pub max_header_bytes: usize = MIB,
         /// Most requests in one JSON-RPC batch.
-        pub max_batch_requests: usize = 100,
+        pub max_batch_requests: usize = crate::rpc::DEFAULT_MAX_BATCH_REQUESTS,
         /// How long broadcast_tx_commit waits for the transaction to be committed.
         pub timeout_broadcast_tx_commit: Duration = Duration::from_secs(10),
         /// Most websocket clients subscribed to events at once.

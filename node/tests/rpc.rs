@@ -1114,6 +1114,10 @@ async fn slow_searches_time_out_and_do_not_hold_up_other_requests() {
         0,
         "health was answered only after searches finished"
     );
+    // A storage method outside the search lane is served too (searches cannot starve monitoring).
+    let status = s.call("status", json!({})).await;
+    assert!(status["result"]["sync_info"].is_object(), "{status}");
+    assert_eq!(s.mock.searches_done.load(Ordering::SeqCst), 0);
     for search in searches {
         let answer = search.await.unwrap();
         let message = answer["error"]["data"].as_str().unwrap_or_default();

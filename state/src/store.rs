@@ -101,6 +101,9 @@ pub struct BlockCommit {
     /// The block's transactions with their results, in block order, indexed for [`StateStore::tx`],
     /// [`StateStore::block_results`] and [`StateStore::search_txs`].
     pub txs: Vec<CommittedTx>,
+    /// Keys of the evidence the block commits (opaque here), indexed for
+    /// [`StateStore::evidence_height`] so the same offence is never committed twice, across restarts.
+    pub evidence: Vec<[u8; 32]>,
     /// The state update computed ahead by [`StateStore::prepare_state`] (then `writes` is empty), so
     /// the Merkle update is computed once per block.
     pub prepared: Option<PreparedState>,
@@ -394,6 +397,7 @@ impl StateStore {
                 commit.height,
                 commit.block_hash.as_ref(),
                 &commit.txs,
+                &commit.evidence,
             )?;
         }
         let root = state.root;

@@ -82,6 +82,7 @@ fn block(height: u64) -> BlockCommit {
                 result: result(height, i),
             })
             .collect(),
+        evidence: Vec::new(),
         prepared: None,
     }
 }

@@ -242,6 +242,7 @@ fn index_and_block_pruning_match_the_model() {
                     commit: format!("commit-{height}").into_bytes(),
                     block_hash: Some(block_hash(height)),
                     txs: txs.iter().map(|t| t.tx.clone()).collect(),
+                    evidence: Vec::new(),
                     prepared: None,
                 })
                 .unwrap();

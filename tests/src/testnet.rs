@@ -186,6 +186,48 @@ impl Testnet {
         &self.nodes[i].home
     }
 
+    /// Sets `key = value` (`value` in TOML syntax) in section `[section]` of node `i`'s config.toml, which
+    /// `basalt testnet` wrote with every key present. Takes effect at the node's next start.
+    pub fn set_config(
+        &self,
+        i: usize,
+        section: &str,
+        key: &str,
+        value: &str,
+    ) -> Result<(), HarnessError> {
+        let path = self.nodes[i].home.join("config").join("config.toml");
+        let fail = |detail: String| HarnessError::Command {
+            what: format!("edit {}", path.display()),
+            detail,
+        };
+        let text = std::fs::read_to_string(&path).map_err(|e| fail(e.to_string()))?;
+        let header = format!("[{section}]");
+        let mut in_section = false;
+        let mut replaced = false;
+        let lines: Vec<String> = text
+            .lines()
+            .map(|line| {
+                let trimmed = line.trim_start();
+                if trimmed.starts_with('[') {
+                    in_section = trimmed.starts_with(&header);
+                } else if in_section
+                    && !replaced
+                    && trimmed
+                        .strip_prefix(key)
+                        .is_some_and(|rest| rest.trim_start().starts_with('='))
+                {
+                    replaced = true;
+                    return format!("{key} = {value}");
+                }
+                line.to_owned()
+            })
+            .collect();
+        if !replaced {
+            return Err(fail(format!("no key {key} in [{section}]")));
+        }
+        std::fs::write(&path, lines.join("\n") + "\n").map_err(|e| fail(e.to_string()))
+    }
+
     /// RPC URL of node `i`.
     pub fn rpc_url(&self, i: usize) -> String {
         format!(

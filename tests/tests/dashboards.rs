@@ -196,45 +196,21 @@ fn substitute(place: &str, expr: &str, chain_id: &str) -> Result<String, String>
     Ok(out)
 }
 
-/// The `prometheus` binary, installed with apt-get when missing and running as root.
+/// The `prometheus` binary: `$PROMETHEUS_BIN`, or `prometheus` on the PATH (scripts/install-deps.sh, which
+/// `.ci/run` and scripts/test.sh run first, installs it; a test installs nothing).
 fn prometheus_bin() -> PathBuf {
     if let Some(path) = std::env::var_os("PROMETHEUS_BIN") {
         return PathBuf::from(path);
     }
-    let found = |name: &str| {
-        Command::new(name)
-            .arg("--version")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success())
-    };
-    if found("prometheus") {
-        return PathBuf::from("prometheus");
-    }
-    let uid = Command::new("id")
-        .arg("-u")
-        .output()
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
-        .unwrap_or_default();
-    assert_eq!(
-        uid, "0",
-        "prometheus is not installed and this test is not root: install it with \
-         `sudo apt-get install -y prometheus` (or set PROMETHEUS_BIN)"
-    );
-    let apt = |args: &[&str]| {
-        Command::new("apt-get")
-            .args(args)
-            .env("DEBIAN_FRONTEND", "noninteractive")
-            .status()
-            .is_ok_and(|s| s.success())
-    };
-    // A fresh machine may have no package lists yet: update once if the first try fails.
-    let installed = apt(&["install", "-y", "-qq", "prometheus"])
-        || (apt(&["update", "-qq"]) && apt(&["install", "-y", "-qq", "prometheus"]));
+    let found = Command::new("prometheus")
+        .arg("--version")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
     assert!(
-        installed && found("prometheus"),
-        "apt-get install -y prometheus failed"
+        found,
+        "prometheus is not installed: run scripts/install-deps.sh (or set PROMETHEUS_BIN)"
     );
     PathBuf::from("prometheus")
 }

@@ -395,7 +395,8 @@ impl Engine {
     /// node gets what it needs to make progress (the "gossip" Tendermint's liveness assumes; CometBFT's
     /// gossip routines send the same): the proposals of the current round and of the rounds that justify
     /// a re-proposal, and the prevotes of those rounds (the proof-of-lock a re-proposal carries). Votes of
-    /// the current round are the sender's own business (each node re-gossips its own messages).
+    /// the current round are the sender's own business (each node re-gossips its own messages, including
+    /// those its WAL replays after a restart).
     pub fn relay_messages(&self) -> Vec<ConsensusMessage> {
         let state = self.driver.state();
         let current = self.round();

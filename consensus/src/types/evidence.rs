@@ -5,9 +5,10 @@ use std::io;
 
 use super::chain_id::ChainId;
 use super::encoding::invalid_data;
+use super::hash::Hash;
 use super::validator::ValidatorSet;
 use super::vote::{SignedVote, VoteError};
-use crate::primitives::{Height, ValidatorIndex};
+use crate::primitives::{Height, ValidatorIndex, VoteType};
 
 /// Two signed votes by the same validator for the same (height, round, type) but different blocks.
 /// Invariant: the pair is in canonical order (`vote_a`'s block id sorts before `vote_b`'s, nil first), so
@@ -75,6 +76,23 @@ impl DuplicateVoteEvidence {
     /// The equivocating validator.
     pub fn validator_index(&self) -> ValidatorIndex {
         self.vote_a.vote.validator_index
+    }
+
+    /// What identifies the offence, whatever pair of votes proves it: a domain-separated hash of the
+    /// height, round, vote type and validator. One offence is committed at most once.
+    pub fn offence_key(&self) -> Hash {
+        let v = &self.vote_a.vote;
+        let vote_type: u8 = match v.vote_type {
+            VoteType::Prevote => 1,
+            VoteType::Precommit => 2,
+        };
+        Hash::digest_parts(&[
+            b"basalt/offence/duplicate-vote/v1",
+            &v.height.0.to_be_bytes(),
+            &v.round.0.to_be_bytes(),
+            &[vote_type],
+            &v.validator_index.0.to_be_bytes(),
+        ])
     }
 
     /// Verifies both signatures against the validator set of the evidence's height.

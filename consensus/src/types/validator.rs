@@ -361,10 +361,27 @@ mod tests {
     fn extreme_powers_do_not_overflow() {
         let big = MAX_TOTAL_VOTING_POWER / 2;
         let mut vs = set(&[big, big - 1, 1]);
+        let small = (0..3u32)
+            .find(|&i| {
+                vs.get(ValidatorIndex(i))
+                    .is_some_and(|v| v.voting_power == 1)
+            })
+            .unwrap();
+        let mut proposed = [0u32; 3];
         for _ in 0..1000 {
             vs = vs.next_height();
+            proposed[vs.proposer().0 as usize] += 1;
         }
-        let _ = vs.proposer_for_round(Round(10_000));
+        // Priorities stayed meaningful at the largest powers: the two big validators alternate and the one
+        // with power 1 (a 2^-60 share) never proposes, even far into the rounds.
+        assert_eq!(proposed[small as usize], 0, "{proposed:?}");
+        for (i, count) in proposed.iter().enumerate() {
+            if i != small as usize {
+                assert!((499..=501).contains(count), "{proposed:?}");
+            }
+        }
+        assert!(vs.proposer_for_round(Round(10_000)).0 < 3);
+        assert_ne!(vs.proposer_for_round(Round(10_000)).0, small);
     }
 
     #[test]

@@ -80,6 +80,8 @@ pub struct Ctx {
     pub commit_waiters: Arc<Semaphore>,
     /// Permits for storage-reading handlers on the blocking pool ([`STORAGE_CALL_PERMITS`]).
     pub storage_calls: Arc<Semaphore>,
+    /// Permits for searches and ranges ([`SEARCH_CALL_PERMITS`]).
+    pub search_calls: Arc<Semaphore>,
 }
 
 impl Ctx {
@@ -91,6 +93,7 @@ impl Ctx {
             limits,
             commit_waiters: Arc::new(Semaphore::new(waiters)),
             storage_calls: Arc::new(Semaphore::new(STORAGE_CALL_PERMITS)),
+            search_calls: Arc::new(Semaphore::new(SEARCH_CALL_PERMITS)),
         }
     }
 
@@ -114,6 +117,13 @@ fn backend_err(e: BackendError) -> RpcErr {
 /// Storage-reading handlers running at once; more wait for a permit (within the request timeout).
 /// Bounds the CPU and I/O that RPC clients can take from consensus and block execution on a 2-core machine.
 pub const STORAGE_CALL_PERMITS: usize = 4;
+/// Searches and ranges (the methods whose cost grows with the chain) running at once, in a lane of their
+/// own: a flood of them waits for these permits and times out, while `status`, `block` and the rest still
+/// get theirs.
+pub const SEARCH_CALL_PERMITS: usize = 2;
+
+/// The methods that take a [`SEARCH_CALL_PERMITS`] permit.
+const SEARCH_METHODS: &[&str] = &["tx_search", "block_search", "blockchain"];
 
 /// Runs `method` (already known to be served) with `params`. Methods that wait on the network or the
 /// mempool run here on the async runtime; every method that reads storage runs on the blocking pool
@@ -143,8 +153,12 @@ pub async fn call(ctx: &Ctx, method: &str, params: &Params) -> Result<Value, Rpc
         }
         "broadcast_tx_commit" => broadcast_tx_commit(ctx, params).await,
         _ => {
-            let permit = ctx
-                .storage_calls
+            let lane = if SEARCH_METHODS.contains(&method) {
+                &ctx.search_calls
+            } else {
+                &ctx.storage_calls
+            };
+            let permit = lane
                 .clone()
                 .acquire_owned()
                 .await

@@ -55,13 +55,17 @@ pub struct RpcLimits {
     pub ws_read_timeout: Duration,
 }
 
+/// Most requests in one JSON-RPC batch unless configured (`rpc.max_batch_requests`): the one default for
+/// the config file and the server.
+pub const DEFAULT_MAX_BATCH_REQUESTS: usize = 100;
+
 impl Default for RpcLimits {
     fn default() -> Self {
         RpcLimits {
             max_open_connections: 900,
             max_body_bytes: 1_000_000,
             max_header_bytes: 1 << 20,
-            max_batch_requests: 10,
+            max_batch_requests: DEFAULT_MAX_BATCH_REQUESTS,
             timeout_broadcast_tx_commit: Duration::from_secs(10),
             max_subscription_clients: 100,
             max_subscriptions_per_client: 5,

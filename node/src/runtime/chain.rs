@@ -11,6 +11,7 @@ use basalt_consensus::types::{
 };
 use basalt_consensus::Height;
 use basalt_state::app::{Application, ProposalVerdict};
+use basalt_state::StateStore;
 
 use super::valsets::SetHistory;
 
@@ -82,6 +83,27 @@ pub enum EvidenceRefused {
         /// The committing block's height.
         height: u64,
     },
+    /// A block of this chain committed the same offence already.
+    #[error("the offence of height {of} was committed already, at height {at}")]
+    AlreadyCommitted {
+        /// The evidence's height.
+        of: u64,
+        /// The height of the block that committed it.
+        at: u64,
+    },
+    /// Blocks that could have committed it are pruned here: whether it was committed cannot be known.
+    #[error(
+        "evidence of height {of} could have been committed below this node's oldest block {base}"
+    )]
+    BeforeBase {
+        /// The evidence's height.
+        of: u64,
+        /// The oldest stored block.
+        base: u64,
+    },
+    /// Reading the committed-evidence index failed.
+    #[error("reading committed evidence: {0}")]
+    Store(#[from] basalt_state::StateError),
     /// Older than [`MAX_EVIDENCE_AGE`] heights.
     #[error("evidence of height {of} is too old for a block at {height}")]
     TooOld {
@@ -129,6 +151,8 @@ pub struct ChainState {
     /// Validator sets of heights `sets_from ..`, the last one being the set of `height + 2`.
     sets: VecDeque<ValidatorSet>,
     sets_from: u64,
+    /// The store whose index records committed evidence (`None` in tests of the chain state alone).
+    committed_evidence: Option<Arc<StateStore>>,
 }
 
 impl ChainState {
@@ -155,6 +179,7 @@ impl ChainState {
             last_results_hash,
             sets: VecDeque::new(),
             sets_from: initial_height,
+            committed_evidence: None,
         };
         // Sets of height-1 (to check the last commit) through height+2.
         let first = height.saturating_sub(1).max(initial_height);
@@ -165,6 +190,13 @@ impl ChainState {
             set = set.next_height();
         }
         state
+    }
+
+    /// Checks evidence against the committed-evidence index of `store` too (what blocks committed is
+    /// remembered across restarts there, so no offence is committed twice).
+    pub fn with_committed_evidence(mut self, store: Arc<StateStore>) -> ChainState {
+        self.committed_evidence = Some(store);
+        self
     }
 
     /// The chain id.
@@ -417,6 +449,17 @@ impl ChainState {
         if height - of > MAX_EVIDENCE_AGE {
             return Err(EvidenceRefused::TooOld { of, height });
         }
+        if let Some(store) = &self.committed_evidence {
+            // Blocks of heights of+1 .. are the ones that could have committed it: all must be stored.
+            if let Some(base) = store.base_height()? {
+                if base > of.saturating_add(1) && base > self.initial_height {
+                    return Err(EvidenceRefused::BeforeBase { of, base });
+                }
+            }
+            if let Some(at) = store.evidence_height(&e.offence_key().0)? {
+                return Err(EvidenceRefused::AlreadyCommitted { of, at });
+            }
+        }
         let set = self.validators_at(of);
         Ok(e.verify(&self.chain_id, &set)?)
     }
@@ -515,6 +558,51 @@ mod tests {
             chain.check_evidence(&forged, 12),
             Err(EvidenceRefused::Invalid(_))
         ));
+    }
+
+    /// Issue 14, item 5: on 9496b9c committed evidence was remembered in memory only, so after a restart
+    /// the same offence could be committed again. The store's index answers for committed evidence, and
+    /// evidence whose possible committing blocks are pruned is refused.
+    #[test]
+    fn committed_evidence_is_refused_across_restarts_and_pruning() {
+        use basalt_state::{BlockCommit, StoreConfig};
+        let dir = tempfile::tempdir().unwrap();
+        let (chain, _) = chain_at(10);
+        let offence = evidence_at(&chain, 2);
+        {
+            let store = StateStore::open(dir.path(), StoreConfig::default()).unwrap();
+            for height in 1..=6u64 {
+                store
+                    .commit_block(BlockCommit {
+                        height,
+                        block: format!("block {height}").into_bytes(),
+                        evidence: if height == 3 {
+                            vec![offence.offence_key().0]
+                        } else {
+                            Vec::new()
+                        },
+                        ..BlockCommit::default()
+                    })
+                    .unwrap();
+            }
+        }
+        // A new process: nothing in memory, the store remembers.
+        let store = Arc::new(StateStore::open(dir.path(), StoreConfig::default()).unwrap());
+        let (chain, _) = chain_at(10);
+        let chain = chain.with_committed_evidence(store.clone());
+        assert!(matches!(
+            chain.check_evidence(&offence, 11),
+            Err(EvidenceRefused::AlreadyCommitted { of: 2, at: 3 })
+        ));
+        // Another offence is still fine.
+        chain.check_evidence(&evidence_at(&chain, 5), 11).unwrap();
+        // Blocks 1..=3 pruned: evidence of height 2 could have been committed there.
+        store.prune_blocks(4).unwrap();
+        assert!(matches!(
+            chain.check_evidence(&offence, 11),
+            Err(EvidenceRefused::BeforeBase { of: 2, base: 4 })
+        ));
+        chain.check_evidence(&evidence_at(&chain, 5), 11).unwrap();
     }
 
     fn block_on(chain: &ChainState, app_hash: Hash) -> Block {

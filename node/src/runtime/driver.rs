@@ -125,6 +125,8 @@ pub struct Driver {
     pub(super) network: NetworkHandle,
     pub(super) shared: Arc<Shared>,
     pub(super) observer: super::observe::Observer,
+    /// Prunes old blocks and state versions off the consensus thread (`None`: an archive node).
+    pub(super) pruner: Option<super::pruner::Pruner>,
 }
 
 /// The driver's mutable run state (built by [`Driver::run`]).
@@ -307,10 +309,22 @@ impl Running {
         self.replaying = true;
         let outputs = self.engine.start()?;
         self.process(outputs)?;
+        let own_index = self.engine.driver().own_index();
         for bytes in records {
             match WalRecord::from_bytes(&bytes) {
                 Ok(record) => {
                     let input = record.into_input();
+                    // Our own votes from before a restart are re-gossiped like new ones: the signer
+                    // refuses to sign an older step anew, so a vote lost on its way (the crash came before
+                    // it was re-sent) would otherwise reach no one and could stall the round for good.
+                    if let EngineInput::Message(ConsensusMessage::Vote(vote)) = &input {
+                        let message = ConsensusMessage::Vote(vote.clone());
+                        if Some(vote.vote.validator_index) == own_index
+                            && !self.own_messages.contains(&message)
+                        {
+                            self.own_messages.push(message);
+                        }
+                    }
                     match self.engine_handle(input) {
                         Ok(outputs) => self.process(outputs)?,
                         Err(e) => tracing::debug!(error = %e, "WAL replay: input refused again"),
@@ -545,7 +559,15 @@ impl Running {
         let max_bytes = self.d.max_block_bytes.saturating_sub(BLOCK_OVERHEAD_BYTES);
         let txs = self.d.mempool.reap(max_bytes, self.max_proposal_txs());
         let txs = self.d.app.prepare_proposal(txs, max_bytes);
-        let evidence = self.evidence.for_proposal(height.0);
+        // Only what every validator will accept: the pool may hold evidence a block committed before a
+        // restart (the pool's memory of committed evidence is not persisted; the store's index is).
+        // What is refused now can never be included: it leaves the pool.
+        let (evidence, stale): (Vec<_>, Vec<_>) = self
+            .evidence
+            .for_proposal(height.0)
+            .into_iter()
+            .partition(|e| self.d.chain.check_evidence(e, height.0).is_ok());
+        self.evidence.committed(&stale);
         let block = self
             .d
             .chain
@@ -581,6 +603,9 @@ impl Running {
         self.d
             .chain
             .advance(block.clone(), commit.clone(), app_hash, results_hash);
+        if let Some(pruner) = &self.d.pruner {
+            pruner.committed(height.0);
+        }
         self.evidence.committed(block.evidence());
         let app = &self.d.app;
         self.d.mempool.update(block.txs(), |tx, previous| {
@@ -727,8 +752,12 @@ impl Running {
                 // peer has blocks we lack, we ask that peer for them (`probe_ahead`).
                 self.d.network.report_validation(id, Verdict::Ignore);
                 let latest = height.0.saturating_sub(1);
-                self.sync.peer_status(from, 0, latest, Instant::now());
+                self.sync.peer_status(from, None, latest, Instant::now());
                 self.probe_ahead();
+            }
+            ConsensusMessage::Evidence(evidence) if self.evidence.knows(&evidence) => {
+                // Known offence: nothing new to check or forward.
+                self.d.network.report_validation(id, Verdict::Ignore);
             }
             ConsensusMessage::Evidence(evidence) => {
                 // `check_evidence` refuses heights after the one we work on before it looks anything up,
@@ -933,7 +962,8 @@ impl Running {
     fn on_sync_answer(&mut self, answer: SyncAnswer) -> Result<(), NodeError> {
         match answer {
             SyncAnswer::Status { peer, base, latest } => {
-                self.sync.peer_status(peer, base, latest, Instant::now());
+                self.sync
+                    .peer_status(peer, Some(base), latest, Instant::now());
                 self.probe_ahead();
             }
             SyncAnswer::Blocks { request, result } => {

@@ -42,6 +42,13 @@ impl EvidencePool {
         true
     }
 
+    /// Whether the offence of `evidence` is known (pending or committed since start): a re-sent copy
+    /// need not be checked again.
+    pub fn knows(&self, evidence: &DuplicateVoteEvidence) -> bool {
+        let key = key_of(evidence);
+        self.committed.contains(&key) || self.pending.contains_key(&key)
+    }
+
     /// Evidence for a block at `height` (only of earlier heights), at most [`MAX_EVIDENCE_PER_PROPOSAL`].
     pub fn for_proposal(&self, height: u64) -> Vec<DuplicateVoteEvidence> {
         self.pending

@@ -9,6 +9,7 @@ pub mod chain;
 pub mod driver;
 pub mod evidence;
 pub mod observe;
+pub mod pruner;
 pub mod rpc_backend;
 pub mod shared;
 pub mod sync;
@@ -202,7 +203,8 @@ pub async fn run_until(
         last,
         outcome.app_hash,
         last_results_hash,
-    );
+    )
+    .with_committed_evidence(store.clone());
     tracing::info!(
         chain_id = %chain_id.as_str(),
         height,
@@ -401,6 +403,14 @@ pub async fn run_until(
         network: network.clone(),
         shared: shared.clone(),
         observer: observe::Observer::new(metrics, Some(own_address), 0),
+        pruner: pruner::Pruner::spawn(
+            store.clone(),
+            pruner::Retention {
+                retain_blocks: config.storage.retain_blocks,
+                keep_recent: config.storage.pruning_keep_recent,
+            },
+        )
+        .map_err(|e| NodeError::Internal(format!("cannot start the pruning thread: {e}")))?,
     };
     // The driver gets its own thread and runtime: blocking work there (RocksDB commits, signature checks)
     // never stalls the RPC server, and RPC load never delays a vote.

@@ -47,8 +47,9 @@ pub struct SyncConfig {
 struct PeerState {
     /// Latest height the peer said it has.
     latest: u64,
-    /// Oldest height it has.
-    base: u64,
+    /// Oldest height it has, once it said so (a gossiped Status carries no base; a pruning node has
+    /// none of the heights below it).
+    base: Option<u64>,
     /// Requests to it in flight.
     in_flight: usize,
     /// Its claims are not believed (and it is not asked) before this instant.
@@ -99,15 +100,17 @@ impl BlockSync {
         }
     }
 
-    /// A peer reported its stored range (its latest claim replaces the previous one). Ignored while the
-    /// peer is discredited.
-    pub fn peer_status(&mut self, peer: PeerId, base: u64, latest: u64, now: Instant) {
+    /// A peer reported its stored range (its latest claim replaces the previous one; a `None` base keeps
+    /// the one it reported before). Ignored while the peer is discredited.
+    pub fn peer_status(&mut self, peer: PeerId, base: Option<u64>, latest: u64, now: Instant) {
         let state = self.peers.entry(peer).or_default();
         if !state.credible(now) {
             return;
         }
         state.discredited_until = None;
-        state.base = base;
+        if base.is_some() {
+            state.base = base;
+        }
         state.latest = latest;
     }
 
@@ -210,7 +213,9 @@ impl BlockSync {
         let mut candidates: Vec<(&PeerId, &PeerState)> = self
             .peers
             .iter()
-            .filter(|(_, p)| p.latest >= height && p.base <= height && p.credible(now))
+            .filter(|(_, p)| {
+                p.latest >= height && p.base.is_none_or(|b| b <= height) && p.credible(now)
+            })
             .collect();
         if candidates.is_empty() {
             return None;
@@ -237,7 +242,10 @@ impl BlockSync {
         if self.in_flight.get(&request.from) == Some(&(request.peer, request.count)) {
             self.in_flight.remove(&request.from);
         }
-        let claimed = self.peers.get(&request.peer).map_or(0, |p| p.latest);
+        let (claimed, base) = self
+            .peers
+            .get(&request.peer)
+            .map_or((0, None), |p| (p.latest, p.base));
         if let Some(p) = self.peers.get_mut(&request.peer) {
             p.in_flight = p.in_flight.saturating_sub(1);
         }
@@ -262,8 +270,12 @@ impl BlockSync {
             }
         }
         if blocks.is_empty() && claimed >= request.from {
-            // It said it has the height, then served nothing.
-            return Some(Misbehaviour::LiedAboutHeight);
+            if base.is_some_and(|b| b <= request.from) {
+                // It said it stores the height, then served nothing.
+                return Some(Misbehaviour::LiedAboutHeight);
+            }
+            // Its base is unknown (it may have pruned the height): not a lie, but nothing to wait for.
+            self.discredit(&request.peer, now);
         }
         for (block, commit) in blocks {
             let height = block.height().0;
@@ -285,7 +297,7 @@ impl BlockSync {
                 .min(MAX_DISCREDIT);
             p.discredited_until = Some(now + pause);
             p.latest = 0;
-            p.base = 0;
+            p.base = None;
         }
         // Its fetched blocks stay: each is verified by its commit when applied.
     }
@@ -316,8 +328,8 @@ mod tests {
             max_parallel_requests: 4,
             batch_blocks: 10,
         });
-        sync.peer_status(peer(1), 1, 35, Instant::now());
-        sync.peer_status(peer(2), 1, 100, Instant::now());
+        sync.peer_status(peer(1), Some(1), 35, Instant::now());
+        sync.peer_status(peer(2), Some(1), 100, Instant::now());
         let now = Instant::now();
         let reqs = sync.next_requests(0, now);
         assert_eq!(reqs.len(), 4);
@@ -343,7 +355,7 @@ mod tests {
             max_parallel_requests: 1,
             batch_blocks: 10,
         });
-        sync.peer_status(peer(1), 1, 50, Instant::now());
+        sync.peer_status(peer(1), Some(1), 50, Instant::now());
         let now = Instant::now();
         let req = sync.next_requests(0, now)[0];
         let verdict = sync.on_response(req, Ok(Vec::new()), now);
@@ -356,8 +368,8 @@ mod tests {
             max_parallel_requests: 1,
             batch_blocks: 10,
         });
-        sync.peer_status(peer(1), 1, 50, Instant::now());
-        sync.peer_status(peer(2), 1, 50, Instant::now());
+        sync.peer_status(peer(1), Some(1), 50, Instant::now());
+        sync.peer_status(peer(2), Some(1), 50, Instant::now());
         let now = Instant::now();
         let first = sync.next_requests(0, now)[0];
         assert!(sync
@@ -380,8 +392,8 @@ mod tests {
         let now = Instant::now();
         let honest = peer(1);
         let liar = peer(2);
-        sync.peer_status(honest, 1, 20, now);
-        sync.peer_status(liar, 1, u64::MAX, now);
+        sync.peer_status(honest, Some(1), 20, now);
+        sync.peer_status(liar, Some(1), u64::MAX, now);
         assert_eq!(sync.max_peer_height(), u64::MAX);
         // Heights beyond the honest peer are asked of the liar, which does not answer.
         let requests = sync.next_requests(20, now);
@@ -394,18 +406,18 @@ mod tests {
         // Its claim is forgotten, and new claims are not believed during the pause.
         assert_eq!(sync.max_peer_height(), 20);
         assert_eq!(sync.credible_peers(), 1);
-        sync.peer_status(liar, 1, u64::MAX, now + FAILED_PEER_PAUSE / 2);
+        sync.peer_status(liar, Some(1), u64::MAX, now + FAILED_PEER_PAUSE / 2);
         assert_eq!(sync.max_peer_height(), 20);
         assert!(sync.next_requests(20, now).is_empty());
         // After the pause it is believed again; a second failure pauses it twice as long.
         let later = now + FAILED_PEER_PAUSE;
-        sync.peer_status(liar, 1, u64::MAX, later);
+        sync.peer_status(liar, Some(1), u64::MAX, later);
         assert_eq!(sync.max_peer_height(), u64::MAX);
         let r = sync.next_requests(20, later)[0];
         sync.on_response(r, Err(RequestFailed::UnexpectedAnswer), later);
-        sync.peer_status(liar, 1, u64::MAX, later + FAILED_PEER_PAUSE * 3 / 2);
+        sync.peer_status(liar, Some(1), u64::MAX, later + FAILED_PEER_PAUSE * 3 / 2);
         assert_eq!(sync.max_peer_height(), 20, "second pause is doubled");
-        sync.peer_status(liar, 1, u64::MAX, later + FAILED_PEER_PAUSE * 2);
+        sync.peer_status(liar, Some(1), u64::MAX, later + FAILED_PEER_PAUSE * 2);
         assert_eq!(sync.max_peer_height(), u64::MAX);
     }
 
@@ -416,8 +428,8 @@ mod tests {
             batch_blocks: 10,
         });
         let now = Instant::now();
-        sync.peer_status(peer(1), 1, 500, now);
-        sync.peer_status(peer(1), 1, 40, now);
+        sync.peer_status(peer(1), Some(1), 500, now);
+        sync.peer_status(peer(1), Some(1), 40, now);
         assert_eq!(sync.max_peer_height(), 40);
     }
 
@@ -428,12 +440,40 @@ mod tests {
             batch_blocks: 10,
         });
         let now = Instant::now();
-        sync.peer_status(peer(1), 1, 100, now);
+        sync.peer_status(peer(1), Some(1), 100, now);
         let probe = sync.probe(50, now).unwrap();
         assert_eq!((probe.from, probe.peer), (51, peer(1)));
         assert!(sync.probe(50, now).is_none(), "one in flight");
         sync.on_response(probe, Ok(Vec::new()), now);
         // Nothing to probe for at the claimed height.
         assert!(sync.probe(100, now).is_none());
+    }
+
+    /// A pruning node has none of the heights below its base; a gossiped Status does not say its base.
+    /// Its empty answer is not a lie (it would have got an honest node banned), but its claim no longer
+    /// counts.
+    #[test]
+    fn an_empty_answer_from_a_peer_of_unknown_base_is_not_a_lie() {
+        let mut sync = BlockSync::new(SyncConfig {
+            max_parallel_requests: 1,
+            batch_blocks: 10,
+        });
+        let now = Instant::now();
+        sync.peer_status(peer(1), None, 50, now);
+        let req = sync.next_requests(0, now)[0];
+        assert!(sync.on_response(req, Ok(Vec::new()), now).is_none());
+        assert_eq!(sync.max_peer_height(), 0);
+        // A base learnt later is kept when a gossiped Status (no base) updates the claim.
+        let later = now + MAX_DISCREDIT;
+        sync.peer_status(peer(1), Some(30), 50, later);
+        sync.peer_status(peer(1), None, 60, later);
+        let req = sync.next_requests(0, later);
+        assert!(req.is_empty(), "heights below its base are not asked of it");
+        let req = sync.next_requests(29, later)[0];
+        assert_eq!(req.from, 30);
+        assert!(matches!(
+            sync.on_response(req, Ok(Vec::new()), later),
+            Some(Misbehaviour::LiedAboutHeight)
+        ));
     }
 }

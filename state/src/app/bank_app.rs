@@ -51,6 +51,8 @@ struct Pending {
     block: Vec<u8>,
     block_hash: [u8; 32],
     txs: Vec<CommittedTx>,
+    /// Offence keys of the block's evidence (indexed so no offence is committed twice).
+    evidence: Vec<[u8; 32]>,
     state: PreparedState,
     app_hash: Hash,
 }
@@ -513,6 +515,7 @@ impl Application for BankApp {
             block: encode(block),
             block_hash: block.id().hash.0,
             txs,
+            evidence: block.evidence().iter().map(|e| e.offence_key().0).collect(),
             state,
             app_hash,
         });
@@ -534,6 +537,7 @@ impl Application for BankApp {
             commit: commit_bytes,
             block_hash: Some(pending.block_hash),
             txs: pending.txs,
+            evidence: pending.evidence,
             prepared: Some(pending.state),
         })?;
         let committed = Hash(root);

@@ -13,6 +13,10 @@ pub(crate) const TAG_TX: u8 = b't';
 pub(crate) const TAG_RESULTS: u8 = b'r';
 /// `tx_index` tag: event attribute index entries.
 pub(crate) const TAG_EVENT: u8 = b'e';
+/// `tx_index` tag: committed evidence key → the height whose block committed it.
+pub(crate) const TAG_EVIDENCE: u8 = b'v';
+/// `tx_index` tag: height → the evidence keys its block committed (for pruning).
+pub(crate) const TAG_EVIDENCE_LIST: u8 = b'w';
 /// `blocks` prefix of the block hash → height index (8-byte height keys never start with it in
 /// practice: a height would need its top byte to be `b'h'`, above 7.5 × 10¹⁸).
 pub(crate) const BLOCK_HASH_PREFIX: &[u8] = b"hash/";
@@ -30,6 +34,22 @@ pub(crate) fn tx_key(hash: &[u8; 32]) -> [u8; 33] {
     let mut key = [0u8; 33];
     key[0] = TAG_TX;
     key[1..].copy_from_slice(hash);
+    key
+}
+
+/// `tx_index` key of a committed piece of evidence.
+pub(crate) fn evidence_key(key: &[u8; 32]) -> [u8; 33] {
+    let mut out = [0u8; 33];
+    out[0] = TAG_EVIDENCE;
+    out[1..].copy_from_slice(key);
+    out
+}
+
+/// `tx_index` key of the list of evidence keys committed at `height`.
+pub(crate) fn evidence_list_key(height: u64) -> [u8; 9] {
+    let mut key = [0u8; 9];
+    key[0] = TAG_EVIDENCE_LIST;
+    key[1..].copy_from_slice(&height.to_be_bytes());
     key
 }
 

@@ -13,6 +13,8 @@
 //! | `tx_index` | `r` ‖ height (u64 BE) | block record: borsh `{ tx_count: u32, block_hash: Option<[u8; 32]> }` |
 //! | `tx_index` | `r` ‖ height (u64 BE) ‖ index (u32 BE) | borsh `{ tx_hash: [u8; 32], result: TxResult }` |
 //! | `tx_index` | `e` ‖ len u8 ‖ `kind.key` ‖ len u16 BE ‖ value ‖ height (u64 BE) ‖ index (u32 BE) | empty |
+//! | `tx_index` | `v` ‖ evidence key (32) | height (u64 BE) of the block that committed it |
+//! | `tx_index` | `w` ‖ height (u64 BE) | the evidence keys (32 bytes each) that height committed |
 //!
 //! A transaction included twice (a failed one may be included again) points at its latest inclusion,
 //! as in CometBFT's indexer; pruning an older height leaves a pointer that moved on untouched.
@@ -170,7 +172,24 @@ pub(crate) fn add_block(
     height: u64,
     block_hash: Option<&[u8; 32]>,
     txs: &[CommittedTx],
+    evidence: &[[u8; 32]],
 ) -> Result<()> {
+    if !evidence.is_empty() {
+        for key in evidence {
+            st.batch_put(
+                batch,
+                Cf::TxIndex,
+                &keys::evidence_key(key),
+                &height.to_be_bytes(),
+            )?;
+        }
+        st.batch_put(
+            batch,
+            Cf::TxIndex,
+            &keys::evidence_list_key(height),
+            &evidence.concat(),
+        )?;
+    }
     let tx_count = u32::try_from(txs.len()).map_err(|_| StateError::TooLarge {
         what: "transactions in one block",
         len: txs.len(),
@@ -233,6 +252,24 @@ pub(crate) fn delete_block(st: &Storage, batch: &mut WriteBatch, height: u64) ->
     st.batch_delete(batch, Cf::Blocks, &height_key)?;
     st.batch_delete(batch, Cf::Commits, &height_key)?;
     let mut deleted = 2usize;
+    let list_key = keys::evidence_list_key(height);
+    if let Some(list) = st.get(Cf::TxIndex, &list_key)? {
+        if list.len() % 32 != 0 {
+            return Err(StateError::Corrupt {
+                cf: Cf::TxIndex.name(),
+                key_hex: hex(&list_key),
+                reason: format!("evidence list of {} bytes is not whole keys", list.len()),
+            });
+        }
+        for key in list.chunks_exact(32) {
+            let mut evidence = [0u8; 32];
+            evidence.copy_from_slice(key);
+            st.batch_delete(batch, Cf::TxIndex, &keys::evidence_key(&evidence))?;
+            deleted += 1;
+        }
+        st.batch_delete(batch, Cf::TxIndex, &list_key)?;
+        deleted += 1;
+    }
     let record_key = keys::block_record_key(height);
     let Some(raw) = st.get(Cf::TxIndex, &record_key)? else {
         // A block committed without an index (or before the index existed).

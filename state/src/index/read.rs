@@ -184,6 +184,16 @@ impl StateStore {
         Ok(indices.into_iter().map(|i| (height, i)).collect())
     }
 
+    /// The height of the stored block that committed the evidence with `key` (see
+    /// [`crate::BlockCommit::evidence`]), if one did and it is not pruned.
+    pub fn evidence_height(&self, key: &[u8; 32]) -> Result<Option<u64>> {
+        let key = keys::evidence_key(key);
+        self.storage()
+            .get(Cf::TxIndex, &key)?
+            .map(|v| keys::decode_u64(Cf::TxIndex, &key, &v))
+            .transpose()
+    }
+
     /// Number of transactions of block `height`, from its index record (one small read; the block itself
     /// is not decoded); `None` if no block index is stored there.
     pub fn block_tx_count(&self, height: u64) -> Result<Option<u32>> {

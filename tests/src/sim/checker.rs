@@ -32,6 +32,9 @@ pub struct Record {
     pub double_sign_refusals: u64,
     /// Undecodable or invalid messages honest nodes rejected.
     pub rejected_messages: u64,
+    /// Forged votes (signed with a key that is not the named validator's) an honest engine accepted —
+    /// what the node would then forward and log: (node, height of the vote). Must stay empty.
+    pub accepted_forgeries: Vec<(NodeId, Height)>,
     /// Diagnostic notes (signer refusals, rejected decisions) for replaying a failed seed.
     pub notes: Vec<String>,
 }
@@ -84,6 +87,14 @@ pub enum Violation {
     DoubleSignAttempt {
         /// How many times.
         count: u64,
+    },
+    /// An honest engine accepted a forged vote (issue 14, hole 2: on 9496b9c next-height votes were
+    /// kept, forwarded and logged unverified).
+    AcceptedForgery {
+        /// The node.
+        node: NodeId,
+        /// The vote's height.
+        height: Height,
     },
 }
 
@@ -157,6 +168,12 @@ pub fn check(record: &Record, exp: &Expectations<'_>) -> Vec<Violation> {
     if record.double_sign_refusals > 0 {
         violations.push(Violation::DoubleSignAttempt {
             count: record.double_sign_refusals,
+        });
+    }
+    for (node, height) in &record.accepted_forgeries {
+        violations.push(Violation::AcceptedForgery {
+            node: *node,
+            height: *height,
         });
     }
     violations

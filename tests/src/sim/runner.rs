@@ -467,7 +467,19 @@ impl Sim {
                 } else {
                     Vec::new()
                 };
+                let own_index = sim.nodes[id].engines[side].driver().own_index();
                 for input in wal {
+                    // Our own votes from before the crash are re-gossiped like new ones (the node's
+                    // driver does the same): the signer refuses to sign an older step anew, so a vote
+                    // lost on its way reaches the others only this way.
+                    if let EngineInput::Message(ConsensusMessage::Vote(vote)) = &input {
+                        let message = ConsensusMessage::Vote(vote.clone());
+                        if Some(vote.vote.validator_index) == own_index
+                            && !sim.nodes[id].own_messages.contains(&message)
+                        {
+                            sim.nodes[id].own_messages.push(message);
+                        }
+                    }
                     sim.input(id, side, input)?;
                 }
                 sim.nodes[id].replaying = false;
@@ -530,12 +542,17 @@ impl Sim {
             return;
         }
         let equivocation = self.equivocation_half(&message);
+        let forged = self.is_forged_vote(from, &message);
+        let vote_height = message.height();
         let incarnation = self.nodes[to].incarnation;
         let accepted = std::cell::Cell::new(false);
         self.with_node(to, |sim| {
             accepted.set(sim.input(to, my_side, EngineInput::Message(message))?);
             Ok(())
         });
+        if forged && accepted.get() && self.nodes[to].behaviour.is_none() {
+            self.record.accepted_forgeries.push((to, vote_height));
+        }
         if let (Some((key, half)), true, None) =
             (equivocation, accepted.get(), self.nodes[to].behaviour)
         {
@@ -1095,6 +1112,24 @@ impl Sim {
                 );
             }
         }
+    }
+
+    /// A vote from a garbage node that names another validator than the sender: signed with the sender's
+    /// key, so its signature cannot verify (every such vote is one of `send_garbage`'s forgeries).
+    fn is_forged_vote(&self, from: NodeId, message: &ConsensusMessage) -> bool {
+        let ConsensusMessage::Vote(signed) = message else {
+            return false;
+        };
+        if self.nodes[from].behaviour != Some(Behaviour::Garbage) {
+            return false;
+        }
+        let sender = self.nodes[from].key.public_key();
+        // Membership and order are fixed at genesis (only proposer priorities rotate).
+        self.genesis
+            .sets
+            .first()
+            .and_then(|set| set.get(signed.vote.validator_index))
+            .is_none_or(|v| v.public_key != sender)
     }
 
     fn random_block_id(&mut self) -> BlockId {
