@@ -114,8 +114,8 @@ fn a_seed_replays_to_the_same_trace() {
 #[test]
 fn byzantine_regression_seeds() {
     let mut failures = Vec::new();
-    // 1_000_280 still stalls (the two byzantine validators decide and move on; the honest two wait for
-    // messages only those send): open in issue 14.
+    // 1_000_280 still stalls: the two byzantine validators decide and move on; one honest node holds the
+    // block, the other a precommit the first needs and does not relay. Open in issue 14.
     for seed in [1_001_447, 1_001_716, 1_002_320, 1_002_612] {
         let report = sim::run(SimConfig::random(Family::Byzantine, seed));
         if !report.violations.is_empty() {

@@ -330,7 +330,7 @@ impl Running {
                         Err(e) => tracing::debug!(error = %e, "WAL replay: input refused again"),
                     }
                 }
-                Err(e) => return Err(NodeError::WalRecord(e.to_string())),
+                Err(e) => return Err(NodeError::WalRecord(e)),
             }
         }
         self.replaying = false;
@@ -573,8 +573,7 @@ impl Running {
             .chain
             .build_block(proposer, now_ms(), txs, evidence, |decided| {
                 self.engine.complete_last_commit(decided)
-            })
-            .map_err(|e| NodeError::BuildBlock(e.to_string()))?;
+            })?;
         match self.input(EngineInput::ProposeBlock { round, block })? {
             Ok(()) => Ok(()),
             Err(e) => {

@@ -61,7 +61,7 @@ pub enum NodeError {
     Wal(#[from] crate::durability::wal::WalError),
     /// A WAL record does not decode.
     #[error("consensus WAL record is corrupt: {0} (run `basalt wal repair`)")]
-    WalRecord(String),
+    WalRecord(#[from] basalt_consensus::types::DecodeError),
     /// The signer's state could not be loaded.
     #[error("signer: {0}")]
     Privval(#[from] crate::durability::privval::PrivvalError),
@@ -74,7 +74,7 @@ pub enum NodeError {
     Diverged(#[from] chain::Diverged),
     /// Building our own block failed (a bug: logged with the reason).
     #[error("building a block: {0}")]
-    BuildBlock(String),
+    BuildBlock(#[from] basalt_consensus::types::BlockError),
     /// A stored block could not be read.
     #[error("{0}")]
     BlockRead(#[from] blocks::ReadError),
@@ -224,8 +224,7 @@ pub async fn run_until(
     }
     let mut wal_records = Vec::with_capacity(opened.records.len());
     for bytes in opened.records {
-        let record = walrec::WalRecord::from_bytes(&bytes)
-            .map_err(|e| NodeError::WalRecord(e.to_string()))?;
+        let record = walrec::WalRecord::from_bytes(&bytes)?;
         wal_records.push((record.height(), bytes));
     }
     let own_address = privval.address();
