@@ -6,9 +6,10 @@
 //! Claims are cheap, serving is not: a peer's claimed height counts only while the peer serves what it
 //! claims. A request that fails (timeout, transport error, wrong answer) discredits the peer: its claim is
 //! forgotten and its new claims are not believed for a pause that doubles with each failure (up to
-//! [`MAX_DISCREDIT`]). A peer that answers "nothing" for a height it claimed lied, which is provable, and
-//! the driver reports it. So one peer claiming `u64::MAX` costs a node one request timeout, not its place in
-//! consensus.
+//! [`MAX_DISCREDIT`]). A peer that answers "nothing" for a height it claimed is discredited the same way,
+//! not reported: a pruning node can lose a height between its Status and our request. So one peer claiming
+//! `u64::MAX` costs a node a request now and then, never its place in consensus, and no honest peer is
+//! punished for an answer it could not give.
 
 use std::collections::{BTreeMap, HashMap};
 use std::time::{Duration, Instant};
@@ -242,10 +243,7 @@ impl BlockSync {
         if self.in_flight.get(&request.from) == Some(&(request.peer, request.count)) {
             self.in_flight.remove(&request.from);
         }
-        let (claimed, base) = self
-            .peers
-            .get(&request.peer)
-            .map_or((0, None), |p| (p.latest, p.base));
+        let claimed = self.peers.get(&request.peer).map_or(0, |p| p.latest);
         if let Some(p) = self.peers.get_mut(&request.peer) {
             p.in_flight = p.in_flight.saturating_sub(1);
         }
@@ -270,11 +268,9 @@ impl BlockSync {
             }
         }
         if blocks.is_empty() && claimed >= request.from {
-            if base.is_some_and(|b| b <= request.from) {
-                // It said it stores the height, then served nothing.
-                return Some(Misbehaviour::LiedAboutHeight);
-            }
-            // Its base is unknown (it may have pruned the height): not a lie, but nothing to wait for.
+            // It claimed the height, then served nothing. Not proof of a lie: a pruning node's base moves
+            // on after it reported it, so an honest peer can lose a height between its Status and our
+            // request. Its claim no longer counts, and it is not believed for a while; nobody is punished.
             self.discredit(&request.peer, now);
         }
         for (block, commit) in blocks {
@@ -349,8 +345,10 @@ mod tests {
         assert!(sync.next_requests(0, now).is_empty());
     }
 
+    /// An empty answer for a claimed height discredits the peer (its claim stops counting) without a
+    /// report: a pruning node can lose the height between its Status and the request.
     #[test]
-    fn empty_answer_from_a_peer_claiming_the_height_is_a_lie() {
+    fn empty_answer_for_a_claimed_height_discredits_without_blame() {
         let mut sync = BlockSync::new(SyncConfig {
             max_parallel_requests: 1,
             batch_blocks: 10,
@@ -358,8 +356,9 @@ mod tests {
         sync.peer_status(peer(1), Some(1), 50, Instant::now());
         let now = Instant::now();
         let req = sync.next_requests(0, now)[0];
-        let verdict = sync.on_response(req, Ok(Vec::new()), now);
-        assert!(matches!(verdict, Some(Misbehaviour::LiedAboutHeight)));
+        assert!(sync.on_response(req, Ok(Vec::new()), now).is_none());
+        assert_eq!(sync.max_peer_height(), 0);
+        assert!(sync.next_requests(0, now).is_empty());
     }
 
     #[test]
@@ -449,31 +448,22 @@ mod tests {
         assert!(sync.probe(100, now).is_none());
     }
 
-    /// A pruning node has none of the heights below its base; a gossiped Status does not say its base.
-    /// Its empty answer is not a lie (it would have got an honest node banned), but its claim no longer
-    /// counts.
+    /// A pruning node has none of the heights below its base; a gossiped Status does not say its base, so
+    /// a base learnt from a Status answer is kept, and heights below it are not asked of the peer.
     #[test]
-    fn an_empty_answer_from_a_peer_of_unknown_base_is_not_a_lie() {
+    fn a_known_base_is_kept_and_respected() {
         let mut sync = BlockSync::new(SyncConfig {
             max_parallel_requests: 1,
             batch_blocks: 10,
         });
         let now = Instant::now();
-        sync.peer_status(peer(1), None, 50, now);
-        let req = sync.next_requests(0, now)[0];
-        assert!(sync.on_response(req, Ok(Vec::new()), now).is_none());
-        assert_eq!(sync.max_peer_height(), 0);
-        // A base learnt later is kept when a gossiped Status (no base) updates the claim.
-        let later = now + MAX_DISCREDIT;
-        sync.peer_status(peer(1), Some(30), 50, later);
-        sync.peer_status(peer(1), None, 60, later);
-        let req = sync.next_requests(0, later);
-        assert!(req.is_empty(), "heights below its base are not asked of it");
-        let req = sync.next_requests(29, later)[0];
-        assert_eq!(req.from, 30);
-        assert!(matches!(
-            sync.on_response(req, Ok(Vec::new()), later),
-            Some(Misbehaviour::LiedAboutHeight)
-        ));
+        sync.peer_status(peer(1), Some(30), 50, now);
+        sync.peer_status(peer(1), None, 60, now);
+        assert!(
+            sync.next_requests(0, now).is_empty(),
+            "heights below its base are not asked of it"
+        );
+        let req = sync.next_requests(29, now)[0];
+        assert_eq!((req.from, req.peer), (30, peer(1)));
     }
 }
