@@ -114,9 +114,10 @@ fn a_seed_replays_to_the_same_trace() {
 #[test]
 fn byzantine_regression_seeds() {
     let mut failures = Vec::new();
-    // 1_000_280 still stalls: the two byzantine validators decide and move on; one honest node holds the
-    // block, the other a precommit the first needs and does not relay. Open in issue 14.
-    for seed in [1_001_447, 1_001_716, 1_002_320, 1_002_612] {
+    // 1_000_280: the two byzantine validators decide and move on; one honest node, still in round 0, lacks
+    // a byzantine precommit that only the other honest node (already in round 1) holds. Fixed by relaying
+    // the votes of the earlier rounds peers report being in (`PeerPositions`).
+    for seed in [1_000_280, 1_001_447, 1_001_716, 1_002_320, 1_002_612] {
         let report = sim::run(SimConfig::random(Family::Byzantine, seed));
         if !report.violations.is_empty() {
             failures.push(report.summary());

@@ -514,6 +514,21 @@ where
             .collect()
     }
 
+    /// Every counted signed vote of (`round`, `vote_type`), whatever its value, in validator-index order
+    /// (an equivocator's votes, at most [`MAX_VALUES_PER_VALIDATOR`], all included). What a peer still in
+    /// that round needs from us to reach the quorum we may have seen and it has not.
+    pub fn votes_of(&self, round: Round, vote_type: VoteType) -> Vec<S> {
+        let Some(tally) = self.tally(round, vote_type) else {
+            return Vec::new();
+        };
+        tally
+            .votes
+            .values()
+            .flatten()
+            .map(|cv| cv.msg.clone())
+            .collect()
+    }
+
     /// The first signed vote of `validator` for (`round`, `vote_type`), if any.
     pub fn vote_of(
         &self,

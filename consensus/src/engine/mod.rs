@@ -9,8 +9,10 @@
 //! the edge's job, requested through [`EngineOutput`] and the [`BlockValidator`] callback.
 
 mod message;
+mod peers;
 
 pub use message::{ConsensusMessage, MAX_CONSENSUS_MESSAGE_BYTES};
+pub use peers::{PeerPositions, MAX_CATCH_UP_ROUNDS};
 
 use std::collections::BTreeMap;
 
@@ -429,6 +431,23 @@ impl Engine {
             out.extend(votes.into_iter().map(ConsensusMessage::Vote));
         }
         out
+    }
+
+    /// The votes this node holds for `rounds` of its height (prevotes, then precommits, of each round in
+    /// order), for peers that report being in one of those rounds (see [`PeerPositions`]). Every vote
+    /// returned was verified when it was counted, so relaying it can never be held against this node.
+    /// Bounded: the vote keeper keeps at most a few votes per validator and round.
+    pub fn round_votes(&self, rounds: &[Round]) -> Vec<ConsensusMessage> {
+        let votes = self.driver.votes();
+        rounds
+            .iter()
+            .flat_map(|&round| {
+                let prevotes = votes.votes_of(round, VoteType::Prevote);
+                let precommits = votes.votes_of(round, VoteType::Precommit);
+                prevotes.into_iter().chain(precommits)
+            })
+            .map(ConsensusMessage::Vote)
+            .collect()
     }
 
     /// Processes one input.

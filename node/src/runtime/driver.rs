@@ -21,7 +21,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use basalt_consensus::engine::{
-    ConsensusMessage, Engine, EngineConfig, EngineError, EngineInput, EngineOutput,
+    ConsensusMessage, Engine, EngineConfig, EngineError, EngineInput, EngineOutput, PeerPositions,
 };
 use basalt_consensus::types::{encode, Address, Block, Commit, ProposalMessage, Tx};
 use basalt_consensus::{Height, Round, Timeout};
@@ -62,6 +62,8 @@ const PROPOSAL_REGOSSIP_INTERVAL: Duration = Duration::from_secs(2);
 const EXECUTION_BUDGET_SHARE: u32 = 2;
 /// How long consensus makes no progress before the node asks a peer that claims later blocks for them.
 const PROBE_AFTER_STALL: Duration = Duration::from_secs(1);
+/// The most peers whose consensus position is tracked (connections are capped lower by the transport).
+const MAX_TRACKED_PEERS: usize = 1024;
 
 /// A timer the driver set.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -149,6 +151,8 @@ struct Running {
     last_proposal_regossip: Option<Instant>,
     /// (height, round) last seen, to count a new round as progress.
     position: (Height, Round),
+    /// Where peers say they are: re-gossip relays the votes of earlier rounds they are still in.
+    peer_positions: PeerPositions<PeerId>,
     /// Estimated execution time per transaction (EWMA over committed blocks).
     exec_per_tx: Option<Duration>,
 }
@@ -227,6 +231,7 @@ impl Driver {
             regossip_interval: Duration::ZERO,
             last_proposal_regossip: None,
             position: (Height(0), Round(0)),
+            peer_positions: PeerPositions::new(MAX_TRACKED_PEERS),
             exec_per_tx: None,
         };
         if start_syncing {
@@ -732,6 +737,7 @@ impl Running {
             NetworkEvent::PeerDisconnected { peer } => {
                 tracing::debug!(%peer, "peer disconnected");
                 self.sync.remove_peer(&peer);
+                self.peer_positions.forget(&peer);
                 self.d.observer.peer_change(-1);
             }
         }
@@ -746,10 +752,12 @@ impl Running {
     ) -> Result<(), NodeError> {
         self.d.observer.received(&message);
         match message {
-            ConsensusMessage::Status { height, .. } => {
+            ConsensusMessage::Status { height, round } => {
                 // A hint from that peer only: never forwarded, never answered to the mesh. If it says the
-                // peer has blocks we lack, we ask that peer for them (`probe_ahead`).
+                // peer has blocks we lack, we ask that peer for them (`probe_ahead`); if it is in an
+                // earlier round of our height, re-gossip relays that round's votes (`on_gossip_tick`).
                 self.d.network.report_validation(id, Verdict::Ignore);
+                self.peer_positions.record(from, height, round);
                 let latest = height.0.saturating_sub(1);
                 self.sync.peer_status(from, None, latest, Instant::now());
                 self.probe_ahead();
@@ -913,7 +921,11 @@ impl Running {
         if proposals_due {
             self.last_proposal_regossip = Some(now);
         }
-        let relay = self.engine.relay_messages();
+        let mut relay = self.engine.relay_messages();
+        let lagging = self
+            .peer_positions
+            .lagging_rounds(self.engine.height(), self.engine.round());
+        relay.extend(self.engine.round_votes(&lagging));
         let messages = self.own_messages.iter().chain(relay.iter());
         for message in messages {
             if matches!(message, ConsensusMessage::Proposal(_)) && !proposals_due {

@@ -7,7 +7,9 @@ use std::rc::Rc;
 use rand_chacha::ChaCha8Rng;
 use rand_core::{RngCore, SeedableRng};
 
-use basalt_consensus::engine::{ConsensusMessage, Engine, EngineConfig, EngineInput, EngineOutput};
+use basalt_consensus::engine::{
+    ConsensusMessage, Engine, EngineConfig, EngineInput, EngineOutput, PeerPositions,
+};
 use basalt_consensus::types::{
     BlockId, ChainId, DuplicateVoteEvidence, Hash, PrivateKey, ProposalMessage, SignedProposal,
     SignedVote, Tx, ValidatorSet, Vote,
@@ -127,6 +129,8 @@ struct Node {
     evidence_pool: Vec<DuplicateVoteEvidence>,
     /// Decisions already sent to (peer, height) since the last gossip tick.
     answered: BTreeSet<(NodeId, u64)>,
+    /// Where peers say they are (the real engine's tracker): gossip relays earlier rounds' votes.
+    peer_positions: PeerPositions<NodeId>,
     /// Hashes of messages already delivered at the current height: duplicates are dropped before any
     /// signature work, as gossipsub's seen-cache does. Cleared at each new height (bounded by one height).
     seen: BTreeSet<Hash>,
@@ -201,6 +205,7 @@ impl Sim {
                 own_messages: Vec::new(),
                 evidence_pool: Vec::new(),
                 answered: BTreeSet::new(),
+                peer_positions: PeerPositions::new(config.powers.len()),
                 seen: BTreeSet::new(),
                 deferred_builds: Vec::new(),
                 replaying: false,
@@ -391,12 +396,14 @@ impl Sim {
             self.nodes[node].persisted.wal.len()
         );
         self.record.notes.push(note);
+        let peers = self.nodes.len();
         let n = &mut self.nodes[node];
         n.crashed = true;
         n.crash_budget = None;
         n.incarnation += 1;
         n.engines.clear();
         n.own_messages.clear();
+        n.peer_positions = PeerPositions::new(peers);
         n.seen.clear();
         n.deferred_builds.clear();
         n.evidence_pool.clear();
@@ -528,7 +535,13 @@ impl Sim {
             _ => 0,
         };
         let height = self.nodes[to].engines[my_side].height();
-        if let ConsensusMessage::Status { height: theirs, .. } = message {
+        if let ConsensusMessage::Status {
+            height: theirs,
+            round,
+        } = message
+        {
+            self.nodes[to].peer_positions.record(from, theirs, round);
+            let node = &self.nodes[to];
             if theirs < height && node.behaviour.is_none() {
                 self.answer_with_decision(to, from, theirs);
             }
@@ -1047,6 +1060,10 @@ impl Sim {
                 if self.nodes[id].behaviour.is_none() {
                     if let Some(engine) = self.nodes[id].engines.first() {
                         messages.extend(engine.relay_messages());
+                        let lagging = self.nodes[id]
+                            .peer_positions
+                            .lagging_rounds(engine.height(), engine.round());
+                        messages.extend(engine.round_votes(&lagging));
                         messages.push(ConsensusMessage::Status {
                             height: engine.height(),
                             round: engine.round(),
