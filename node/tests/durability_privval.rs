@@ -7,7 +7,8 @@ use std::path::{Path, PathBuf};
 use basalt_consensus::types::{BlockId, ChainId, Hash, PrivateKey, Proposal, Signature, Vote};
 use basalt_consensus::{Height, Round, ValidatorIndex, VoteType};
 use basalt_node::durability::privval::{
-    reset_state, write_initial_state, LastSignState, PrivValidator, PrivvalError, SignStep,
+    reset_state, write_initial_state, LastSignState, PrivValidator, PrivvalError, SignRefusal,
+    SignStep,
 };
 use base64::Engine as _;
 use proptest::prelude::*;
@@ -156,8 +157,8 @@ fn real(pv: &mut PrivValidator, request: &Request) -> Outcome {
             .map(|s| s.signature),
     };
     result.map_err(|e| match e {
-        PrivvalError::Regression { .. } => "regression",
-        PrivvalError::Conflict { .. } => "conflict",
+        PrivvalError::Refused(SignRefusal::Regression { .. }) => "regression",
+        PrivvalError::Refused(SignRefusal::Conflict { .. }) => "conflict",
         other => panic!("unexpected error {other}"),
     })
 }
@@ -340,16 +341,25 @@ fn crash_after_the_state_write_re_request_gets_the_same_signature() {
         .sign_vote(&chain(), vote(VoteType::Prevote, 3, 0, 2))
         .unwrap_err();
     assert!(
-        matches!(conflicting, PrivvalError::Conflict { .. }),
+        matches!(
+            conflicting,
+            PrivvalError::Refused(SignRefusal::Conflict { .. })
+        ),
         "{conflicting}"
     );
     let nil = pv
         .sign_vote(&chain(), vote(VoteType::Prevote, 3, 0, 0))
         .unwrap_err();
-    assert!(matches!(nil, PrivvalError::Conflict { .. }), "{nil}");
+    assert!(
+        matches!(nil, PrivvalError::Refused(SignRefusal::Conflict { .. })),
+        "{nil}"
+    );
     let earlier = pv.sign_proposal(&chain(), proposal(3, 0, 1)).unwrap_err();
     assert!(
-        matches!(earlier, PrivvalError::Regression { .. }),
+        matches!(
+            earlier,
+            PrivvalError::Refused(SignRefusal::Regression { .. })
+        ),
         "{earlier}"
     );
 }
@@ -377,7 +387,7 @@ fn failed_state_write_withholds_the_signature_until_it_is_durable() {
     assert!(matches!(
         pv.sign_vote(&chain(), vote(VoteType::Prevote, 4, 0, 2))
             .unwrap_err(),
-        PrivvalError::Conflict { .. }
+        PrivvalError::Refused(SignRefusal::Conflict { .. })
     ));
     // ...and the file now holds the pending state, so the identical request gets its signature.
     let reloaded = PrivValidator::load(key(), &path).unwrap();
@@ -409,11 +419,17 @@ fn alongside_runs_with_the_signature_and_only_when_signing_succeeds() {
     let err = pv
         .sign_vote_alongside(&chain(), vote(VoteType::Prevote, 5, 0, 2), |_| ran = true)
         .unwrap_err();
-    assert!(matches!(err, PrivvalError::Conflict { .. }), "{err}");
+    assert!(
+        matches!(err, PrivvalError::Refused(SignRefusal::Conflict { .. })),
+        "{err}"
+    );
     let err = pv
         .sign_proposal_alongside(&chain(), proposal(5, 0, 1), |_| ran = true)
         .unwrap_err();
-    assert!(matches!(err, PrivvalError::Regression { .. }), "{err}");
+    assert!(
+        matches!(err, PrivvalError::Refused(SignRefusal::Regression { .. })),
+        "{err}"
+    );
     assert!(!ran);
     // The identical re-request runs it with the same signature (a re-send after a crash).
     let (_, again) = pv

@@ -97,9 +97,29 @@ impl LastSignState {
     }
 }
 
-/// Why the signer refused or failed.
-#[derive(Debug, thiserror::Error)]
-pub enum PrivvalError {
+impl Hrs {
+    /// The position of a vote.
+    pub fn of_vote(vote: &Vote) -> Hrs {
+        Hrs {
+            height: vote.height.0,
+            round: vote.round.0,
+            step: SignStep::of_vote(vote.vote_type) as u8,
+        }
+    }
+
+    /// The position of a proposal.
+    pub fn of_proposal(proposal: &Proposal) -> Hrs {
+        Hrs {
+            height: proposal.height().0,
+            round: proposal.round().0,
+            step: SignStep::Propose as u8,
+        }
+    }
+}
+
+/// Why the double-sign rule refuses a request.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SignRefusal {
     /// The request is for an earlier (height, round, step) than already signed.
     #[error("refusing to sign {requested}: already signed {last}")]
     Regression {
@@ -114,6 +134,58 @@ pub enum PrivvalError {
         /// The position.
         hrs: Hrs,
     },
+}
+
+/// What the double-sign rule allows for a request.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SignPermit {
+    /// The very request last signed: release the same signature again (a WAL replay re-sends it).
+    Repeat(Signature),
+    /// A later position: sign it, and make [`LastSignState::after_signing`] durable before release.
+    New,
+}
+
+impl LastSignState {
+    /// The double-sign rule, pure (no key, no disk; the simulation runs this same code): a position
+    /// before the last signed one is refused; the last one itself is allowed again only with identical
+    /// sign bytes (its signature is returned); any later one may be signed.
+    pub fn permit(&self, hrs: Hrs, sign_bytes: &[u8]) -> Result<SignPermit, SignRefusal> {
+        let last = self.hrs();
+        if hrs < last {
+            return Err(SignRefusal::Regression {
+                requested: hrs,
+                last,
+            });
+        }
+        if hrs == last {
+            return match self.signature {
+                Some(signature) if self.sign_bytes == sign_bytes => {
+                    Ok(SignPermit::Repeat(signature))
+                }
+                _ => Err(SignRefusal::Conflict { hrs }),
+            };
+        }
+        Ok(SignPermit::New)
+    }
+
+    /// The state after signing `sign_bytes` at `hrs` with `signature`.
+    pub fn after_signing(hrs: Hrs, signature: Signature, sign_bytes: Vec<u8>) -> LastSignState {
+        LastSignState {
+            height: hrs.height,
+            round: hrs.round,
+            step: hrs.step,
+            signature: Some(signature),
+            sign_bytes,
+        }
+    }
+}
+
+/// Why the signer refused or failed.
+#[derive(Debug, thiserror::Error)]
+pub enum PrivvalError {
+    /// The double-sign rule refused the request.
+    #[error(transparent)]
+    Refused(#[from] SignRefusal),
     /// The state file does not exist (`basalt init` writes it).
     #[error(
         "signer state file {path} does not exist (run `basalt init`, or restore it from a backup)"
@@ -241,11 +313,7 @@ impl PrivValidator {
         vote: Vote,
         alongside: impl FnOnce(&SignedVote) -> R,
     ) -> Result<(SignedVote, R), PrivvalError> {
-        let hrs = Hrs {
-            height: vote.height.0,
-            round: vote.round.0,
-            step: SignStep::of_vote(vote.vote_type) as u8,
-        };
+        let hrs = Hrs::of_vote(&vote);
         let sign_bytes = vote.sign_bytes(chain_id);
         self.sign_alongside(hrs, sign_bytes, move |signature| {
             let signed = SignedVote { vote, signature };
@@ -273,11 +341,7 @@ impl PrivValidator {
         proposal: Proposal,
         alongside: impl FnOnce(&SignedProposal) -> R,
     ) -> Result<(SignedProposal, R), PrivvalError> {
-        let hrs = Hrs {
-            height: proposal.height().0,
-            round: proposal.round().0,
-            step: SignStep::Propose as u8,
-        };
+        let hrs = Hrs::of_proposal(&proposal);
         let sign_bytes = proposal.sign_bytes(chain_id);
         self.sign_alongside(hrs, sign_bytes, move |signature| {
             let signed = SignedProposal {
@@ -302,29 +366,13 @@ impl PrivValidator {
             // nothing signed from it (including an identical re-request) leaves before it is on disk.
             self.persist()?;
         }
-        let last = self.state.hrs();
-        if hrs < last {
-            return Err(PrivvalError::Regression {
-                requested: hrs,
-                last,
-            });
-        }
-        if hrs == last {
-            return match self.state.signature {
-                Some(signature) if self.state.sign_bytes == sign_bytes => Ok(alongside(signature)),
-                _ => Err(PrivvalError::Conflict { hrs }),
-            };
+        if let SignPermit::Repeat(signature) = self.state.permit(hrs, &sign_bytes)? {
+            return Ok(alongside(signature));
         }
         let signature = self.key.sign(&sign_bytes);
         // The state moves on in memory even if the write fails: a conflicting request at this position
         // must be refused from now on, since the signature may already be on disk.
-        self.state = LastSignState {
-            height: hrs.height,
-            round: hrs.round,
-            step: hrs.step,
-            signature: Some(signature),
-            sign_bytes,
-        };
+        self.state = LastSignState::after_signing(hrs, signature, sign_bytes);
         self.durable = false;
         let bytes = encode_state(&self.state);
         let path = self.state_path.as_path();
@@ -513,4 +561,57 @@ fn read_state(path: &Path) -> Result<LastSignState, PrivvalError> {
         path: path.to_path_buf(),
         reason,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn hrs(height: u64, round: u32, step: SignStep) -> Hrs {
+        Hrs {
+            height,
+            round,
+            step: step as u8,
+        }
+    }
+
+    #[test]
+    fn the_double_sign_rule_orders_positions_and_repeats_only_identical_requests() {
+        let key = PrivateKey::from_seed(&[7; 32]);
+        let fresh = LastSignState::default();
+        let at = hrs(5, 1, SignStep::Prevote);
+        assert_eq!(fresh.permit(at, b"a"), Ok(SignPermit::New));
+        let signature = key.sign(b"a");
+        let state = LastSignState::after_signing(at, signature, b"a".to_vec());
+        assert_eq!(state.hrs(), at);
+        // The same request again: the same signature (a WAL replay re-sends it).
+        assert_eq!(state.permit(at, b"a"), Ok(SignPermit::Repeat(signature)));
+        // The same position, other bytes: a double sign.
+        assert_eq!(
+            state.permit(at, b"b"),
+            Err(SignRefusal::Conflict { hrs: at })
+        );
+        // Earlier positions, by step, round and height: refused.
+        for earlier in [
+            hrs(5, 1, SignStep::Propose),
+            hrs(5, 0, SignStep::Precommit),
+            hrs(4, 9, SignStep::Precommit),
+        ] {
+            assert_eq!(
+                state.permit(earlier, b"a"),
+                Err(SignRefusal::Regression {
+                    requested: earlier,
+                    last: at
+                })
+            );
+        }
+        // Later positions may be signed.
+        for later in [
+            hrs(5, 1, SignStep::Precommit),
+            hrs(5, 2, SignStep::Propose),
+            hrs(6, 0, SignStep::Propose),
+        ] {
+            assert_eq!(state.permit(later, b"z"), Ok(SignPermit::New));
+        }
+    }
 }

@@ -39,7 +39,7 @@ use super::sync::{BlockRequest, BlockSync};
 use super::walrec::WalRecord;
 use super::NodeError;
 use crate::config::ConsensusConfig;
-use crate::durability::privval::{PrivValidator, PrivvalError};
+use crate::durability::privval::{PrivValidator, PrivvalError, SignRefusal};
 use crate::durability::wal::{Wal, WalError};
 use crate::failpoint;
 use crate::mempool::Mempool;
@@ -502,7 +502,8 @@ impl Running {
     /// The signer refused. A regression while replaying is expected (the signed message itself is in the
     /// WAL and replays next); anything else is logged loudly — it is the double-sign protection at work.
     fn refused(&self, error: &PrivvalError) {
-        if self.replaying && matches!(error, PrivvalError::Regression { .. }) {
+        if self.replaying && matches!(error, PrivvalError::Refused(SignRefusal::Regression { .. }))
+        {
             tracing::debug!(%error, "signer: regression during WAL replay");
         } else {
             tracing::error!(%error, "signer refused to sign");

@@ -14,7 +14,8 @@ pub enum Behaviour {
     Equivocate,
     /// Proposes poisoned (invalid) blocks and votes for block ids that do not exist.
     InvalidVotes,
-    /// Sends random bytes, bit-flipped copies of messages and votes signed with the wrong key.
+    /// Sends random bytes, bit-flipped copies of messages, votes signed with the wrong key (for this
+    /// height, the next and far ones), and false Status reports (an early round, a far height).
     Garbage,
     /// Runs one honest engine per side of a partition and tells each side something different. Only used
     /// with ≥ 1/3 byzantine power, in the negative control.

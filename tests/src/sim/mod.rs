@@ -9,7 +9,6 @@ pub mod app;
 pub mod checker;
 pub mod config;
 pub mod network;
-pub mod privval;
 pub mod runner;
 
 pub use checker::Violation;

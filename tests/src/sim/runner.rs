@@ -20,7 +20,7 @@ use super::app::{self, Chain, Genesis, POISON_TX};
 use super::checker::{self, EquivocationKey, Expectations, Record, Violation};
 use super::config::{Behaviour, SimConfig};
 use super::network::{self, LinkProfile, NodeId, Partition};
-use super::privval::{self, LastSigned};
+use basalt_node::durability::privval::{Hrs, LastSignState, SignPermit, SignRefusal};
 
 /// Genesis time of simulated chains (ms since the epoch).
 const GENESIS_TIME_MS: u64 = 1_700_000_000_000;
@@ -108,7 +108,8 @@ struct Persisted {
     chain: Chain,
     /// Engine inputs of the current height, written before they are processed.
     wal: Vec<EngineInput>,
-    last_signed: LastSigned,
+    /// The node's real signer state (`priv_validator_state.json`'s content).
+    last_signed: LastSignState,
 }
 
 struct Node {
@@ -616,14 +617,6 @@ impl Sim {
         if self.nodes[id].engines.len() <= side {
             return Ok(false);
         }
-        // Write-ahead: the input is durable before it is processed. While replaying, the WAL already holds
-        // the input (replay never removes entries, so a crash during replay loses nothing); only an own
-        // message whose original feed-back was lost to the crash is new and gets appended.
-        let node = &self.nodes[id];
-        if node.behaviour.is_none() && !(node.replaying && node.persisted.wal.contains(&input)) {
-            self.step(id)?;
-            self.nodes[id].persisted.wal.push(input.clone());
-        }
         let result = {
             let chain = if self.nodes[id].behaviour == Some(Behaviour::SplitBrain) {
                 self.nodes[id].side_chains[side].clone()
@@ -633,10 +626,22 @@ impl Sim {
             let genesis = &mut self.genesis;
             let mut validator =
                 |block: &basalt_consensus::types::Block| app::validate(genesis, &chain, block);
-            self.nodes[id].engines[side].handle(input, &mut validator)
+            self.nodes[id].engines[side].handle(input.clone(), &mut validator)
         };
         match result {
             Ok(outputs) => {
+                // Write-ahead, as the node's driver does: an input the engine accepted (so checked:
+                // signatures, height, round window) is durable before any of its outputs is acted on;
+                // refused inputs are never logged. While replaying, the WAL already holds the input (replay
+                // never removes entries, so a crash during replay loses nothing); only an own message whose
+                // original feed-back was lost to the crash is new and gets appended.
+                let node = &self.nodes[id];
+                if node.behaviour.is_none()
+                    && !(node.replaying && node.persisted.wal.contains(&input))
+                {
+                    self.step(id)?;
+                    self.nodes[id].persisted.wal.push(input);
+                }
                 self.handle_outputs(id, side, outputs)?;
                 Ok(true)
             }
@@ -758,8 +763,8 @@ impl Sim {
     fn sign_vote(&mut self, id: NodeId, side: usize, vote: Vote) -> Result<(), Crashed> {
         let chain_id = self.genesis.chain_id.clone();
         let behaviour = self.nodes[id].behaviour;
-        let (hrs, bytes) = privval::vote_request(&chain_id, &vote);
-        let Some(signature) = self.sign_as(id, hrs, bytes)? else {
+        let bytes = vote.sign_bytes(&chain_id);
+        let Some(signature) = self.sign_as(id, Hrs::of_vote(&vote), bytes)? else {
             return Ok(());
         };
         let signed = SignedVote {
@@ -831,8 +836,8 @@ impl Sim {
     ) -> Result<(), Crashed> {
         let chain_id = self.genesis.chain_id.clone();
         let behaviour = self.nodes[id].behaviour;
-        let (hrs, bytes) = privval::proposal_request(&chain_id, &proposal);
-        let Some(signature) = self.sign_as(id, hrs, bytes)? else {
+        let bytes = proposal.sign_bytes(&chain_id);
+        let Some(signature) = self.sign_as(id, Hrs::of_proposal(&proposal), bytes)? else {
             return Ok(());
         };
         self.record.proposed.insert(*proposal.block_id());
@@ -885,12 +890,13 @@ impl Sim {
         self.publish(id, side, message)
     }
 
-    /// Signs for node `id`. Honest nodes go through the double-sign protection, whose state is persisted
-    /// (a crash point) before the signature is used; `None` means it refused. Byzantine nodes sign anything.
+    /// Signs for node `id`. Honest nodes go through the node's own double-sign rule
+    /// ([`LastSignState::permit`]), whose new state is persisted (a crash point) before the signature is
+    /// used; `None` means it refused. Byzantine nodes sign anything.
     fn sign_as(
         &mut self,
         id: NodeId,
-        hrs: (Height, Round, privval::SignStep),
+        hrs: Hrs,
         sign_bytes: Vec<u8>,
     ) -> Result<Option<basalt_consensus::types::Signature>, Crashed> {
         let key = self.nodes[id].key.clone();
@@ -898,15 +904,20 @@ impl Sim {
             return Ok(Some(key.sign(&sign_bytes)));
         }
         self.step(id)?;
-        match privval::sign(
-            &key,
-            &mut self.nodes[id].persisted.last_signed,
-            hrs,
-            sign_bytes,
-        ) {
-            Ok(signature) => Ok(Some(signature)),
-            Err(e) => {
-                self.refused(id, &e);
+        match self.nodes[id]
+            .persisted
+            .last_signed
+            .permit(hrs, &sign_bytes)
+        {
+            Ok(SignPermit::Repeat(signature)) => Ok(Some(signature)),
+            Ok(SignPermit::New) => {
+                let signature = key.sign(&sign_bytes);
+                self.nodes[id].persisted.last_signed =
+                    LastSignState::after_signing(hrs, signature, sign_bytes);
+                Ok(Some(signature))
+            }
+            Err(refusal) => {
+                self.refused(id, &refusal);
                 Ok(None)
             }
         }
@@ -915,9 +926,8 @@ impl Sim {
     /// The signer refused. During WAL replay a *regression* is expected: the engine re-requests an earlier
     /// step whose signed message is itself in the WAL and is replayed next (CometBFT behaves the same).
     /// Anything else means the engine asked an honest signer for something conflicting.
-    fn refused(&mut self, id: NodeId, error: &privval::SignError) {
-        let expected =
-            self.nodes[id].replaying && matches!(error, privval::SignError::Regression { .. });
+    fn refused(&mut self, id: NodeId, error: &SignRefusal) {
+        let expected = self.nodes[id].replaying && matches!(error, SignRefusal::Regression { .. });
         if !expected {
             self.record.double_sign_refusals += 1;
             let note = format!(
@@ -1111,12 +1121,43 @@ impl Sim {
             };
             let forged = ConsensusMessage::Vote(SignedVote {
                 signature: self.nodes[id].key.sign(&vote.sign_bytes(&chain_id)),
-                vote,
+                vote: vote.clone(),
             });
             let mut flipped = forged.to_bytes();
             let pos = (self.rng.next_u32() as usize) % flipped.len();
             flipped[pos] ^= 0x40;
-            for bytes in [junk, forged.to_bytes(), flipped] {
+            // The same forgery for the next height and for far heights: a node must check what it keeps
+            // for later (next height: against the next set) and refuse what it cannot check at all.
+            let far = height.0 + 2 + self.rng.next_u64() % 1_000_000;
+            let later: Vec<Vec<u8>> = [height.0 + 1, far, u64::MAX / 4]
+                .into_iter()
+                .map(|h| {
+                    let vote = Vote {
+                        height: Height(h),
+                        ..vote.clone()
+                    };
+                    ConsensusMessage::Vote(SignedVote {
+                        signature: self.nodes[id].key.sign(&vote.sign_bytes(&chain_id)),
+                        vote,
+                    })
+                    .to_bytes()
+                })
+                .collect();
+            // False Status: stuck in an early round of the current height (so peers relay that round's
+            // votes — bounded, and never anything unverified), and far ahead of everyone.
+            let lies = [
+                ConsensusMessage::Status {
+                    height,
+                    round: Round(self.rng.next_u32() % 3),
+                },
+                ConsensusMessage::Status {
+                    height: Height(u64::MAX),
+                    round: Round(u32::MAX),
+                },
+            ];
+            let lies = lies.iter().map(ConsensusMessage::to_bytes);
+            let all = [junk, forged.to_bytes(), flipped].into_iter();
+            for bytes in all.chain(later).chain(lies) {
                 let at = self.now_ms + 1 + self.rng.next_u64() % 20;
                 self.schedule(
                     at,
