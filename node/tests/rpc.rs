@@ -370,6 +370,18 @@ async fn txs_search_mempool_and_queries() {
     assert_eq!(r["total_count"], "2");
     assert_eq!(r["txs"].as_array().unwrap().len(), 1);
     assert_eq!(r["txs"][0]["height"], "4");
+    // Second pages, both orders (the test backend pages with the node's `page_of`).
+    for (order, height) in [("asc", "4"), ("desc", "3")] {
+        let r = s
+            .result(
+                "tx_search",
+                json!({"query": q, "order_by": order, "per_page": 1, "page": 2}),
+            )
+            .await;
+        assert_eq!(r["total_count"], "2");
+        assert_eq!(r["txs"].as_array().unwrap().len(), 1, "{order}");
+        assert_eq!(r["txs"][0]["height"], height, "{order}");
+    }
     let r = s
         .result(
             "tx_search",

@@ -162,6 +162,7 @@ pub(crate) enum Command {
     },
     Peers(oneshot::Sender<Vec<PeerInfo>>),
     Banned(oneshot::Sender<Vec<PeerId>>),
+    RefusedBanned(oneshot::Sender<u64>),
     TopicPeers {
         topic: GossipTopic,
         reply: oneshot::Sender<TopicPeers>,
@@ -182,6 +183,7 @@ impl Command {
             Command::Request { .. } => "request",
             Command::Peers(_) => "peers",
             Command::Banned(_) => "banned",
+            Command::RefusedBanned(_) => "refused_banned",
             Command::TopicPeers { .. } => "topic_peers",
             Command::Dial(_) => "dial",
             Command::Shutdown => "shutdown",
@@ -283,6 +285,11 @@ impl NetworkHandle {
     /// The currently banned peers.
     pub async fn banned(&self) -> Vec<PeerId> {
         self.ask(Command::Banned).await.unwrap_or_default()
+    }
+
+    /// How many connections from banned peers were refused (or closed at once) since start.
+    pub async fn refused_banned(&self) -> u64 {
+        self.ask(Command::RefusedBanned).await.unwrap_or_default()
     }
 
     /// Who is subscribed to / in our mesh for a gossip topic (for status pages and tests waiting for

@@ -52,6 +52,6 @@ pub use runtime::{
     MAX_PENDING_OUTBOUND,
 };
 pub use sync::{
-    SyncCodec, SyncRequest, SyncResponse, MAX_ERROR_TEXT, MAX_REQUEST_BYTES, MAX_RESPONSE_BYTES,
-    MAX_SYNC_BLOCKS, SYNC_PROTOCOL,
+    decode_request, decode_response, SyncCodec, SyncRequest, SyncResponse, MAX_ERROR_TEXT,
+    MAX_REQUEST_BYTES, MAX_RESPONSE_BYTES, MAX_SYNC_BLOCKS, SYNC_PROTOCOL,
 };

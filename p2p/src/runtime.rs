@@ -99,6 +99,7 @@ pub async fn spawn(
         bans: BanList::default(),
         strikes: HashMap::new(),
         connected: HashMap::new(),
+        refused_banned: 0,
         outbound: HashMap::new(),
         inbound: FuturesUnordered::new(),
     };
@@ -282,6 +283,8 @@ struct Task {
     /// Minor offences per connected peer (cleared on disconnect, so bounded by the connection limits).
     strikes: HashMap<PeerId, u32>,
     connected: HashMap<PeerId, PeerInfo>,
+    /// Connections from banned peers refused or closed at once since start (a counter, not a list).
+    refused_banned: u64,
     outbound: HashMap<OutboundRequestId, (PeerId, OutboundReply)>,
     inbound: FuturesUnordered<InboundAnswer>,
 }
@@ -365,6 +368,7 @@ impl Task {
             } => {
                 let now = Instant::now();
                 if self.bans.is_banned(&peer_id, now) {
+                    self.refused_banned = self.refused_banned.saturating_add(1);
                     let _ = self.swarm.disconnect_peer_id(peer_id);
                     return;
                 }
@@ -393,11 +397,14 @@ impl Task {
                 cause,
                 ..
             } => {
-                self.connected.remove(&peer_id);
+                let was_connected = self.connected.remove(&peer_id).is_some();
                 self.strikes.remove(&peer_id);
-                tracing::info!(peer = %peer_id, ?cause, "peer disconnected");
                 self.redialer.lost(&peer_id, Instant::now());
-                self.emit(NetworkEvent::PeerDisconnected { peer: peer_id });
+                // A banned peer's connection closed at once was never reported connected: nothing to undo.
+                if was_connected {
+                    tracing::info!(peer = %peer_id, ?cause, "peer disconnected");
+                    self.emit(NetworkEvent::PeerDisconnected { peer: peer_id });
+                }
             }
             SwarmEvent::OutgoingConnectionError {
                 peer_id: Some(peer),
@@ -412,6 +419,10 @@ impl Task {
                 send_back_addr,
                 ..
             } => {
+                // The block list denies a banned peer's connection once it is authenticated.
+                if matches!(error, libp2p::swarm::ListenError::Denied { .. }) {
+                    self.refused_banned = self.refused_banned.saturating_add(1);
+                }
                 tracing::debug!(%send_back_addr, %error, "inbound connection failed");
             }
             SwarmEvent::ListenerError { error, .. } => {
@@ -645,6 +656,9 @@ impl Task {
             }
             Command::Peers(reply) => {
                 let _ = reply.send(self.connected.values().cloned().collect());
+            }
+            Command::RefusedBanned(reply) => {
+                let _ = reply.send(self.refused_banned);
             }
             Command::Banned(reply) => {
                 let now = Instant::now();

@@ -164,6 +164,25 @@ pub struct IndexedTx {
     pub result: TxResult,
 }
 
+/// One page of `tx_search` results, as CometBFT pages them: `matched` in (height, index) order, reversed if
+/// `desc`, then page `page` (1-based) of `per_page`; also returns the total count. Every backend pages
+/// through this one function, so the RPC tests that use a test backend test the node's paging.
+pub fn page_of(
+    mut matched: Vec<IndexedTx>,
+    page: usize,
+    per_page: usize,
+    desc: bool,
+) -> (Vec<IndexedTx>, usize) {
+    matched.sort_by_key(|t| (t.height, t.index));
+    if desc {
+        matched.reverse();
+    }
+    let total = matched.len();
+    let start = page.saturating_sub(1).saturating_mul(per_page);
+    let page = matched.into_iter().skip(start).take(per_page).collect();
+    (page, total)
+}
+
 /// A page of the mempool.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct UnconfirmedTxs {

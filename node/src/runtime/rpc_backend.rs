@@ -322,14 +322,7 @@ impl RpcBackend for NodeBackend {
                 }
             }
         }
-        matched.sort_by_key(|t| (t.height, t.index));
-        if desc {
-            matched.reverse();
-        }
-        let total = matched.len();
-        let start = page.saturating_sub(1).saturating_mul(per_page);
-        let page: Vec<IndexedTx> = matched.into_iter().skip(start).take(per_page).collect();
-        Ok((page, total))
+        Ok(crate::rpc::backend::page_of(matched, page, per_page, desc))
     }
 
     fn unconfirmed_txs(&self, limit: usize) -> UnconfirmedTxs {

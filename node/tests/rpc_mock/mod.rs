@@ -385,18 +385,15 @@ impl RpcBackend for MockBackend {
             .unwrap();
         self.searches_done
             .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-        let mut all: Vec<IndexedTx> = self
+        let matched: Vec<IndexedTx> = self
             .indexed
             .iter()
             .filter(|t| query.matches(t))
             .cloned()
             .collect();
-        if desc {
-            all.reverse();
-        }
-        let total = all.len();
-        let start = page.saturating_sub(1).saturating_mul(per_page);
-        Ok((all.into_iter().skip(start).take(per_page).collect(), total))
+        Ok(basalt_node::rpc::backend::page_of(
+            matched, page, per_page, desc,
+        ))
     }
 
     fn unconfirmed_txs(&self, limit: usize) -> UnconfirmedTxs {
