@@ -91,7 +91,9 @@ pub struct MempoolStats {
     pub rejected_txs: u64,
     /// Refused as recently seen.
     pub duplicate_txs: u64,
-    /// Dropped by the recheck after a commit (`mempool_evicted_txs`).
+    /// Dropped as no longer valid: by the recheck after a commit, or (with `mempool.recheck = false`)
+    /// when a proposal passed them over and a check against the latest state failed
+    /// (`mempool_evicted_txs`).
     pub evicted_txs: u64,
     /// Rechecks run (one per commit with a non-empty mempool; `mempool_recheck_times`).
     pub recheck_times: u64,
@@ -467,6 +469,37 @@ impl Mempool {
             out.push(chosen.tx.clone());
         }
         out
+    }
+
+    /// After a commit with `mempool.recheck = false`: removes the committed transactions only (their
+    /// hashes stay in the cache so a re-gossiped copy is refused); nothing is rechecked.
+    pub fn remove_committed(&self, committed: &[Tx]) {
+        let mut inner = self.lock();
+        for tx in committed {
+            let hash = tx.hash();
+            inner.cache.push(hash, Known::Valid);
+            if inner.remove(&hash, None) {
+                inner.stats.committed_txs += 1;
+            }
+        }
+    }
+
+    /// Drops `txs` found no longer valid against the latest state (with `mempool.recheck = false` the
+    /// proposer checks what its proposal passed over, so a commit that invalidated a transaction cannot
+    /// leave it in the pool for good). Their hashes leave the cache, so each may be resubmitted once
+    /// valid again. Returns how many were dropped.
+    pub fn remove_invalid(&self, txs: &[Tx]) -> usize {
+        let mut inner = self.lock();
+        let mut dropped = 0;
+        for tx in txs {
+            let hash = tx.hash();
+            if inner.remove(&hash, None) {
+                inner.cache.remove(&hash);
+                inner.stats.evicted_txs += 1;
+                dropped += 1;
+            }
+        }
+        dropped
     }
 
     /// After a commit: removes the committed transactions (keeping their hashes in the cache so a

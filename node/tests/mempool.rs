@@ -301,6 +301,27 @@ fn update_removes_committed_and_rechecks_the_rest() {
 }
 
 #[test]
+fn without_recheck_a_commit_removes_only_what_it_committed_and_invalid_txs_leave_on_request() {
+    let m = pool(100, 10_000, 100);
+    let txs: Vec<Tx> = (0..4).map(|n| tx(1, n, 0, 10)).collect();
+    for t in &txs {
+        m.insert(t.clone(), ok).unwrap();
+    }
+    let conflicting = tx(1, 1, 7, 10);
+    m.insert(conflicting.clone(), ok).unwrap();
+    m.remove_committed(&txs[..2]);
+    let stats = m.stats();
+    assert_eq!((stats.committed_txs, stats.recheck_times), (2, 0));
+    assert_eq!(m.size(), 3, "nothing but the committed left");
+    assert_eq!(m.insert(txs[0].clone(), ok), Err(MempoolError::InCache));
+    // The proposer found the conflicting one invalid: it leaves, and may come back once valid.
+    assert_eq!(m.remove_invalid(&[conflicting.clone(), tx(9, 0, 0, 10)]), 1);
+    assert_eq!(ids(&m.reap(usize::MAX, usize::MAX)), ids(&txs[2..]));
+    assert_eq!(m.stats().evicted_txs, 1);
+    m.insert(conflicting, ok).unwrap();
+}
+
+#[test]
 fn gossip_queue_returns_new_local_txs_once_within_bytes() {
     let m = pool(100, 10_000, 100);
     let local: Vec<Tx> = (0..4).map(|n| tx(1, n, 0, 10)).collect();

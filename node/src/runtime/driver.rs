@@ -123,6 +123,9 @@ pub struct Driver {
     /// The WAL's records since the last rewrite, with their heights.
     pub(super) wal_records: Vec<(Height, Vec<u8>)>,
     pub(super) mempool: Arc<Mempool>,
+    /// `mempool.recheck`: recheck the pool after every commit (else the proposer drops what its proposal
+    /// passed over and a check refuses; see [`Running::build`]).
+    pub(super) recheck: bool,
     pub(super) ingest: mpsc::Sender<super::txs::Batch>,
     pub(super) network: NetworkHandle,
     pub(super) shared: Arc<Shared>,
@@ -563,8 +566,26 @@ impl Running {
             return Ok(());
         };
         let max_bytes = self.d.max_block_bytes.saturating_sub(BLOCK_OVERHEAD_BYTES);
-        let txs = self.d.mempool.reap(max_bytes, self.max_proposal_txs());
-        let txs = self.d.app.prepare_proposal(txs, max_bytes);
+        let reaped = self.d.mempool.reap(max_bytes, self.max_proposal_txs());
+        let txs = if self.d.recheck {
+            self.d.app.prepare_proposal(reaped, max_bytes)
+        } else {
+            // Without the recheck after each commit, a transaction a commit invalidated (a spent nonce,
+            // drained funds) would stay in the pool for good, passed over by every proposal. Drop what
+            // this proposal passed over and a check against the latest state now refuses; what was
+            // only left out for lack of room passes the check and stays.
+            let chosen = self.d.app.prepare_proposal(reaped.clone(), max_bytes);
+            let kept: std::collections::HashSet<_> = chosen.iter().map(Tx::hash).collect();
+            let stale: Vec<Tx> = reaped
+                .into_iter()
+                .filter(|tx| !kept.contains(&tx.hash()) && !self.d.app.check_tx(tx).is_ok())
+                .collect();
+            if !stale.is_empty() {
+                let dropped = self.d.mempool.remove_invalid(&stale);
+                tracing::debug!(dropped, "mempool: dropped transactions no longer valid");
+            }
+            chosen
+        };
         // Only what every validator will accept: the pool may hold evidence a block committed before a
         // restart (the pool's memory of committed evidence is not persisted; the store's index is).
         // What is refused now can never be included: it leaves the pool.
@@ -613,9 +634,13 @@ impl Running {
         }
         self.evidence.committed(block.evidence());
         let app = &self.d.app;
-        self.d.mempool.update(block.txs(), |tx, previous| {
-            app.recheck_tx(tx, previous).is_ok()
-        });
+        if self.d.recheck {
+            self.d.mempool.update(block.txs(), |tx, previous| {
+                app.recheck_tx(tx, previous).is_ok()
+            });
+        } else {
+            self.d.mempool.remove_committed(block.txs());
+        }
         let next = self.d.chain.next_height();
         self.d.wal_records.retain(|(h, _)| *h == next);
         // Records of finished heights are dead weight (replay skips them) but harmless, so the log is

@@ -398,6 +398,7 @@ pub async fn run_until(
         wal: opened.wal,
         wal_records,
         mempool: mempool.clone(),
+        recheck: config.mempool.recheck,
         ingest,
         network: network.clone(),
         shared: shared.clone(),
