@@ -65,9 +65,10 @@ pub enum MempoolError {
         /// The limit.
         max: usize,
     },
-    /// Seen recently (held, being checked, committed or rejected): not checked again.
+    /// Seen recently (held, being checked, committed or rejected): not checked again. Carries what is
+    /// known of it, read under the same lock as the refusal.
     #[error("tx already exists in cache")]
-    InCache,
+    InCache(Known),
     /// The application's check refused it.
     #[error("tx rejected by check_tx with code {code}: {log}")]
     Rejected {
@@ -224,6 +225,16 @@ impl Inner {
         })
     }
 
+    fn known(&self, hash: &Hash) -> Known {
+        if self.entries.contains_key(hash) {
+            Known::Valid
+        } else if self.checking.contains(hash) {
+            Known::Checking
+        } else {
+            self.cache.known(hash)
+        }
+    }
+
     fn seen(&self, hash: &Hash) -> bool {
         self.entries.contains_key(hash) || self.checking.contains(hash) || self.cache.contains(hash)
     }
@@ -357,8 +368,9 @@ impl Mempool {
             }
             if inner.seen(&hash) {
                 inner.stats.duplicate_txs += 1;
+                let known = inner.known(&hash);
                 inner.cache.touch(hash);
-                return Err(MempoolError::InCache);
+                return Err(MempoolError::InCache(known));
             }
             if let Some(full) = inner.is_full(len) {
                 inner.stats.rejected_txs += 1;
@@ -405,14 +417,7 @@ impl Mempool {
     /// What is known of a transaction seen recently: held or committed ([`Known::Valid`]), refused by the
     /// check (with its code), being checked, or nothing.
     pub fn known(&self, hash: &Hash) -> Known {
-        let inner = self.lock();
-        if inner.entries.contains_key(hash) {
-            Known::Valid
-        } else if inner.checking.contains(hash) {
-            Known::Checking
-        } else {
-            inner.cache.known(hash)
-        }
+        self.lock().known(hash)
     }
 
     /// Admits a batch (e.g. a gossip message), stopping at nothing: one result per transaction, in order.

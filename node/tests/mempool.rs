@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use basalt_consensus::types::{Address, Tx};
-use basalt_node::mempool::{Mempool, MempoolConfig, MempoolError, TxOrigin};
+use basalt_node::mempool::{Known, Mempool, MempoolConfig, MempoolError, TxOrigin};
 use basalt_state::app::CheckTxResult;
 use proptest::prelude::*;
 use proptest::test_runner::{Config, RngSeed, TestRunner};
@@ -117,7 +117,10 @@ fn duplicates_are_checked_once_and_rejected_txs_stay_cached() {
     };
     let a = tx(1, 0, 0, 10);
     m.insert(a.clone(), counting).unwrap();
-    assert_eq!(m.insert(a.clone(), counting), Err(MempoolError::InCache));
+    assert_eq!(
+        m.insert(a.clone(), counting),
+        Err(MempoolError::InCache(Known::Valid))
+    );
     assert_eq!(calls.get(), 1);
     assert!(m.contains(&a.hash()));
 
@@ -132,7 +135,7 @@ fn duplicates_are_checked_once_and_rejected_txs_stay_cached() {
     );
     assert_eq!(
         m.insert(evil.clone(), |_| panic!("re-verified a cached bad tx")),
-        Err(MempoolError::InCache)
+        Err(MempoolError::InCache(Known::Rejected(4)))
     );
     assert!(!m.contains(&evil.hash()));
     let stats = m.stats();
@@ -162,7 +165,7 @@ fn a_concurrent_duplicate_is_not_checked_while_the_first_check_runs() {
     entered_rx.recv_timeout(Duration::from_secs(10)).unwrap();
     assert_eq!(
         m.insert(a.clone(), |_| panic!("checked twice")),
-        Err(MempoolError::InCache)
+        Err(MempoolError::InCache(Known::Checking))
     );
     release_tx.send(()).unwrap();
     first.join().unwrap().unwrap();
@@ -176,7 +179,10 @@ fn cache_evicts_the_least_recently_seen_hash() {
     m.insert(a.clone(), bad).unwrap_err();
     m.insert(b.clone(), bad).unwrap_err();
     // Seeing `a` again makes `b` the least recently seen...
-    assert_eq!(m.insert(a.clone(), bad), Err(MempoolError::InCache));
+    assert_eq!(
+        m.insert(a.clone(), bad),
+        Err(MempoolError::InCache(Known::Rejected(4)))
+    );
     m.insert(c.clone(), bad).unwrap_err();
     // ...so `b` was evicted and is checked again, `a` and `c` are still cached.
     let checked = Cell::new(false);
@@ -186,12 +192,18 @@ fn cache_evicts_the_least_recently_seen_hash() {
     })
     .unwrap_err();
     assert!(checked.get());
-    assert_eq!(m.insert(c.clone(), bad), Err(MempoolError::InCache));
+    assert_eq!(
+        m.insert(c.clone(), bad),
+        Err(MempoolError::InCache(Known::Rejected(4)))
+    );
 
     // With the cache off, a held tx is still never admitted twice.
     let m = pool(100, 10_000, 0);
     m.insert(a.clone(), ok).unwrap();
-    assert_eq!(m.insert(a.clone(), ok), Err(MempoolError::InCache));
+    assert_eq!(
+        m.insert(a.clone(), ok),
+        Err(MempoolError::InCache(Known::Valid))
+    );
     m.insert(b.clone(), bad).unwrap_err();
     assert!(matches!(
         m.insert(b, bad),
@@ -287,7 +299,10 @@ fn update_removes_committed_and_rechecks_the_rest() {
     assert_eq!(ids(&m.reap(usize::MAX, usize::MAX)), ids(&txs[2..]));
     assert_eq!((m.size(), m.size_bytes()), (4, 40));
     // Committed txs stay cached; a tx dropped by the recheck may come back.
-    assert_eq!(m.insert(txs[0].clone(), ok), Err(MempoolError::InCache));
+    assert_eq!(
+        m.insert(txs[0].clone(), ok),
+        Err(MempoolError::InCache(Known::Valid))
+    );
     m.insert(stranger, ok).unwrap();
     let stats = m.stats();
     assert_eq!(
@@ -297,7 +312,10 @@ fn update_removes_committed_and_rechecks_the_rest() {
     // A commit of txs we never held is harmless and caches them.
     let foreign = tx(9, 0, 0, 10);
     m.update(std::slice::from_ref(&foreign), |_, _| true);
-    assert_eq!(m.insert(foreign, ok), Err(MempoolError::InCache));
+    assert_eq!(
+        m.insert(foreign, ok),
+        Err(MempoolError::InCache(Known::Valid))
+    );
 }
 
 #[test]
@@ -313,7 +331,10 @@ fn without_recheck_a_commit_removes_only_what_it_committed_and_invalid_txs_leave
     let stats = m.stats();
     assert_eq!((stats.committed_txs, stats.recheck_times), (2, 0));
     assert_eq!(m.size(), 3, "nothing but the committed left");
-    assert_eq!(m.insert(txs[0].clone(), ok), Err(MempoolError::InCache));
+    assert_eq!(
+        m.insert(txs[0].clone(), ok),
+        Err(MempoolError::InCache(Known::Valid))
+    );
     // The proposer found the conflicting one invalid: it leaves, and may come back once valid.
     assert_eq!(m.remove_invalid(&[conflicting.clone(), tx(9, 0, 0, 10)]), 1);
     assert_eq!(ids(&m.reap(usize::MAX, usize::MAX)), ids(&txs[2..]));
@@ -496,7 +517,6 @@ fn a_batch_with_a_stale_transaction_is_neither_forwarded_nor_punished() {
 
 #[test]
 fn what_the_mempool_knows_of_a_transaction() {
-    use basalt_node::mempool::Known;
     let m = pool(100, 10_000, 100);
     let a = tx(1, 0, 1, 10);
     let b = tx(2, 0, 2, 10);
@@ -506,7 +526,10 @@ fn what_the_mempool_knows_of_a_transaction() {
     let _ = m.insert(b.clone(), bad_signature);
     assert_eq!(m.known(&b.hash()), Known::Rejected(bad_signature_code()));
     // A repeat keeps what was known.
-    assert_eq!(m.insert(b.clone(), ok), Err(MempoolError::InCache));
+    assert_eq!(
+        m.insert(b.clone(), ok),
+        Err(MempoolError::InCache(Known::Rejected(bad_signature_code())))
+    );
     assert_eq!(m.known(&b.hash()), Known::Rejected(bad_signature_code()));
     // Committed: still valid.
     m.update(std::slice::from_ref(&a), |_, _| true);

@@ -553,16 +553,18 @@ impl Engine {
         }
         // Checked before the slot test, so that the verdict on a message never depends on what else the
         // buffer holds: a valid message is valid, a forged one is forged, whatever arrived first.
-        match &message {
+        // Verification takes the message by value and hands it back, so a proposal's block is never copied.
+        let message = match message {
             ConsensusMessage::Vote(signed) => {
-                next_set.verify_vote(&self.chain_id, signed.clone())?;
+                ConsensusMessage::Vote(next_set.verify_vote(&self.chain_id, signed)?.into_signed())
             }
             ConsensusMessage::Proposal(p) => {
-                let verified = next_set.verify_proposal(&self.chain_id, p.clone())?;
+                let verified = next_set.verify_proposal(&self.chain_id, p)?;
                 self.check_block_header(verified.block(), height)?;
+                ConsensusMessage::Proposal(verified.into_message())
             }
-            _ => {}
-        }
+            other => other,
+        };
         if self.next_height.contains_key(&slot) {
             return Err(EngineError::NextHeightNotKept {
                 reason: "slot already taken",

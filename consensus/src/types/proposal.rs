@@ -175,6 +175,11 @@ impl VerifiedProposal {
     pub fn message(&self) -> &ProposalMessage {
         &self.message
     }
+
+    /// The wire message back, by value (keeps a verified block without copying it).
+    pub fn into_message(self) -> ProposalMessage {
+        self.message
+    }
 }
 
 impl ValidatorSet {

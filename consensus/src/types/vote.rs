@@ -105,6 +105,11 @@ pub struct VerifiedVote {
 }
 
 impl VerifiedVote {
+    /// The signed vote back, by value.
+    pub fn into_signed(self) -> SignedVote {
+        self.signed
+    }
+
     /// The vote.
     pub fn vote(&self) -> &Vote {
         &self.signed.vote

@@ -239,7 +239,7 @@ impl RpcBackend for NodeBackend {
             match outcome {
                 Ok(result) => Ok(result),
                 Err(MempoolError::Rejected { code, log }) => Ok(CheckTxResult::rejected(code, log)),
-                Err(MempoolError::InCache) => Err(BroadcastError::AlreadyInCache),
+                Err(MempoolError::InCache(_)) => Err(BroadcastError::AlreadyInCache),
                 Err(MempoolError::TooLarge { len, max }) => {
                     Err(BroadcastError::TooLarge { len, max })
                 }

@@ -92,7 +92,6 @@ pub fn admit(
     let mut any_new = false;
     let mut all_valid = true;
     for tx in txs {
-        let hash = tx.hash();
         // Peer-origin: gossipsub forwards the batch itself, so our batcher must not gossip it again.
         match mempool.insert_with_origin(tx, TxOrigin::Peer, &mut check) {
             Ok(_) => any_new = true,
@@ -101,7 +100,7 @@ pub fn admit(
             Err(MempoolError::Rejected { code, .. }) if code == bad_signature => {
                 return Admitted::BadSignature;
             }
-            Err(MempoolError::InCache) => match mempool.known(&hash) {
+            Err(MempoolError::InCache(known)) => match known {
                 Known::Valid => {}
                 Known::Rejected(code) if code == bad_signature => return Admitted::BadSignature,
                 Known::Rejected(_) | Known::Checking | Known::Unknown => all_valid = false,
