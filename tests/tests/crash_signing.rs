@@ -36,6 +36,9 @@ async fn crash_at(point: &str) {
     let before = net.height(0).await.unwrap();
     net.start(1, &[]).unwrap();
     net.wait_height(1, before + 5, WAIT).await.unwrap();
+    // Node 0 may lag a few heights behind (it can miss a block the crashed node proposed and catch up by
+    // block sync a moment later); the commits below are read from its chain.
+    net.wait_height(0, before + 5, WAIT).await.unwrap();
     let address = net.rpc(1, "status", json!({})).await.unwrap()["validator_info"]["address"]
         .as_str()
         .unwrap()
