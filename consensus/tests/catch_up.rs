@@ -165,3 +165,32 @@ fn a_node_in_an_earlier_round_gets_the_precommit_it_lacks_and_moves_on() {
     );
     assert_eq!(any_precommits(&behind), 30, "the missing precommit arrived");
 }
+
+#[test]
+fn regossip_is_own_recent_messages_relays_and_the_rounds_peers_lag_in() {
+    let (set, keys) = set_and_keys();
+    let mut engine = engine(&set);
+    // A precommit of round 3 held, then f+1 prevotes of round 5 move the engine to round 5.
+    let held = vote(&keys, 2, 3, VoteType::Precommit, None);
+    feed(&mut engine, &held);
+    for index in [0, 1] {
+        feed(&mut engine, &vote(&keys, index, 5, VoteType::Prevote, None));
+    }
+    assert_eq!(engine.round(), Round(5));
+    // "Own" messages of rounds 2, 4 and 5 (validator 3's): round 2 is too old to matter.
+    let own: Vec<ConsensusMessage> = [2, 4, 5]
+        .iter()
+        .map(|&r| vote(&keys, 3, r, VoteType::Prevote, None))
+        .collect();
+    let mut peers = PeerPositions::new(8);
+    let none = engine.regossip_messages(&own, &peers, true);
+    assert_eq!(
+        none,
+        own[1..].to_vec(),
+        "own rounds 4 and 5, no relay, no lag"
+    );
+    // A peer still in round 3 gets the round-3 votes we hold.
+    peers.record(9u8, Height(5), Round(3));
+    let with_lag = engine.regossip_messages(&own, &peers, false);
+    assert_eq!(with_lag, vec![own[1].clone(), own[2].clone(), held]);
+}

@@ -75,10 +75,11 @@ async fn equivocation_becomes_committed_evidence() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 
-    // Two prevotes of the same height and round for different values, signed by validator 3's key. Sent for
-    // a few upcoming heights so one of them lands while the honest nodes are at that height.
-    let start = net.height(0).await.unwrap();
-    for height in start + 1..start + 40 {
+    // Two prevotes of the same height and round for different values, signed by validator 3's key, for the
+    // height node 0 works on: a node keeps at most one vote per validator and slot of the next height, and
+    // refuses later heights, so the pair must land while that height is current. Sent again each time the
+    // chain moves on, until a block carries the evidence.
+    let equivocate = |height: u64| {
         for block_id in [
             None,
             Some(BlockId {
@@ -95,13 +96,17 @@ async fn equivocation_becomes_committed_evidence() {
             let signature = key.sign(&vote.sign_bytes(&chain_id));
             rogue.publish_consensus(&ConsensusMessage::Vote(SignedVote { vote, signature }));
         }
-    }
-
-    // Some block carries the evidence.
+    };
+    let start = net.height(0).await.unwrap();
     let deadline = Instant::now() + WAIT;
     let mut next = start + 1;
+    let mut sent_for = 0;
     'found: loop {
         let latest = net.height(0).await.unwrap();
+        if latest + 1 != sent_for {
+            sent_for = latest + 1;
+            equivocate(sent_for);
+        }
         while next <= latest {
             let block = net
                 .rpc(0, "block", json!({"height": next.to_string()}))
@@ -118,7 +123,7 @@ async fn equivocation_becomes_committed_evidence() {
             next += 1;
         }
         assert!(Instant::now() < deadline, "no block committed the evidence");
-        tokio::time::sleep(Duration::from_millis(50)).await;
+        tokio::time::sleep(Duration::from_millis(20)).await;
     }
     rogue.shutdown().await;
 }

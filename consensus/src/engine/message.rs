@@ -77,4 +77,15 @@ impl ConsensusMessage {
             ConsensusMessage::Evidence(evidence) => evidence.height(),
         }
     }
+
+    /// The round a signed vote or proposal is about (`None` for the other kinds).
+    pub fn round(&self) -> Option<crate::Round> {
+        match self {
+            ConsensusMessage::Proposal(p) => Some(p.signed.proposal.round()),
+            ConsensusMessage::Vote(v) => Some(v.vote.round),
+            ConsensusMessage::Decision { .. }
+            | ConsensusMessage::Status { .. }
+            | ConsensusMessage::Evidence(_) => None,
+        }
+    }
 }

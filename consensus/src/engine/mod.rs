@@ -433,6 +433,30 @@ impl Engine {
         out
     }
 
+    /// Everything a node re-gossips while its round makes no progress, chosen here so that the node's driver
+    /// and the simulation send the same: its `own` signed messages of the current and the previous round
+    /// (older rounds cannot change the outcome, and the list would grow without bound as rounds pass; a
+    /// peer still in an older round gets them below), [`Engine::relay_messages`], and the votes of the
+    /// earlier rounds that `peers` report being in ([`Engine::round_votes`]). Proposals (own or relayed)
+    /// only `with_proposals`: each carries a whole block, so the caller re-sends them less often.
+    pub fn regossip_messages<P: Ord>(
+        &self,
+        own: &[ConsensusMessage],
+        peers: &PeerPositions<P>,
+        with_proposals: bool,
+    ) -> Vec<ConsensusMessage> {
+        let current = self.round();
+        let recent =
+            |m: &ConsensusMessage| m.round().is_none_or(|r| r.0.saturating_add(1) >= current.0);
+        let mut out: Vec<ConsensusMessage> = own.iter().filter(|m| recent(m)).cloned().collect();
+        out.extend(self.relay_messages());
+        out.extend(self.round_votes(&peers.lagging_rounds(self.height(), current)));
+        if !with_proposals {
+            out.retain(|m| !matches!(m, ConsensusMessage::Proposal(_)));
+        }
+        out
+    }
+
     /// The votes this node holds for `rounds` of its height (prevotes, then precommits, of each round in
     /// order), for peers that report being in one of those rounds (see [`PeerPositions`]). Every vote
     /// returned was verified when it was counted, so relaying it can never be held against this node.

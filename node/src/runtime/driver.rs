@@ -947,16 +947,10 @@ impl Running {
         if proposals_due {
             self.last_proposal_regossip = Some(now);
         }
-        let mut relay = self.engine.relay_messages();
-        let lagging = self
-            .peer_positions
-            .lagging_rounds(self.engine.height(), self.engine.round());
-        relay.extend(self.engine.round_votes(&lagging));
-        let messages = self.own_messages.iter().chain(relay.iter());
-        for message in messages {
-            if matches!(message, ConsensusMessage::Proposal(_)) && !proposals_due {
-                continue;
-            }
+        let messages =
+            self.engine
+                .regossip_messages(&self.own_messages, &self.peer_positions, proposals_due);
+        for message in &messages {
             self.d.network.publish_consensus(message);
             self.d.observer.sent(message);
         }

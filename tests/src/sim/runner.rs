@@ -1054,32 +1054,33 @@ impl Sim {
         match self.nodes[id].behaviour {
             Some(Behaviour::Garbage) => self.send_garbage(id),
             _ => {
-                // Re-gossip what still matters: the current and previous round of the height (older rounds
-                // cannot change the outcome, and resending them would grow without bound as rounds pass).
-                let current = self.nodes[id]
-                    .engines
-                    .first()
-                    .map_or(Round(0), |e| e.round());
-                let messages: Vec<ConsensusMessage> = self.nodes[id]
-                    .own_messages
-                    .iter()
-                    .filter(|m| message_round(m).0 + 1 >= current.0)
-                    .cloned()
-                    .collect();
-                let mut messages = messages;
-                if self.nodes[id].behaviour.is_none() {
-                    if let Some(engine) = self.nodes[id].engines.first() {
-                        messages.extend(engine.relay_messages());
-                        let lagging = self.nodes[id]
-                            .peer_positions
-                            .lagging_rounds(engine.height(), engine.round());
-                        messages.extend(engine.round_votes(&lagging));
-                        messages.push(ConsensusMessage::Status {
+                // Honest nodes re-gossip what the node's driver does (`Engine::regossip_messages`, the
+                // same code) and their Status; byzantine ones only their own messages of the current and
+                // previous round.
+                let node = &self.nodes[id];
+                let messages = match node.engines.first() {
+                    Some(engine) if node.behaviour.is_none() => {
+                        let mut m = engine.regossip_messages(
+                            &node.own_messages,
+                            &node.peer_positions,
+                            true,
+                        );
+                        m.push(ConsensusMessage::Status {
                             height: engine.height(),
                             round: engine.round(),
                         });
+                        m
                     }
-                }
+                    Some(engine) => {
+                        let current = engine.round();
+                        node.own_messages
+                            .iter()
+                            .filter(|m| m.round().is_none_or(|r| r.0 + 1 >= current.0))
+                            .cloned()
+                            .collect()
+                    }
+                    None => node.own_messages.clone(),
+                };
                 let split = self.nodes[id].engines.len() > 1;
                 for message in messages {
                     // Split-brain nodes re-gossip only within the side of each message.
@@ -1246,17 +1247,6 @@ impl Sim {
             final_states,
             config: self.config,
         }
-    }
-}
-
-/// The round a message is about (decisions count as the latest).
-fn message_round(message: &ConsensusMessage) -> Round {
-    match message {
-        ConsensusMessage::Proposal(p) => p.signed.proposal.round(),
-        ConsensusMessage::Vote(v) => v.vote.round,
-        ConsensusMessage::Decision { .. }
-        | ConsensusMessage::Status { .. }
-        | ConsensusMessage::Evidence(_) => Round(u32::MAX),
     }
 }
 
