@@ -77,8 +77,13 @@ pub fn free_base_port(nodes: usize) -> Result<u16, HarnessError> {
     static CALLS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
     let call = CALLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let seed = u64::from(std::process::id()) * 7919 + call * 211 * 1543;
+    // Below Linux's ephemeral range (32,768 and up by default): a port there can be probed free and then
+    // taken as the local end of an outgoing connection before the node binds it.
+    let span = 30_000u64
+        .saturating_sub(PORT_STRIDE as u64 * nodes as u64)
+        .max(1);
     for attempt in 0..200u64 {
-        let base = 20_000 + ((seed + attempt * 1543) % 30_000) as u16;
+        let base = 2_000 + ((seed + attempt * 1543) % span) as u16;
         let all_free = (0..nodes).all(|i| {
             [0u16, 1, 4].iter().all(|off| {
                 let port = base + PORT_STRIDE * i as u16 + off;
