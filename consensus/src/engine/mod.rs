@@ -10,9 +10,11 @@
 
 mod message;
 mod peers;
+mod queue;
 
 pub use message::{ConsensusMessage, MAX_CONSENSUS_MESSAGE_BYTES};
 pub use peers::{PeerPositions, MAX_CATCH_UP_ROUNDS};
+pub use queue::OutputQueue;
 
 use std::collections::BTreeMap;
 

@@ -21,7 +21,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use basalt_consensus::engine::{
-    ConsensusMessage, Engine, EngineConfig, EngineError, EngineInput, EngineOutput, PeerPositions,
+    ConsensusMessage, Engine, EngineConfig, EngineError, EngineInput, EngineOutput, OutputQueue,
+    PeerPositions,
 };
 use basalt_consensus::types::{encode, Address, Block, Commit, ProposalMessage, Tx};
 use basalt_consensus::{Height, Round, Timeout};
@@ -142,6 +143,8 @@ struct Running {
     timers: BinaryHeap<Reverse<Timer>>,
     timer_seq: u64,
     own_messages: Vec<ConsensusMessage>,
+    /// Engine outputs not yet acted on, in the engine's order.
+    outputs: OutputQueue,
     replaying: bool,
     deferred_builds: Vec<(Height, Round)>,
     mode: Mode,
@@ -224,6 +227,7 @@ impl Driver {
             timers: BinaryHeap::new(),
             timer_seq: 0,
             own_messages: Vec::new(),
+            outputs: OutputQueue::new(),
             replaying: false,
             deferred_builds: Vec::new(),
             mode: Mode::Consensus,
@@ -410,95 +414,109 @@ impl Running {
         }
     }
 
+    /// Acts on the engine's outputs in the order it produced them: outputs that acting yields (an own
+    /// vote fed back, the next height started) wait behind the rest ([`OutputQueue`]), so the signer is
+    /// never asked for a step the engine has already passed.
     fn process(&mut self, outputs: Vec<EngineOutput>) -> Result<(), NodeError> {
-        for output in outputs {
-            match output {
-                EngineOutput::Decided {
-                    round,
-                    block,
-                    commit,
-                } => self.on_decided(round, block, commit)?,
-                _ if self.syncing() => {}
-                EngineOutput::SignVote(vote) => {
-                    let Some(pv) = self.d.privval.as_mut() else {
-                        continue;
-                    };
-                    failpoint::hit("sign.before_privval");
-                    let wal = &mut self.d.wal;
-                    let signed = pv.sign_vote_alongside(self.d.chain.chain_id(), vote, |signed| {
-                        log_own(wal, ConsensusMessage::Vote(signed.clone()))
-                    });
-                    match signed {
-                        Ok((signed, logged)) => {
-                            self.d.observer.signed(signed.vote.height.0);
-                            if let Some(took) = pv.last_fsync() {
-                                self.d.observer.privval_fsync(took);
-                            }
-                            self.publish_own(logged?)?
-                        }
-                        Err(e) => self.refused(&e),
-                    }
-                }
-                EngineOutput::SignProposal { proposal, block } => {
-                    let Some(pv) = self.d.privval.as_mut() else {
-                        continue;
-                    };
-                    failpoint::hit("sign.before_privval");
-                    let wal = &mut self.d.wal;
-                    let signed =
-                        pv.sign_proposal_alongside(self.d.chain.chain_id(), proposal, |signed| {
-                            log_own(
-                                wal,
-                                ConsensusMessage::Proposal(ProposalMessage {
-                                    signed: signed.clone(),
-                                    block,
-                                }),
-                            )
-                        });
-                    match signed {
-                        Ok((_, logged)) => self.publish_own(logged?)?,
-                        Err(e) => self.refused(&e),
-                    }
-                }
-                EngineOutput::ScheduleTimeout { height, timeout } => {
-                    let after = self.d.config.timeout(timeout.kind, timeout.round.0);
-                    self.schedule(after, TimerKind::Round { height, timeout });
-                }
-                EngineOutput::BuildBlock { height, round } => {
-                    if self.replaying {
-                        self.deferred_builds.push((height, round));
-                    } else {
-                        self.build(height, round)?;
-                    }
-                }
-                EngineOutput::Evidence(evidence) => {
-                    tracing::warn!(
-                        height = evidence.height().0,
-                        validator = evidence.validator_index().0,
-                        "duplicate vote evidence"
-                    );
-                    if self
-                        .d
-                        .chain
-                        .check_evidence(&evidence, evidence.height().0 + 1)
-                        .is_ok()
-                        && self.evidence.add(evidence.clone())
-                    {
-                        self.d
-                            .network
-                            .publish_consensus(&ConsensusMessage::Evidence(evidence));
-                    }
-                }
-                EngineOutput::ProposerEquivocation { proposer, round } => {
-                    tracing::warn!(
-                        proposer = proposer.0,
-                        round = round.0,
-                        "proposer equivocated"
-                    );
-                }
+        if !self.outputs.push(outputs) {
+            return Ok(());
+        }
+        while let Some(output) = self.outputs.pop() {
+            if let Err(e) = self.act(output) {
+                self.outputs.clear();
+                return Err(e);
             }
         }
         self.publish_snapshot();
+        Ok(())
+    }
+
+    fn act(&mut self, output: EngineOutput) -> Result<(), NodeError> {
+        match output {
+            EngineOutput::Decided {
+                round,
+                block,
+                commit,
+            } => self.on_decided(round, block, commit)?,
+            _ if self.syncing() => {}
+            EngineOutput::SignVote(vote) => {
+                let Some(pv) = self.d.privval.as_mut() else {
+                    return Ok(());
+                };
+                failpoint::hit("sign.before_privval");
+                let wal = &mut self.d.wal;
+                let signed = pv.sign_vote_alongside(self.d.chain.chain_id(), vote, |signed| {
+                    log_own(wal, ConsensusMessage::Vote(signed.clone()))
+                });
+                match signed {
+                    Ok((signed, logged)) => {
+                        self.d.observer.signed(signed.vote.height.0);
+                        if let Some(took) = pv.last_fsync() {
+                            self.d.observer.privval_fsync(took);
+                        }
+                        self.publish_own(logged?)?
+                    }
+                    Err(e) => self.refused(&e),
+                }
+            }
+            EngineOutput::SignProposal { proposal, block } => {
+                let Some(pv) = self.d.privval.as_mut() else {
+                    return Ok(());
+                };
+                failpoint::hit("sign.before_privval");
+                let wal = &mut self.d.wal;
+                let signed =
+                    pv.sign_proposal_alongside(self.d.chain.chain_id(), proposal, |signed| {
+                        log_own(
+                            wal,
+                            ConsensusMessage::Proposal(ProposalMessage {
+                                signed: signed.clone(),
+                                block,
+                            }),
+                        )
+                    });
+                match signed {
+                    Ok((_, logged)) => self.publish_own(logged?)?,
+                    Err(e) => self.refused(&e),
+                }
+            }
+            EngineOutput::ScheduleTimeout { height, timeout } => {
+                let after = self.d.config.timeout(timeout.kind, timeout.round.0);
+                self.schedule(after, TimerKind::Round { height, timeout });
+            }
+            EngineOutput::BuildBlock { height, round } => {
+                if self.replaying {
+                    self.deferred_builds.push((height, round));
+                } else {
+                    self.build(height, round)?;
+                }
+            }
+            EngineOutput::Evidence(evidence) => {
+                tracing::warn!(
+                    height = evidence.height().0,
+                    validator = evidence.validator_index().0,
+                    "duplicate vote evidence"
+                );
+                if self
+                    .d
+                    .chain
+                    .check_evidence(&evidence, evidence.height().0 + 1)
+                    .is_ok()
+                    && self.evidence.add(evidence.clone())
+                {
+                    self.d
+                        .network
+                        .publish_consensus(&ConsensusMessage::Evidence(evidence));
+                }
+            }
+            EngineOutput::ProposerEquivocation { proposer, round } => {
+                tracing::warn!(
+                    proposer = proposer.0,
+                    round = round.0,
+                    "proposer equivocated"
+                );
+            }
+        }
         Ok(())
     }
 

@@ -1,14 +1,14 @@
 //! The seeded scheduler: simulated time, the event queue, honest and byzantine nodes.
 
 use std::cmp::Reverse;
-use std::collections::{BTreeMap, BTreeSet, BinaryHeap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, BinaryHeap};
 use std::rc::Rc;
 
 use rand_chacha::ChaCha8Rng;
 use rand_core::{RngCore, SeedableRng};
 
 use basalt_consensus::engine::{
-    ConsensusMessage, Engine, EngineConfig, EngineInput, EngineOutput, PeerPositions,
+    ConsensusMessage, Engine, EngineConfig, EngineInput, EngineOutput, OutputQueue, PeerPositions,
 };
 use basalt_consensus::types::{
     BlockId, ChainId, DuplicateVoteEvidence, Hash, PrivateKey, ProposalMessage, SignedProposal,
@@ -138,6 +138,9 @@ struct Node {
     /// Block builds requested during WAL replay, served after it.
     deferred_builds: Vec<(Height, Round)>,
     replaying: bool,
+    /// Engine outputs not yet acted on, one queue per engine (side), in the engine's order — the node's
+    /// real [`OutputQueue`], used as the driver uses it.
+    output_queues: Vec<OutputQueue>,
 }
 
 /// One simulation.
@@ -209,6 +212,7 @@ impl Sim {
                 peer_positions: PeerPositions::new(config.powers.len()),
                 seen: BTreeSet::new(),
                 deferred_builds: Vec::new(),
+                output_queues: Vec::new(),
                 replaying: false,
             })
             .collect();
@@ -408,6 +412,7 @@ impl Sim {
         n.seen.clear();
         n.deferred_builds.clear();
         n.evidence_pool.clear();
+        n.output_queues.clear();
         let at = self.now_ms + down_ms;
         self.schedule(at, Event::Restart { node });
     }
@@ -658,57 +663,71 @@ impl Sim {
         side: usize,
         outputs: Vec<EngineOutput>,
     ) -> Result<(), Crashed> {
-        let mut work: VecDeque<EngineOutput> = outputs.into();
-        while let Some(output) = work.pop_front() {
-            match output {
-                EngineOutput::SignVote(vote) => self.sign_vote(id, side, vote)?,
-                EngineOutput::SignProposal { proposal, block } => {
-                    self.sign_proposal(id, side, proposal, block)?
-                }
-                EngineOutput::ScheduleTimeout { height, timeout } => {
-                    let t = self.config.timeouts;
-                    let base = match timeout.kind {
-                        TimeoutKind::Propose => t.propose_ms,
-                        TimeoutKind::Prevote | TimeoutKind::Precommit => t.vote_ms,
-                    };
-                    let at = self.now_ms + base + t.delta_ms * u64::from(timeout.round.0);
-                    let incarnation = self.nodes[id].incarnation;
-                    let side = (self.nodes[id].engines.len() > 1).then_some(side);
-                    self.schedule(
-                        at,
-                        Event::Timer {
-                            node: id,
-                            incarnation,
-                            side,
-                            height,
-                            timeout,
-                        },
-                    );
-                }
-                EngineOutput::BuildBlock { height, round } => {
-                    if self.nodes[id].replaying {
-                        self.nodes[id].deferred_builds.push((height, round));
-                    } else {
-                        self.build(id, side, height, round)?;
-                    }
-                }
-                EngineOutput::Decided {
-                    round,
-                    block,
-                    commit,
-                } => self.decided(id, side, round, block, commit)?,
-                EngineOutput::Evidence(evidence) => {
-                    let v = &evidence.vote_a().vote;
-                    let key = (v.height, v.round, v.vote_type, v.validator_index);
-                    if self.nodes[id].behaviour.is_none() {
-                        self.record.evidence_reported.insert((id, key));
-                    }
-                    if !self.nodes[id].evidence_pool.contains(&evidence) {
-                        self.nodes[id].evidence_pool.push(evidence);
-                    }
-                }
-                EngineOutput::ProposerEquivocation { .. } => {}
+        let queues = &mut self.nodes[id].output_queues;
+        if queues.len() <= side {
+            queues.resize_with(side + 1, OutputQueue::new);
+        }
+        if !queues[side].push(outputs) {
+            return Ok(()); // an outer call is acting on this engine's outputs and reaches these in turn
+        }
+        while let Some(output) = self.nodes[id].output_queues[side].pop() {
+            if let Err(crashed) = self.act(id, side, output) {
+                self.nodes[id].output_queues.clear();
+                return Err(crashed);
             }
+        }
+        Ok(())
+    }
+
+    fn act(&mut self, id: NodeId, side: usize, output: EngineOutput) -> Result<(), Crashed> {
+        match output {
+            EngineOutput::SignVote(vote) => self.sign_vote(id, side, vote)?,
+            EngineOutput::SignProposal { proposal, block } => {
+                self.sign_proposal(id, side, proposal, block)?
+            }
+            EngineOutput::ScheduleTimeout { height, timeout } => {
+                let t = self.config.timeouts;
+                let base = match timeout.kind {
+                    TimeoutKind::Propose => t.propose_ms,
+                    TimeoutKind::Prevote | TimeoutKind::Precommit => t.vote_ms,
+                };
+                let at = self.now_ms + base + t.delta_ms * u64::from(timeout.round.0);
+                let incarnation = self.nodes[id].incarnation;
+                let side = (self.nodes[id].engines.len() > 1).then_some(side);
+                self.schedule(
+                    at,
+                    Event::Timer {
+                        node: id,
+                        incarnation,
+                        side,
+                        height,
+                        timeout,
+                    },
+                );
+            }
+            EngineOutput::BuildBlock { height, round } => {
+                if self.nodes[id].replaying {
+                    self.nodes[id].deferred_builds.push((height, round));
+                } else {
+                    self.build(id, side, height, round)?;
+                }
+            }
+            EngineOutput::Decided {
+                round,
+                block,
+                commit,
+            } => self.decided(id, side, round, block, commit)?,
+            EngineOutput::Evidence(evidence) => {
+                let v = &evidence.vote_a().vote;
+                let key = (v.height, v.round, v.vote_type, v.validator_index);
+                if self.nodes[id].behaviour.is_none() {
+                    self.record.evidence_reported.insert((id, key));
+                }
+                if !self.nodes[id].evidence_pool.contains(&evidence) {
+                    self.nodes[id].evidence_pool.push(evidence);
+                }
+            }
+            EngineOutput::ProposerEquivocation { .. } => {}
         }
         Ok(())
     }
