@@ -146,6 +146,23 @@ fn stale_output_regression_seeds() {
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
 
+/// Seeds of a 10,000-seed byzantine sweep that stalled on 053bb4c: the round's proposer equivocated, +2/3
+/// precommitted one block, and an honest node that had seen the other proposal first dropped the backed
+/// block as "the equivocation" (so it never decided), while the peers that had it relayed only the first
+/// proposal they saw. The engine now keeps the block of every proposal the core keeps and relays the
+/// proposal of the value a lock or polka backs.
+#[test]
+fn equivocating_proposer_regression_seeds() {
+    let mut failures = Vec::new();
+    for seed in [1_000_389, 1_002_047] {
+        let report = sim::run(SimConfig::random(Family::Byzantine, seed));
+        if !report.violations.is_empty() {
+            failures.push(report.summary());
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
 /// `SIM_SEED=<n> SIM_FAMILY=<family>` replays one run and prints its summary.
 #[test]
 fn replay() {

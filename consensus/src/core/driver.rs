@@ -459,6 +459,23 @@ impl<C: Context, P: ProposerSelector> Driver<C, P> {
         &self.keeper
     }
 
+    /// The kept proposals of `round`, in arrival order (at most [`MAX_PROPOSALS_PER_ROUND`]), with the
+    /// value each proposes.
+    pub fn proposals(&self, round: Round) -> impl Iterator<Item = (&C::Value, &C::SignedProposal)> {
+        self.proposals
+            .get(&round)
+            .into_iter()
+            .flatten()
+            .map(|p| (&p.value, &p.msg))
+    }
+
+    /// The kept proposal of `round` that proposes `value`, if any.
+    pub fn proposal_of(&self, round: Round, value: &C::Value) -> Option<&C::SignedProposal> {
+        self.proposals(round)
+            .find(|(v, _)| *v == value)
+            .map(|(_, msg)| msg)
+    }
+
     /// Our validator index, if we are a validator.
     pub fn own_index(&self) -> Option<ValidatorIndex> {
         self.own

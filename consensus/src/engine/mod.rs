@@ -248,10 +248,9 @@ pub struct Engine {
     own_address: Option<Address>,
     validators: ValidatorSet,
     driver: Driver<BasaltContext, Proposers>,
-    /// Blocks of this height's proposals (ours and the kept one per round), by id.
+    /// Blocks of this height's proposals (ours and those the core keeps: at most
+    /// [`core::MAX_PROPOSALS_PER_ROUND`] per round within the round window), by id.
     blocks: BTreeMap<BlockId, Block>,
-    /// The first accepted proposal message of each round (bounded by the round window), for re-gossip.
-    proposals: BTreeMap<Round, ProposalMessage>,
     /// The validator set of the next height, when known: next-height messages are verified against it
     /// before they are kept (and so before the node forwards or logs them).
     next_validators: Option<ValidatorSet>,
@@ -301,7 +300,6 @@ impl Engine {
             validators,
             driver,
             blocks: BTreeMap::new(),
-            proposals: BTreeMap::new(),
             next_validators,
             next_height: BTreeMap::new(),
             next_height_bytes: 0,
@@ -354,7 +352,6 @@ impl Engine {
         let old_votes = std::mem::take(&mut self.votes);
         self.previous = Some((old_height, old_validators, old_votes));
         self.blocks.clear();
-        self.proposals.clear();
         self.decided = None;
         self.next_validators = next_validators;
         let mut outputs = self.start()?;
@@ -408,22 +405,27 @@ impl Engine {
         let mut locks: Vec<(Round, BlockId)> = Vec::new();
         locks.extend(state.valid.as_ref().map(|v| (v.round, v.value)));
         locks.extend(state.locked.as_ref().map(|v| (v.round, v.value)));
-        if let Some(p) = self.proposals.get(&current) {
-            if let Some(pol) = p.signed.proposal.pol_round() {
-                locks.push((pol, *p.signed.proposal.block_id()));
+        // The current round's proposal: the first kept (the one most peers will have acted on).
+        let first = self.driver.proposals(current).next().map(|(v, _)| *v);
+        if let Some(p) = first.and_then(|v| self.driver.proposal_of(current, &v)) {
+            if let Some(pol) = p.proposal.pol_round() {
+                locks.push((pol, *p.proposal.block_id()));
             }
         }
         locks.sort();
         locks.dedup();
         let mut out: Vec<ConsensusMessage> = Vec::new();
-        let mut rounds: Vec<Round> = locks.iter().map(|(r, _)| *r).collect();
-        rounds.push(current);
-        rounds.sort();
-        rounds.dedup();
-        for round in rounds {
-            if let Some(p) = self.proposals.get(&round) {
-                out.push(ConsensusMessage::Proposal(p.clone()));
-            }
+        // The proposal that carries each value, and then the current round's: a node that saw the
+        // equivocating proposer's other proposal first needs the one +2/3 backed to lock on or decide it.
+        let mut proposed: Vec<(Round, BlockId)> = locks.clone();
+        proposed.extend(first.map(|v| (current, v)));
+        proposed.sort();
+        proposed.dedup();
+        for (round, value) in proposed {
+            out.extend(
+                self.proposal_message(round, &value)
+                    .map(ConsensusMessage::Proposal),
+            );
         }
         for (round, value) in locks {
             let votes = self
@@ -433,6 +435,16 @@ impl Engine {
             out.extend(votes.into_iter().map(ConsensusMessage::Vote));
         }
         out
+    }
+
+    /// The kept proposal of `round` for `value` with its block, as it travels on the wire.
+    fn proposal_message(&self, round: Round, value: &BlockId) -> Option<ProposalMessage> {
+        let signed = self.driver.proposal_of(round, value)?;
+        let block = self.blocks.get(value)?;
+        Some(ProposalMessage {
+            signed: signed.clone(),
+            block: block.clone(),
+        })
     }
 
     /// Everything a node re-gossips while its round makes no progress, chosen here so that the node's driver
@@ -700,8 +712,6 @@ impl Engine {
         validator: &mut dyn BlockValidator,
     ) -> Result<Vec<EngineOutput>, EngineError> {
         let verified = self.validators.verify_proposal(&self.chain_id, message)?;
-        let round_of_message = verified.proposal().round();
-        let message_copy = verified.message().clone();
         let proposal = verified.proposal();
         self.check_block_header(verified.block(), proposal.height())?;
         let value = *proposal.block_id();
@@ -725,22 +735,13 @@ impl Engine {
             msg: verified.signed().clone(),
         };
         let result = self.driver.process(input);
-        if !known {
-            // Keep the block only if the driver kept this proposal for its round.
-            let equivocation = result.as_ref().map_or(true, |outs| {
-                outs.iter().any(|o| {
-                    matches!(o, Output::Evidence(core::Evidence::DuplicateProposal { round: r, .. }) if *r == round)
-                })
-            });
-            if equivocation {
-                self.blocks.remove(&value);
-            }
+        // Keep the block exactly while the core keeps its proposal: an equivocating proposer's second
+        // proposal is kept (the core decides or locks on whichever one +2/3 back, so its block is
+        // needed), proposals beyond the core's per-round bound or refused by it are not.
+        if !known && self.driver.proposal_of(round, &value).is_none() {
+            self.blocks.remove(&value);
         }
-        let outputs = result?;
-        self.proposals
-            .entry(round_of_message)
-            .or_insert(message_copy);
-        Ok(self.translate(outputs))
+        Ok(self.translate(result?))
     }
 
     fn on_decision(
