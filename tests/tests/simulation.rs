@@ -163,6 +163,22 @@ fn equivocating_proposer_regression_seeds() {
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
 
+/// Seeds of a 10,000-seed byzantine sweep that stalled on 053bb4c: a byzantine validator's votes for
+/// made-up blocks filled its vote slots at an honest node before its vote for the block the others were
+/// locked on arrived, so that node never saw the polka (seed 1005780: the node with the most power, so
+/// no round ever decided). A vote for a value others back now displaces the least-backed one.
+#[test]
+fn crowded_out_vote_regression_seeds() {
+    let mut failures = Vec::new();
+    for seed in [1_004_214, 1_005_780, 1_006_601] {
+        let report = sim::run(SimConfig::random(Family::Byzantine, seed));
+        if !report.violations.is_empty() {
+            failures.push(report.summary());
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
 /// `SIM_SEED=<n> SIM_FAMILY=<family>` replays one run and prints its summary.
 #[test]
 fn replay() {

@@ -23,8 +23,11 @@
 //! - toward **any**-value quorums (lines 34, 47) and the round-skip threshold (line 55), each validator
 //!   counts once, whatever it voted.
 //!
-//! At most [`MAX_VALUES_PER_VALIDATOR`] distinct values are kept per (validator, round, type); further ones
-//! are dropped (the evidence was already reported).
+//! At most [`MAX_VALUES_PER_VALIDATOR`] distinct values are kept per (validator, round, type) (the evidence
+//! was reported with the first conflict). When they are all taken, a vote for a further value replaces the
+//! kept one whose value other validators back least, if its own value is backed more and the replaced
+//! value has no reported quorum; otherwise it is dropped. So an equivocator cannot crowd out, with votes
+//! for made-up values, its vote for the value everyone else is converging on.
 //!
 //! # Memory bound
 //! Votes are kept for rounds `0 ..= current_round + round_window` (the window), and for at most
@@ -346,8 +349,20 @@ where
         let tally = round_votes.tally_mut(vote.vote_type);
         let mut events = match tally.votes.get(&vote.validator) {
             None => Vec::new(),
-            Some(previous) if !admits_another(previous, &vote) => return Ok(Vec::new()),
-            Some(previous) => equivocation_evidence(previous, &vote).into_iter().collect(),
+            Some(previous) if previous.iter().any(|cv| cv.value == vote.value) => {
+                return Ok(Vec::new()); // a duplicate
+            }
+            Some(previous) if previous.len() < MAX_VALUES_PER_VALIDATOR => {
+                equivocation_evidence(previous, &vote).into_iter().collect()
+            }
+            Some(_) => {
+                // Full: the vote may only take the place of a value with less support (the evidence was
+                // reported with the first conflict).
+                if !tally.displace_weakest(vote.validator, power, vote.value.as_ref()) {
+                    return Ok(Vec::new());
+                }
+                Vec::new()
+            }
         };
         count_vote(tally, power, total, &vote, &mut events);
         if round_votes.senders.insert(vote.validator) {
@@ -548,10 +563,57 @@ where
     }
 }
 
-/// Whether `vote` is a new value for a validator that already voted `previous` (not a duplicate, and
-/// the per-validator bound not reached).
-fn admits_another<V: Eq, S>(previous: &[CountedVote<V, S>], vote: &VoteRecord<V, S>) -> bool {
-    previous.len() < MAX_VALUES_PER_VALIDATOR && previous.iter().all(|cv| cv.value != vote.value)
+impl<V: Clone + Ord, S> Tally<V, S> {
+    /// Makes room among an equivocator's kept votes (all [`MAX_VALUES_PER_VALIDATOR`] taken) for a vote
+    /// for `value`, by dropping its kept vote for the value with the least support from *other*
+    /// validators, if `value` has strictly more and the dropped value has no reported quorum. Returns
+    /// whether room was made.
+    ///
+    /// Why: an equivocator could otherwise fill its slots at one node with votes for made-up values before
+    /// that node receives its vote for the value the honest validators are converging on, and the node
+    /// could never count that vote (byzantine seed 1005780 on 053bb4c: an honest node never saw the
+    /// round-0 polka the others were locked on, and with its power needed, no round ever decided). A vote
+    /// that matters for a quorum is for a value others back, so it wins the place; made-up values are
+    /// backed by byzantine power at most, under 1/3. Relayed votes arrive again, so a vote that lost
+    /// while its value had little support is counted once the value has more.
+    fn displace_weakest(
+        &mut self,
+        validator: ValidatorIndex,
+        power: u128,
+        value: Option<&V>,
+    ) -> bool {
+        let support = |tally: &Tally<V, S>, v: Option<&V>| {
+            tally.power_by_value.get(&v.cloned()).copied().unwrap_or(0)
+        };
+        let incoming = support(self, value);
+        let Some(kept) = self.votes.get(&validator) else {
+            return false;
+        };
+        // The weakest kept value without a reported quorum; the latest among equals.
+        let weakest = kept
+            .iter()
+            .enumerate()
+            .filter(|(_, cv)| !self.reported_values.contains(&cv.value))
+            .map(|(i, cv)| (support(self, cv.value.as_ref()).saturating_sub(power), i))
+            .min_by_key(|&(others, i)| (others, std::cmp::Reverse(i)));
+        let Some((others, index)) = weakest else {
+            return false;
+        };
+        if incoming <= others {
+            return false;
+        }
+        let Some(kept) = self.votes.get_mut(&validator) else {
+            return false;
+        };
+        let dropped = kept.remove(index);
+        if let Some(p) = self.power_by_value.get_mut(&dropped.value) {
+            *p = p.saturating_sub(power);
+            if *p == 0 {
+                self.power_by_value.remove(&dropped.value);
+            }
+        }
+        true
+    }
 }
 
 /// Evidence for the first conflicting vote of a validator (later ones add no new evidence).

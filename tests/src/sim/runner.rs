@@ -50,10 +50,11 @@ impl SimReport {
     /// One line for logs, with the seed to replay.
     pub fn summary(&self) -> String {
         format!(
-            "family={} seed={} n={} byzantine={:?} events={} end_ms={} heights={} equivocations={} evidence_committed={} violations={:?} (replay: SIM_SEED={} SIM_FAMILY={})",
+            "family={} seed={} n={} powers={:?} byzantine={:?} events={} end_ms={} heights={} equivocations={} evidence_committed={} violations={:?} (replay: SIM_SEED={} SIM_FAMILY={})",
             self.config.family,
             self.config.seed,
             self.config.powers.len(),
+            self.config.powers,
             self.config.byzantine,
             self.events,
             self.end_ms,
@@ -75,6 +76,8 @@ enum Event {
         /// For split-brain senders: which side's engine sent it.
         side: Option<usize>,
         bytes: Rc<Vec<u8>>,
+        /// Which publish this delivery belongs to: the network may deliver one publish more than once.
+        publish: u64,
     },
     Timer {
         node: NodeId,
@@ -132,9 +135,12 @@ struct Node {
     answered: BTreeSet<(NodeId, u64)>,
     /// Where peers say they are (the real engine's tracker): gossip relays earlier rounds' votes.
     peer_positions: PeerPositions<NodeId>,
-    /// Hashes of messages already delivered at the current height: duplicates are dropped before any
-    /// signature work, as gossipsub's seen-cache does. Cleared at each new height (bounded by one height).
-    seen: BTreeSet<Hash>,
+    /// Publishes already delivered at the current height: a second delivery of one publish is dropped
+    /// before any signature work, as gossipsub's seen-cache does. Only duplicates of one publish: the
+    /// node's envelope carries a sequence number, so a message re-gossiped later (by its signer or as a
+    /// relay) is a new gossipsub message and reaches the engine again. Cleared at each new height
+    /// (bounded by one height).
+    seen: BTreeSet<u64>,
     /// Block builds requested during WAL replay, served after it.
     deferred_builds: Vec<(Height, Round)>,
     replaying: bool,
@@ -159,6 +165,8 @@ pub struct Sim {
     record: Record,
     trace: Hash,
     processed: u64,
+    /// Publishes so far (each send is one gossipsub publish; see `Node::seen`).
+    publishes: u64,
     /// Height every honest node must reach (set at GST).
     target: u64,
 }
@@ -232,6 +240,7 @@ impl Sim {
             record: Record::default(),
             trace: Hash::ZERO,
             processed: 0,
+            publishes: 0,
             target: u64::MAX,
         }
     }
@@ -328,7 +337,8 @@ impl Sim {
                 from,
                 side,
                 bytes,
-            } => self.deliver(to, from, side, &bytes),
+                publish,
+            } => self.deliver(to, from, side, &bytes, publish),
             Event::Timer {
                 node,
                 incarnation,
@@ -523,7 +533,14 @@ impl Sim {
         }
     }
 
-    fn deliver(&mut self, to: NodeId, from: NodeId, side: Option<usize>, bytes: &[u8]) {
+    fn deliver(
+        &mut self,
+        to: NodeId,
+        from: NodeId,
+        side: Option<usize>,
+        bytes: &[u8],
+        publish: u64,
+    ) {
         let node = &self.nodes[to];
         if node.crashed || node.engines.is_empty() {
             return;
@@ -557,7 +574,7 @@ impl Sim {
             self.answer_with_decision(to, from, message.height());
             return;
         }
-        if !self.nodes[to].seen.insert(Hash::digest(bytes)) {
+        if !self.nodes[to].seen.insert(publish) {
             return;
         }
         let equivocation = self.equivocation_half(&message);
@@ -982,11 +999,17 @@ impl Sim {
         Ok(())
     }
 
+    fn new_publish(&mut self) -> u64 {
+        self.publishes += 1;
+        self.publishes
+    }
+
     fn send(&mut self, from: NodeId, to: NodeId, side: Option<usize>, message: &ConsensusMessage) {
         if !self.partition.connected(from, to) {
             return;
         }
         let bytes = Rc::new(message.to_bytes());
+        let publish = self.new_publish();
         for delay in network::deliveries(&mut self.rng, &self.link) {
             let at = self.now_ms + delay;
             self.schedule(
@@ -996,6 +1019,7 @@ impl Sim {
                     from,
                     side,
                     bytes: bytes.clone(),
+                    publish,
                 },
             );
         }
@@ -1129,7 +1153,10 @@ impl Sim {
             let len = (self.rng.next_u32() % 300) as usize;
             let mut junk = vec![0u8; len];
             self.rng.fill_bytes(&mut junk);
-            // A vote claiming another validator's index but signed with our key: bad signature.
+            // A vote naming validator index (id + 1) mod n, signed with our key: a forgery (bad signature)
+            // when the index is another validator's; when it happens to be our own, a valid equivocation for
+            // a made-up block, which fills our per-validator vote slots at the receiver (the vote keeper must
+            // still count our real vote for the value the others back).
             let vote = Vote {
                 vote_type: basalt_consensus::VoteType::Prevote,
                 height,
@@ -1179,6 +1206,7 @@ impl Sim {
             let all = [junk, forged.to_bytes(), flipped].into_iter();
             for bytes in all.chain(later).chain(lies) {
                 let at = self.now_ms + 1 + self.rng.next_u64() % 20;
+                let publish = self.new_publish();
                 self.schedule(
                     at,
                     Event::Deliver {
@@ -1186,6 +1214,7 @@ impl Sim {
                         from: id,
                         side: None,
                         bytes: Rc::new(bytes),
+                        publish,
                     },
                 );
             }
@@ -1245,8 +1274,9 @@ impl Sim {
             .iter()
             .map(|n| match n.engines.first() {
                 Some(e) => format!(
-                    "node {} {:?}: height {} round {} step {:?} locked {:?} valid {:?}",
+                    "node {} (validator {:?}) {:?}: height {} round {} step {:?} locked {:?} valid {:?}",
                     n.id,
+                    e.driver().own_index(),
                     n.behaviour,
                     e.height(),
                     e.round(),

@@ -310,6 +310,60 @@ fn values_per_validator_are_bounded() {
     assert_eq!(k.power_any(Round(0), VoteType::Prevote), 1);
 }
 
+/// An equivocator that filled its slots at this node with made-up values cannot keep its vote for the
+/// value the others back from counting (byzantine seed 1005780 on 053bb4c): that vote takes the place of
+/// the least-backed made-up one, and the polka it completes is reported.
+#[test]
+fn a_backed_value_displaces_an_equivocators_made_up_ones() {
+    let mut k = keeper(&[1, 1, 1, 1]);
+    for made_up in 100..100 + MAX_VALUES_PER_VALIDATOR as u64 {
+        k.add_vote(prevote(1, 0, Some(made_up))).unwrap();
+    }
+    k.add_vote(prevote(0, 0, Some(7))).unwrap();
+    k.add_vote(prevote(2, 0, Some(7))).unwrap();
+    assert!(!k.has_polka_for(Round(0), &7));
+    let events = k.add_vote(prevote(1, 0, Some(7))).unwrap();
+    assert!(events.contains(&VoteEvent::PolkaValue {
+        round: Round(0),
+        value: 7
+    }));
+    assert!(k.has_polka_for(Round(0), &7));
+    // One made-up value lost its vote; the validator still counts once toward "any".
+    let made_up: u128 = (100..100 + MAX_VALUES_PER_VALIDATOR as u64)
+        .map(|v| k.power_for(Round(0), VoteType::Prevote, Some(&v)))
+        .sum();
+    assert_eq!(made_up, MAX_VALUES_PER_VALIDATOR as u128 - 1);
+    assert_eq!(k.power_any(Round(0), VoteType::Prevote), 3);
+    assert_eq!(
+        k.votes_of(Round(0), VoteType::Prevote).len(),
+        2 + MAX_VALUES_PER_VALIDATOR
+    );
+}
+
+/// A value no one else backs cannot displace anything, and a value with a reported quorum is never
+/// displaced.
+#[test]
+fn displacement_needs_more_backing_and_spares_quorums() {
+    let mut k = keeper(&[1, 1, 1, 1]);
+    // Validator 3's first vote, 7, gets a polka with 0 and 1.
+    k.add_vote(prevote(3, 0, Some(7))).unwrap();
+    k.add_vote(prevote(0, 0, Some(7))).unwrap();
+    k.add_vote(prevote(1, 0, Some(7))).unwrap();
+    assert!(k.has_polka_for(Round(0), &7));
+    for made_up in 100..100 + MAX_VALUES_PER_VALIDATOR as u64 - 1 {
+        k.add_vote(prevote(3, 0, Some(made_up))).unwrap();
+    }
+    // Full. A value backed by nobody else is dropped.
+    assert!(k.add_vote(prevote(3, 0, Some(200))).unwrap().is_empty());
+    assert_eq!(k.power_for(Round(0), VoteType::Prevote, Some(&200)), 0);
+    // Validator 2 backs 300: validator 3's vote for it displaces a made-up value, never 7.
+    k.add_vote(prevote(2, 0, Some(300))).unwrap();
+    k.add_vote(prevote(3, 0, Some(300))).unwrap();
+    assert_eq!(k.power_for(Round(0), VoteType::Prevote, Some(&300)), 2);
+    assert_eq!(k.power_for(Round(0), VoteType::Prevote, Some(&7)), 3);
+    assert!(k.has_polka_for(Round(0), &7));
+}
+
 #[test]
 fn unknown_validator_is_a_typed_error() {
     let mut k = keeper(&[1, 1, 1]);
