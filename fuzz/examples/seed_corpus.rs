@@ -11,6 +11,7 @@ use basalt_consensus::types::{
     PrivateKey, Proposal, ProposalMessage, SignedProposal, SignedVote, Tx, ValidatorSet, Vote,
 };
 use basalt_consensus::{Height, Round, ValidatorIndex, VoteType};
+use basalt_bank_tx::{TransferBody, TRANSFER_GAS};
 use basalt_p2p::{SyncRequest, SyncResponse};
 
 type Failure = Box<dyn std::error::Error>;
@@ -173,6 +174,28 @@ fn main() -> Result<(), Failure> {
             &format!("response-{i}"),
             &borsh::to_vec(response)?,
         )?;
+    }
+    let transfer = TransferBody {
+        chain_id: chain.clone(),
+        from: keys[0].public_key(),
+        to: keys[1].public_key().address(),
+        amount: 1_000,
+        fee: 10,
+        nonce: 7,
+        gas_limit: TRANSFER_GAS,
+    }
+    .sign(&keys[0]);
+    write("bank_tx", "transfer", &transfer.to_tx_bytes())?;
+    let requests = [
+        r#"{"jsonrpc":"2.0","id":1,"method":"block","params":{"height":"5"}}"#,
+        r#"{"jsonrpc":"2.0","id":"a","method":"abci_query","params":["/store/bank/key","0A1B",null,true]}"#,
+        r#"{"jsonrpc":"2.0","id":2,"method":"broadcast_tx_sync","params":{"tx":"AAECAw=="}}"#,
+        r#"{"jsonrpc":"2.0","id":3,"method":"tx","params":{"hash":"3q2+7w==","prove":"false"}}"#,
+        r#"{"jsonrpc":"2.0","id":4,"method":"tx_search","params":{"query":"tx.height>=1","page":"1","per_page":"30","order_by":"asc"}}"#,
+        r#"height=5&prove=true&data=0x0a1b&hash="abc"&tx=0xdeadbeef"#,
+    ];
+    for (i, request) in requests.iter().enumerate() {
+        write("jsonrpc_params", &format!("request-{i}"), request.as_bytes())?;
     }
     Ok(())
 }

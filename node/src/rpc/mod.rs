@@ -10,7 +10,7 @@
 //! `docs/RPC.md` lists the methods, the encodings and where Basalt's values differ from CometBFT's.
 
 pub mod backend;
-pub mod jsonrpc;
+pub use basalt_jsonrpc as jsonrpc;
 pub mod methods;
 pub mod proof;
 pub mod query;

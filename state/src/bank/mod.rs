@@ -28,7 +28,7 @@
 //!   balance check there is against the last committed state only.
 
 pub mod genesis;
-pub mod tx;
+pub use basalt_bank_tx as tx;
 
 use std::collections::BTreeMap;
 
