@@ -111,6 +111,9 @@ async fn status_health_genesis_abci_info_net_info() {
     assert_eq!(ni["protocol_version"]["block"], "11");
     assert_eq!(ni["id"].as_str().unwrap().len(), 40);
     assert_eq!(ni["other"]["tx_index"], "on");
+    // CometBFT's protocol version for clients' dialect choice; the node's own in `other`.
+    assert!(ni["version"].as_str().unwrap().starts_with("0.38."));
+    assert_eq!(ni["other"]["basalt_version"], "0.1.0");
     let si = &st["sync_info"];
     assert_eq!(si["latest_block_height"], LATEST.to_string());
     assert!(is_upper_hex(&si["latest_block_hash"], 32));

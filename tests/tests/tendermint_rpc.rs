@@ -110,6 +110,23 @@ async fn run() {
         status.sync_info.latest_block_hash.to_string(),
         raw_str(&raw_block, &["block_id", "hash"])
     );
+    // The client picks its dialect from node_info.version, as CosmJS does: it must say CometBFT 0.38;
+    // Basalt's own version is in node_info.other.
+    assert_eq!(
+        CompatMode::from_version(status.node_info.version.clone()).unwrap(),
+        CompatMode::V0_38
+    );
+    assert!(raw_status["node_info"]["other"]["basalt_version"].is_string());
+    // latest_app_hash is the latest block header's (the state before it), as in CometBFT.
+    assert_eq!(
+        status.sync_info.latest_app_hash.to_string(),
+        raw_str(&raw_block, &["block", "header", "app_hash"])
+    );
+    let raw_first = net.rpc(0, "block", json!({"height": "1"})).await.unwrap();
+    assert_eq!(
+        raw_str(&raw_status, &["sync_info", "earliest_app_hash"]),
+        raw_str(&raw_first, &["block", "header", "app_hash"])
+    );
     assert_eq!(status.sync_info.earliest_block_height.value(), 1);
     assert_eq!(
         status.sync_info.latest_block_time,

@@ -544,7 +544,7 @@ where
             .collect()
     }
 
-    /// The first signed vote of `validator` for (`round`, `vote_type`), if any.
+    /// The earliest kept signed vote of `validator` for (`round`, `vote_type`), if any.
     pub fn vote_of(
         &self,
         round: Round,

@@ -80,7 +80,7 @@ pub struct NodeInfo {
 pub struct SyncInfo {
     /// Hash of the latest committed block ([`Hash::ZERO`] before the first block).
     pub latest_block_hash: Hash,
-    /// App hash after the latest committed block.
+    /// App hash in the latest block's header (the state before that block), as CometBFT reports it.
     pub latest_app_hash: Hash,
     /// Latest committed height (0 before the first block).
     pub latest_block_height: u64,
@@ -88,7 +88,7 @@ pub struct SyncInfo {
     pub latest_block_time_ms: u64,
     /// Hash of the earliest block still stored.
     pub earliest_block_hash: Hash,
-    /// App hash after the earliest stored block.
+    /// App hash in the earliest stored block's header (the state before that block).
     pub earliest_app_hash: Hash,
     /// Earliest height still stored (after pruning).
     pub earliest_block_height: u64,

@@ -259,10 +259,10 @@ fn node_info_json(b: &dyn RpcBackend) -> Value {
         "id": node_id_hex(&n.id),
         "listen_addr": n.listen_addr,
         "network": n.network,
-        "version": n.version,
+        "version": shapes::COMETBFT_COMPAT_VERSION,
         "channels": "",
         "moniker": n.moniker,
-        "other": {"tx_index": if n.tx_index { "on" } else { "off" }, "rpc_address": n.rpc_address, "peer_id": n.id},
+        "other": {"tx_index": if n.tx_index { "on" } else { "off" }, "rpc_address": n.rpc_address, "peer_id": n.id, "basalt_version": n.version},
     })
 }
 

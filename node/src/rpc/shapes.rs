@@ -14,6 +14,11 @@ use basalt_state::app::{CheckTxResult, Event, TxResult};
 
 use super::backend::IndexedTx;
 
+/// The CometBFT release whose RPC Basalt speaks, reported as `node_info.version`: clients choose their
+/// protocol dialect from it (CosmJS's `connectComet` takes its 0.38 client only for a `0.38.` version,
+/// tendermint-rpc's `CompatMode::from_version` likewise), as CometBFT reports its own release there.
+/// Basalt's own version is in `node_info.other.basalt_version` (and in `abci_info`).
+pub const COMETBFT_COMPAT_VERSION: &str = "0.38.17";
 /// CometBFT's block protocol version, reported in headers and `node_info`.
 pub const BLOCK_PROTOCOL: &str = "11";
 /// The p2p protocol version reported in `node_info`.

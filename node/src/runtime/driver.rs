@@ -24,7 +24,7 @@ use basalt_consensus::engine::{
     ConsensusMessage, Engine, EngineConfig, EngineError, EngineInput, EngineOutput, OutputQueue,
     PeerPositions,
 };
-use basalt_consensus::types::{encode, Address, Block, Commit, ProposalMessage, Tx};
+use basalt_consensus::types::{encode, Address, Block, Commit, Hash, ProposalMessage, Tx};
 use basalt_consensus::{Height, Round, Timeout};
 use basalt_p2p::{
     GossipId, Misbehaviour, NetworkEvent, NetworkHandle, PeerId, SyncRequest, SyncResponse, Verdict,
@@ -1142,6 +1142,7 @@ impl Running {
             s.last_block_hash = last.map(|(b, _)| b.id().hash);
             s.last_block_time_ms = last.map_or(0, |(b, _)| b.header().time_ms);
             s.app_hash = chain.app_hash();
+            s.last_header_app_hash = last.map_or(Hash::ZERO, |(b, _)| b.header().app_hash);
             if s.consensus_height != self.engine.height().0 || s.round != self.engine.round().0 {
                 s.round_start_ms = now_ms();
             }

@@ -96,10 +96,14 @@ impl RpcBackend for NodeBackend {
             .unwrap_or(self.initial_height)
             .min(snap.height);
         let earliest = blocks::read(&self.store, base).ok().flatten();
-        let earliest_app_hash = self.store.root(base).map(Hash).unwrap_or(Hash::ZERO);
+        // As CometBFT: the app hashes in the latest and earliest blocks' headers (each the state before
+        // its block), not the states after them.
+        let earliest_app_hash = earliest
+            .as_ref()
+            .map_or(Hash::ZERO, |(b, _)| b.header().app_hash);
         SyncInfo {
             latest_block_hash: snap.last_block_hash.unwrap_or(Hash::ZERO),
-            latest_app_hash: snap.app_hash,
+            latest_app_hash: snap.last_header_app_hash,
             latest_block_height: snap.height,
             latest_block_time_ms: snap.last_block_time_ms,
             earliest_block_hash: earliest.as_ref().map_or(Hash::ZERO, |(b, _)| b.id().hash),

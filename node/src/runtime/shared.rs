@@ -30,6 +30,9 @@ pub struct Snapshot {
     pub last_block_time_ms: u64,
     /// App hash after the last committed block.
     pub app_hash: Hash,
+    /// App hash in the last committed block's header: the state *before* it (what CometBFT's `/status`
+    /// reports as `latest_app_hash`).
+    pub last_header_app_hash: Hash,
     /// Height consensus is working on.
     pub consensus_height: u64,
     /// Its round.
