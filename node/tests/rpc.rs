@@ -807,6 +807,77 @@ async fn ws_next(ws: &mut Ws) -> Value {
     }
 }
 
+/// CometBFT v0.38's block events besides NewBlock (issue 15, item 6): `NewBlockHeader` (CosmJS's
+/// `subscribeNewBlockHeader`; refused on 9496b9c) carries the header the `block` method serves, and
+/// `NewBlockEvents` the height, the block's events and its transaction count. A `block.height` filter
+/// applies to both; an unknown event type is refused with the list of served ones.
+#[tokio::test]
+async fn websocket_new_block_header_and_new_block_events() {
+    let s = start(RpcLimits::default()).await;
+    let mut ws = ws_connect(&s).await;
+    for (id, query) in [
+        ("block", "tm.event='NewBlock'"),
+        ("header", "tm.event='NewBlockHeader'"),
+        ("events", "tm.event='NewBlockEvents' AND block.height>=7"),
+    ] {
+        ws_send(
+            &mut ws,
+            json!({"jsonrpc": "2.0", "id": id, "method": "subscribe", "params": {"query": query}}),
+        )
+        .await;
+        assert_eq!(
+            ws_next(&mut ws).await,
+            json!({"jsonrpc": "2.0", "id": id, "result": {}})
+        );
+    }
+    ws_send(&mut ws, json!({"jsonrpc": "2.0", "id": "nope", "method": "subscribe", "params": {"query": "tm.event='CompleteProposal'"}})).await;
+    let e = ws_next(&mut ws).await;
+    assert_eq!(e["error"]["code"], -32602, "{e}");
+    assert!(
+        e["error"]["data"]
+            .as_str()
+            .unwrap()
+            .contains("'NewBlockHeader'"),
+        "{e}"
+    );
+
+    let tx = Tx::new(b"ws-tx".to_vec()).unwrap();
+    for height in [6, 7] {
+        s.mock
+            .events
+            .send(rpc_mock::new_block_event(height, vec![tx.clone()]))
+            .unwrap();
+    }
+    // Height 6: the block and its header (the NewBlockEvents filter wants 7 and above).
+    let block = ws_next(&mut ws).await;
+    assert_eq!(block["id"], "block");
+    let header = ws_next(&mut ws).await;
+    assert_eq!(header["id"], "header");
+    let r = &header["result"];
+    assert_eq!(r["data"]["type"], "tendermint/event/NewBlockHeader");
+    assert_eq!(r["data"]["value"]["header"]["height"], "6");
+    assert_eq!(r["events"]["tm.event"], json!(["NewBlockHeader"]));
+    // The header is the block's, as NewBlock carries it.
+    assert_eq!(
+        r["data"]["value"]["header"],
+        block["result"]["data"]["value"]["block"]["header"]
+    );
+    // Height 7: all three, in subscription order.
+    assert_eq!(ws_next(&mut ws).await["id"], "block");
+    let header = ws_next(&mut ws).await;
+    assert_eq!(header["id"], "header");
+    assert_eq!(header["result"]["data"]["value"]["header"]["height"], "7");
+    let events = ws_next(&mut ws).await;
+    assert_eq!(events["id"], "events");
+    let r = &events["result"];
+    assert_eq!(r["data"]["type"], "tendermint/event/NewBlockEvents");
+    assert_eq!(r["data"]["value"]["height"], "7");
+    assert_eq!(r["data"]["value"]["num_txs"], "1");
+    assert!(r["data"]["value"]["events"].is_array());
+    assert_eq!(r["events"]["tm.event"], json!(["NewBlockEvents"]));
+    assert_eq!(r["events"]["block.height"], json!(["7"]));
+}
+
 #[tokio::test]
 async fn websocket_subscribe_receive_unsubscribe() {
     let s = start(RpcLimits {

@@ -3,7 +3,8 @@
 //! Grammar: `condition (AND condition)*`, where a condition is `key op operand` or `key EXISTS`, `op` is
 //! one of `=`, `<`, `<=`, `>`, `>=`, `CONTAINS`, and an operand is a single-quoted string or an integer.
 //! Keys:
-//! - `tm.event` — `'NewBlock'` or `'Tx'` (only `=`);
+//! - `tm.event` — `'NewBlock'`, `'NewBlockHeader'`, `'NewBlockEvents'` or `'Tx'` (only `=`; see
+//!   [`EventKind`]);
 //! - `tx.height` — an integer, any comparison;
 //! - `tx.hash` — 64 hex characters (only `=`);
 //! - `<event type>.<attribute>` — e.g. `transfer.sender='<HEX>'`: some event of that type has the
@@ -115,13 +116,51 @@ pub struct Condition {
     pub operand: Operand,
 }
 
-/// Which node event a `tm.event` condition selects.
+/// Which node event a `tm.event` condition selects: the CometBFT v0.38 events a committed block yields.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum EventKind {
-    /// `tm.event='NewBlock'`
+    /// `tm.event='NewBlock'`: the block with its results.
     NewBlock,
-    /// `tm.event='Tx'`
+    /// `tm.event='NewBlockHeader'`: the block's header only (CosmJS's `subscribeNewBlockHeader`).
+    NewBlockHeader,
+    /// `tm.event='NewBlockEvents'`: the block's height, finalize-block events and transaction count.
+    NewBlockEvents,
+    /// `tm.event='Tx'`: one committed transaction with its result.
     Tx,
+}
+
+impl EventKind {
+    /// Every kind served.
+    pub const ALL: [EventKind; 4] = [
+        EventKind::NewBlock,
+        EventKind::NewBlockHeader,
+        EventKind::NewBlockEvents,
+        EventKind::Tx,
+    ];
+
+    /// Its CometBFT name (the `tm.event` value).
+    pub fn name(self) -> &'static str {
+        match self {
+            EventKind::NewBlock => "NewBlock",
+            EventKind::NewBlockHeader => "NewBlockHeader",
+            EventKind::NewBlockEvents => "NewBlockEvents",
+            EventKind::Tx => "Tx",
+        }
+    }
+
+    /// The kind named `name`, if served.
+    pub fn from_name(name: &str) -> Option<EventKind> {
+        EventKind::ALL.into_iter().find(|k| k.name() == name)
+    }
+
+    /// The served names, quoted and comma-separated (for error messages).
+    pub fn names() -> String {
+        EventKind::ALL
+            .iter()
+            .map(|k| format!("'{}'", k.name()))
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
 }
 
 /// A parsed query: conditions that must all hold.
@@ -166,8 +205,7 @@ impl TxQuery {
             .iter()
             .find(|c| c.key == "tm.event")
             .and_then(|c| match &c.operand {
-                Operand::Str(s) if s == "NewBlock" => Some(EventKind::NewBlock),
-                Operand::Str(s) if s == "Tx" => Some(EventKind::Tx),
+                Operand::Str(s) => EventKind::from_name(s),
                 _ => None,
             })
     }
@@ -218,13 +256,24 @@ impl TxQuery {
         })
     }
 
-    /// Whether a committed block matches: `tm.event='NewBlock'` and `block.height` conditions; event
-    /// attribute conditions are checked against the block-level events.
+    /// Whether a committed block matches as a `NewBlock` event (`block_search`, subscriptions).
     pub fn matches_block(&self, height: u64, events: &[Event]) -> bool {
+        self.matches_block_event(EventKind::NewBlock, height, events)
+    }
+
+    /// Whether the `kind` event of a committed block matches: `tm.event` must name `kind`, `block.height`
+    /// conditions compare the height, and event attribute conditions are checked against the block-level
+    /// events — except for `NewBlockHeader`, which carries none (as in CometBFT v0.38). `Tx` never
+    /// matches a block.
+    pub fn matches_block_event(&self, kind: EventKind, height: u64, events: &[Event]) -> bool {
+        if kind == EventKind::Tx {
+            return false;
+        }
         self.conditions.iter().all(|c| match c.key.as_str() {
-            "tm.event" => c.operand == Operand::Str("NewBlock".into()),
+            "tm.event" => c.operand == Operand::Str(kind.name().into()),
             "block.height" => compare_int(i128::from(height), c.op, &c.operand),
             "tx.height" | "tx.hash" => false,
+            _ if kind == EventKind::NewBlockHeader => false,
             key => events_match(events, key, c.op, &c.operand),
         })
     }
@@ -277,9 +326,10 @@ fn check_supported(c: &Condition) -> Result<(), QueryError> {
     let unsupported = |what: String| Err(QueryError::Unsupported { what });
     match c.key.as_str() {
         "tm.event" => match (&c.op, &c.operand) {
-            (Op::Eq, Operand::Str(s)) if s == "NewBlock" || s == "Tx" => Ok(()),
+            (Op::Eq, Operand::Str(s)) if EventKind::from_name(s).is_some() => Ok(()),
             _ => unsupported(format!(
-                "tm.event supports only = 'NewBlock' or = 'Tx', got {} {}",
+                "tm.event supports only = one of {}, got {} {}",
+                EventKind::names(),
                 c.op,
                 operand_text(&c.operand)
             )),

@@ -1,5 +1,5 @@
 //! `/websocket`: JSON-RPC over a websocket, with `subscribe`, `unsubscribe` and `unsubscribe_all` for
-//! `tm.event='NewBlock'` and `tm.event='Tx'` queries (see [`super::query`]), and every HTTP method too.
+//! `tm.event` = `'NewBlock'`, `'NewBlockHeader'`, `'NewBlockEvents'` and `'Tx'` queries (see [`super::query`]), and every HTTP method too.
 //!
 //! Each client has one reader loop and one writer task joined by a bounded queue of
 //! `ws_send_queue` messages. Events are queued without waiting: when the queue is full (the client
@@ -186,7 +186,7 @@ impl Client {
         let Some(kind) = query.event_kind() else {
             return Err(RpcErr::invalid_param(
                 "query",
-                "must contain tm.event='NewBlock' or tm.event='Tx'",
+                format!("must contain tm.event = one of {}", EventKind::names()),
             ));
         };
         if self.subs.iter().any(|s| s.query.as_str() == text) {
@@ -248,12 +248,25 @@ impl Client {
         };
         match &event {
             NodeEvent::NewBlock(b) => {
-                let mut data = None;
-                for sub in self.subs.iter().filter(|s| s.kind == EventKind::NewBlock) {
-                    if !sub.query.matches_block(b.block.height().0, &b.events) {
+                // One rendering per kind, shared by the subscriptions that want it.
+                let (mut block, mut header, mut events) = (None, None, None);
+                let height = b.block.height().0;
+                for sub in self.subs.iter() {
+                    if !sub.query.matches_block_event(sub.kind, height, &b.events) {
                         continue;
                     }
-                    let data = data.get_or_insert_with(|| new_block_data(&self.ctx, b));
+                    let data = match sub.kind {
+                        EventKind::NewBlock => {
+                            &*block.get_or_insert_with(|| new_block_data(&self.ctx, b))
+                        }
+                        EventKind::NewBlockHeader => {
+                            &*header.get_or_insert_with(|| new_block_header_data(&self.ctx, b))
+                        }
+                        EventKind::NewBlockEvents => {
+                            &*events.get_or_insert_with(|| new_block_events_data(b))
+                        }
+                        EventKind::Tx => continue,
+                    };
                     self.push(&ok_response(&sub.id, event_message(&sub.query, data)))?;
                 }
             }
@@ -296,6 +309,34 @@ fn new_block_data(ctx: &Ctx, e: &Arc<NewBlockEvent>) -> (Value, Value) {
     });
     let height = e.block.height().0.to_string();
     let events = shapes::event_map("NewBlock", &e.events, &[("block.height", height)]);
+    (data, events)
+}
+
+/// The `data` and `events` of a NewBlockHeader event message (CometBFT v0.38: the header only, and no
+/// block events in the event map).
+fn new_block_header_data(ctx: &Ctx, e: &Arc<NewBlockEvent>) -> (Value, Value) {
+    let block = methods::block_json(ctx.backend.as_ref(), &e.block).unwrap_or(Value::Null);
+    let data = json!({
+        "type": "tendermint/event/NewBlockHeader",
+        "value": {"header": block["header"]},
+    });
+    let height = e.block.height().0.to_string();
+    let events = shapes::event_map("NewBlockHeader", &[], &[("block.height", height)]);
+    (data, events)
+}
+
+/// The `data` and `events` of a NewBlockEvents event message: height, finalize-block events, tx count.
+fn new_block_events_data(e: &Arc<NewBlockEvent>) -> (Value, Value) {
+    let height = e.block.height().0.to_string();
+    let data = json!({
+        "type": "tendermint/event/NewBlockEvents",
+        "value": {
+            "height": height,
+            "events": shapes::events(&e.events),
+            "num_txs": e.block.txs().len().to_string(),
+        },
+    });
+    let events = shapes::event_map("NewBlockEvents", &e.events, &[("block.height", height)]);
     (data, events)
 }
 
