@@ -1,8 +1,10 @@
 //! The HTTP side: axum routes for JSON-RPC over POST, the URI form, the method list and the websocket
 //! upgrade, with the limits of [`RpcLimits`] enforced before any work is done.
 //!
-//! - Connections: a counting listener closes connections beyond `max_open_connections` right after
-//!   accepting them (it never stops accepting, so the node's other clients are not starved).
+//! - Connections: a counting listener answers connections beyond `max_open_connections` with
+//!   `503 Service Unavailable` and a JSON-RPC error naming the limit, then closes them (it never stops
+//!   accepting, so the node's other clients are not starved; at most [`MAX_PENDING_REFUSALS`] refusals
+//!   are in flight, each bounded by [`REFUSAL_TIME`], and a flood beyond that is closed unanswered).
 //! - Headers: names, values and the request target together at most `max_header_bytes` (431 beyond).
 //! - Bodies: at most `max_body_bytes` (413 beyond, with a JSON-RPC error body).
 //! - Batches: at most `max_batch_requests` requests.
@@ -45,10 +47,13 @@ pub async fn serve(
         .local_addr()
         .map_err(|source| RpcError::Listener { source })?;
     let connections = Arc::new(Semaphore::new(limits.max_open_connections));
+    let max_open_connections = limits.max_open_connections;
     let app = router(Ctx::new(backend, limits));
     let listener = LimitedListener {
         inner: listener,
         permits: connections,
+        limit: max_open_connections,
+        refusals: Arc::new(Semaphore::new(MAX_PENDING_REFUSALS)),
     };
     axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)
@@ -271,11 +276,55 @@ async fn websocket(State(st): State<AppState>, upgrade: WebSocketUpgrade) -> Res
         .into_response()
 }
 
-/// A listener that holds one permit per open connection and closes connections beyond the limit as
+/// Most over-the-limit connections answered at once; beyond that they are closed unanswered, so a flood
+/// costs the node no more than the refusals it can afford.
+pub const MAX_PENDING_REFUSALS: usize = 32;
+
+/// How long one refusal may take: writing the answer and draining what the client sent.
+pub const REFUSAL_TIME: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// What a refused connection may send us before we close it (read and discarded).
+const REFUSAL_DRAIN_BYTES: usize = 64 * 1024;
+
+/// A listener that holds one permit per open connection and refuses connections beyond the limit as
 /// soon as they are accepted.
 struct LimitedListener {
     inner: TcpListener,
     permits: Arc<Semaphore>,
+    /// `max_open_connections`, for the refusal message.
+    limit: usize,
+    /// Refusals in flight ([`MAX_PENDING_REFUSALS`]).
+    refusals: Arc<Semaphore>,
+}
+
+/// Answers a connection beyond `max_open_connections` with `503` and a JSON-RPC error naming the limit
+/// (as CometBFT's clients get an answer that says why), then closes it. The request is drained after the
+/// answer is sent so that closing does not reset the connection before the client has read it.
+async fn refuse(mut stream: TcpStream, limit: usize, _slot: OwnedSemaphorePermit) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let err = RpcErr::server(format!(
+        "rpc.max_open_connections {limit} reached: too many open connections, try again later"
+    ));
+    let body = err_response(&Value::Null, &err).to_string();
+    let response = format!(
+        "HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\n\
+         content-length: {}\r\nretry-after: 1\r\nconnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    let _ = tokio::time::timeout(REFUSAL_TIME, async {
+        stream.write_all(response.as_bytes()).await?;
+        stream.shutdown().await?;
+        let mut buf = [0u8; 4096];
+        let mut drained = 0;
+        while drained < REFUSAL_DRAIN_BYTES {
+            match stream.read(&mut buf).await? {
+                0 => break,
+                n => drained += n,
+            }
+        }
+        Ok::<(), io::Error>(())
+    })
+    .await;
 }
 
 impl axum::serve::Listener for LimitedListener {
@@ -305,7 +354,9 @@ impl axum::serve::Listener for LimitedListener {
                 }
                 Err(_) => {
                     tracing::debug!(%addr, "rpc connection refused: max_open_connections reached");
-                    drop(stream);
+                    if let Ok(slot) = self.refusals.clone().try_acquire_owned() {
+                        tokio::spawn(refuse(stream, self.limit, slot));
+                    }
                 }
             }
         }
