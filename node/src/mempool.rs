@@ -267,6 +267,18 @@ impl Inner {
         );
     }
 
+    /// Removes committed transactions, keeping their hashes in the cache as valid so a re-gossiped copy
+    /// is refused as already seen.
+    fn remove_committed(&mut self, committed: &[Tx]) {
+        for tx in committed {
+            let hash = tx.hash();
+            self.cache.push(hash, Known::Valid);
+            if self.remove(&hash, None) {
+                self.stats.committed_txs += 1;
+            }
+        }
+    }
+
     /// Removes a held transaction (if it is held and, when given, has arrival number `seq`).
     fn remove(&mut self, hash: &Hash, seq: Option<u64>) -> bool {
         match self.entries.get(hash) {
@@ -479,14 +491,7 @@ impl Mempool {
     /// After a commit with `mempool.recheck = false`: removes the committed transactions only (their
     /// hashes stay in the cache so a re-gossiped copy is refused); nothing is rechecked.
     pub fn remove_committed(&self, committed: &[Tx]) {
-        let mut inner = self.lock();
-        for tx in committed {
-            let hash = tx.hash();
-            inner.cache.push(hash, Known::Valid);
-            if inner.remove(&hash, None) {
-                inner.stats.committed_txs += 1;
-            }
-        }
+        self.lock().remove_committed(committed);
     }
 
     /// Drops `txs` found no longer valid against the latest state (with `mempool.recheck = false` the
@@ -514,13 +519,7 @@ impl Mempool {
     pub fn update(&self, committed: &[Tx], mut keep: impl FnMut(&Tx, &CheckTxResult) -> bool) {
         let snapshot: Vec<(Hash, u64, Tx, CheckTxResult)> = {
             let mut inner = self.lock();
-            for tx in committed {
-                let hash = tx.hash();
-                inner.cache.push(hash, Known::Valid);
-                if inner.remove(&hash, None) {
-                    inner.stats.committed_txs += 1;
-                }
-            }
+            inner.remove_committed(committed);
             let inner = &*inner;
             inner
                 .order
