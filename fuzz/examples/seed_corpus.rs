@@ -197,5 +197,15 @@ fn main() -> Result<(), Failure> {
     for (i, request) in requests.iter().enumerate() {
         write("jsonrpc_params", &format!("request-{i}"), request.as_bytes())?;
     }
+    let queries = [
+        "tm.event='Tx' AND transfer.sender='5A5A5A5A5A5A5A5A5A5A5A5A5A5A5A5A5A5A5A5A'",
+        "tx.height>=1 AND tx.height<=10000",
+        "tx.hash='0A0B0C0D0E0F101112131415161718191A1B1C1D1E1F20212223242526272829'",
+        "tm.event='NewBlockEvents' AND block.height>5",
+        "transfer.amount>100 AND transfer.memo CONTAINS 'abc' AND tx.fee_payer EXISTS",
+    ];
+    for (i, query) in queries.iter().enumerate() {
+        write("event_query", &format!("query-{i}"), query.as_bytes())?;
+    }
     Ok(())
 }

@@ -1,4 +1,7 @@
-//! JSON-RPC 2.0 envelopes, error codes and parameter decoding (JSON body and CometBFT's URI form).
+//! JSON-RPC 2.0 envelopes, error codes and parameter decoding (JSON body and CometBFT's URI form), and
+//! the event query language ([`query`]): everything an RPC client's bytes become before a handler runs.
+
+pub mod query;
 
 use std::collections::BTreeMap;
 

@@ -869,7 +869,7 @@ fn genesis_chunked(b: &dyn RpcBackend, params: &Params) -> Result<Value, RpcErr>
 
 /// The heights in `[lo, hi]` that `query` selects for `block_search`, as a range (empty: `None`).
 ///
-/// Basalt's blocks carry no block-level (finalize_block) events, so [`TxQuery::matches_block`] depends
+/// Basalt's blocks carry no block-level (finalize_block) events, so [`QueryMatch::matches_block`] depends
 /// on the height alone: `block.height` comparisons narrow the range, `EXISTS` keeps it, and every
 /// other condition (event attributes, `tx.*`, `tm.event='Tx'`) matches no block. Computing the range
 /// instead of testing each height keeps the method O(page) on any chain length.
@@ -947,8 +947,9 @@ fn block_search(b: &dyn RpcBackend, params: &Params) -> Result<Value, RpcErr> {
 #[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod tests {
     use super::*;
+    use crate::rpc::query::QueryMatch;
 
-    /// The computed range agrees with `TxQuery::matches_block` (the reference) height by height.
+    /// The computed range agrees with `QueryMatch::matches_block` (the reference) height by height.
     #[test]
     fn block_search_range_agrees_with_matches_block() {
         let queries = [

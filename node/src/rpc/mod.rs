@@ -24,7 +24,7 @@ pub use backend::{
     BackendError, BroadcastError, ConsensusStateView, IndexedTx, NetInfo, NewBlockEvent, NodeEvent,
     NodeInfo, PeerInfo, RoundStep, RpcBackend, SyncInfo, UnconfirmedTxs, ValidatorInfo,
 };
-pub use query::{QueryError, TxQuery};
+pub use query::{QueryError, QueryMatch, TxQuery};
 pub use server::serve;
 
 /// The server's limits (the `[rpc]` section of `config.toml`; defaults are CometBFT's).

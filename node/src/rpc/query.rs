@@ -1,240 +1,24 @@
-//! CometBFT event queries (`tx_search`'s `query`, websocket `subscribe`): the subset Basalt serves.
-//!
-//! Grammar: `condition (AND condition)*`, where a condition is `key op operand` or `key EXISTS`, `op` is
-//! one of `=`, `<`, `<=`, `>`, `>=`, `CONTAINS`, and an operand is a single-quoted string or an integer.
-//! Keys:
-//! - `tm.event` — `'NewBlock'`, `'NewBlockHeader'`, `'NewBlockEvents'` or `'Tx'` (only `=`; see
-//!   [`EventKind`]);
-//! - `tx.height` — an integer, any comparison;
-//! - `tx.hash` — 64 hex characters (only `=`);
-//! - `<event type>.<attribute>` — e.g. `transfer.sender='<HEX>'`: some event of that type has the
-//!   attribute with a matching value (integers compare numerically when both sides are integers).
-//!
-//! `OR`, parentheses, floats, `TIME`/`DATE` operands are refused with a message naming what is not
-//! supported.
-
-use std::fmt;
+//! Event queries matched against what the node commits: the parsed query ([`TxQuery`], from
+//! `basalt_jsonrpc::query`, where the grammar and the keys Basalt serves are described) is applied to
+//! committed transactions and blocks by [`QueryMatch`].
 
 use basalt_consensus::types::Hash;
 use basalt_state::app::Event;
 
+pub use basalt_jsonrpc::query::{
+    Condition, EventKind, Op, Operand, QueryError, TxQuery, MAX_CONDITIONS, MAX_QUERY_BYTES,
+};
+
 use super::backend::IndexedTx;
 
-/// Longest query accepted, in bytes (CometBFT's limit for subscriptions).
-pub const MAX_QUERY_BYTES: usize = 512;
-/// Most conditions in one query.
-pub const MAX_CONDITIONS: usize = 16;
-
-/// Why a query string is refused.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum QueryError {
-    /// Empty query.
-    #[error("query is empty")]
-    Empty,
-    /// Longer than [`MAX_QUERY_BYTES`].
-    #[error("query of {len} bytes exceeds the limit of {max} bytes")]
-    TooLong {
-        /// Its length.
-        len: usize,
-        /// The limit.
-        max: usize,
-    },
-    /// More than [`MAX_CONDITIONS`] conditions.
-    #[error("query has more than {max} conditions")]
-    TooManyConditions {
-        /// The limit.
-        max: usize,
-    },
-    /// Not valid syntax at a position.
-    #[error("query syntax error at byte {position}: {reason}")]
-    Syntax {
-        /// Byte offset.
-        position: usize,
-        /// What was expected.
-        reason: String,
-    },
-    /// Valid CometBFT syntax that Basalt does not serve.
-    #[error("unsupported query: {what}")]
-    Unsupported {
-        /// What is not supported.
-        what: String,
-    },
-}
-
-/// A comparison operator.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Op {
-    /// `=`
-    Eq,
-    /// `<`
-    Lt,
-    /// `<=`
-    Le,
-    /// `>`
-    Gt,
-    /// `>=`
-    Ge,
-    /// `CONTAINS` (substring)
-    Contains,
-    /// `EXISTS` (no operand)
-    Exists,
-}
-
-impl fmt::Display for Op {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Op::Eq => "=",
-            Op::Lt => "<",
-            Op::Le => "<=",
-            Op::Gt => ">",
-            Op::Ge => ">=",
-            Op::Contains => "CONTAINS",
-            Op::Exists => "EXISTS",
-        })
-    }
-}
-
-/// The right-hand side of a condition.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Operand {
-    /// A quoted string.
-    Str(String),
-    /// An integer.
-    Int(i128),
-    /// None (`EXISTS`).
-    None,
-}
-
-/// One `key op operand` condition.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Condition {
-    /// The composite key, e.g. `transfer.sender`.
-    pub key: String,
-    /// The operator.
-    pub op: Op,
-    /// The operand.
-    pub operand: Operand,
-}
-
-/// Which node event a `tm.event` condition selects: the CometBFT v0.38 events a committed block yields.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum EventKind {
-    /// `tm.event='NewBlock'`: the block with its results.
-    NewBlock,
-    /// `tm.event='NewBlockHeader'`: the block's header only (CosmJS's `subscribeNewBlockHeader`).
-    NewBlockHeader,
-    /// `tm.event='NewBlockEvents'`: the block's height, finalize-block events and transaction count.
-    NewBlockEvents,
-    /// `tm.event='Tx'`: one committed transaction with its result.
-    Tx,
-}
-
-impl EventKind {
-    /// Every kind served.
-    pub const ALL: [EventKind; 4] = [
-        EventKind::NewBlock,
-        EventKind::NewBlockHeader,
-        EventKind::NewBlockEvents,
-        EventKind::Tx,
-    ];
-
-    /// Its CometBFT name (the `tm.event` value).
-    pub fn name(self) -> &'static str {
-        match self {
-            EventKind::NewBlock => "NewBlock",
-            EventKind::NewBlockHeader => "NewBlockHeader",
-            EventKind::NewBlockEvents => "NewBlockEvents",
-            EventKind::Tx => "Tx",
-        }
-    }
-
-    /// The kind named `name`, if served.
-    pub fn from_name(name: &str) -> Option<EventKind> {
-        EventKind::ALL.into_iter().find(|k| k.name() == name)
-    }
-
-    /// The served names, quoted and comma-separated (for error messages).
-    pub fn names() -> String {
-        EventKind::ALL
-            .iter()
-            .map(|k| format!("'{}'", k.name()))
-            .collect::<Vec<_>>()
-            .join(", ")
-    }
-}
-
-/// A parsed query: conditions that must all hold.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TxQuery {
-    text: String,
-    conditions: Vec<Condition>,
-}
-
-impl TxQuery {
-    /// Parses and checks a query string.
-    pub fn parse(text: &str) -> Result<TxQuery, QueryError> {
-        if text.len() > MAX_QUERY_BYTES {
-            return Err(QueryError::TooLong {
-                len: text.len(),
-                max: MAX_QUERY_BYTES,
-            });
-        }
-        let conditions = Parser { s: text, pos: 0 }.parse()?;
-        for c in &conditions {
-            check_supported(c)?;
-        }
-        Ok(TxQuery {
-            text: text.to_owned(),
-            conditions,
-        })
-    }
-
-    /// The query as given.
-    pub fn as_str(&self) -> &str {
-        &self.text
-    }
-
-    /// The conditions, in the order written.
-    pub fn conditions(&self) -> &[Condition] {
-        &self.conditions
-    }
-
-    /// The event kind selected by `tm.event`, if the query has that condition.
-    pub fn event_kind(&self) -> Option<EventKind> {
-        self.conditions
-            .iter()
-            .find(|c| c.key == "tm.event")
-            .and_then(|c| match &c.operand {
-                Operand::Str(s) => EventKind::from_name(s),
-                _ => None,
-            })
-    }
-
-    /// The inclusive height range the `tx.height` conditions allow (`(1, u64::MAX)` if none); an empty
-    /// range has `min > max`. Lets an index scan only the heights that can match.
-    pub fn height_range(&self) -> (u64, u64) {
-        let (mut min, mut max) = (1u64, u64::MAX);
-        for c in self.conditions.iter().filter(|c| c.key == "tx.height") {
-            let Operand::Int(v) = c.operand else { continue };
-            let v = v.clamp(0, u64::MAX as i128) as u64;
-            match c.op {
-                Op::Eq => {
-                    min = min.max(v);
-                    max = max.min(v);
-                }
-                Op::Lt => max = max.min(v.saturating_sub(1)),
-                Op::Le => max = max.min(v),
-                Op::Gt => min = min.max(v.saturating_add(1)),
-                Op::Ge => min = min.max(v),
-                Op::Contains | Op::Exists => {}
-            }
-        }
-        (min, max)
-    }
+/// Matching a parsed query against the node's committed data.
+pub trait QueryMatch {
+    /// The query's conditions.
+    fn conditions(&self) -> &[Condition];
 
     /// The transaction hash a `tx.hash` condition names, if any.
-    pub fn hash(&self) -> Option<Hash> {
-        self.conditions
+    fn hash(&self) -> Option<Hash> {
+        self.conditions()
             .iter()
             .find(|c| c.key == "tx.hash")
             .and_then(|c| match &c.operand {
@@ -244,8 +28,8 @@ impl TxQuery {
     }
 
     /// Whether a committed transaction matches every condition (a `tm.event` condition must be `'Tx'`).
-    pub fn matches(&self, tx: &IndexedTx) -> bool {
-        self.conditions.iter().all(|c| match c.key.as_str() {
+    fn matches(&self, tx: &IndexedTx) -> bool {
+        self.conditions().iter().all(|c| match c.key.as_str() {
             "tm.event" => c.operand == Operand::Str("Tx".into()),
             "tx.height" => compare_int(i128::from(tx.height), c.op, &c.operand),
             "tx.hash" => match &c.operand {
@@ -257,7 +41,7 @@ impl TxQuery {
     }
 
     /// Whether a committed block matches as a `NewBlock` event (`block_search`, subscriptions).
-    pub fn matches_block(&self, height: u64, events: &[Event]) -> bool {
+    fn matches_block(&self, height: u64, events: &[Event]) -> bool {
         self.matches_block_event(EventKind::NewBlock, height, events)
     }
 
@@ -265,11 +49,11 @@ impl TxQuery {
     /// conditions compare the height, and event attribute conditions are checked against the block-level
     /// events — except for `NewBlockHeader`, which carries none (as in CometBFT v0.38). `Tx` never
     /// matches a block.
-    pub fn matches_block_event(&self, kind: EventKind, height: u64, events: &[Event]) -> bool {
+    fn matches_block_event(&self, kind: EventKind, height: u64, events: &[Event]) -> bool {
         if kind == EventKind::Tx {
             return false;
         }
-        self.conditions.iter().all(|c| match c.key.as_str() {
+        self.conditions().iter().all(|c| match c.key.as_str() {
             "tm.event" => c.operand == Operand::Str(kind.name().into()),
             "block.height" => compare_int(i128::from(height), c.op, &c.operand),
             "tx.height" | "tx.hash" => false,
@@ -279,9 +63,9 @@ impl TxQuery {
     }
 }
 
-impl fmt::Display for TxQuery {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.text)
+impl QueryMatch for TxQuery {
+    fn conditions(&self) -> &[Condition] {
+        TxQuery::conditions(self)
     }
 }
 
@@ -320,193 +104,6 @@ fn events_match(events: &[Event], key: &str, op: Op, operand: &Operand) -> bool 
                 .is_ok_and(|v| compare_int(v, op, operand)),
             _ => false,
         })
-}
-
-fn check_supported(c: &Condition) -> Result<(), QueryError> {
-    let unsupported = |what: String| Err(QueryError::Unsupported { what });
-    match c.key.as_str() {
-        "tm.event" => match (&c.op, &c.operand) {
-            (Op::Eq, Operand::Str(s)) if EventKind::from_name(s).is_some() => Ok(()),
-            _ => unsupported(format!(
-                "tm.event supports only = one of {}, got {} {}",
-                EventKind::names(),
-                c.op,
-                operand_text(&c.operand)
-            )),
-        },
-        "tx.height" | "block.height" => match (&c.op, &c.operand) {
-            (Op::Exists, _) | (_, Operand::Int(_)) if c.op != Op::Contains => Ok(()),
-            _ => unsupported(format!("{} needs an integer comparison", c.key)),
-        },
-        "tx.hash" => match (&c.op, &c.operand) {
-            (Op::Eq, Operand::Str(s)) if Hash::from_hex(s).is_ok() => Ok(()),
-            _ => unsupported("tx.hash supports only = '<64 hex characters>'".into()),
-        },
-        key => {
-            let valid = key
-                .split_once('.')
-                .is_some_and(|(kind, attr)| !kind.is_empty() && !attr.is_empty());
-            if valid {
-                Ok(())
-            } else {
-                unsupported(format!(
-                    "key {key:?}: expected tm.event, tx.height, tx.hash or <event type>.<attribute>"
-                ))
-            }
-        }
-    }
-}
-
-fn operand_text(o: &Operand) -> String {
-    match o {
-        Operand::Str(s) => format!("'{s}'"),
-        Operand::Int(i) => i.to_string(),
-        Operand::None => String::new(),
-    }
-}
-
-struct Parser<'a> {
-    s: &'a str,
-    pos: usize,
-}
-
-impl Parser<'_> {
-    fn parse(mut self) -> Result<Vec<Condition>, QueryError> {
-        self.skip_ws();
-        if self.pos == self.s.len() {
-            return Err(QueryError::Empty);
-        }
-        let mut out = Vec::new();
-        loop {
-            if out.len() == MAX_CONDITIONS {
-                return Err(QueryError::TooManyConditions {
-                    max: MAX_CONDITIONS,
-                });
-            }
-            out.push(self.condition()?);
-            self.skip_ws();
-            if self.pos == self.s.len() {
-                return Ok(out);
-            }
-            let word = self.word();
-            match word.to_ascii_uppercase().as_str() {
-                "AND" => {}
-                "OR" => {
-                    return Err(QueryError::Unsupported {
-                        what: "OR (only AND is supported)".into(),
-                    })
-                }
-                _ => return Err(self.error("expected AND")),
-            }
-        }
-    }
-
-    fn rest(&self) -> &str {
-        &self.s[self.pos..]
-    }
-
-    fn skip_ws(&mut self) {
-        let trimmed = self.rest().trim_start();
-        self.pos = self.s.len() - trimmed.len();
-    }
-
-    fn error(&self, reason: &str) -> QueryError {
-        QueryError::Syntax {
-            position: self.pos,
-            reason: reason.to_owned(),
-        }
-    }
-
-    /// A run of key characters (letters, digits, `.`, `_`, `-`, `/`).
-    fn word(&mut self) -> &str {
-        self.skip_ws();
-        let start = self.pos;
-        let len = self
-            .rest()
-            .find(|c: char| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-' | '/')))
-            .unwrap_or(self.rest().len());
-        self.pos += len;
-        &self.s[start..self.pos]
-    }
-
-    fn condition(&mut self) -> Result<Condition, QueryError> {
-        if self.rest().trim_start().starts_with('(') {
-            return Err(QueryError::Unsupported {
-                what: "parentheses".into(),
-            });
-        }
-        let key = self.word().to_owned();
-        if key.is_empty() {
-            return Err(self.error("expected a key such as tx.height"));
-        }
-        self.skip_ws();
-        let op = self.op()?;
-        if op == Op::Exists {
-            return Ok(Condition {
-                key,
-                op,
-                operand: Operand::None,
-            });
-        }
-        self.skip_ws();
-        let operand = self.operand()?;
-        Ok(Condition { key, op, operand })
-    }
-
-    fn op(&mut self) -> Result<Op, QueryError> {
-        for (text, op) in [
-            ("<=", Op::Le),
-            (">=", Op::Ge),
-            ("=", Op::Eq),
-            ("<", Op::Lt),
-            (">", Op::Gt),
-        ] {
-            if self.rest().starts_with(text) {
-                self.pos += text.len();
-                return Ok(op);
-            }
-        }
-        let save = self.pos;
-        let word = self.word().to_ascii_uppercase();
-        match word.as_str() {
-            "CONTAINS" => Ok(Op::Contains),
-            "EXISTS" => Ok(Op::Exists),
-            _ => {
-                self.pos = save;
-                Err(self.error("expected =, <, <=, >, >=, CONTAINS or EXISTS"))
-            }
-        }
-    }
-
-    fn operand(&mut self) -> Result<Operand, QueryError> {
-        if let Some(body) = self.rest().strip_prefix('\'') {
-            let Some(end) = body.find('\'') else {
-                return Err(self.error("unterminated string"));
-            };
-            let value = body[..end].to_owned();
-            self.pos += end + 2;
-            return Ok(Operand::Str(value));
-        }
-        let word = self.word().to_owned();
-        if word.eq_ignore_ascii_case("TIME") || word.eq_ignore_ascii_case("DATE") {
-            return Err(QueryError::Unsupported {
-                what: "TIME and DATE operands".into(),
-            });
-        }
-        if word.is_empty() {
-            return Err(self.error("expected a 'string' or an integer"));
-        }
-        if word.contains('.') {
-            return Err(QueryError::Unsupported {
-                what: format!("non-integer number {word}"),
-            });
-        }
-        // Key characters include '-', so a negative integer arrives whole.
-        let value: i128 = word
-            .parse()
-            .map_err(|_| self.error("expected a 'string' or an integer"))?;
-        Ok(Operand::Int(value))
-    }
 }
 
 #[cfg(test)]

@@ -18,7 +18,7 @@ use tokio::sync::{broadcast, mpsc, OwnedSemaphorePermit};
 use super::backend::{IndexedTx, NewBlockEvent, NodeEvent};
 use super::jsonrpc::{err_response, ok_response, parse_request, Params, RpcErr};
 use super::methods::{self, Ctx};
-use super::query::{EventKind, TxQuery};
+use super::query::{EventKind, QueryMatch, TxQuery};
 use super::server::call_with_timeout;
 use super::shapes;
 

@@ -15,7 +15,7 @@ use crate::rpc::backend::{
     BackendError, BoxFuture, BroadcastError, ConsensusStateView, IndexedTx, NetInfo, NodeEvent,
     NodeInfo, PeerInfo, RoundStep, RpcBackend, SyncInfo, UnconfirmedTxs, ValidatorInfo,
 };
-use crate::rpc::query::TxQuery;
+use crate::rpc::query::{QueryMatch, TxQuery};
 
 /// Most blocks `tx_search` scans for a height-range query without an indexed condition.
 const MAX_SCAN_BLOCKS: u64 = 10_000;

@@ -11,7 +11,8 @@ use basalt_consensus::{Height, Round, VoteType};
 use basalt_node::rpc::backend::BoxFuture;
 use basalt_node::rpc::{
     BackendError, BroadcastError, ConsensusStateView, IndexedTx, NetInfo, NewBlockEvent, NodeEvent,
-    NodeInfo, PeerInfo, RoundStep, RpcBackend, SyncInfo, TxQuery, UnconfirmedTxs, ValidatorInfo,
+    NodeInfo, PeerInfo, QueryMatch, RoundStep, RpcBackend, SyncInfo, TxQuery, UnconfirmedTxs,
+    ValidatorInfo,
 };
 use basalt_state::app::{AppInfo, CheckTxResult, Event, QueryResult, TxResult};
 use basalt_state::ics23;
