@@ -7,33 +7,14 @@
 //! and forged next-height votes, were accepted and so forwarded, logged and buffered.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod common;
+
 use basalt_consensus::core::Validity;
 use basalt_consensus::engine::{ConsensusMessage, Engine, EngineConfig, EngineError, EngineInput};
 use basalt_consensus::types::*;
 use basalt_consensus::{Height, Round, ValidatorIndex, VoteType};
 
-fn chain() -> ChainId {
-    ChainId::new("basalt-test").unwrap()
-}
-
-/// A four-validator set and its keys in the set's order.
-fn set_and_keys() -> (ValidatorSet, Vec<PrivateKey>) {
-    let keys: Vec<PrivateKey> = (0..4u8)
-        .map(|i| PrivateKey::from_seed(&[i + 1; 32]))
-        .collect();
-    let set = ValidatorSet::new(keys.iter().map(|k| (k.public_key(), 10)).collect()).unwrap();
-    let ordered = set
-        .validators()
-        .iter()
-        .map(|v| {
-            keys.iter()
-                .find(|k| k.public_key() == v.public_key)
-                .unwrap()
-                .clone()
-        })
-        .collect();
-    (set, ordered)
-}
+use common::{chain, set_and_keys};
 
 fn vote(
     key: &PrivateKey,

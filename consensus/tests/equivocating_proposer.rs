@@ -5,6 +5,8 @@
 //! sat in the commit step for good).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod common;
+
 use basalt_consensus::core::Validity;
 use basalt_consensus::engine::{
     ConsensusMessage, Engine, EngineConfig, EngineInput, EngineOutput, PeerPositions,
@@ -12,28 +14,7 @@ use basalt_consensus::engine::{
 use basalt_consensus::types::*;
 use basalt_consensus::{Height, Round, ValidatorIndex, VoteType};
 
-fn chain() -> ChainId {
-    ChainId::new("basalt-test").unwrap()
-}
-
-/// A four-validator set of equal power and its keys in the set's order.
-fn set_and_keys() -> (ValidatorSet, Vec<PrivateKey>) {
-    let keys: Vec<PrivateKey> = (0..4u8)
-        .map(|i| PrivateKey::from_seed(&[i + 1; 32]))
-        .collect();
-    let set = ValidatorSet::new(keys.iter().map(|k| (k.public_key(), 10)).collect()).unwrap();
-    let ordered = set
-        .validators()
-        .iter()
-        .map(|v| {
-            keys.iter()
-                .find(|k| k.public_key() == v.public_key)
-                .unwrap()
-                .clone()
-        })
-        .collect();
-    (set, ordered)
-}
+use common::{chain, set_and_keys};
 
 /// A height-1 block whose content is `tag`.
 fn block(set: &ValidatorSet, tag: &[u8]) -> Block {

@@ -106,6 +106,17 @@ fn a_seed_replays_to_the_same_trace() {
     }
 }
 
+/// Runs each `(family, seed)` and fails listing every run with a violation.
+fn assert_seeds_pass(runs: &[(Family, u64)]) {
+    let failures: Vec<String> = runs
+        .iter()
+        .map(|&(family, seed)| sim::run(SimConfig::random(family, seed)))
+        .filter(|report| !report.violations.is_empty())
+        .map(|report| report.summary())
+        .collect();
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
 /// Seeds of a longer byzantine sweep (3,000 seeds) that failed on 9496b9c: an honest validator crashed
 /// and restarted while a byzantine one was silent, garbling or equivocating, and the honest ones then sat in
 /// one round of one height for good — a vote lost on its way, whose signer had crashed since, reached no
@@ -113,17 +124,11 @@ fn a_seed_replays_to_the_same_trace() {
 /// votes that its WAL replays, as the node's driver does.
 #[test]
 fn byzantine_regression_seeds() {
-    let mut failures = Vec::new();
     // 1_000_280: the two byzantine validators decide and move on; one honest node, still in round 0, lacks
     // a byzantine precommit that only the other honest node (already in round 1) holds. Fixed by relaying
     // the votes of the earlier rounds peers report being in (`PeerPositions`).
-    for seed in [1_000_280, 1_001_447, 1_001_716, 1_002_320, 1_002_612] {
-        let report = sim::run(SimConfig::random(Family::Byzantine, seed));
-        if !report.violations.is_empty() {
-            failures.push(report.summary());
-        }
-    }
-    assert!(failures.is_empty(), "{}", failures.join("\n"));
+    let seeds = [1_000_280, 1_001_447, 1_001_716, 1_002_320, 1_002_612];
+    assert_seeds_pass(&seeds.map(|seed| (Family::Byzantine, seed)));
 }
 
 /// Seeds of 10,000-seed sweeps that failed on 053bb4c with `DoubleSignAttempt`: acting on an output fed
@@ -132,18 +137,11 @@ fn byzantine_regression_seeds() {
 /// now acted on in the engine's order ([`basalt_consensus::engine::OutputQueue`], shared with the driver).
 #[test]
 fn stale_output_regression_seeds() {
-    let mut failures = Vec::new();
-    for (family, seed) in [
+    assert_seeds_pass(&[
         (Family::Byzantine, 1_004_608),
         (Family::Faults, 4_156),
         (Family::Faults, 9_283),
-    ] {
-        let report = sim::run(SimConfig::random(family, seed));
-        if !report.violations.is_empty() {
-            failures.push(report.summary());
-        }
-    }
-    assert!(failures.is_empty(), "{}", failures.join("\n"));
+    ]);
 }
 
 /// Seeds of a 10,000-seed byzantine sweep that stalled on 053bb4c: the round's proposer equivocated, +2/3
@@ -153,14 +151,7 @@ fn stale_output_regression_seeds() {
 /// proposal of the value a lock or polka backs.
 #[test]
 fn equivocating_proposer_regression_seeds() {
-    let mut failures = Vec::new();
-    for seed in [1_000_389, 1_002_047] {
-        let report = sim::run(SimConfig::random(Family::Byzantine, seed));
-        if !report.violations.is_empty() {
-            failures.push(report.summary());
-        }
-    }
-    assert!(failures.is_empty(), "{}", failures.join("\n"));
+    assert_seeds_pass(&[1_000_389, 1_002_047].map(|seed| (Family::Byzantine, seed)));
 }
 
 /// Seeds of a 10,000-seed byzantine sweep that stalled on 053bb4c: a byzantine validator's votes for
@@ -169,14 +160,7 @@ fn equivocating_proposer_regression_seeds() {
 /// no round ever decided). A vote for a value others back now displaces the least-backed one.
 #[test]
 fn crowded_out_vote_regression_seeds() {
-    let mut failures = Vec::new();
-    for seed in [1_004_214, 1_005_780, 1_006_601] {
-        let report = sim::run(SimConfig::random(Family::Byzantine, seed));
-        if !report.violations.is_empty() {
-            failures.push(report.summary());
-        }
-    }
-    assert!(failures.is_empty(), "{}", failures.join("\n"));
+    assert_seeds_pass(&[1_004_214, 1_005_780, 1_006_601].map(|seed| (Family::Byzantine, seed)));
 }
 
 /// `SIM_SEED=<n> SIM_FAMILY=<family>` replays one run and prints its summary.
