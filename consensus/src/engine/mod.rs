@@ -406,12 +406,15 @@ impl Engine {
         locks.extend(state.valid.as_ref().map(|v| (v.round, v.value)));
         locks.extend(state.locked.as_ref().map(|v| (v.round, v.value)));
         // The current round's proposal: the first kept (the one most peers will have acted on).
-        let first = self.driver.proposals(current).next().map(|(v, _)| *v);
-        if let Some(p) = first.and_then(|v| self.driver.proposal_of(current, &v)) {
-            if let Some(pol) = p.proposal.pol_round() {
-                locks.push((pol, *p.proposal.block_id()));
-            }
+        let first = self.driver.proposals(current).next();
+        if let Some((_, p)) = first {
+            locks.extend(
+                p.proposal
+                    .pol_round()
+                    .map(|pol| (pol, *p.proposal.block_id())),
+            );
         }
+        let first = first.map(|(v, _)| *v);
         locks.sort();
         locks.dedup();
         let mut out: Vec<ConsensusMessage> = Vec::new();
