@@ -6,6 +6,7 @@
 
 pub mod blocks;
 pub mod chain;
+pub mod core;
 pub mod driver;
 pub mod evidence;
 pub mod observe;

@@ -1,0 +1,537 @@
+//! The driver core against an in-memory host: the real chain state (validator sets, evidence checks,
+//! block building) and the real double-sign rule, with the WAL, network and timers recorded in order.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::sync::Arc;
+
+use basalt_consensus::engine::EngineConfig;
+use basalt_consensus::types::{
+    BlockId, ChainId, CommitSig, Hash, PrivateKey, SignedProposal, SignedVote,
+};
+use basalt_consensus::{ValidatorIndex, VoteType};
+
+use super::*;
+use crate::durability::privval::{Hrs, LastSignState, SignPermit};
+use crate::runtime::chain::ChainState;
+use crate::runtime::valsets::SetHistory;
+
+/// What the host was asked to do, in order.
+#[derive(Clone, Debug, PartialEq)]
+enum Did {
+    Log(WalRecord),
+    Publish(ConsensusMessage),
+    Timeout(Height, Timeout),
+    Start(Height),
+    Build(Height, Round),
+    Commit(Height),
+    Claim(u8, u64),
+}
+
+/// The in-memory host. Peers are named by a byte.
+struct TestHost {
+    chain: ChainState,
+    key: PrivateKey,
+    /// The signer's persisted state: the real double-sign rule decides what may be signed.
+    last_signed: LastSignState,
+    /// Signatures made anew (not handed back for the same sign bytes).
+    fresh_signatures: usize,
+    did: Vec<Did>,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error(transparent)]
+struct TestError(#[from] EngineError);
+
+impl TestHost {
+    fn sign(
+        &mut self,
+        hrs: Hrs,
+        sign_bytes: Vec<u8>,
+    ) -> Option<basalt_consensus::types::Signature> {
+        let signature = match self.last_signed.permit(hrs, &sign_bytes).ok()? {
+            SignPermit::Repeat(signature) => signature,
+            SignPermit::New => {
+                self.fresh_signatures += 1;
+                self.key.sign(&sign_bytes)
+            }
+        };
+        self.last_signed = LastSignState::after_signing(hrs, signature, sign_bytes);
+        Some(signature)
+    }
+
+    fn wal(&self) -> Vec<WalRecord> {
+        self.did
+            .iter()
+            .filter_map(|d| match d {
+                Did::Log(record) => Some(record.clone()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn published(&self) -> Vec<ConsensusMessage> {
+        self.did
+            .iter()
+            .filter_map(|d| match d {
+                Did::Publish(m) => Some(m.clone()),
+                _ => None,
+            })
+            .collect()
+    }
+}
+
+impl Host for TestHost {
+    type Peer = u8;
+    type Error = TestError;
+
+    fn validity(&self, _block: &Block) -> Validity {
+        Validity::Valid
+    }
+
+    fn log_input(&mut self, height: Height, record: Vec<u8>) -> Result<(), TestError> {
+        let record = WalRecord::from_bytes(&record).unwrap();
+        assert_eq!(record.height(), height);
+        self.did.push(Did::Log(record));
+        Ok(())
+    }
+
+    fn sign_vote(
+        &mut self,
+        vote: Vote,
+        _replaying: bool,
+    ) -> Result<Option<ConsensusMessage>, TestError> {
+        let bytes = vote.sign_bytes(self.chain.chain_id());
+        let Some(signature) = self.sign(Hrs::of_vote(&vote), bytes) else {
+            return Ok(None);
+        };
+        let message = ConsensusMessage::Vote(SignedVote { vote, signature });
+        // The node's signer logs its signed message to the WAL before it may leave the process.
+        self.did.push(Did::Log(WalRecord::Message(message.clone())));
+        Ok(Some(message))
+    }
+
+    fn sign_proposal(
+        &mut self,
+        proposal: Proposal,
+        block: Block,
+        _replaying: bool,
+    ) -> Result<Option<ConsensusMessage>, TestError> {
+        let bytes = proposal.sign_bytes(self.chain.chain_id());
+        let Some(signature) = self.sign(Hrs::of_proposal(&proposal), bytes) else {
+            return Ok(None);
+        };
+        let signed = SignedProposal {
+            proposal,
+            signature,
+        };
+        let message =
+            ConsensusMessage::Proposal(basalt_consensus::types::ProposalMessage { signed, block });
+        self.did.push(Did::Log(WalRecord::Message(message.clone())));
+        Ok(Some(message))
+    }
+
+    fn publish_own(&mut self, message: &ConsensusMessage) -> Result<(), TestError> {
+        self.did.push(Did::Publish(message.clone()));
+        Ok(())
+    }
+
+    fn publish_evidence(&mut self, message: &ConsensusMessage) -> Result<(), TestError> {
+        self.did.push(Did::Publish(message.clone()));
+        Ok(())
+    }
+
+    fn schedule_timeout(&mut self, height: Height, timeout: Timeout) {
+        self.did.push(Did::Timeout(height, timeout));
+    }
+
+    fn schedule_start(&mut self, height: Height) {
+        self.did.push(Did::Start(height));
+    }
+
+    fn build_block(
+        &mut self,
+        height: Height,
+        round: Round,
+        evidence: Vec<DuplicateVoteEvidence>,
+        complete_last_commit: &dyn Fn(&Commit) -> Commit,
+    ) -> Result<Option<Block>, TestError> {
+        self.did.push(Did::Build(height, round));
+        let proposer = self.key.public_key().address();
+        Ok(Some(
+            self.chain
+                .build_block(proposer, 1_000, Vec::new(), evidence, complete_last_commit)
+                .unwrap(),
+        ))
+    }
+
+    fn commit(
+        &mut self,
+        _round: Round,
+        block: Block,
+        commit: Commit,
+        _syncing: bool,
+    ) -> Result<(), TestError> {
+        self.did.push(Did::Commit(block.height()));
+        self.chain.advance(block, commit, Hash::ZERO, Hash::ZERO);
+        Ok(())
+    }
+
+    fn next_height(&self) -> Height {
+        self.chain.next_height()
+    }
+
+    fn validators_at(&self, height: Height) -> ValidatorSet {
+        self.chain.validators_at(height.0)
+    }
+
+    fn check_evidence(
+        &self,
+        evidence: &DuplicateVoteEvidence,
+        height: u64,
+    ) -> Result<(), EvidenceRefused> {
+        self.chain.check_evidence(evidence, height)
+    }
+
+    fn peer_claims(&mut self, peer: &u8, latest: u64, _syncing: bool) {
+        self.did.push(Did::Claim(*peer, latest));
+    }
+
+    fn settled(&mut self, _engine: &Engine, _syncing: bool) {}
+}
+
+fn chain_id() -> ChainId {
+    ChainId::new("core-test").unwrap()
+}
+
+/// Four validators of equal power and their keys in the set's order (`keys[i]` signs as index `i`).
+fn set_and_keys() -> (ValidatorSet, Vec<PrivateKey>) {
+    let keys: Vec<PrivateKey> = (1..=4u8).map(|i| PrivateKey::from_seed(&[i; 32])).collect();
+    let set = ValidatorSet::new(keys.iter().map(|k| (k.public_key(), 10)).collect()).unwrap();
+    let ordered = set
+        .validators()
+        .iter()
+        .map(|v| {
+            keys.iter()
+                .find(|k| k.public_key() == v.public_key)
+                .unwrap()
+                .clone()
+        })
+        .collect();
+    (set, ordered)
+}
+
+/// The chain before its first block.
+fn fresh_chain() -> ChainState {
+    let (set, _) = set_and_keys();
+    ChainState::new(
+        chain_id(),
+        1,
+        0,
+        Arc::new(SetHistory::new(1, set)),
+        0,
+        None,
+        Hash::ZERO,
+        Hash::ZERO,
+    )
+}
+
+/// A node that is validator `me` at height 1, its host and the keys of all four validators.
+fn node(me: usize) -> (DriverCore<u8>, TestHost, Vec<PrivateKey>) {
+    let (_, keys) = set_and_keys();
+    let host = TestHost {
+        chain: fresh_chain(),
+        key: keys[me].clone(),
+        last_signed: LastSignState::default(),
+        fresh_signatures: 0,
+        did: Vec::new(),
+    };
+    let core = DriverCore::new(engine_for(&host));
+    (core, host, keys)
+}
+
+fn engine_for(host: &TestHost) -> Engine {
+    let height = host.chain.next_height();
+    Engine::new(
+        chain_id(),
+        EngineConfig::default(),
+        Some(host.key.public_key().address()),
+        height,
+        host.chain.validators_at(height.0),
+        Some(host.chain.validators_at(height.0 + 1)),
+    )
+    .unwrap()
+}
+
+/// The index of round 0's proposer at height 1.
+fn proposer() -> usize {
+    let (set, _) = set_and_keys();
+    set.proposer_for_round(Round(0)).0 as usize
+}
+
+fn vote(
+    keys: &[PrivateKey],
+    index: usize,
+    vote_type: VoteType,
+    height: u64,
+    block_id: Option<BlockId>,
+) -> ConsensusMessage {
+    let vote = Vote {
+        vote_type,
+        height: Height(height),
+        round: Round(0),
+        block_id,
+        validator_index: ValidatorIndex(u32::try_from(index).unwrap()),
+    };
+    let signature = keys[index].sign(&vote.sign_bytes(&chain_id()));
+    ConsensusMessage::Vote(SignedVote { vote, signature })
+}
+
+/// The same vote with its signature made by the wrong key: a forgery anyone can detect.
+fn forged(keys: &[PrivateKey], index: usize, height: u64) -> ConsensusMessage {
+    let ConsensusMessage::Vote(mut signed) = vote(keys, index, VoteType::Prevote, height, None)
+    else {
+        unreachable!()
+    };
+    signed.signature = keys[(index + 1) % keys.len()].sign(&signed.vote.sign_bytes(&chain_id()));
+    ConsensusMessage::Vote(signed)
+}
+
+const ACCEPT: Judgement = Judgement {
+    verdict: Verdict::Accept,
+    offence: None,
+};
+const IGNORE: Judgement = Judgement {
+    verdict: Verdict::Ignore,
+    offence: None,
+};
+
+fn not_proposer() -> usize {
+    (proposer() + 1) % 4
+}
+
+/// Issue 14, hole 2: on 9496b9c a message of any other height was accepted unchecked (`Ok(vec![])`),
+/// so it was forwarded to the mesh, buffered and written to the WAL — junk a peer made up, and peers at
+/// that height then banned the honest forwarder. Now: a message the node cannot judge is ignored (not
+/// forwarded, not logged, not punished); a next-height message is checked against the next height's set
+/// before it is kept, logged or forwarded, and a forged one is the sender's offence.
+#[test]
+fn messages_of_other_heights_are_checked_before_they_are_logged_or_forwarded() {
+    let me = not_proposer();
+    let (mut core, mut host, keys) = node(me);
+    let engine = engine_for(&host);
+    core.start(&mut host, engine, Vec::new()).unwrap();
+    host.did.clear();
+    let peer = u8::try_from(proposer()).unwrap();
+    let other = (me + 2) % 4;
+
+    // Far heights: signed or forged, the node cannot judge them. Ignored, nothing logged.
+    for message in [
+        vote(&keys, other, VoteType::Prevote, 5, None),
+        forged(&keys, other, 5),
+        vote(&keys, other, VoteType::Prevote, u64::MAX, None),
+    ] {
+        assert_eq!(core.on_message(&mut host, &peer, message).unwrap(), IGNORE);
+    }
+    assert_eq!(host.did, Vec::new());
+
+    // The next height: a forgery is refused as misbehaviour, a valid vote is kept and logged.
+    let judgement = core
+        .on_message(&mut host, &peer, forged(&keys, other, 2))
+        .unwrap();
+    assert_eq!(judgement.verdict, Verdict::Reject);
+    assert_eq!(judgement.offence, Some(Misbehaviour::BadSignature));
+    assert_eq!(host.did, Vec::new());
+    let next = vote(&keys, other, VoteType::Prevote, 2, None);
+    assert_eq!(
+        core.on_message(&mut host, &peer, next.clone()).unwrap(),
+        ACCEPT
+    );
+    assert_eq!(host.did, vec![Did::Log(WalRecord::Message(next))]);
+
+    // The current height: a forgery is the sender's offence and never reaches the WAL.
+    host.did.clear();
+    let judgement = core
+        .on_message(&mut host, &peer, forged(&keys, other, 1))
+        .unwrap();
+    assert_eq!(judgement.offence, Some(Misbehaviour::BadSignature));
+    assert_eq!(host.did, Vec::new());
+}
+
+/// Issue 14, hole 5: on 9496b9c a Status saying "1–2 heights behind" made every node broadcast its last
+/// block and commit to the whole mesh. Now a Status is a hint about its sender: its claim goes to block
+/// sync and its position to re-gossip; nothing is published, forwarded or logged, whatever it says.
+#[test]
+fn a_status_is_recorded_for_its_sender_and_never_answered_to_the_mesh() {
+    let (mut core, mut host, _) = node(not_proposer());
+    let engine = engine_for(&host);
+    core.start(&mut host, engine, Vec::new()).unwrap();
+    host.did.clear();
+    for (height, round) in [(0, 0), (1, 3), (2, 0), (u64::MAX, u32::MAX)] {
+        let status = ConsensusMessage::Status {
+            height: Height(height),
+            round: Round(round),
+        };
+        assert_eq!(core.on_message(&mut host, &7, status).unwrap(), IGNORE);
+    }
+    assert_eq!(
+        host.did,
+        vec![
+            Did::Claim(7, 0),
+            Did::Claim(7, 0),
+            Did::Claim(7, 1),
+            Did::Claim(7, u64::MAX - 1)
+        ]
+    );
+}
+
+/// Issue 14, hole 1: evidence naming a height far beyond ours is refused before any validator set is
+/// looked up (the chain's height test), ignored rather than punished (we cannot judge it), and not kept.
+#[test]
+fn evidence_of_a_far_height_is_ignored_and_not_kept() {
+    let (mut core, mut host, keys) = node(not_proposer());
+    let engine = engine_for(&host);
+    core.start(&mut host, engine, Vec::new()).unwrap();
+    host.did.clear();
+    let ConsensusMessage::Vote(a) = vote(&keys, 1, VoteType::Prevote, 1 << 62, None) else {
+        unreachable!()
+    };
+    let block = Some(BlockId {
+        hash: Hash([9; 32]),
+    });
+    let ConsensusMessage::Vote(b) = vote(&keys, 1, VoteType::Prevote, 1 << 62, block) else {
+        unreachable!()
+    };
+    let evidence = DuplicateVoteEvidence::new(a, b).unwrap();
+    let judgement = core
+        .on_message(&mut host, &3, ConsensusMessage::Evidence(evidence))
+        .unwrap();
+    assert_eq!(judgement, IGNORE);
+    assert!(core.evidence().is_empty());
+    assert_eq!(host.did, Vec::new());
+}
+
+/// One height end to end as the proposer: the block is logged before the proposal is signed, every own
+/// message is logged before it is sent, and the decision is committed before the next height is
+/// scheduled. Then a restart replays the WAL: the signer is asked again and hands back the same
+/// signatures — nothing is signed anew and no second block is built.
+#[test]
+fn a_proposer_logs_before_it_sends_and_replay_signs_nothing_new() {
+    let me = proposer();
+    let (mut core, mut host, keys) = node(me);
+    let engine = engine_for(&host);
+    core.start(&mut host, engine, Vec::new()).unwrap();
+    let published = host.published();
+    let [ConsensusMessage::Proposal(proposal), ConsensusMessage::Vote(prevote)] = &published[..]
+    else {
+        panic!("expected our proposal and prevote, got {published:?}");
+    };
+    let block_id = *proposal.signed.proposal.block_id();
+    assert_eq!(prevote.vote.block_id, Some(block_id));
+    let built = host
+        .did
+        .iter()
+        .position(|d| *d == Did::Build(Height(1), Round(0)))
+        .expect("our block built");
+    assert!(matches!(
+        host.did[built + 1],
+        Did::Log(WalRecord::ProposeBlock { .. })
+    ));
+
+    // Two more prevotes make a polka: we precommit. Two more precommits decide.
+    let others: Vec<usize> = (0..4).filter(|i| *i != me).collect();
+    for &i in &others[..2] {
+        let prevote = vote(&keys, i, VoteType::Prevote, 1, Some(block_id));
+        assert_eq!(core.on_message(&mut host, &1, prevote).unwrap(), ACCEPT);
+    }
+    for &i in &others[..2] {
+        let precommit = vote(&keys, i, VoteType::Precommit, 1, Some(block_id));
+        assert_eq!(core.on_message(&mut host, &1, precommit).unwrap(), ACCEPT);
+    }
+    let commit_at = host
+        .did
+        .iter()
+        .position(|d| *d == Did::Commit(Height(1)))
+        .expect("height 1 committed");
+    assert_eq!(host.did.last(), Some(&Did::Start(Height(2))));
+    assert!(commit_at < host.did.len() - 1);
+    let (_, commit) = host.chain.last().unwrap();
+    let signed = commit
+        .signatures
+        .iter()
+        .filter(|s| matches!(s, CommitSig::ForBlock(_)))
+        .count();
+    assert!(signed >= 3);
+
+    // Every message we sent was in the WAL before it left, after the inputs that led to it.
+    for (at, did) in host.did.iter().enumerate() {
+        if let Did::Publish(message) = did {
+            let logged = host.did[..at]
+                .iter()
+                .any(|d| *d == Did::Log(WalRecord::Message(message.clone())));
+            assert!(logged, "sent before it was logged: {message:?}");
+        }
+    }
+    let signatures = host.fresh_signatures;
+    assert_eq!(signatures, 3, "proposal, prevote, precommit");
+
+    // Restarts before the commit reached the store: the same height, its WAL replayed — once cut
+    // just after our precommit (the crash came before the others' precommits), once whole.
+    let records: Vec<WalRecord> = host.wal();
+    let ours = records
+        .iter()
+        .position(|r| {
+            matches!(r, WalRecord::Message(ConsensusMessage::Vote(v))
+                if v.vote.vote_type == VoteType::Precommit
+                    && v.vote.validator_index.0 as usize == me)
+        })
+        .expect("our precommit is in the WAL");
+    for cut in [ours + 1, records.len()] {
+        host.chain = fresh_chain();
+        host.did.clear();
+        let mut restarted = DriverCore::new(engine_for(&host));
+        let engine = engine_for(&host);
+        restarted
+            .start(&mut host, engine, records[..cut].to_vec())
+            .unwrap();
+        assert_eq!(host.fresh_signatures, signatures, "replay signed anew");
+        assert!(!host.did.iter().any(|d| matches!(d, Did::Build(..))));
+        let committed = host.did.contains(&Did::Commit(Height(1)));
+        assert_eq!(committed, cut == records.len());
+        if !committed {
+            // Our votes from before the restart are re-gossiped like new ones.
+            let own = restarted.own_messages();
+            assert!(own.contains(&ConsensusMessage::Vote(prevote.clone())));
+            assert_eq!(own.len(), 2, "prevote and precommit: {own:?}");
+        }
+    }
+}
+
+/// A validator that is not the proposer prevotes nil when `timeout_propose` fires, and the timeout is in
+/// the WAL before the vote is signed; a timeout of another height is dropped.
+#[test]
+fn a_timeout_is_logged_before_the_vote_it_causes() {
+    let (mut core, mut host, _) = node(not_proposer());
+    let engine = engine_for(&host);
+    core.start(&mut host, engine, Vec::new()).unwrap();
+    let Some(Did::Timeout(height, timeout)) = host
+        .did
+        .iter()
+        .find(|d| matches!(d, Did::Timeout(..)))
+        .cloned()
+    else {
+        panic!("no propose timeout scheduled: {:?}", host.did);
+    };
+    host.did.clear();
+    core.timeout(&mut host, Height(7), timeout).unwrap();
+    assert_eq!(host.did, Vec::new());
+    core.timeout(&mut host, height, timeout).unwrap();
+    assert_eq!(
+        host.did.first(),
+        Some(&Did::Log(WalRecord::Timeout { height, timeout }))
+    );
+    let published = host.published();
+    let [ConsensusMessage::Vote(nil)] = &published[..] else {
+        panic!("expected a nil prevote, got {published:?}");
+    };
+    assert_eq!(nil.vote.block_id, None);
+}
