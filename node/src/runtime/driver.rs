@@ -768,7 +768,7 @@ impl Host for Shell {
     type Peer = PeerId;
     type Error = NodeError;
 
-    fn validity(&self, block: &Block) -> Validity {
+    fn validity(&mut self, block: &Block) -> Validity {
         self.d.chain.validity(block, &self.d.app, now_ms())
     }
 
@@ -987,12 +987,12 @@ impl Host for Shell {
         self.d.chain.next_height()
     }
 
-    fn validators_at(&self, height: Height) -> ValidatorSet {
+    fn validators_at(&mut self, height: Height) -> ValidatorSet {
         self.d.chain.validators_at(height.0)
     }
 
     fn check_evidence(
-        &self,
+        &mut self,
         evidence: &DuplicateVoteEvidence,
         height: u64,
     ) -> Result<(), EvidenceRefused> {
@@ -1002,6 +1002,14 @@ impl Host for Shell {
     fn peer_claims(&mut self, peer: &PeerId, latest: u64, syncing: bool) {
         self.sync.peer_status(*peer, None, latest, Instant::now());
         self.probe_ahead(syncing);
+    }
+
+    fn detected(&mut self, evidence: &DuplicateVoteEvidence) {
+        tracing::warn!(
+            height = evidence.height().0,
+            validator = evidence.validator_index().0,
+            "duplicate vote evidence"
+        );
     }
 
     fn settled(&mut self, engine: &Engine, syncing: bool) {

@@ -63,11 +63,25 @@ pub fn build_block(
     txs: Vec<Tx>,
     evidence: Vec<DuplicateVoteEvidence>,
 ) -> Option<Block> {
+    let last_commit = chain.blocks.last().map(|(_, c)| c.clone());
+    build_block_with(genesis, chain, last_commit, proposer, now_ms, txs, evidence)
+}
+
+/// Builds the next block on top of `chain` with `last_commit` (the stored one, or one the engine
+/// completed with precommits that arrived later).
+pub fn build_block_with(
+    genesis: &mut Genesis,
+    chain: &Chain,
+    last_commit: Option<Commit>,
+    proposer: Address,
+    now_ms: u64,
+    txs: Vec<Tx>,
+    evidence: Vec<DuplicateVoteEvidence>,
+) -> Option<Block> {
     let height = Height(chain.height() + 1);
     let set = genesis.set_for(height);
     let next = genesis.set_for(Height(height.0 + 1));
     let last = chain.blocks.last();
-    let last_commit = last.map(|(_, c)| c.clone());
     let (data_hash, evidence_hash, last_commit_hash) =
         Block::content_hashes(&txs, &evidence, last_commit.as_ref());
     let prev_time = last.map_or(genesis.time_ms, |(b, _)| b.header().time_ms);

@@ -35,6 +35,9 @@ pub struct Record {
     /// Forged votes (signed with a key that is not the named validator's) an honest engine accepted —
     /// what the node would then forward and log: (node, height of the vote). Must stay empty.
     pub accepted_forgeries: Vec<(NodeId, Height)>,
+    /// Honest senders an honest node penalised (the edge punished what the sender could not have
+    /// refused): (penalising node, sender, time). Must stay empty.
+    pub honest_penalised: Vec<(NodeId, NodeId, u64)>,
     /// Diagnostic notes (signer refusals, rejected decisions) for replaying a failed seed.
     pub notes: Vec<String>,
 }
@@ -95,6 +98,16 @@ pub enum Violation {
         node: NodeId,
         /// The vote's height.
         height: Height,
+    },
+    /// An honest node penalised an honest sender (issue 14: a node is punished only for what it could
+    /// have checked).
+    PenalisedHonest {
+        /// The node that penalised.
+        node: NodeId,
+        /// The honest sender.
+        sender: NodeId,
+        /// When.
+        at_ms: u64,
     },
 }
 
@@ -168,6 +181,13 @@ pub fn check(record: &Record, exp: &Expectations<'_>) -> Vec<Violation> {
     if record.double_sign_refusals > 0 {
         violations.push(Violation::DoubleSignAttempt {
             count: record.double_sign_refusals,
+        });
+    }
+    for &(node, sender, at_ms) in &record.honest_penalised {
+        violations.push(Violation::PenalisedHonest {
+            node,
+            sender,
+            at_ms,
         });
     }
     for (node, height) in &record.accepted_forgeries {

@@ -1,5 +1,6 @@
-//! The deterministic whole-protocol simulation: N validators running the real consensus engine over a
-//! simulated network with seeded faults, crash-restarts from persisted state, and byzantine validators.
+//! The deterministic whole-protocol simulation: N validators over a simulated network with seeded faults,
+//! crash-restarts from persisted state, and byzantine validators. Honest validators run the node's own
+//! driver core (`basalt_node::runtime::core::DriverCore`) around the real consensus engine.
 //!
 //! One seed determines everything (configuration, delays, drops, crashes, byzantine choices), and the run
 //! hashes every event into a trace hash, so a failing seed replays exactly: `SIM_SEED=<n> cargo test -p

@@ -1,4 +1,5 @@
-//! The seeded scheduler: simulated time, the event queue, honest and byzantine nodes.
+//! The seeded scheduler: simulated time, the event queue, honest nodes (the node's driver core, see
+//! `honest`) and byzantine nodes (bare engines with scripted misbehaviour).
 
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BTreeSet, BinaryHeap};
@@ -8,7 +9,7 @@ use rand_chacha::ChaCha8Rng;
 use rand_core::{RngCore, SeedableRng};
 
 use basalt_consensus::engine::{
-    ConsensusMessage, Engine, EngineConfig, EngineInput, EngineOutput, OutputQueue, PeerPositions,
+    ConsensusMessage, Engine, EngineConfig, EngineInput, EngineOutput, OutputQueue,
 };
 use basalt_consensus::types::{
     BlockId, ChainId, DuplicateVoteEvidence, Hash, PrivateKey, ProposalMessage, SignedProposal,
@@ -21,6 +22,10 @@ use super::checker::{self, EquivocationKey, Expectations, Record, Violation};
 use super::config::{Behaviour, SimConfig};
 use super::network::{self, LinkProfile, NodeId, Partition};
 use basalt_node::durability::privval::{Hrs, LastSignState, SignPermit, SignRefusal};
+use basalt_node::runtime::core::DriverCore;
+use basalt_node::runtime::walrec::WalRecord;
+
+mod honest;
 
 /// Genesis time of simulated chains (ms since the epoch).
 const GENESIS_TIME_MS: u64 = 1_700_000_000_000;
@@ -90,6 +95,12 @@ enum Event {
         node: NodeId,
         incarnation: u64,
     },
+    /// An honest node's `timeout_commit` ran out: start the next height.
+    StartHeight {
+        node: NodeId,
+        incarnation: u64,
+        height: Height,
+    },
     ArmCrash {
         node: NodeId,
         steps: u32,
@@ -109,8 +120,8 @@ struct Crashed;
 #[derive(Default)]
 struct Persisted {
     chain: Chain,
-    /// Engine inputs of the current height, written before they are processed.
-    wal: Vec<EngineInput>,
+    /// The WAL's records (honest nodes), appended by the node's driver core as it runs.
+    wal: Vec<WalRecord>,
     /// The node's real signer state (`priv_validator_state.json`'s content).
     last_signed: LastSignState,
 }
@@ -119,7 +130,9 @@ struct Node {
     id: NodeId,
     key: PrivateKey,
     behaviour: Option<Behaviour>,
-    /// One engine, or one per side for split-brain; empty while crashed or silent.
+    /// Honest nodes: the node's own driver core (`None` while crashed).
+    core: Option<DriverCore<NodeId>>,
+    /// Byzantine nodes: one engine, or one per side for split-brain; empty while crashed or silent.
     engines: Vec<Engine>,
     incarnation: u64,
     crashed: bool,
@@ -133,17 +146,12 @@ struct Node {
     evidence_pool: Vec<DuplicateVoteEvidence>,
     /// Decisions already sent to (peer, height) since the last gossip tick.
     answered: BTreeSet<(NodeId, u64)>,
-    /// Where peers say they are (the real engine's tracker): gossip relays earlier rounds' votes.
-    peer_positions: PeerPositions<NodeId>,
     /// Publishes already delivered at the current height: a second delivery of one publish is dropped
     /// before any signature work, as gossipsub's seen-cache does. Only duplicates of one publish: the
     /// node's envelope carries a sequence number, so a message re-gossiped later (by its signer or as a
     /// relay) is a new gossipsub message and reaches the engine again. Cleared at each new height
     /// (bounded by one height).
     seen: BTreeSet<u64>,
-    /// Block builds requested during WAL replay, served after it.
-    deferred_builds: Vec<(Height, Round)>,
-    replaying: bool,
     /// Engine outputs not yet acted on, one queue per engine (side), in the engine's order — the node's
     /// real [`OutputQueue`], used as the driver uses it.
     output_queues: Vec<OutputQueue>,
@@ -208,6 +216,7 @@ impl Sim {
                 id,
                 key,
                 behaviour: config.behaviour(id),
+                core: None,
                 engines: Vec::new(),
                 incarnation: 0,
                 crashed: false,
@@ -217,11 +226,8 @@ impl Sim {
                 own_messages: Vec::new(),
                 evidence_pool: Vec::new(),
                 answered: BTreeSet::new(),
-                peer_positions: PeerPositions::new(config.powers.len()),
                 seen: BTreeSet::new(),
-                deferred_builds: Vec::new(),
                 output_queues: Vec::new(),
-                replaying: false,
             })
             .collect();
         let link = config.link;
@@ -308,6 +314,7 @@ impl Sim {
                 ..
             } => format!("T{node}:{height}:{timeout:?}"),
             Event::Gossip { node, .. } => format!("G{node}"),
+            Event::StartHeight { node, height, .. } => format!("S{node}:{height}"),
             Event::ArmCrash { node, steps, .. } => format!("C{node}:{steps}"),
             Event::Restart { node } => format!("R{node}"),
             Event::SetPartition(p) => format!("P{p:?}"),
@@ -347,15 +354,33 @@ impl Sim {
                 timeout,
             } => {
                 if self.nodes[node].incarnation == incarnation && !self.nodes[node].crashed {
-                    let input = EngineInput::TimeoutElapsed { height, timeout };
-                    self.with_node(node, |sim| {
-                        sim.input(node, side.unwrap_or(0), input).map(|_| ())
-                    });
+                    if self.nodes[node].behaviour.is_none() {
+                        self.with_core(node, |core, host| core.timeout(host, height, timeout));
+                    } else {
+                        let input = EngineInput::TimeoutElapsed { height, timeout };
+                        self.with_node(node, |sim| {
+                            sim.input(node, side.unwrap_or(0), input).map(|_| ())
+                        });
+                    }
+                }
+            }
+            Event::StartHeight {
+                node,
+                incarnation,
+                height,
+            } => {
+                if self.nodes[node].incarnation == incarnation && !self.nodes[node].crashed {
+                    self.with_core(node, |core, host| core.start_height(host, height));
                 }
             }
             Event::Gossip { node, incarnation } => {
                 if self.nodes[node].incarnation == incarnation && !self.nodes[node].crashed {
-                    self.gossip(node);
+                    if self.nodes[node].behaviour.is_none() {
+                        self.nodes[node].answered.clear();
+                        self.gossip_honest(node);
+                    } else {
+                        self.gossip(node);
+                    }
                     let at = self.now_ms + self.config.timeouts.gossip_ms;
                     self.schedule(at, Event::Gossip { node, incarnation });
                 }
@@ -411,16 +436,14 @@ impl Sim {
             self.nodes[node].persisted.wal.len()
         );
         self.record.notes.push(note);
-        let peers = self.nodes.len();
         let n = &mut self.nodes[node];
         n.crashed = true;
         n.crash_budget = None;
         n.incarnation += 1;
+        n.core = None;
         n.engines.clear();
         n.own_messages.clear();
-        n.peer_positions = PeerPositions::new(peers);
         n.seen.clear();
-        n.deferred_builds.clear();
         n.evidence_pool.clear();
         n.output_queues.clear();
         let at = self.now_ms + down_ms;
@@ -439,13 +462,26 @@ impl Sim {
         Ok(())
     }
 
-    /// Starts (or restarts) a node from its persisted state, replaying its WAL.
+    /// Starts (or restarts) a node from its persisted state: honest nodes through the node's driver core
+    /// (which replays the WAL), byzantine ones with bare engines (they keep no WAL).
     fn boot(&mut self, id: NodeId) {
         let behaviour = self.nodes[id].behaviour;
         if matches!(behaviour, Some(Behaviour::Silent)) {
             return;
         }
         let incarnation = self.nodes[id].incarnation;
+        let gossip_at = self.now_ms + 1 + (self.rng.next_u64() % self.config.timeouts.gossip_ms);
+        self.schedule(
+            gossip_at,
+            Event::Gossip {
+                node: id,
+                incarnation,
+            },
+        );
+        if behaviour.is_none() {
+            self.boot_honest(id);
+            return;
+        }
         let sides = if behaviour == Some(Behaviour::SplitBrain) {
             2
         } else {
@@ -470,55 +506,10 @@ impl Sim {
             }
         }
         self.nodes[id].engines = engines;
-        let gossip_at = self.now_ms + 1 + (self.rng.next_u64() % self.config.timeouts.gossip_ms);
-        self.schedule(
-            gossip_at,
-            Event::Gossip {
-                node: id,
-                incarnation,
-            },
-        );
         self.with_node(id, |sim| {
             for side in 0..sides {
                 let outputs = sim.nodes[id].engines[side].start().unwrap_or_default();
-                sim.nodes[id].replaying = true;
                 sim.handle_outputs(id, side, outputs)?;
-                // Replay the WAL: the same inputs give the same outputs, so the signer hands back the same
-                // signatures and nothing conflicting is ever signed.
-                let wal = if side == 0 {
-                    sim.nodes[id].persisted.wal.clone()
-                } else {
-                    Vec::new()
-                };
-                let own_index = sim.nodes[id].engines[side].driver().own_index();
-                for input in wal {
-                    // Our own votes from before the crash are re-gossiped like new ones (the node's
-                    // driver does the same): the signer refuses to sign an older step anew, so a vote
-                    // lost on its way reaches the others only this way.
-                    if let EngineInput::Message(ConsensusMessage::Vote(vote)) = &input {
-                        let message = ConsensusMessage::Vote(vote.clone());
-                        if Some(vote.vote.validator_index) == own_index
-                            && !sim.nodes[id].own_messages.contains(&message)
-                        {
-                            sim.nodes[id].own_messages.push(message);
-                        }
-                    }
-                    sim.input(id, side, input)?;
-                }
-                sim.nodes[id].replaying = false;
-                let builds = std::mem::take(&mut sim.nodes[id].deferred_builds);
-                // A build whose block is already in the WAL was answered during the replay.
-                let answered = |round: Round, wal: &[EngineInput]| {
-                    wal.iter().any(
-                        |i| matches!(i, EngineInput::ProposeBlock { round: r, .. } if *r == round),
-                    )
-                };
-                for (height, round) in builds {
-                    if answered(round, &sim.nodes[id].persisted.wal) {
-                        continue;
-                    }
-                    sim.build(id, side, height, round)?;
-                }
             }
             Ok(())
         });
@@ -542,7 +533,11 @@ impl Sim {
         publish: u64,
     ) {
         let node = &self.nodes[to];
-        if node.crashed || node.engines.is_empty() {
+        let height = match node.behaviour {
+            None => self.honest_height(to),
+            Some(_) => node.engines.first().map(Engine::height),
+        };
+        if node.crashed || height.is_none() {
             return;
         }
         let message = match ConsensusMessage::from_bytes(bytes) {
@@ -552,46 +547,25 @@ impl Sim {
                 return;
             }
         };
-        let my_side = match (node.behaviour, side) {
-            (Some(Behaviour::SplitBrain), Some(s)) => s,
-            (Some(Behaviour::SplitBrain), None) => usize::from(from == 1),
-            _ => 0,
-        };
-        let height = self.nodes[to].engines[my_side].height();
-        if let ConsensusMessage::Status {
-            height: theirs,
-            round,
-        } = message
+        // A second delivery of one publish is dropped before any work, as gossipsub's seen-cache does.
+        if !matches!(message, ConsensusMessage::Status { .. })
+            && !self.nodes[to].seen.insert(publish)
         {
-            self.nodes[to].peer_positions.record(from, theirs, round);
-            let node = &self.nodes[to];
-            if theirs < height && node.behaviour.is_none() {
-                self.answer_with_decision(to, from, theirs);
-            }
-            return;
-        }
-        if message.height() < height && node.behaviour.is_none() {
-            self.answer_with_decision(to, from, message.height());
-            return;
-        }
-        if !self.nodes[to].seen.insert(publish) {
             return;
         }
         let equivocation = self.equivocation_half(&message);
         let forged = self.is_forged_vote(from, &message);
         let vote_height = message.height();
         let incarnation = self.nodes[to].incarnation;
-        let accepted = std::cell::Cell::new(false);
-        self.with_node(to, |sim| {
-            accepted.set(sim.input(to, my_side, EngineInput::Message(message))?);
-            Ok(())
-        });
-        if forged && accepted.get() && self.nodes[to].behaviour.is_none() {
+        if self.nodes[to].behaviour.is_some() {
+            self.deliver_byzantine(to, from, side, message);
+            return;
+        }
+        let accepted = self.deliver_honest(to, from, message);
+        if forged && accepted {
             self.record.accepted_forgeries.push((to, vote_height));
         }
-        if let (Some((key, half)), true, None) =
-            (equivocation, accepted.get(), self.nodes[to].behaviour)
-        {
+        if let (Some((key, half)), true, Some(height)) = (equivocation, accepted, height) {
             if height == key.0 || Some(height) == key.0.next() {
                 self.record
                     .halves_accepted
@@ -600,6 +574,33 @@ impl Sim {
                     .insert(half);
             }
         }
+    }
+
+    /// A byzantine node's engine takes what it is sent (Status messages aside).
+    fn deliver_byzantine(
+        &mut self,
+        to: NodeId,
+        from: NodeId,
+        side: Option<usize>,
+        message: ConsensusMessage,
+    ) {
+        let node = &self.nodes[to];
+        let my_side = match (node.behaviour, side) {
+            (Some(Behaviour::SplitBrain), Some(s)) => s,
+            (Some(Behaviour::SplitBrain), None) => usize::from(from == 1),
+            _ => 0,
+        };
+        if let ConsensusMessage::Status { height, .. } = message {
+            // Byzantine nodes catch up like honest ones (block sync), so their attacks stay current.
+            if node.behaviour != Some(Behaviour::SplitBrain) {
+                self.pull_from(to, from, height.0.saturating_sub(1));
+            }
+            return;
+        }
+        self.with_node(to, |sim| {
+            sim.input(to, my_side, EngineInput::Message(message))
+                .map(|_| ())
+        });
     }
 
     /// If `message` is one half of a recorded equivocation: its key and which half.
@@ -619,58 +620,24 @@ impl Sim {
             .then_some((key, v.vote.block_id.is_some()))
     }
 
-    fn answer_with_decision(&mut self, from_node: NodeId, to: NodeId, height: Height) {
-        if !self.nodes[from_node].answered.insert((to, height.0)) {
-            return;
-        }
-        let chain = &self.nodes[from_node].persisted.chain;
-        let Some((block, commit)) = chain.blocks.get(height.0.saturating_sub(1) as usize) else {
-            return;
-        };
-        let message = ConsensusMessage::Decision {
-            block: block.clone(),
-            commit: commit.clone(),
-        };
-        self.send(from_node, to, None, &message);
-    }
-
-    /// Feeds one input to a node's engine (WAL first); returns whether the engine accepted it.
+    /// Feeds one input to a byzantine node's engine; returns whether the engine accepted it.
     fn input(&mut self, id: NodeId, side: usize, input: EngineInput) -> Result<bool, Crashed> {
         if self.nodes[id].engines.len() <= side {
             return Ok(false);
         }
         let result = {
-            let chain = if self.nodes[id].behaviour == Some(Behaviour::SplitBrain) {
-                self.nodes[id].side_chains[side].clone()
-            } else {
-                self.nodes[id].persisted.chain.clone()
-            };
+            let chain = self.chain_of(id, side).clone();
             let genesis = &mut self.genesis;
             let mut validator =
                 |block: &basalt_consensus::types::Block| app::validate(genesis, &chain, block);
-            self.nodes[id].engines[side].handle(input.clone(), &mut validator)
+            self.nodes[id].engines[side].handle(input, &mut validator)
         };
         match result {
             Ok(outputs) => {
-                // Write-ahead, as the node's driver does: an input the engine accepted (so checked:
-                // signatures, height, round window) is durable before any of its outputs is acted on;
-                // refused inputs are never logged. While replaying, the WAL already holds the input (replay
-                // never removes entries, so a crash during replay loses nothing); only an own message whose
-                // original feed-back was lost to the crash is new and gets appended.
-                let node = &self.nodes[id];
-                if node.behaviour.is_none()
-                    && !(node.replaying && node.persisted.wal.contains(&input))
-                {
-                    self.step(id)?;
-                    self.nodes[id].persisted.wal.push(input);
-                }
                 self.handle_outputs(id, side, outputs)?;
                 Ok(true)
             }
-            Err(_) => {
-                self.record.rejected_messages += 1;
-                Ok(false)
-            }
+            Err(_) => Ok(false),
         }
     }
 
@@ -722,24 +689,13 @@ impl Sim {
                     },
                 );
             }
-            EngineOutput::BuildBlock { height, round } => {
-                if self.nodes[id].replaying {
-                    self.nodes[id].deferred_builds.push((height, round));
-                } else {
-                    self.build(id, side, height, round)?;
-                }
-            }
+            EngineOutput::BuildBlock { height, round } => self.build(id, side, height, round)?,
             EngineOutput::Decided {
                 round,
                 block,
                 commit,
             } => self.decided(id, side, round, block, commit)?,
             EngineOutput::Evidence(evidence) => {
-                let v = &evidence.vote_a().vote;
-                let key = (v.height, v.round, v.vote_type, v.validator_index);
-                if self.nodes[id].behaviour.is_none() {
-                    self.record.evidence_reported.insert((id, key));
-                }
                 if !self.nodes[id].evidence_pool.contains(&evidence) {
                     self.nodes[id].evidence_pool.push(evidence);
                 }
@@ -800,7 +756,7 @@ impl Sim {
         let chain_id = self.genesis.chain_id.clone();
         let behaviour = self.nodes[id].behaviour;
         let bytes = vote.sign_bytes(&chain_id);
-        let Some(signature) = self.sign_as(id, Hrs::of_vote(&vote), bytes)? else {
+        let Some(signature) = self.sign_as(id, Hrs::of_vote(&vote), bytes, false)? else {
             return Ok(());
         };
         let signed = SignedVote {
@@ -873,7 +829,7 @@ impl Sim {
         let chain_id = self.genesis.chain_id.clone();
         let behaviour = self.nodes[id].behaviour;
         let bytes = proposal.sign_bytes(&chain_id);
-        let Some(signature) = self.sign_as(id, Hrs::of_proposal(&proposal), bytes)? else {
+        let Some(signature) = self.sign_as(id, Hrs::of_proposal(&proposal), bytes, false)? else {
             return Ok(());
         };
         self.record.proposed.insert(*proposal.block_id());
@@ -934,6 +890,7 @@ impl Sim {
         id: NodeId,
         hrs: Hrs,
         sign_bytes: Vec<u8>,
+        replaying: bool,
     ) -> Result<Option<basalt_consensus::types::Signature>, Crashed> {
         let key = self.nodes[id].key.clone();
         if self.nodes[id].behaviour.is_some() {
@@ -953,7 +910,7 @@ impl Sim {
                 Ok(Some(signature))
             }
             Err(refusal) => {
-                self.refused(id, &refusal);
+                self.refused(id, &refusal, replaying);
                 Ok(None)
             }
         }
@@ -962,13 +919,13 @@ impl Sim {
     /// The signer refused. During WAL replay a *regression* is expected: the engine re-requests an earlier
     /// step whose signed message is itself in the WAL and is replayed next (CometBFT behaves the same).
     /// Anything else means the engine asked an honest signer for something conflicting.
-    fn refused(&mut self, id: NodeId, error: &SignRefusal) {
-        let expected = self.nodes[id].replaying && matches!(error, SignRefusal::Regression { .. });
+    fn refused(&mut self, id: NodeId, error: &SignRefusal, replaying: bool) {
+        let expected = replaying && matches!(error, SignRefusal::Regression { .. });
         if !expected {
             self.record.double_sign_refusals += 1;
             let note = format!(
-                "t={} node {id} signer refused: {error} (replaying: {})",
-                self.now_ms, self.nodes[id].replaying
+                "t={} node {id} signer refused: {error} (replaying: {replaying})",
+                self.now_ms
             );
             self.record.notes.push(note);
         }
@@ -1029,35 +986,14 @@ impl Sim {
         &mut self,
         id: NodeId,
         side: usize,
-        round: Round,
+        _round: Round,
         block: basalt_consensus::types::Block,
         commit: basalt_consensus::types::Commit,
     ) -> Result<(), Crashed> {
         let height = block.height();
-        // The honest node judges a block learnt from a peer's decision like any proposal.
         let chain = self.chain_of(id, side).clone();
         if !app::validate(&mut self.genesis, &chain, &block).is_valid() {
-            let note = format!(
-                "t={} node {id} rejected decided block at height {height}",
-                self.now_ms
-            );
-            self.record.notes.push(note);
-            self.record.rejected_messages += 1;
             return Ok(());
-        }
-        if self.nodes[id].behaviour.is_none() {
-            self.step(id)?; // block store write
-            let record_side = self.record.decisions.entry(height).or_default();
-            record_side.insert(id, (block.id(), round, self.now_ms));
-            for e in block.evidence() {
-                let v = &e.vote_a().vote;
-                self.record.evidence_committed.insert((
-                    v.height,
-                    v.round,
-                    v.vote_type,
-                    v.validator_index,
-                ));
-            }
         }
         let committed: Vec<DuplicateVoteEvidence> = block.evidence().to_vec();
         self.nodes[id]
@@ -1068,13 +1004,7 @@ impl Sim {
                 .blocks
                 .push((block, commit));
         } else {
-            let p = &mut self.nodes[id].persisted;
-            p.chain.blocks.push((block, commit));
-            // The engine replays the next height's buffered messages when it starts that height, so they
-            // stay in the WAL: a restart must see exactly the inputs the engine saw.
-            let next_height = Height(height.0 + 1);
-            p.wal
-                .retain(|i| matches!(i, EngineInput::Message(m) if m.height() == next_height));
+            self.nodes[id].persisted.chain.blocks.push((block, commit));
         }
         if side == 0 {
             self.nodes[id].own_messages.clear();
@@ -1097,23 +1027,10 @@ impl Sim {
         match self.nodes[id].behaviour {
             Some(Behaviour::Garbage) => self.send_garbage(id),
             _ => {
-                // Honest nodes re-gossip what the node's driver does (`Engine::regossip_messages`, the
-                // same code) and their Status; byzantine ones only their own messages of the current and
-                // previous round.
+                // Byzantine nodes re-gossip only their own messages of the current and previous round
+                // (honest ones: `gossip_honest`) and their Status, so that peers' blocks reach them.
                 let node = &self.nodes[id];
-                let messages = match node.engines.first() {
-                    Some(engine) if node.behaviour.is_none() => {
-                        let mut m = engine.regossip_messages(
-                            &node.own_messages,
-                            &node.peer_positions,
-                            true,
-                        );
-                        m.push(ConsensusMessage::Status {
-                            height: engine.height(),
-                            round: engine.round(),
-                        });
-                        m
-                    }
+                let mut messages: Vec<ConsensusMessage> = match node.engines.first() {
                     Some(engine) => {
                         let current = engine.round();
                         node.own_messages
@@ -1124,6 +1041,12 @@ impl Sim {
                     }
                     None => node.own_messages.clone(),
                 };
+                if let Some(engine) = node.engines.first() {
+                    messages.push(ConsensusMessage::Status {
+                        height: engine.height(),
+                        round: engine.round(),
+                    });
+                }
                 let split = self.nodes[id].engines.len() > 1;
                 for message in messages {
                     // Split-brain nodes re-gossip only within the side of each message.
@@ -1272,7 +1195,7 @@ impl Sim {
         let final_states = self
             .nodes
             .iter()
-            .map(|n| match n.engines.first() {
+            .map(|n| match n.core.as_ref().map(DriverCore::engine).or(n.engines.first()) {
                 Some(e) => format!(
                     "node {} (validator {:?}) {:?}: height {} round {} step {:?} locked {:?} valid {:?}",
                     n.id,

@@ -40,7 +40,7 @@ pub trait Host {
     type Error: From<EngineError>;
 
     /// Whether `block` may be voted for at our chain's next height (chain, application, clock).
-    fn validity(&self, block: &Block) -> Validity;
+    fn validity(&mut self, block: &Block) -> Validity;
     /// Appends an accepted input's WAL record; it becomes durable with the next signature.
     fn log_input(&mut self, height: Height, record: Vec<u8>) -> Result<(), Self::Error>;
     /// Signs `vote` once our signer state and the WAL (with this vote) are durable: the signed vote,
@@ -85,16 +85,19 @@ pub trait Host {
     /// The height after our latest committed block.
     fn next_height(&self) -> Height;
     /// The validator set of `height`.
-    fn validators_at(&self, height: Height) -> ValidatorSet;
+    fn validators_at(&mut self, height: Height) -> ValidatorSet;
     /// Whether `evidence` may be committed in a block at `height` (cheap height tests first).
     fn check_evidence(
-        &self,
+        &mut self,
         evidence: &DuplicateVoteEvidence,
         height: u64,
     ) -> Result<(), EvidenceRefused>;
     /// A peer says its latest block is `latest`: block sync may ask it for what we lack (not while
     /// `syncing`, which asks on its own schedule).
     fn peer_claims(&mut self, peer: &Self::Peer, latest: u64, syncing: bool);
+    /// The engine saw a validator sign two conflicting votes (the evidence goes to our pool and the
+    /// mesh if it can still be committed).
+    fn detected(&mut self, evidence: &DuplicateVoteEvidence);
     /// The engine's outputs of one input were all acted on (observers refresh their view).
     fn settled(&mut self, engine: &Engine, syncing: bool);
 }
@@ -259,8 +262,7 @@ impl<P: Ord + Clone> DriverCore<P> {
         let set = host.validators_at(height);
         let next_set = height.next().map(|next| host.validators_at(next));
         let outputs = {
-            let view = &*host;
-            let mut validator = |b: &Block| view.validity(b);
+            let mut validator = |b: &Block| host.validity(b);
             self.engine
                 .start_height(height, set, next_set, &mut validator)
         }
@@ -385,7 +387,7 @@ impl<P: Ord + Clone> DriverCore<P> {
 
     fn handle<H: Host<Peer = P>>(
         &mut self,
-        host: &H,
+        host: &mut H,
         input: EngineInput,
     ) -> Result<Vec<EngineOutput>, EngineError> {
         let mut validator = |b: &Block| host.validity(b);
@@ -472,11 +474,7 @@ impl<P: Ord + Clone> DriverCore<P> {
                 }
             }
             EngineOutput::Evidence(evidence) => {
-                tracing::warn!(
-                    height = evidence.height().0,
-                    validator = evidence.validator_index().0,
-                    "duplicate vote evidence"
-                );
+                host.detected(&evidence);
                 if host
                     .check_evidence(&evidence, evidence.height().0.saturating_add(1))
                     .is_ok()

@@ -84,7 +84,7 @@ impl Host for TestHost {
     type Peer = u8;
     type Error = TestError;
 
-    fn validity(&self, _block: &Block) -> Validity {
+    fn validity(&mut self, _block: &Block) -> Validity {
         Validity::Valid
     }
 
@@ -180,12 +180,12 @@ impl Host for TestHost {
         self.chain.next_height()
     }
 
-    fn validators_at(&self, height: Height) -> ValidatorSet {
+    fn validators_at(&mut self, height: Height) -> ValidatorSet {
         self.chain.validators_at(height.0)
     }
 
     fn check_evidence(
-        &self,
+        &mut self,
         evidence: &DuplicateVoteEvidence,
         height: u64,
     ) -> Result<(), EvidenceRefused> {
@@ -195,6 +195,8 @@ impl Host for TestHost {
     fn peer_claims(&mut self, peer: &u8, latest: u64, _syncing: bool) {
         self.did.push(Did::Claim(*peer, latest));
     }
+
+    fn detected(&mut self, _evidence: &DuplicateVoteEvidence) {}
 
     fn settled(&mut self, _engine: &Engine, _syncing: bool) {}
 }

@@ -1,0 +1,414 @@
+//! Honest nodes run the node's own driver core ([`DriverCore`]); this is the [`Host`] it runs on in the
+//! simulation: the simulated WAL, block store, signer state and network, with crash points where the node
+//! has I/O. What the core decides — what is logged, signed, sent, judged, replayed, in which order — is
+//! the node's code, not a model of it.
+
+use basalt_consensus::core::Validity;
+use basalt_consensus::engine::{ConsensusMessage, Engine, EngineConfig, EngineError};
+use basalt_consensus::types::{
+    Block, Commit, DuplicateVoteEvidence, Proposal, ProposalMessage, SignedProposal, SignedVote,
+    Tx, ValidatorSet, Vote,
+};
+use basalt_consensus::{Height, Round, Timeout, TimeoutKind};
+use basalt_node::durability::privval::Hrs;
+use basalt_node::runtime::chain::{EvidenceRefused, MAX_EVIDENCE_AGE};
+use basalt_node::runtime::core::{DriverCore, Host};
+use basalt_node::runtime::walrec::WalRecord;
+use basalt_p2p::Verdict;
+use rand_core::RngCore;
+
+use super::{app, unreachable_config, Crashed, Event, NodeId, Sim, GENESIS_TIME_MS};
+
+/// Why an honest node's work stopped: a crash the simulation injected, or an engine refusal that only
+/// a broken chain could cause (recorded, then the node crashes).
+#[derive(Debug)]
+pub(super) enum Halt {
+    Crashed,
+    Engine(EngineError),
+}
+
+impl From<Crashed> for Halt {
+    fn from(_: Crashed) -> Halt {
+        Halt::Crashed
+    }
+}
+
+impl From<EngineError> for Halt {
+    fn from(e: EngineError) -> Halt {
+        Halt::Engine(e)
+    }
+}
+
+/// The simulation as seen by one honest node's core.
+pub(super) struct SimHost<'a> {
+    sim: &'a mut Sim,
+    id: NodeId,
+}
+
+impl Sim {
+    /// Runs `work` on honest node `id`'s core (taken out of the node while it runs: the host only
+    /// schedules events, so nothing reaches the same core meanwhile). A halt crashes the node.
+    pub(super) fn with_core<R>(
+        &mut self,
+        id: NodeId,
+        work: impl FnOnce(&mut DriverCore<NodeId>, &mut SimHost<'_>) -> Result<R, Halt>,
+    ) -> Option<R> {
+        let mut core = self.nodes[id].core.take()?;
+        let result = work(&mut core, &mut SimHost { sim: self, id });
+        match result {
+            Ok(r) => {
+                self.nodes[id].core = Some(core);
+                Some(r)
+            }
+            Err(halt) => {
+                if let Halt::Engine(e) = halt {
+                    let note = format!("t={} node {id} engine refused: {e}", self.now_ms);
+                    self.record.notes.push(note);
+                }
+                let down = self.nodes[id].crash_budget.take().map_or(100, |(_, d)| d);
+                self.crash(id, down);
+                None
+            }
+        }
+    }
+
+    fn new_engine(&mut self, id: NodeId) -> Engine {
+        let height = Height(self.nodes[id].persisted.chain.height() + 1);
+        let set = self.genesis.set_for(height);
+        let next_set = self.genesis.set_for(Height(height.0 + 1));
+        let address = self.nodes[id].key.public_key().address();
+        match Engine::new(
+            self.genesis.chain_id.clone(),
+            EngineConfig::default(),
+            Some(address),
+            height,
+            set,
+            Some(next_set),
+        ) {
+            Ok(engine) => engine,
+            Err(e) => unreachable_config(&format!("engine: {e}")),
+        }
+    }
+
+    /// Starts (or restarts) an honest node: a fresh core at the height after its stored blocks, its WAL
+    /// replayed by the core as the node does it.
+    pub(super) fn boot_honest(&mut self, id: NodeId) {
+        let engine = self.new_engine(id);
+        self.nodes[id].core = Some(DriverCore::new(engine));
+        let engine = self.new_engine(id);
+        let records = self.nodes[id].persisted.wal.clone();
+        self.with_core(id, |core, host| core.start(host, engine, records));
+    }
+
+    /// A message delivered to an honest node: judged by the core. Returns whether it was accepted.
+    pub(super) fn deliver_honest(
+        &mut self,
+        to: NodeId,
+        from: NodeId,
+        message: ConsensusMessage,
+    ) -> bool {
+        let Some(judgement) =
+            self.with_core(to, |core, host| core.on_message(host, &from, message))
+        else {
+            return false;
+        };
+        if judgement.verdict == Verdict::Reject {
+            self.record.rejected_messages += 1;
+        }
+        if judgement.offence.is_some() && self.nodes[from].behaviour.is_none() {
+            // An honest node was penalised: the edge punished what it could not have refused.
+            self.record.honest_penalised.push((to, from, self.now_ms));
+        }
+        judgement.verdict == Verdict::Accept
+    }
+
+    /// The height an honest node's core works on.
+    pub(super) fn honest_height(&self, id: NodeId) -> Option<Height> {
+        self.nodes[id].core.as_ref().map(|c| c.engine().height())
+    }
+
+    /// Honest re-gossip: what the node's driver re-publishes while a round is stuck, and its Status.
+    pub(super) fn gossip_honest(&mut self, id: NodeId) {
+        let Some(core) = self.nodes[id].core.as_ref() else {
+            return;
+        };
+        let mut messages = core.regossip_messages(true);
+        messages.push(ConsensusMessage::Status {
+            height: core.engine().height(),
+            round: core.engine().round(),
+        });
+        for message in messages {
+            self.broadcast_plain(id, None, &message);
+        }
+    }
+
+    /// `peer` says its latest block is `latest`. The node then asks that peer for the blocks it lacks
+    /// (block sync, one request at a time); the simulation's model of the request and its answer: the
+    /// peer sends the decided block of our next height with its commit, at most once per gossip period.
+    pub(super) fn pull_from(&mut self, id: NodeId, peer: NodeId, latest: u64) {
+        let ours = self.nodes[id].persisted.chain.height();
+        if latest <= ours || peer == id {
+            return;
+        }
+        if !self.nodes[peer].answered.insert((id, ours + 1)) {
+            return;
+        }
+        let Some((block, commit)) = self.nodes[peer].persisted.chain.blocks.get(ours as usize)
+        else {
+            return;
+        };
+        let message = ConsensusMessage::Decision {
+            block: block.clone(),
+            commit: commit.clone(),
+        };
+        self.send(peer, id, None, &message);
+    }
+}
+
+impl Host for SimHost<'_> {
+    type Peer = NodeId;
+    type Error = Halt;
+
+    fn validity(&mut self, block: &Block) -> Validity {
+        let sim = &mut *self.sim;
+        app::validate(&mut sim.genesis, &sim.nodes[self.id].persisted.chain, block)
+    }
+
+    fn log_input(&mut self, _height: Height, record: Vec<u8>) -> Result<(), Halt> {
+        self.sim.step(self.id)?;
+        let record = match WalRecord::from_bytes(&record) {
+            Ok(record) => record,
+            Err(e) => unreachable_config(&format!("WAL record does not decode: {e}")),
+        };
+        self.sim.nodes[self.id].persisted.wal.push(record);
+        Ok(())
+    }
+
+    fn sign_vote(&mut self, vote: Vote, replaying: bool) -> Result<Option<ConsensusMessage>, Halt> {
+        let bytes = vote.sign_bytes(&self.sim.genesis.chain_id);
+        let Some(signature) = self
+            .sim
+            .sign_as(self.id, Hrs::of_vote(&vote), bytes, replaying)?
+        else {
+            return Ok(None);
+        };
+        let message = ConsensusMessage::Vote(SignedVote { vote, signature });
+        self.log_own(&message)?;
+        Ok(Some(message))
+    }
+
+    fn sign_proposal(
+        &mut self,
+        proposal: Proposal,
+        block: Block,
+        replaying: bool,
+    ) -> Result<Option<ConsensusMessage>, Halt> {
+        let bytes = proposal.sign_bytes(&self.sim.genesis.chain_id);
+        let Some(signature) =
+            self.sim
+                .sign_as(self.id, Hrs::of_proposal(&proposal), bytes, replaying)?
+        else {
+            return Ok(None);
+        };
+        self.sim.record.proposed.insert(*proposal.block_id());
+        let message = ConsensusMessage::Proposal(ProposalMessage {
+            signed: SignedProposal {
+                proposal,
+                signature,
+            },
+            block,
+        });
+        self.log_own(&message)?;
+        Ok(Some(message))
+    }
+
+    fn publish_own(&mut self, message: &ConsensusMessage) -> Result<(), Halt> {
+        self.sim.broadcast(self.id, None, message)?;
+        Ok(())
+    }
+
+    fn publish_evidence(&mut self, message: &ConsensusMessage) -> Result<(), Halt> {
+        self.sim.broadcast_plain(self.id, None, message);
+        Ok(())
+    }
+
+    fn schedule_timeout(&mut self, height: Height, timeout: Timeout) {
+        let t = self.sim.config.timeouts;
+        let base = match timeout.kind {
+            TimeoutKind::Propose => t.propose_ms,
+            TimeoutKind::Prevote | TimeoutKind::Precommit => t.vote_ms,
+        };
+        let at = self.sim.now_ms + base + t.delta_ms * u64::from(timeout.round.0);
+        let incarnation = self.sim.nodes[self.id].incarnation;
+        self.sim.schedule(
+            at,
+            Event::Timer {
+                node: self.id,
+                incarnation,
+                side: None,
+                height,
+                timeout,
+            },
+        );
+    }
+
+    fn schedule_start(&mut self, height: Height) {
+        // The simulation's timeout_commit is zero: the next height starts at once, after what is queued.
+        let incarnation = self.sim.nodes[self.id].incarnation;
+        let at = self.sim.now_ms;
+        self.sim.schedule(
+            at,
+            Event::StartHeight {
+                node: self.id,
+                incarnation,
+                height,
+            },
+        );
+    }
+
+    fn build_block(
+        &mut self,
+        _height: Height,
+        _round: Round,
+        evidence: Vec<DuplicateVoteEvidence>,
+        complete_last_commit: &dyn Fn(&Commit) -> Commit,
+    ) -> Result<Option<Block>, Halt> {
+        let sim = &mut *self.sim;
+        let mut txs = Vec::new();
+        let count = sim.rng.next_u32() % 4;
+        for _ in 0..count {
+            let mut bytes = vec![0u8; 24];
+            sim.rng.fill_bytes(&mut bytes);
+            txs.extend(Tx::new(bytes).ok());
+        }
+        let node = &sim.nodes[self.id];
+        let proposer = node.key.public_key().address();
+        let now = GENESIS_TIME_MS + sim.now_ms;
+        let last_commit = node
+            .persisted
+            .chain
+            .blocks
+            .last()
+            .map(|(_, c)| complete_last_commit(c));
+        Ok(app::build_block_with(
+            &mut sim.genesis,
+            &node.persisted.chain,
+            last_commit,
+            proposer,
+            now,
+            txs,
+            evidence,
+        ))
+    }
+
+    fn commit(
+        &mut self,
+        round: Round,
+        block: Block,
+        commit: Commit,
+        _syncing: bool,
+    ) -> Result<(), Halt> {
+        let id = self.id;
+        let sim = &mut *self.sim;
+        let height = block.height();
+        // A decision proven by a commit alone is checked against our chain like any proposal (the node
+        // stops with a diverged-state error; here the node records it and stays at this height).
+        if !app::validate(&mut sim.genesis, &sim.nodes[id].persisted.chain, &block).is_valid() {
+            let note = format!(
+                "t={} node {id} rejected decided block at height {height}",
+                sim.now_ms
+            );
+            sim.record.notes.push(note);
+            sim.record.rejected_messages += 1;
+            return Ok(());
+        }
+        sim.step(id)?; // block store write
+        let decisions = sim.record.decisions.entry(height).or_default();
+        decisions.insert(id, (block.id(), round, sim.now_ms));
+        for e in block.evidence() {
+            let v = &e.vote_a().vote;
+            sim.record.evidence_committed.insert((
+                v.height,
+                v.round,
+                v.vote_type,
+                v.validator_index,
+            ));
+        }
+        let node = &mut sim.nodes[id];
+        node.persisted.chain.blocks.push((block, commit));
+        // The engine replays the next height's buffered messages when it starts that height, so they
+        // stay in the WAL: a restart must see exactly the inputs the engine saw (the node keeps the next
+        // height's records too).
+        let next = Height(height.0 + 1);
+        node.persisted.wal.retain(|r| r.height() == next);
+        node.seen.clear();
+        Ok(())
+    }
+
+    fn next_height(&self) -> Height {
+        Height(self.sim.nodes[self.id].persisted.chain.height() + 1)
+    }
+
+    fn validators_at(&mut self, height: Height) -> ValidatorSet {
+        self.sim.genesis.set_for(height)
+    }
+
+    /// The node's rules ([`basalt_node::runtime::chain::ChainState::check_evidence`]) over the
+    /// simulated chain: height tests first, then the committed-offence index, then signatures.
+    fn check_evidence(
+        &mut self,
+        evidence: &DuplicateVoteEvidence,
+        height: u64,
+    ) -> Result<(), EvidenceRefused> {
+        let of = evidence.height().0;
+        let working = self.next_height().0;
+        if of > working {
+            return Err(EvidenceRefused::Future { of, working });
+        }
+        if of >= height || of < 1 {
+            return Err(EvidenceRefused::NotBelow { of, height });
+        }
+        if height - of > MAX_EVIDENCE_AGE {
+            return Err(EvidenceRefused::TooOld { of, height });
+        }
+        let chain = &self.sim.nodes[self.id].persisted.chain;
+        let key = evidence.offence_key();
+        if let Some(at) = chain
+            .blocks
+            .iter()
+            .find(|(b, _)| b.evidence().iter().any(|e| e.offence_key() == key))
+            .map(|(b, _)| b.height().0)
+        {
+            return Err(EvidenceRefused::AlreadyCommitted { of, at });
+        }
+        let set = self.sim.genesis.set_for(Height(of));
+        Ok(evidence.verify(&self.sim.genesis.chain_id, &set)?)
+    }
+
+    fn peer_claims(&mut self, peer: &NodeId, latest: u64, _syncing: bool) {
+        self.sim.pull_from(self.id, *peer, latest);
+    }
+
+    fn detected(&mut self, evidence: &DuplicateVoteEvidence) {
+        let v = &evidence.vote_a().vote;
+        self.sim
+            .record
+            .evidence_reported
+            .insert((self.id, (v.height, v.round, v.vote_type, v.validator_index)));
+    }
+
+    fn settled(&mut self, _engine: &Engine, _syncing: bool) {}
+}
+
+impl SimHost<'_> {
+    /// Our signed message is appended to the WAL (a crash point) before it may leave, as the node's
+    /// signer does it alongside the signer-state write.
+    fn log_own(&mut self, message: &ConsensusMessage) -> Result<(), Halt> {
+        self.sim.step(self.id)?;
+        self.sim.nodes[self.id]
+            .persisted
+            .wal
+            .push(WalRecord::Message(message.clone()));
+        Ok(())
+    }
+}
