@@ -408,4 +408,15 @@ fn bench_encoding<M: Measurement>(c: &mut Criterion<M>) {
         b.iter(|| merkle_root(black_box(&transactions)))
     });
     group.finish();
+
+    // The client-facing tx hash (SHA-256, as CometBFT's) against BLAKE2s, Basalt's hash elsewhere, on
+    // one transfer-sized transaction.
+    let tx = &transactions[0];
+    let mut group = c.benchmark_group("tx_hash_200B");
+    group.throughput(Throughput::Bytes(tx.as_bytes().len() as u64));
+    group.bench_function("sha256", |b| b.iter(|| black_box(tx).hash()));
+    group.bench_function("blake2s", |b| {
+        b.iter(|| Hash::digest(black_box(tx).as_bytes()))
+    });
+    group.finish();
 }

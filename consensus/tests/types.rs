@@ -230,3 +230,19 @@ proptest! {
         }
     }
 }
+
+/// Issue 15, item 5: a transaction's hash is SHA-256 of its bytes, as CometBFT, CosmJS, explorers and
+/// wallets compute it (FIPS 180-2 test vectors: "abc" and the empty string). It was BLAKE2s before, so
+/// no client could find a transaction by the hash it computed.
+#[test]
+fn tx_hash_is_sha256_of_the_bytes() {
+    let abc = Tx::new(b"abc".to_vec()).unwrap();
+    assert_eq!(
+        abc.hash().to_hex_upper(),
+        "BA7816BF8F01CFEA414140DE5DAE2223B00361A396177A9CB410FF61F20015AD"
+    );
+    assert_eq!(
+        basalt_consensus::types::tx_hash(b"").to_hex_upper(),
+        "E3B0C44298FC1C149AFBF4C8996FB92427AE41E4649B934CA495991B7852B855"
+    );
+}

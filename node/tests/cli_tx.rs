@@ -14,6 +14,13 @@ use basalt_node::cli::testnet::AccountEntry;
 use basalt_state::bank::{Account, BankTx};
 use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine as _;
+use sha2::Digest as _;
+
+/// A transaction's hash as CometBFT and its clients compute it (SHA-256, upper-case hex), computed here
+/// independently of Basalt's own `tx_hash`.
+fn sha256_hex(tx: &[u8]) -> String {
+    Hash(sha2::Sha256::digest(tx).into()).to_hex_upper()
+}
 
 /// What the fake node answers and what it saw.
 #[derive(Default)]
@@ -52,7 +59,7 @@ async fn handle(
             let tx = BASE64
                 .decode(request["params"]["tx"].as_str().unwrap())
                 .unwrap();
-            let hash = Hash::digest(&tx).to_hex_upper();
+            let hash = sha256_hex(&tx);
             fake.txs.push(tx);
             let log = if fake.check_code == 0 {
                 ""
@@ -140,7 +147,7 @@ async fn transfer_takes_chain_id_and_nonce_from_the_node_and_prints_the_hash() {
     let fake = fake.lock().unwrap();
     assert_eq!(fake.calls, ["status", "abci_query", "broadcast_tx_sync"]);
     let tx = &fake.txs[0];
-    assert_eq!(printed.trim(), Hash::digest(tx).to_hex_upper());
+    assert_eq!(printed.trim(), sha256_hex(tx));
     let decoded = BankTx::decode(tx).unwrap();
     let transfer = decoded.transfer();
     transfer.verify().unwrap();
@@ -179,7 +186,7 @@ async fn explicit_chain_id_and_nonce_skip_the_queries_and_json_output() {
     assert_eq!(fake.calls, ["broadcast_tx_sync"]);
     assert_eq!(printed["code"], 0);
     assert_eq!(printed["log"], "");
-    assert_eq!(printed["hash"], Hash::digest(&fake.txs[0]).to_hex_upper());
+    assert_eq!(printed["hash"], sha256_hex(&fake.txs[0]));
     let decoded = BankTx::decode(&fake.txs[0]).unwrap();
     assert_eq!(decoded.transfer().body().nonce, 3);
     assert_eq!(decoded.transfer().body().chain_id.as_str(), "given");

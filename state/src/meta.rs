@@ -15,10 +15,12 @@ pub(crate) const BLOCKS_BASE: &[u8] = b"blocks_base";
 
 /// The on-disk format of the state (u64 BE), so a binary never misreads a database another layout
 /// wrote. Format 1 was jmt's; format 2 (Basalt's tree, node keys depth first) never shipped with a
-/// marker; format 3 keys nodes version first (see [`crate::storage`]).
+/// marker; format 3 keys nodes version first (see [`crate::storage`]); format 4 keys the tx index by
+/// SHA-256 tx hashes (CometBFT's; format 3 used BLAKE2s, so its entries would never be found again) and
+/// adds the per-height transaction counts that height-range searches page by.
 pub(crate) const FORMAT: &[u8] = b"format";
 /// The format this binary reads and writes.
-pub(crate) const CURRENT_FORMAT: u64 = 3;
+pub(crate) const CURRENT_FORMAT: u64 = 4;
 
 /// Key of the recorded root of `version`.
 pub(crate) fn root_key(version: u64) -> [u8; 13] {

@@ -134,7 +134,7 @@ mod tests {
             BlocksPruned {
                 base_height: Some(7),
                 heights_deleted: 2,
-                records_deleted: 2 * 4, // block, commit, hash entry, block record
+                records_deleted: 2 * 5, // block, commit, hash entry, block record, tx counts
                 more: false,
             }
         );

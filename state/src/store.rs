@@ -1086,7 +1086,7 @@ mod tests {
         drop(s);
         let err = StateStore::open(dir.path(), StoreConfig::default()).unwrap_err();
         assert!(
-            matches!(&err, StateError::UnsupportedFormat { found, expected: 3, .. } if found == "2"),
+            matches!(&err, StateError::UnsupportedFormat { found, expected: 4, .. } if found == "2"),
             "{err}"
         );
         // A database with state but no marker was written before markers existed.

@@ -208,6 +208,19 @@ async fn run() {
     assert!(sync.code.is_ok(), "broadcast_tx_sync: {sync:?}");
     let async_ = c.broadcast_tx_async(tx_async.clone()).await.unwrap();
     assert!(async_.code.is_ok(), "broadcast_tx_async: {async_:?}");
+    // Issue 15, item 5: the hash a client computes (SHA-256 of the tx bytes, as CometBFT) is the one
+    // the node answers with and finds the transaction by (below: `tx` by these hashes).
+    {
+        use sha2::Digest as _;
+        assert_eq!(
+            sync.hash.as_bytes(),
+            sha2::Sha256::digest(&tx_sync).as_slice()
+        );
+        assert_eq!(
+            async_.hash.as_bytes(),
+            sha2::Sha256::digest(&tx_async).as_slice()
+        );
+    }
 
     // Mempool views (not in the client): right after admission the txs are usually still pending;
     // whatever the timing, the counts must agree and every listed tx must be one of ours.
@@ -235,6 +248,11 @@ async fn run() {
     let commit_res = c.broadcast_tx_commit(tx_commit.clone()).await.unwrap();
     assert!(commit_res.check_tx.code.is_ok(), "{commit_res:?}");
     assert!(commit_res.tx_result.code.is_ok(), "{commit_res:?}");
+    {
+        use sha2::Digest as _;
+        let computed = sha2::Sha256::digest(&tx_commit);
+        assert_eq!(commit_res.hash.as_bytes(), computed.as_slice());
+    }
     let h_commit = commit_res.height.value();
     assert!(h_commit > 0);
     assert!(commit_res

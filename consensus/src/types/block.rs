@@ -70,10 +70,19 @@ impl Tx {
         &self.0
     }
 
-    /// Its hash (the key of the tx index and of mempool deduplication).
+    /// Its hash, [`tx_hash`] of its bytes: what clients name it by, the key of the tx index and of
+    /// mempool deduplication.
     pub fn hash(&self) -> Hash {
-        Hash::digest(&self.0)
+        tx_hash(&self.0)
     }
+}
+
+/// The hash of a transaction's bytes: SHA-256, as CometBFT computes it, so the hash CosmJS, explorers and
+/// wallets compute for a transaction finds it here (RPC `hash`, `tx`, `tx.hash=` queries, events).
+/// Everything else Basalt hashes (headers, Merkle trees, addresses) stays BLAKE2s.
+pub fn tx_hash(bytes: &[u8]) -> Hash {
+    use sha2::Digest;
+    Hash(sha2::Sha256::digest(bytes).into())
 }
 
 impl AsRef<[u8]> for Tx {

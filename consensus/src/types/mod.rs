@@ -14,7 +14,7 @@ pub mod proposal;
 pub mod validator;
 pub mod vote;
 
-pub use block::{Block, BlockError, BlockId, Header, Tx, TxError};
+pub use block::{tx_hash, Block, BlockError, BlockId, Header, Tx, TxError};
 pub use chain_id::{ChainId, ChainIdError};
 pub use commit::{Commit, CommitError, CommitSig};
 pub use crypto::{verify_batch, Address, CryptoError, PrivateKey, PublicKey, Signature};

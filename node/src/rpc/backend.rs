@@ -19,6 +19,18 @@ pub struct BackendError {
     pub reason: String,
 }
 
+/// Why `tx_search` gave no answer. A search is answered completely or not at all: never a silently
+/// shortened list.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SearchError {
+    /// Answering would take more reads than one call may make; the message says how to narrow the query.
+    #[error("{0}")]
+    TooBroad(String),
+    /// Storage failed.
+    #[error(transparent)]
+    Backend(#[from] BackendError),
+}
+
 /// Why the mempool did not admit a transaction (as opposed to the application rejecting it, which is a
 /// [`CheckTxResult`] with a non-zero code).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -280,15 +292,15 @@ pub trait RpcBackend: Send + Sync + 'static {
     /// A committed transaction by hash.
     fn tx(&self, hash: &Hash) -> Result<Option<IndexedTx>, BackendError>;
     /// Committed transactions matching `query`: the `page` (1-based) of `per_page` results in height
-    /// then index order (reversed if `desc`), and the total number of matches.
-    /// [`TxQuery::matches`] decides membership.
+    /// then index order (reversed if `desc`), and the total number of matches — complete and exact, or
+    /// [`SearchError::TooBroad`]. [`TxQuery::matches`] decides membership.
     fn tx_search(
         &self,
         query: &TxQuery,
         page: usize,
         per_page: usize,
         desc: bool,
-    ) -> Result<(Vec<IndexedTx>, usize), BackendError>;
+    ) -> Result<(Vec<IndexedTx>, usize), SearchError>;
     /// Up to `limit` mempool transactions and the mempool's totals.
     fn unconfirmed_txs(&self, limit: usize) -> UnconfirmedTxs;
     /// The p2p layer's view.

@@ -11,7 +11,7 @@ use tokio::sync::{broadcast, Semaphore};
 use basalt_consensus::types::{merkle_proof, Block, Hash, Tx, TxError};
 
 use super::backend::{
-    BackendError, ConsensusStateView, IndexedTx, NodeEvent, RoundStep, RpcBackend,
+    BackendError, ConsensusStateView, IndexedTx, NodeEvent, RoundStep, RpcBackend, SearchError,
 };
 use super::jsonrpc::{BytesEncoding, Params, RpcErr};
 use super::proof::{encode_commitment_proof, PROOF_OP_TYPE};
@@ -788,7 +788,10 @@ fn tx_search(b: &dyn RpcBackend, params: &Params) -> Result<Value, RpcErr> {
     let per = per_page(params, "per_page")?;
     let requested = params.opt_i64("page")?.unwrap_or(1);
     let first = usize::try_from(requested.max(1)).unwrap_or(usize::MAX);
-    let (txs, total) = b.tx_search(&query, first, per, desc).map_err(backend_err)?;
+    let (txs, total) = b.tx_search(&query, first, per, desc).map_err(|e| match e {
+        SearchError::TooBroad(reason) => RpcErr::invalid_param("query", reason),
+        SearchError::Backend(e) => backend_err(e),
+    })?;
     page(params, per, total)?;
     let mut last_block = None;
     let list = txs

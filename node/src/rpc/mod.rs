@@ -22,7 +22,8 @@ use std::time::Duration;
 
 pub use backend::{
     BackendError, BroadcastError, ConsensusStateView, IndexedTx, NetInfo, NewBlockEvent, NodeEvent,
-    NodeInfo, PeerInfo, RoundStep, RpcBackend, SyncInfo, UnconfirmedTxs, ValidatorInfo,
+    NodeInfo, PeerInfo, RoundStep, RpcBackend, SearchError, SyncInfo, UnconfirmedTxs,
+    ValidatorInfo,
 };
 pub use query::{QueryError, QueryMatch, TxQuery};
 pub use server::serve;

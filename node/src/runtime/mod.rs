@@ -12,6 +12,7 @@ pub mod evidence;
 pub mod observe;
 pub mod pruner;
 pub mod rpc_backend;
+pub mod search;
 pub mod shared;
 pub mod sync;
 pub mod txs;

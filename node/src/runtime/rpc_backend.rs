@@ -13,14 +13,15 @@ use super::shared::Shared;
 use crate::mempool::{Mempool, MempoolError};
 use crate::rpc::backend::{
     BackendError, BoxFuture, BroadcastError, ConsensusStateView, IndexedTx, NetInfo, NodeEvent,
-    NodeInfo, PeerInfo, RoundStep, RpcBackend, SyncInfo, UnconfirmedTxs, ValidatorInfo,
+    NodeInfo, PeerInfo, RoundStep, RpcBackend, SearchError, SyncInfo, UnconfirmedTxs,
+    ValidatorInfo,
 };
-use crate::rpc::query::{QueryMatch, TxQuery};
+use crate::rpc::query::TxQuery;
 
-/// Most blocks `tx_search` scans for a height-range query without an indexed condition.
-const MAX_SCAN_BLOCKS: u64 = 10_000;
-/// Most index entries `tx_search` reads for one indexed condition.
-const MAX_INDEX_HITS: usize = 100_000;
+/// Most transactions one `tx_search` reads to test conditions no index answers (and most entries it
+/// takes from an attribute index). A query that would need more is refused with a hint on how to narrow
+/// it; an answer is never a silently shortened list.
+const MAX_CHECKED_TXS: usize = basalt_state::index::MAX_SEARCH_RESULTS - 1;
 
 /// The node's [`RpcBackend`].
 pub struct NodeBackend {
@@ -58,26 +59,6 @@ fn backend_err(what: impl Into<String>, e: impl std::fmt::Display) -> BackendErr
 impl NodeBackend {
     fn set_at(&self, height: u64) -> ValidatorSet {
         self.sets.at(height)
-    }
-
-    /// Transaction `index` of block `height` with its result, from the transaction index: two point
-    /// reads, not a decode of the whole block and its results.
-    fn indexed(&self, height: u64, index: u32) -> Result<Option<IndexedTx>, BackendError> {
-        let Some(found) = self
-            .store
-            .tx_at(height, index)
-            .map_err(|e| backend_err(format!("tx {index} of block {height}"), e))?
-        else {
-            return Ok(None);
-        };
-        let tx = Tx::new(found.tx)
-            .map_err(|e| backend_err(format!("tx {index} of block {height}"), e))?;
-        Ok(Some(IndexedTx {
-            height,
-            index,
-            tx,
-            result: found.result,
-        }))
     }
 }
 
@@ -263,21 +244,7 @@ impl RpcBackend for NodeBackend {
     }
 
     fn tx(&self, hash: &Hash) -> Result<Option<IndexedTx>, BackendError> {
-        let found = self
-            .store
-            .tx(&hash.0)
-            .map_err(|e| backend_err(format!("tx {}", hash.to_hex_upper()), e))?;
-        let Some(found) = found else {
-            return Ok(None);
-        };
-        let tx =
-            Tx::new(found.tx).map_err(|e| backend_err(format!("tx {}", hash.to_hex_upper()), e))?;
-        Ok(Some(IndexedTx {
-            height: found.height,
-            index: found.index,
-            tx,
-            result: found.result,
-        }))
+        super::search::tx_by_hash(&self.store, hash)
     }
 
     fn tx_search(
@@ -286,47 +253,15 @@ impl RpcBackend for NodeBackend {
         page: usize,
         per_page: usize,
         desc: bool,
-    ) -> Result<(Vec<IndexedTx>, usize), BackendError> {
-        let mut positions: Vec<(u64, u32)> = Vec::new();
-        if let Some(hash) = query.hash() {
-            if let Some(tx) = self.tx(&hash)? {
-                positions.push((tx.height, tx.index));
-            }
-        } else if let Some((key, value)) = query.conditions().iter().find_map(|c| {
-            let indexed = !matches!(c.key.as_str(), "tm.event" | "tx.height" | "tx.hash");
-            match (&c.op, &c.operand) {
-                (crate::rpc::query::Op::Eq, crate::rpc::query::Operand::Str(v)) if indexed => {
-                    Some((c.key.clone(), v.clone()))
-                }
-                _ => None,
-            }
-        }) {
-            positions = self
-                .store
-                .search_txs(&key, &value, MAX_INDEX_HITS, false)
-                .map_err(|e| backend_err(format!("tx index {key}={value}"), e))?;
-        } else {
-            let latest = self.shared.snapshot().height;
-            let (min, max) = query.height_range();
-            let max = max.min(latest);
-            let min = min.max(max.saturating_sub(MAX_SCAN_BLOCKS - 1));
-            for height in min..=max {
-                let count = self
-                    .store
-                    .block_tx_count(height)
-                    .map_err(|e| backend_err(format!("block {height}"), e))?;
-                positions.extend((0..count.unwrap_or(0)).map(|index| (height, index)));
-            }
-        }
-        let mut matched = Vec::new();
-        for (height, index) in positions {
-            if let Some(tx) = self.indexed(height, index)? {
-                if query.matches(&tx) {
-                    matched.push(tx);
-                }
-            }
-        }
-        Ok(crate::rpc::backend::page_of(matched, page, per_page, desc))
+    ) -> Result<(Vec<IndexedTx>, usize), SearchError> {
+        let latest = self.shared.snapshot().height;
+        let request = super::search::Request {
+            query,
+            page,
+            per_page,
+            desc,
+        };
+        super::search::tx_search(&self.store, latest, &request, MAX_CHECKED_TXS)
     }
 
     fn unconfirmed_txs(&self, limit: usize) -> UnconfirmedTxs {

@@ -11,8 +11,8 @@ use basalt_consensus::{Height, Round, VoteType};
 use basalt_node::rpc::backend::BoxFuture;
 use basalt_node::rpc::{
     BackendError, BroadcastError, ConsensusStateView, IndexedTx, NetInfo, NewBlockEvent, NodeEvent,
-    NodeInfo, PeerInfo, QueryMatch, RoundStep, RpcBackend, SyncInfo, TxQuery, UnconfirmedTxs,
-    ValidatorInfo,
+    NodeInfo, PeerInfo, QueryMatch, RoundStep, RpcBackend, SearchError, SyncInfo, TxQuery,
+    UnconfirmedTxs, ValidatorInfo,
 };
 use basalt_state::app::{AppInfo, CheckTxResult, Event, QueryResult, TxResult};
 use basalt_state::ics23;
@@ -377,7 +377,7 @@ impl RpcBackend for MockBackend {
         page: usize,
         per_page: usize,
         desc: bool,
-    ) -> Result<(Vec<IndexedTx>, usize), BackendError> {
+    ) -> Result<(Vec<IndexedTx>, usize), SearchError> {
         let closed = self.search_gate.0.lock().unwrap();
         let _ = self
             .search_gate

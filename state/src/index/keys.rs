@@ -17,6 +17,12 @@ pub(crate) const TAG_EVENT: u8 = b'e';
 pub(crate) const TAG_EVIDENCE: u8 = b'v';
 /// `tx_index` tag: height → the evidence keys its block committed (for pruning).
 pub(crate) const TAG_EVIDENCE_LIST: u8 = b'w';
+/// `tx_index` tag: height → (transactions of all blocks below it, transactions through it), two u64 BE:
+/// the position of its transactions among every indexed transaction, so a height range's count and any
+/// page of it are found without reading the blocks in between.
+pub(crate) const TAG_TX_COUNT: u8 = b'n';
+/// `tx_index` tag: ordinal of a block's first transaction → its height (blocks with transactions only).
+pub(crate) const TAG_TX_ORDINAL: u8 = b'o';
 /// `blocks` prefix of the block hash → height index (8-byte height keys never start with it in
 /// practice: a height would need its top byte to be `b'h'`, above 7.5 × 10¹⁸).
 pub(crate) const BLOCK_HASH_PREFIX: &[u8] = b"hash/";
@@ -59,6 +65,57 @@ pub(crate) fn block_record_key(height: u64) -> [u8; 9] {
     key[0] = TAG_RESULTS;
     key[1..].copy_from_slice(&height.to_be_bytes());
     key
+}
+
+/// `tx_index` key of the transaction counts of block `height`.
+pub(crate) fn tx_count_key(height: u64) -> [u8; 9] {
+    let mut key = [0u8; 9];
+    key[0] = TAG_TX_COUNT;
+    key[1..].copy_from_slice(&height.to_be_bytes());
+    key
+}
+
+/// `tx_index` key of the block whose first transaction has ordinal `ordinal`.
+pub(crate) fn tx_ordinal_key(ordinal: u64) -> [u8; 9] {
+    let mut key = [0u8; 9];
+    key[0] = TAG_TX_ORDINAL;
+    key[1..].copy_from_slice(&ordinal.to_be_bytes());
+    key
+}
+
+/// The big-endian u64 after a 1-byte tag (`tx_count_key`, `tx_ordinal_key`).
+pub(crate) fn tagged_u64(cf: Cf, key: &[u8]) -> Result<u64> {
+    decode_u64(cf, key, key.get(1..).unwrap_or_default())
+}
+
+/// Encodes a block's transaction counts: (before it, through it).
+pub(crate) fn tx_counts_value(before: u64, through: u64) -> [u8; 16] {
+    let mut value = [0u8; 16];
+    value[..8].copy_from_slice(&before.to_be_bytes());
+    value[8..].copy_from_slice(&through.to_be_bytes());
+    value
+}
+
+/// Decodes [`tx_counts_value`].
+pub(crate) fn split_tx_counts(key: &[u8], value: &[u8]) -> Result<(u64, u64)> {
+    let corrupt = || StateError::Corrupt {
+        cf: Cf::TxIndex.name(),
+        key_hex: hex(key),
+        reason: format!(
+            "expected 16 bytes of transaction counts, found {}",
+            value.len()
+        ),
+    };
+    if value.len() != 16 {
+        return Err(corrupt());
+    }
+    let (before, through) = value.split_at(8);
+    let before = u64::from_be_bytes(before.try_into().map_err(|_| corrupt())?);
+    let through = u64::from_be_bytes(through.try_into().map_err(|_| corrupt())?);
+    if through < before {
+        return Err(corrupt());
+    }
+    Ok((before, through))
 }
 
 /// `tx_index` key of the result of transaction `index` of `height`; sorts right after the block

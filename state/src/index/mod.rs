@@ -203,6 +203,22 @@ pub(crate) fn add_block(
             &height.to_be_bytes(),
         )?;
     }
+    let before = tx_count_before(st, height)?;
+    let through = before.saturating_add(u64::from(tx_count));
+    st.batch_put(
+        batch,
+        Cf::TxIndex,
+        &keys::tx_count_key(height),
+        &keys::tx_counts_value(before, through),
+    )?;
+    if tx_count > 0 {
+        st.batch_put(
+            batch,
+            Cf::TxIndex,
+            &keys::tx_ordinal_key(before),
+            &height.to_be_bytes(),
+        )?;
+    }
     let record_key = keys::block_record_key(height);
     let record = BlockRecord {
         tx_count,
@@ -244,6 +260,21 @@ pub(crate) fn add_block(
     Ok(())
 }
 
+/// Transactions of the indexed blocks below `height` (blocks are indexed in height order; pruned ones
+/// keep counting, because each block's counts are absolute).
+fn tx_count_before(st: &Storage, height: u64) -> Result<u64> {
+    let below = st.scan_rev(
+        Cf::TxIndex,
+        &keys::tx_count_key(0),
+        &keys::tx_count_key(height),
+        1,
+    )?;
+    match below.first() {
+        Some((key, value)) => Ok(keys::split_tx_counts(key, value)?.1),
+        None => Ok(0),
+    }
+}
+
 /// Adds to `batch` the deletion of everything stored for block `height`: block, commit, hash index,
 /// block record, results, location records still pointing at this height and event entries.
 /// Returns the number of records deleted.
@@ -276,6 +307,16 @@ pub(crate) fn delete_block(st: &Storage, batch: &mut WriteBatch, height: u64) ->
         return Ok(deleted);
     };
     let record: BlockRecord = decode(Cf::TxIndex, &record_key, &raw, "block record")?;
+    let count_key = keys::tx_count_key(height);
+    if let Some(counts) = st.get(Cf::TxIndex, &count_key)? {
+        let (before, through) = keys::split_tx_counts(&count_key, &counts)?;
+        if through > before {
+            st.batch_delete(batch, Cf::TxIndex, &keys::tx_ordinal_key(before))?;
+            deleted += 1;
+        }
+        st.batch_delete(batch, Cf::TxIndex, &count_key)?;
+        deleted += 1;
+    }
     if let Some(hash) = record.block_hash {
         let key = keys::block_hash_key(&hash);
         if let Some(v) = st.get(Cf::Blocks, &key)? {

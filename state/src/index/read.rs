@@ -1,6 +1,6 @@
 //! Reads of the indexes: blocks by hash, transactions by hash or position, block results, searches.
 
-use std::ops::RangeInclusive;
+use std::ops::{Range, RangeInclusive};
 
 use super::{
     decode, keys, split_location, BlockRecord, IndexedTx, StoredResult, MAX_SEARCH_RESULTS,
@@ -182,6 +182,72 @@ impl StateStore {
             (0..record.tx_count).take(limit).collect()
         };
         Ok(indices.into_iter().map(|i| (height, i)).collect())
+    }
+
+    /// The ordinals of the transactions of the indexed blocks at `heights` (every indexed transaction has
+    /// one: its position in height, then block order), as a half-open range — two seeks, whatever the
+    /// range's length. Empty when those blocks hold no transactions or are not stored.
+    pub fn tx_ordinals(&self, heights: RangeInclusive<u64>) -> Result<Range<u64>> {
+        if heights.is_empty() {
+            return Ok(0..0);
+        }
+        let from = keys::tx_count_key(*heights.start());
+        let to = match heights.end().checked_add(1) {
+            Some(past) => keys::tx_count_key(past).to_vec(),
+            None => vec![keys::TAG_TX_COUNT + 1],
+        };
+        let first = self.storage().scan(Cf::TxIndex, &from, &to, 1)?;
+        let last = self.storage().scan_rev(Cf::TxIndex, &from, &to, 1)?;
+        match (first.first(), last.first()) {
+            (Some((fk, fv)), Some((lk, lv))) => {
+                let (start, _) = keys::split_tx_counts(fk, fv)?;
+                let (_, end) = keys::split_tx_counts(lk, lv)?;
+                Ok(start..end.max(start))
+            }
+            _ => Ok(0..0),
+        }
+    }
+
+    /// Where the transaction with `ordinal` is: `(height, index)`; `None` if no stored block holds it.
+    pub fn tx_at_ordinal(&self, ordinal: u64) -> Result<Option<(u64, u32)>> {
+        let to = match ordinal.checked_add(1) {
+            Some(past) => keys::tx_ordinal_key(past).to_vec(),
+            None => vec![keys::TAG_TX_ORDINAL + 1],
+        };
+        let found = self
+            .storage()
+            .scan_rev(Cf::TxIndex, &keys::tx_ordinal_key(0), &to, 1)?;
+        let Some((key, value)) = found.first() else {
+            return Ok(None);
+        };
+        let first = keys::tagged_u64(Cf::TxIndex, key)?;
+        let height = keys::decode_u64(Cf::TxIndex, key, value)?;
+        let count_key = keys::tx_count_key(height);
+        let counts = self
+            .storage()
+            .get(Cf::TxIndex, &count_key)?
+            .ok_or_else(|| StateError::Missing {
+                cf: Cf::TxIndex.name(),
+                key_hex: hex(&count_key),
+                what: "transaction counts of a block named by the ordinal index",
+            })?;
+        let (before, through) = keys::split_tx_counts(&count_key, &counts)?;
+        if before != first {
+            return Err(StateError::Corrupt {
+                cf: Cf::TxIndex.name(),
+                key_hex: hex(key),
+                reason: format!("ordinal {first} names height {height}, whose first is {before}"),
+            });
+        }
+        if ordinal >= through {
+            return Ok(None); // Past the last indexed transaction (or in a pruned gap).
+        }
+        let index = u32::try_from(ordinal - before).map_err(|_| StateError::Corrupt {
+            cf: Cf::TxIndex.name(),
+            key_hex: hex(&count_key),
+            reason: "a block's transaction count exceeds u32".to_owned(),
+        })?;
+        Ok(Some((height, index)))
     }
 
     /// The height of the stored block that committed the evidence with `key` (see

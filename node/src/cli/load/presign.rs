@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::path::Path;
 use std::time::Duration;
 
-use basalt_consensus::types::{Address, ChainId, Hash, PrivateKey};
+use basalt_consensus::types::{tx_hash, Address, ChainId, Hash, PrivateKey};
 use basalt_state::bank::{TransferBody, TRANSFER_GAS};
 use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine as _;
@@ -245,7 +245,7 @@ fn sign_account(
             body.sign(key).to_tx_bytes()
         };
         out.push(SignedTx {
-            hash: Hash::digest(&bytes),
+            hash: tx_hash(&bytes),
             base64: BASE64.encode(&bytes),
         });
     }
@@ -268,7 +268,7 @@ mod tests {
             assert_eq!(list.len(), 4);
             for (s, tx) in list.iter().enumerate() {
                 let bytes = BASE64.decode(&tx.base64).unwrap();
-                assert_eq!(Hash::digest(&bytes), tx.hash);
+                assert_eq!(tx_hash(&bytes), tx.hash);
                 let decoded = BankTx::decode(&bytes).unwrap();
                 decoded.transfer().verify().unwrap();
                 let body = decoded.transfer().body();

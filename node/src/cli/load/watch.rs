@@ -1,7 +1,7 @@
 //! Watching one node's committed blocks: a websocket subscription to `tm.event='NewBlock'`, each event
 //! reduced to its height and the BLAKE2s hashes of its transactions.
 
-use basalt_consensus::types::Hash;
+use basalt_consensus::types::{tx_hash, Hash};
 use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine as _;
 use futures::{SinkExt, StreamExt};
@@ -75,7 +75,7 @@ pub fn parse_message(text: &str) -> WatchMessage {
         let Some(bytes) = tx.as_str().and_then(|t| BASE64.decode(t).ok()) else {
             return WatchMessage::Error(format!("NewBlock {height}: a tx is not base64"));
         };
-        tx_hashes.push(Hash::digest(&bytes));
+        tx_hashes.push(tx_hash(&bytes));
     }
     WatchMessage::Block(BlockSeen { height, tx_hashes })
 }
@@ -173,7 +173,7 @@ mod tests {
             parse_message(&event.to_string()),
             WatchMessage::Block(BlockSeen {
                 height: 42,
-                tx_hashes: vec![Hash::digest(b"ab"), Hash::digest(b"c")],
+                tx_hashes: vec![tx_hash(b"ab"), tx_hash(b"c")],
             })
         );
         let empty = json!({"id": 1, "result": {"data": {"value": {"block": {"header": {"height": "3"}, "data": {"txs": null}}}}}});

@@ -4,7 +4,7 @@
 
 use std::path::Path;
 
-use basalt_consensus::types::{Address, ChainId, Hash, PrivateKey};
+use basalt_consensus::types::{tx_hash, Address, ChainId, Hash, PrivateKey};
 use basalt_state::bank::{BankTx, TransferBody};
 
 use super::TxError;
@@ -65,7 +65,7 @@ pub fn build_transfer(key: &PrivateKey, params: &TransferParams) -> Result<Built
             reason: "built transaction does not round-trip".to_owned(),
         });
     }
-    let hash = Hash::digest(&bytes);
+    let hash = tx_hash(&bytes);
     Ok(BuiltTx { bytes, hash })
 }
 
