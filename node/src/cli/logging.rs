@@ -20,16 +20,17 @@ use crate::config::{Config, ConfigError, LogFormat};
 /// Installs the global subscriber for `config`. Fails if `log_level` is not a valid filter (naming the
 /// field) or a subscriber is already installed.
 pub fn init(config: &Config) -> Result<(), ConfigError> {
-    let filter = EnvFilter::try_new(&config.log_level).map_err(|e| ConfigError::Field {
+    let (level, format) = crate::runtime::settings::log_settings(config);
+    let filter = EnvFilter::try_new(&level).map_err(|e| ConfigError::Field {
         field: "log_level".to_owned(),
-        reason: format!("{:?} is not a log filter: {e}", config.log_level),
+        reason: format!("{level:?} is not a log filter: {e}"),
     })?;
     // Colour codes only for a terminal: logs redirected to a file or collector stay plain text.
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr);
-    let result = match config.log_format {
+    let result = match format {
         LogFormat::Plain => builder.try_init(),
         LogFormat::Json => builder.event_format(JsonFormat).try_init(),
     };

@@ -13,6 +13,7 @@ pub mod observe;
 pub mod pruner;
 pub mod rpc_backend;
 pub mod search;
+pub mod settings;
 pub mod shared;
 pub mod sync;
 pub mod txs;
@@ -20,11 +21,10 @@ pub mod valsets;
 pub mod walrec;
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use basalt_consensus::types::Hash;
 use basalt_state::app::{handshake, results_hash, BankApp, BankAppConfig, HandshakeError};
-use basalt_state::{StateStore, StoreConfig};
+use basalt_state::StateStore;
 use tokio::sync::watch;
 
 use crate::config::Config;
@@ -33,7 +33,7 @@ use crate::durability::wal::Wal;
 use crate::genesis::GenesisDoc;
 use crate::home::Home;
 use crate::keys::{NodeKey, PrivValidatorKey};
-use crate::mempool::{Mempool, MempoolConfig};
+use crate::mempool::Mempool;
 
 /// Why the node stopped with an error.
 #[derive(Debug, thiserror::Error)]
@@ -158,15 +158,10 @@ pub async fn run_until(
     let pv_key = PrivValidatorKey::load(&home.priv_validator_key_file())
         .map_err(|e| load_err(home.priv_validator_key_file().display().to_string(), e))?;
     let chain_id = genesis.chain_id.clone();
+    let settings = settings::Settings::from_config(&config)?;
 
     // State and application, reconciled.
-    let mut store_config = StoreConfig {
-        keep_recent: config.storage.pruning_keep_recent,
-        node_cache_entries: config.storage.state_cache_nodes,
-        ..StoreConfig::default()
-    };
-    store_config.storage.block_cache_bytes = config.storage.block_cache_mb << 20;
-    let store = Arc::new(StateStore::open(&home.db_dir(), store_config)?);
+    let store = Arc::new(StateStore::open(&home.db_dir(), settings.store.clone())?);
     // One cache of verified transaction signatures for every application instance of this node: a
     // signature checked at admission is not checked again when its block executes.
     let signatures = Arc::new(basalt_state::app::SignatureCache::default());
@@ -239,31 +234,9 @@ pub async fn run_until(
     );
 
     // Mempool and network.
-    let mempool = Arc::new(Mempool::new(MempoolConfig {
-        max_txs: config.mempool.size,
-        max_bytes: config.mempool.max_txs_bytes,
-        cache_size: config.mempool.cache_size,
-        max_tx_bytes: config.mempool.max_tx_bytes,
-    }));
-    let mut persistent_peers = Vec::new();
-    for entry in config.p2p.persistent_peer_list() {
-        let peer = entry
-            .parse::<basalt_p2p::PeerAddr>()
-            .map_err(|e| load_err(format!("p2p.persistent_peers entry {entry:?}"), e))?;
-        persistent_peers.push(peer);
-    }
-    let has_peers = !persistent_peers.is_empty();
-    let network_config = basalt_p2p::NetworkConfig {
-        node_key_seed: node_key.seed(),
-        listen_addr: config.p2p.laddr,
-        persistent_peers,
-        max_inbound: config.p2p.max_num_inbound_peers,
-        max_outbound: config.p2p.max_num_outbound_peers,
-        ban_duration: config.p2p.ban_duration,
-        max_tx_batch_bytes: config.p2p.max_tx_batch_bytes,
-        gossip_heartbeat: config.p2p.gossip_heartbeat,
-        ..basalt_p2p::NetworkConfig::default()
-    };
+    let mempool = Arc::new(Mempool::new(settings.mempool));
+    let has_peers = !settings.network.persistent_peers.is_empty();
+    let network_config = settings.network.network_config(node_key.seed());
     let (network, net_rx) = basalt_p2p::spawn(network_config).await?;
     tracing::info!(node_id = %network.local_peer_id(), p2p = %network.listen_addr(), "p2p listening");
 
@@ -272,15 +245,14 @@ pub async fn run_until(
             height,
             ..shared::Snapshot::default()
         },
-        config.consensus.max_block_txs,
+        settings.consensus.max_block_txs,
     ));
 
     // Metrics.
-    let metrics = if config.instrumentation.prometheus {
-        let metrics =
-            crate::metrics::Metrics::new(&config.instrumentation.namespace, chain_id.as_str())
-                .map_err(|e| NodeError::Internal(format!("metrics: {e}")))?;
-        let addr = config.instrumentation.prometheus_listen_addr;
+    let metrics = if let Some((namespace, addr)) = &settings.metrics {
+        let addr = *addr;
+        let metrics = crate::metrics::Metrics::new(namespace, chain_id.as_str())
+            .map_err(|e| NodeError::Internal(format!("metrics: {e}")))?;
         let listener = tokio::net::TcpListener::bind(addr)
             .await
             .map_err(|source| NodeError::Listen {
@@ -308,8 +280,8 @@ pub async fn run_until(
             listen_addr: network.listen_addr().to_string(),
             network: chain_id.as_str().to_owned(),
             version: crate::build_info::BuildInfo::current().version.to_owned(),
-            moniker: config.moniker.clone(),
-            rpc_address: format!("tcp://{}", config.rpc.laddr),
+            moniker: settings.moniker.clone(),
+            rpc_address: format!("tcp://{}", settings.rpc_laddr),
             tx_index: true,
         },
         genesis_json: Arc::from(genesis.json.as_str()),
@@ -323,7 +295,7 @@ pub async fn run_until(
         metrics: metrics.clone(),
         sets,
     };
-    let rpc_addr = config.rpc.laddr;
+    let rpc_addr = settings.rpc_laddr;
     let rpc_listener = tokio::net::TcpListener::bind(rpc_addr)
         .await
         .map_err(|source| NodeError::Listen {
@@ -331,17 +303,7 @@ pub async fn run_until(
             addr: rpc_addr,
             source,
         })?;
-    let limits = crate::rpc::RpcLimits {
-        max_open_connections: config.rpc.max_open_connections,
-        max_body_bytes: config.rpc.max_body_bytes,
-        max_header_bytes: config.rpc.max_header_bytes,
-        max_batch_requests: config.rpc.max_batch_requests,
-        timeout_broadcast_tx_commit: config.rpc.timeout_broadcast_tx_commit,
-        max_subscription_clients: config.rpc.max_subscription_clients,
-        max_subscriptions_per_client: config.rpc.max_subscriptions_per_client,
-        request_timeout: config.rpc.request_timeout,
-        ..crate::rpc::RpcLimits::default()
-    };
+    let limits = settings.rpc.clone();
     let stop = stopped(shutdown.clone());
     tokio::spawn(async move {
         if let Err(e) = crate::rpc::serve(rpc_listener, Arc::new(backend), limits, stop).await {
@@ -351,11 +313,9 @@ pub async fn run_until(
     tracing::info!(addr = %rpc_addr, "RPC listening");
 
     // Transaction gossip: batches of locally submitted transactions.
-    if config.mempool.broadcast {
+    if let Some((every, max_batch)) = settings.tx_gossip {
         let mempool = mempool.clone();
         let network = network.clone();
-        let every = config.mempool.gossip_interval.max(Duration::from_millis(1));
-        let max_batch = config.p2p.max_tx_batch_bytes;
         let mut stop = shutdown.clone();
         tokio::spawn(async move {
             let notify = mempool.new_tx_notify();
@@ -386,12 +346,9 @@ pub async fn run_until(
     )
     .map_err(|e| NodeError::Internal(format!("tx ingest thread: {e}")))?;
     let driver = driver::Driver {
-        config: config.consensus.clone(),
-        blocksync: config.blocksync.enable,
-        sync_config: sync::SyncConfig {
-            max_parallel_requests: config.blocksync.max_parallel_requests,
-            batch_blocks: config.blocksync.batch_blocks,
-        },
+        config: settings.consensus.clone(),
+        blocksync: settings.blocksync,
+        sync_config: settings.sync,
         max_block_bytes: genesis.max_block_bytes,
         chain,
         app,
@@ -400,19 +357,13 @@ pub async fn run_until(
         wal: opened.wal,
         wal_records,
         mempool: mempool.clone(),
-        recheck: config.mempool.recheck,
+        recheck: settings.recheck,
         ingest,
         network: network.clone(),
         shared: shared.clone(),
         observer: observe::Observer::new(metrics, Some(own_address), 0),
-        pruner: pruner::Pruner::spawn(
-            store.clone(),
-            pruner::Retention {
-                retain_blocks: config.storage.retain_blocks,
-                keep_recent: config.storage.pruning_keep_recent,
-            },
-        )
-        .map_err(|e| NodeError::Internal(format!("cannot start the pruning thread: {e}")))?,
+        pruner: pruner::Pruner::spawn(store.clone(), settings.retention)
+            .map_err(|e| NodeError::Internal(format!("cannot start the pruning thread: {e}")))?,
     };
     // The driver gets its own thread and runtime: blocking work there (RocksDB commits, signature checks)
     // never stalls the RPC server, and RPC load never delays a vote.

@@ -36,7 +36,7 @@ pub enum RequestFailed {
 }
 
 /// Block sync tunables.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct SyncConfig {
     /// Requests in flight at once (spread over peers).
     pub max_parallel_requests: usize,
