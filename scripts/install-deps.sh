@@ -16,3 +16,13 @@ if [ "${#missing[@]}" -gt 0 ]; then
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}"
 fi
+# Node.js and npm: tests/tests/cosmjs.rs runs CosmJS (tests/cosmjs, versions pinned by its
+# package-lock.json) against a real node.
+if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
+  SUDO=""
+  [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+  echo "installing: nodejs npm"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq nodejs npm
+fi
+(cd "$(dirname "$0")/../tests/cosmjs" && npm ci --no-audit --no-fund --loglevel=error)

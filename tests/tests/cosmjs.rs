@@ -1,0 +1,76 @@
+//! CosmJS, the most used JavaScript client (`@cosmjs/tendermint-rpc` 0.39, pinned in
+//! `tests/cosmjs/package-lock.json`, installed by `scripts/install-deps.sh`), against a real Basalt node,
+//! used as a wallet or explorer uses it (issue 15): `connectComet` must pick its CometBFT 0.38 client,
+//! `status`/`block`/`block_results`/`validators` must parse, the SHA-256 hash CosmJS computes for a
+//! transaction must be the one the node answers with and finds it by (`tx`, `tx_search`), and a
+//! websocket client must get `NewBlockHeader` events. The checks themselves are in
+//! `tests/cosmjs/check.mjs`; this test starts the node and runs them with Node.js.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use basalt_consensus::types::Address;
+use basalt_tests::testnet::{transfer_tx, Testnet};
+use base64::Engine as _;
+use serde_json::{json, Value};
+
+/// Bound on the checks (Node.js start, a commit, a websocket event).
+const CHECK_BUDGET: Duration = Duration::from_secs(90);
+const WAIT: Duration = Duration::from_secs(30);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cosmjs_reads_the_node_and_finds_transactions_by_its_own_hash() {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("cosmjs");
+    assert!(
+        dir.join("node_modules/@cosmjs/tendermint-rpc").is_dir(),
+        "CosmJS is not installed in {}: run scripts/install-deps.sh (npm ci there)",
+        dir.display()
+    );
+    let mut net = Testnet::generate(1, 0, 8).unwrap();
+    net.start(0, &[]).unwrap();
+    net.wait_height(0, 2, WAIT).await.unwrap();
+    let status = net.rpc(0, "status", json!({})).await.unwrap();
+    let chain_id = status["node_info"]["network"].as_str().unwrap().to_owned();
+    let accounts = net.accounts().unwrap();
+    let tx = transfer_tx(&chain_id, &accounts[0].1, &Address([0x5c; 20]), 5, 0).unwrap();
+    let http = net.rpc_url(0);
+    // CosmJS's WebsocketClient appends `/websocket` itself.
+    let ws = http.replacen("http://", "ws://", 1);
+    let run = tokio::process::Command::new("node")
+        .arg(dir.join("check.mjs"))
+        .arg(&http)
+        .arg(&ws)
+        .arg(base64::engine::general_purpose::STANDARD.encode(&tx))
+        .current_dir(&dir)
+        .kill_on_drop(true)
+        .output();
+    let out = tokio::time::timeout(CHECK_BUDGET, run)
+        .await
+        .expect("the CosmJS checks exceeded their time budget")
+        .expect("cannot run node (Node.js is installed by scripts/install-deps.sh)");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success(),
+        "CosmJS checks failed:\n{stderr}\n{stdout}"
+    );
+    let seen: Value = serde_json::from_str(stdout.trim()).unwrap();
+    assert!(
+        seen["version"].as_str().unwrap().starts_with("0.38."),
+        "{seen}"
+    );
+    assert_eq!(seen["network"], chain_id.as_str());
+    // The hash CosmJS computed and the node's, as the node itself reports it.
+    let raw = net
+        .rpc(
+            0,
+            "tx",
+            json!({"hash": base64::engine::general_purpose::STANDARD
+                .encode(hex::decode(seen["hash"].as_str().unwrap()).unwrap())}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(raw["hash"], seen["hash"]);
+    assert_eq!(raw["height"], seen["txHeight"].to_string());
+}
