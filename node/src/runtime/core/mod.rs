@@ -112,11 +112,13 @@ pub struct Judgement {
 }
 
 impl Judgement {
-    const ACCEPT: Judgement = Judgement {
+    /// Valid: forward it.
+    pub const ACCEPT: Judgement = Judgement {
         verdict: Verdict::Accept,
         offence: None,
     };
-    const IGNORE: Judgement = Judgement {
+    /// Not forwarded, nobody punished (stale, known, or not ours to judge).
+    pub const IGNORE: Judgement = Judgement {
         verdict: Verdict::Ignore,
         offence: None,
     };

@@ -298,14 +298,8 @@ fn forged(keys: &[PrivateKey], index: usize, height: u64) -> ConsensusMessage {
     ConsensusMessage::Vote(signed)
 }
 
-const ACCEPT: Judgement = Judgement {
-    verdict: Verdict::Accept,
-    offence: None,
-};
-const IGNORE: Judgement = Judgement {
-    verdict: Verdict::Ignore,
-    offence: None,
-};
+const ACCEPT: Judgement = Judgement::ACCEPT;
+const IGNORE: Judgement = Judgement::IGNORE;
 
 fn not_proposer() -> usize {
     (proposer() + 1) % 4
