@@ -207,6 +207,32 @@ fn check(store: &StateStore, model: &Model, rng: &mut ChaCha8Rng, latest: u64, s
             model.search(pool, 0, u64::MAX, usize::MAX, false),
             "{step}: pool {pool}"
         );
+        // Counted by keys and read a page at a time: the same set.
+        let all = model.search(pool, lo, hi, usize::MAX, desc);
+        assert_eq!(
+            store
+                .count_txs_in("ev.pool", &value, lo..=hi, usize::MAX)
+                .unwrap(),
+            all.len(),
+            "{step}: count of pool {pool} in {lo}..={hi}"
+        );
+        assert_eq!(
+            store.count_txs_in("ev.pool", &value, lo..=hi, 2).unwrap(),
+            all.len().min(2),
+            "{step}: bounded count"
+        );
+        let skip = rng.next_u32() as usize % (all.len() + 2);
+        assert_eq!(
+            store
+                .page_txs_in("ev.pool", &value, lo..=hi, (skip, limit), desc)
+                .unwrap(),
+            all.iter()
+                .copied()
+                .skip(skip)
+                .take(limit)
+                .collect::<Vec<_>>(),
+            "{step}: page of pool {pool} in {lo}..={hi} from {skip}"
+        );
     }
     // The per-height counts: a height range's transactions are a contiguous run of ordinals, in
     // height-then-block order, whatever was pruned (issue 15, items 3 and 4: height-range searches page

@@ -18,10 +18,13 @@ use crate::rpc::backend::{
 };
 use crate::rpc::query::TxQuery;
 
-/// Most transactions one `tx_search` reads to test conditions no index answers (and most entries it
-/// takes from an attribute index). A query that would need more is refused with a hint on how to narrow
-/// it; an answer is never a silently shortened list.
-const MAX_CHECKED_TXS: usize = basalt_state::index::MAX_SEARCH_RESULTS - 1;
+/// What one `tx_search` may do: read and test at most 9,999 transactions against conditions no index
+/// answers, and count at most 1,000,000 matches of an attribute equality (index keys only). A query that
+/// would need more is refused with a hint on how to narrow it; an answer is never a shortened list.
+const SEARCH_LIMITS: super::search::SearchLimits = super::search::SearchLimits {
+    checked: basalt_state::index::MAX_SEARCH_RESULTS - 1,
+    counted: 1_000_000,
+};
 
 /// The node's [`RpcBackend`].
 pub struct NodeBackend {
@@ -261,7 +264,7 @@ impl RpcBackend for NodeBackend {
             per_page,
             desc,
         };
-        super::search::tx_search(&self.store, latest, &request, MAX_CHECKED_TXS)
+        super::search::tx_search(&self.store, latest, &request, SEARCH_LIMITS)
     }
 
     fn unconfirmed_txs(&self, limit: usize) -> UnconfirmedTxs {

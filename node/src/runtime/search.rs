@@ -5,7 +5,7 @@
 //! height range), or — with neither — the per-height transaction counts, which give a height range's
 //! transactions as a run of ordinals in two seeks whatever the chain's length. When the index answers
 //! every condition, the total is the candidates' count and only the requested page is read; otherwise
-//! each candidate is read and tested, which is allowed for at most `max_checked` of them.
+//! each candidate is read and tested, which is allowed for at most `SearchLimits::checked` of them.
 
 use basalt_consensus::types::{Hash, Tx};
 use basalt_state::StateStore;
@@ -70,13 +70,23 @@ pub fn tx_by_hash(store: &StateStore, hash: &Hash) -> Result<Option<IndexedTx>, 
     }))
 }
 
-/// Answers `request` over the blocks up to `latest`, reading and testing at most `max_checked`
-/// transactions (and taking at most that many attribute-index entries).
+/// How much one search may do.
+#[derive(Clone, Copy, Debug)]
+pub struct SearchLimits {
+    /// Most transactions read and tested against conditions no index answers (and most attribute-index
+    /// entries taken as candidates for them).
+    pub checked: usize,
+    /// Most matches of an attribute equality counted (index keys only) when the indexes answer the
+    /// whole query; only the requested page is then read.
+    pub counted: usize,
+}
+
+/// Answers `request` over the blocks up to `latest` within `limits`.
 pub fn tx_search(
     store: &StateStore,
     latest: u64,
     request: &Request<'_>,
-    max_checked: usize,
+    limits: SearchLimits,
 ) -> Result<(Vec<IndexedTx>, usize), SearchError> {
     let Request {
         query,
@@ -100,6 +110,52 @@ pub fn tx_search(
                 .as_ref()
                 .is_some_and(|(k, v)| is_equality(c, k, v))
     });
+    let skip = page.saturating_sub(1).saturating_mul(per_page);
+    if answered {
+        // Every candidate matches: count them, read only the requested page.
+        let (page, total) = match &attribute {
+            Some((key, value)) => {
+                let total = store
+                    .count_txs_in(
+                        key,
+                        value,
+                        heights.clone(),
+                        limits.counted.saturating_add(1),
+                    )
+                    .map_err(|e| store_err(format!("tx index {key}={value}"), e))?;
+                if total > limits.counted {
+                    return Err(too_broad(
+                        &format!(
+                            "more than {} transactions have {key}='{value}'",
+                            limits.counted
+                        ),
+                        &heights,
+                    ));
+                }
+                let page = store
+                    .page_txs_in(key, value, heights.clone(), (skip, per_page), desc)
+                    .map_err(|e| store_err(format!("tx index {key}={value}"), e))?;
+                (page, total)
+            }
+            None => {
+                let all = Positions::Ordinals(
+                    store
+                        .tx_ordinals(heights.clone())
+                        .map_err(|e| store_err("transaction counts", e))?,
+                );
+                let total = all.len();
+                let page = (skip..total.min(skip.saturating_add(per_page)))
+                    .map(|at| all.get(store, at, desc))
+                    .collect::<Result<Vec<_>, _>>()?;
+                (page, total)
+            }
+        };
+        let mut txs = Vec::new();
+        for (height, index) in page {
+            txs.extend(indexed(store, height, index)?);
+        }
+        return Ok((txs, total));
+    }
     let positions = match &attribute {
         Some((key, value)) => {
             let found = store
@@ -107,16 +163,10 @@ pub fn tx_search(
                     key,
                     value,
                     heights.clone(),
-                    max_checked.saturating_add(1),
-                    desc,
+                    limits.checked.saturating_add(1),
+                    false,
                 )
                 .map_err(|e| store_err(format!("tx index {key}={value}"), e))?;
-            if found.len() > max_checked {
-                return Err(too_broad(
-                    &format!("more than {max_checked} transactions have {key}='{value}'"),
-                    &heights,
-                ));
-            }
             Positions::Listed(found)
         }
         None => Positions::Ordinals(
@@ -126,21 +176,11 @@ pub fn tx_search(
         ),
     };
     let total = positions.len();
-    if answered {
-        // Every candidate matches: count them, read only the requested page.
-        let skip = page.saturating_sub(1).saturating_mul(per_page);
-        let mut txs = Vec::new();
-        for at in skip..total.min(skip.saturating_add(per_page)) {
-            let (height, index) = positions.get(store, at, desc)?;
-            txs.extend(indexed(store, height, index)?);
-        }
-        return Ok((txs, total));
-    }
-    if total > max_checked {
+    if total > limits.checked {
         return Err(too_broad(
             &format!(
-                "its conditions need each of the {total} transactions in range read (at most \
-                 {max_checked})"
+                "its conditions need each of more than {} candidate transactions read",
+                limits.checked
             ),
             &heights,
         ));

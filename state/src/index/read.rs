@@ -160,6 +160,42 @@ impl StateStore {
             .collect()
     }
 
+    /// How many transactions have the indexed event attribute `key = value` with inclusion heights in
+    /// `heights`, counting at most `limit` (index keys only; nothing is decoded).
+    pub fn count_txs_in(
+        &self,
+        key: &str,
+        value: &str,
+        heights: RangeInclusive<u64>,
+        limit: usize,
+    ) -> Result<usize> {
+        let Some((from, to)) = event_range(key, value, &heights) else {
+            return Ok(0);
+        };
+        self.storage().count(Cf::TxIndex, &from, &to, limit)
+    }
+
+    /// The `(height, index)` of those transactions after skipping `skip`, at most `take`, ascending
+    /// (descending if `desc`): one page of [`StateStore::count_txs_in`]'s set, read by stepping over the
+    /// skipped index keys.
+    pub fn page_txs_in(
+        &self,
+        key: &str,
+        value: &str,
+        heights: RangeInclusive<u64>,
+        (skip, take): (usize, usize),
+        desc: bool,
+    ) -> Result<Vec<(u64, u32)>> {
+        let Some((from, to)) = event_range(key, value, &heights) else {
+            return Ok(Vec::new());
+        };
+        self.storage()
+            .keys_page(Cf::TxIndex, (&from, &to), skip, take, desc)?
+            .iter()
+            .map(|k| keys::split_event_key(k))
+            .collect()
+    }
+
     fn txs_at_height(
         &self,
         value: &str,
@@ -281,4 +317,21 @@ impl StateStore {
             .map(|v| decode(Cf::TxIndex, &key, &v, "tx result"))
             .transpose()
     }
+}
+
+/// The index key range of the attribute `key = value` within `heights`; `None` if nothing can be there
+/// (an empty range, or a key or value too long to have been indexed).
+fn event_range(
+    key: &str,
+    value: &str,
+    heights: &RangeInclusive<u64>,
+) -> Option<(Vec<u8>, Vec<u8>)> {
+    if heights.is_empty() || key == TX_HEIGHT_KEY {
+        return None;
+    }
+    let prefix = keys::event_prefix(key, value)?;
+    let from = keys::event_key(&prefix, *heights.start(), 0);
+    let mut to = keys::event_key(&prefix, *heights.end(), u32::MAX);
+    to.push(0); // Exclusive end just past (end height, u32::MAX).
+    Some((from, to))
 }

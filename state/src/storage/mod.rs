@@ -237,6 +237,72 @@ impl Storage {
         Ok(out)
     }
 
+    /// How many keys lie in `[from, to)`, counting at most `limit` (nothing is copied out).
+    pub fn count(&self, cf: Cf, from: &[u8], to: &[u8], limit: usize) -> Result<usize> {
+        let handle = self.cf(cf)?;
+        let mut it = self.db.raw_iterator_cf(&handle);
+        it.seek(from);
+        let mut n = 0;
+        while n < limit && it.key().is_some_and(|k| k < to) {
+            n += 1;
+            it.next();
+        }
+        it.status().map_err(|source| StateError::Db {
+            op: "count",
+            cf: cf.name(),
+            source,
+        })?;
+        Ok(n)
+    }
+
+    /// The keys of `[from, to)` after skipping `skip` of them, at most `take`, in ascending key order
+    /// (descending if `rev`). Skipped keys are stepped over, not copied.
+    pub fn keys_page(
+        &self,
+        cf: Cf,
+        (from, to): (&[u8], &[u8]),
+        skip: usize,
+        take: usize,
+        rev: bool,
+    ) -> Result<Vec<Box<[u8]>>> {
+        let handle = self.cf(cf)?;
+        let mut it = self.db.raw_iterator_cf(&handle);
+        if rev {
+            it.seek_for_prev(to);
+            if it.key() == Some(to) {
+                it.prev(); // `to` is exclusive.
+            }
+        } else {
+            it.seek(from);
+        }
+        let inside = |k: &[u8]| k >= from && k < to;
+        let mut skipped = 0;
+        let mut out = Vec::new();
+        while out.len() < take {
+            match it.key() {
+                Some(k) if inside(k) => {
+                    if skipped < skip {
+                        skipped += 1;
+                    } else {
+                        out.push(k.into());
+                    }
+                }
+                _ => break,
+            }
+            if rev {
+                it.prev();
+            } else {
+                it.next();
+            }
+        }
+        it.status().map_err(|source| StateError::Db {
+            op: "keys_page",
+            cf: cf.name(),
+            source,
+        })?;
+        Ok(out)
+    }
+
     /// Up to `limit` entries with keys in `[from, to)`, in descending key order.
     pub fn scan_rev(&self, cf: Cf, from: &[u8], to: &[u8], limit: usize) -> Result<Vec<RawEntry>> {
         let handle = self.cf(cf)?;

@@ -11,6 +11,8 @@ use super::*;
 const LATEST: u64 = 30;
 /// A small read budget, so refusals are reachable with a small chain.
 const MAX_CHECKED: usize = 5;
+/// A small counting budget likewise.
+const MAX_COUNTED: usize = 12;
 
 /// One model transaction: (height, index, sender, amount).
 type ModelTx = (u64, u32, &'static str, u32);
@@ -96,7 +98,11 @@ fn search(
         per_page,
         desc,
     };
-    let (txs, total) = tx_search(store, LATEST, &request, MAX_CHECKED)?;
+    let limits = SearchLimits {
+        checked: MAX_CHECKED,
+        counted: MAX_COUNTED,
+    };
+    let (txs, total) = tx_search(store, LATEST, &request, limits)?;
     Ok((txs.iter().map(|t| (t.height, t.index)).collect(), total))
 }
 
@@ -152,27 +158,53 @@ fn height_ranges_are_answered_completely_by_the_count_index() {
     assert!(model().len() > MAX_CHECKED * 4);
 }
 
-/// An indexed attribute equality is answered from its index (exactly, with the other answered
-/// conditions); more entries than the budget is a refusal, not a cut.
+/// An indexed attribute equality is answered from its index: counted by its keys and only the page read,
+/// so more matches than the read budget are still answered exactly; more than the counting budget is a
+/// refusal, not a cut.
 #[test]
 fn attribute_equalities_are_exact_or_refused() {
     let dir = tempfile::tempdir().unwrap();
     let store = store_with_chain(dir.path());
-    let text = "transfer.sender = 'A' AND tx.height <= 6";
-    let keep = |t: &ModelTx| t.2 == "A" && t.0 <= 6;
-    assert!(model().iter().filter(|t| keep(t)).count() <= MAX_CHECKED);
-    for (page, per_page, desc) in [(1, 100, false), (2, 1, true)] {
-        assert_eq!(
-            search(&store, text, page, per_page, desc).unwrap(),
-            expected(keep, page, per_page, desc)
+    for (text, keep) in [
+        (
+            "transfer.sender = 'A' AND tx.height <= 14",
+            (|t: &ModelTx| t.2 == "A" && t.0 <= 14) as Keep,
+        ),
+        (
+            "tm.event = 'Tx' AND transfer.sender = 'B' AND tx.height > 20",
+            |t| t.2 == "B" && t.0 > 20,
+        ),
+    ] {
+        let matches = model().iter().filter(|t| keep(t)).count();
+        assert!(
+            matches > MAX_CHECKED && matches <= MAX_COUNTED,
+            "{text}: {matches}"
         );
+        for (page, per_page, desc) in [(1, 100, false), (2, 3, true), (3, 2, false), (9, 4, true)] {
+            assert_eq!(
+                search(&store, text, page, per_page, desc).unwrap(),
+                expected(keep, page, per_page, desc),
+                "{text} page {page}/{per_page} desc {desc}"
+            );
+        }
     }
+    assert!(model().iter().filter(|t| t.2 == "A").count() > MAX_COUNTED);
     let err = search(&store, "transfer.sender = 'A'", 1, 100, false).unwrap_err();
     let SearchError::TooBroad(message) = err else {
         panic!("expected a refusal, got {err:?}");
     };
     assert!(message.contains("transfer.sender='A'"), "{message}");
     assert!(message.contains("tx.height"), "{message}");
+    // With a condition the index cannot answer, the equality's entries are candidates to read: more
+    // than the read budget is refused.
+    let err = search(
+        &store,
+        "transfer.sender = 'A' AND transfer.amount > 1",
+        1,
+        100,
+        false,
+    );
+    assert!(matches!(err, Err(SearchError::TooBroad(_))), "{err:?}");
 }
 
 /// Conditions no index answers need each candidate read: allowed within the budget (exact), refused
