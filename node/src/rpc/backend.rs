@@ -19,6 +19,16 @@ pub struct BackendError {
     pub reason: String,
 }
 
+impl BackendError {
+    /// Reading `what` failed because of `reason`.
+    pub fn new(what: impl Into<String>, reason: impl std::fmt::Display) -> Self {
+        BackendError {
+            what: what.into(),
+            reason: reason.to_string(),
+        }
+    }
+}
+
 /// Why `tx_search` gave no answer. A search is answered completely or not at all: never a silently
 /// shortened list.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -52,13 +52,6 @@ pub struct NodeBackend {
     pub sets: Arc<super::valsets::SetHistory>,
 }
 
-fn backend_err(what: impl Into<String>, e: impl std::fmt::Display) -> BackendError {
-    BackendError {
-        what: what.into(),
-        reason: e.to_string(),
-    }
-}
-
 impl NodeBackend {
     fn set_at(&self, height: u64) -> ValidatorSet {
         self.sets.at(height)
@@ -121,7 +114,7 @@ impl RpcBackend for NodeBackend {
         let Some(bytes) = self
             .store
             .block(height)
-            .map_err(|e| backend_err(format!("block {height}"), e))?
+            .map_err(|e| BackendError::new(format!("block {height}"), e))?
         else {
             return Ok(None);
         };
@@ -131,20 +124,20 @@ impl RpcBackend for NodeBackend {
             basalt_consensus::types::encoding::MAX_BLOCK_BYTES,
         )
         .map(Some)
-        .map_err(|e| backend_err(format!("block {height}"), e))
+        .map_err(|e| BackendError::new(format!("block {height}"), e))
     }
 
     fn block_height_by_hash(&self, hash: &Hash) -> Result<Option<u64>, BackendError> {
         self.store
             .block_height_by_hash(&hash.0)
-            .map_err(|e| backend_err(format!("block {}", hash.to_hex_upper()), e))
+            .map_err(|e| BackendError::new(format!("block {}", hash.to_hex_upper()), e))
     }
 
     fn commit(&self, height: u64) -> Result<Option<Commit>, BackendError> {
         let Some(bytes) = self
             .store
             .commit(height)
-            .map_err(|e| backend_err(format!("commit {height}"), e))?
+            .map_err(|e| BackendError::new(format!("commit {height}"), e))?
         else {
             return Ok(None);
         };
@@ -154,7 +147,7 @@ impl RpcBackend for NodeBackend {
             basalt_consensus::types::encoding::MAX_BLOCK_BYTES,
         )
         .map(Some)
-        .map_err(|e| backend_err(format!("commit {height}"), e))
+        .map_err(|e| BackendError::new(format!("commit {height}"), e))
     }
 
     fn validators(&self, height: u64) -> Result<Option<ValidatorSet>, BackendError> {
@@ -168,7 +161,7 @@ impl RpcBackend for NodeBackend {
     fn block_results(&self, height: u64) -> Result<Option<Vec<TxResult>>, BackendError> {
         self.store
             .block_results(height)
-            .map_err(|e| backend_err(format!("results of block {height}"), e))
+            .map_err(|e| BackendError::new(format!("results of block {height}"), e))
     }
 
     fn consensus_state(&self) -> ConsensusStateView {

@@ -25,13 +25,6 @@ pub struct Request<'a> {
     pub desc: bool,
 }
 
-fn store_err(what: impl Into<String>, e: impl std::fmt::Display) -> BackendError {
-    BackendError {
-        what: what.into(),
-        reason: e.to_string(),
-    }
-}
-
 /// Transaction `index` of block `height` with its result, from the transaction index: two point reads,
 /// not a decode of the whole block and its results.
 pub fn indexed(
@@ -42,11 +35,11 @@ pub fn indexed(
     let what = || format!("tx {index} of block {height}");
     let Some(found) = store
         .tx_at(height, index)
-        .map_err(|e| store_err(what(), e))?
+        .map_err(|e| BackendError::new(what(), e))?
     else {
         return Ok(None);
     };
-    let tx = Tx::new(found.tx).map_err(|e| store_err(what(), e))?;
+    let tx = Tx::new(found.tx).map_err(|e| BackendError::new(what(), e))?;
     Ok(Some(IndexedTx {
         height,
         index,
@@ -58,10 +51,13 @@ pub fn indexed(
 /// The committed transaction with `hash` (its latest inclusion).
 pub fn tx_by_hash(store: &StateStore, hash: &Hash) -> Result<Option<IndexedTx>, BackendError> {
     let what = || format!("tx {}", hash.to_hex_upper());
-    let Some(found) = store.tx(&hash.0).map_err(|e| store_err(what(), e))? else {
+    let Some(found) = store
+        .tx(&hash.0)
+        .map_err(|e| BackendError::new(what(), e))?
+    else {
         return Ok(None);
     };
-    let tx = Tx::new(found.tx).map_err(|e| store_err(what(), e))?;
+    let tx = Tx::new(found.tx).map_err(|e| BackendError::new(what(), e))?;
     Ok(Some(IndexedTx {
         height: found.height,
         index: found.index,
@@ -122,7 +118,7 @@ pub fn tx_search(
                         heights.clone(),
                         limits.counted.saturating_add(1),
                     )
-                    .map_err(|e| store_err(format!("tx index {key}={value}"), e))?;
+                    .map_err(|e| BackendError::new(format!("tx index {key}={value}"), e))?;
                 if total > limits.counted {
                     return Err(too_broad(
                         &format!(
@@ -134,14 +130,14 @@ pub fn tx_search(
                 }
                 let page = store
                     .page_txs_in(key, value, heights.clone(), (skip, per_page), desc)
-                    .map_err(|e| store_err(format!("tx index {key}={value}"), e))?;
+                    .map_err(|e| BackendError::new(format!("tx index {key}={value}"), e))?;
                 (page, total)
             }
             None => {
                 let all = Positions::Ordinals(
                     store
                         .tx_ordinals(heights.clone())
-                        .map_err(|e| store_err("transaction counts", e))?,
+                        .map_err(|e| BackendError::new("transaction counts", e))?,
                 );
                 let total = all.len();
                 let page = (skip..total.min(skip.saturating_add(per_page)))
@@ -166,13 +162,13 @@ pub fn tx_search(
                     limits.checked.saturating_add(1),
                     false,
                 )
-                .map_err(|e| store_err(format!("tx index {key}={value}"), e))?;
+                .map_err(|e| BackendError::new(format!("tx index {key}={value}"), e))?;
             Positions::Listed(found)
         }
         None => Positions::Ordinals(
             store
                 .tx_ordinals(heights.clone())
-                .map_err(|e| store_err("transaction counts", e))?,
+                .map_err(|e| BackendError::new("transaction counts", e))?,
         ),
     };
     let total = positions.len();
@@ -217,10 +213,9 @@ impl Positions {
     /// The `at`-th candidate (of a run of ordinals: counted from the end if `desc`).
     fn get(&self, store: &StateStore, at: usize, desc: bool) -> Result<(u64, u32), BackendError> {
         match self {
-            Positions::Listed(list) => list
-                .get(at)
-                .copied()
-                .ok_or_else(|| store_err("tx search", format!("candidate {at} out of range"))),
+            Positions::Listed(list) => list.get(at).copied().ok_or_else(|| {
+                BackendError::new("tx search", format!("candidate {at} out of range"))
+            }),
             Positions::Ordinals(range) => {
                 let offset = u64::try_from(at).unwrap_or(u64::MAX);
                 let ordinal = if desc {
@@ -230,9 +225,9 @@ impl Positions {
                 };
                 store
                     .tx_at_ordinal(ordinal)
-                    .map_err(|e| store_err(format!("tx ordinal {ordinal}"), e))?
+                    .map_err(|e| BackendError::new(format!("tx ordinal {ordinal}"), e))?
                     .ok_or_else(|| {
-                        store_err(
+                        BackendError::new(
                             format!("tx ordinal {ordinal}"),
                             "counted by the block index but not stored",
                         )
