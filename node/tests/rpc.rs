@@ -13,8 +13,13 @@ use serde_json::{json, Value};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio_tungstenite::tungstenite::Message;
 
-use basalt_consensus::types::Tx;
-use basalt_node::rpc::{serve, NodeEvent, RpcBackend, RpcLimits};
+use basalt_consensus::types::{
+    BlockId, ChainId, DuplicateVoteEvidence, Hash, SignedVote, Tx, Vote,
+};
+use basalt_consensus::{Height, Round, ValidatorIndex, VoteType};
+use basalt_node::rpc::{
+    serve, ConsensusEvent, NodeEvent, RoundState, RoundStep, RpcBackend, RpcLimits,
+};
 use rpc_mock::{MockBackend, LATEST, SENDER};
 
 const WAIT: Duration = Duration::from_secs(20);
@@ -842,7 +847,7 @@ async fn websocket_new_block_header_and_new_block_events() {
             json!({"jsonrpc": "2.0", "id": id, "result": {}})
         );
     }
-    ws_send(&mut ws, json!({"jsonrpc": "2.0", "id": "nope", "method": "subscribe", "params": {"query": "tm.event='CompleteProposal'"}})).await;
+    ws_send(&mut ws, json!({"jsonrpc": "2.0", "id": "nope", "method": "subscribe", "params": {"query": "tm.event='Bond'"}})).await;
     let e = ws_next(&mut ws).await;
     assert_eq!(e["error"]["code"], -32602, "{e}");
     assert!(
@@ -888,6 +893,164 @@ async fn websocket_new_block_header_and_new_block_events() {
     assert!(r["data"]["value"]["events"].is_array());
     assert_eq!(r["events"]["tm.event"], json!(["NewBlockEvents"]));
     assert_eq!(r["events"]["block.height"], json!(["7"]));
+}
+
+/// A signed vote of the mock chain by validator `index`.
+fn signed_vote(index: u32, vote_type: VoteType, block: Option<BlockId>) -> SignedVote {
+    let vote = Vote {
+        vote_type,
+        height: Height(LATEST + 1),
+        round: Round(2),
+        block_id: block,
+        validator_index: ValidatorIndex(index),
+    };
+    let chain = ChainId::new(rpc_mock::CHAIN).unwrap();
+    let signature = rpc_mock::keys()[index as usize].sign(&vote.sign_bytes(&chain));
+    SignedVote { vote, signature }
+}
+
+/// Issue 15, item 6: CometBFT v0.38's consensus events (refused on 9496b9c) are served in its shapes —
+/// `NewRound` with its proposer, round-state events with CometBFT's step names, `Vote` with the whole
+/// vote — and `NewEvidence` with the evidence and the height that committed it. Their event map holds
+/// `tm.event` alone, so a query with more conditions gets none. A client listens to the consensus
+/// channel only while it has a consensus subscription.
+#[tokio::test]
+async fn websocket_consensus_and_evidence_events() {
+    let s = start(RpcLimits {
+        max_subscriptions_per_client: 6,
+        ..RpcLimits::default()
+    })
+    .await;
+    let mut ws = ws_connect(&s).await;
+    assert_eq!(s.mock.consensus.receiver_count(), 0);
+    for (id, query) in [
+        ("block", "tm.event='NewBlock'"),
+        ("vote", "tm.event='Vote'"),
+        ("narrow", "tm.event='Vote' AND block.height=6"),
+        ("round", "tm.event = 'NewRound'"),
+        ("polka", "tm.event='Polka'"),
+        ("evidence", "tm.event='NewEvidence'"),
+    ] {
+        ws_send(
+            &mut ws,
+            json!({"jsonrpc": "2.0", "id": id, "method": "subscribe", "params": {"query": query}}),
+        )
+        .await;
+        assert_eq!(
+            ws_next(&mut ws).await,
+            json!({"jsonrpc": "2.0", "id": id, "result": {}})
+        );
+    }
+    assert_eq!(s.mock.consensus.receiver_count(), 1);
+
+    let set = rpc_mock::validator_set();
+    let proposer = set.get(ValidatorIndex(1)).unwrap().address;
+    let state = RoundState {
+        height: LATEST + 1,
+        round: 2,
+        step: RoundStep::Precommit,
+    };
+    let block = BlockId {
+        hash: Hash::digest(b"proposed"),
+    };
+    let vote = signed_vote(0, VoteType::Prevote, Some(block));
+    let voter = set.get(ValidatorIndex(0)).unwrap().address;
+    for event in [
+        ConsensusEvent::NewRound {
+            state: RoundState {
+                step: RoundStep::NewRound,
+                ..state
+            },
+            proposer: (proposer, 1),
+        },
+        ConsensusEvent::Lock(state),
+        ConsensusEvent::Polka(state),
+        ConsensusEvent::Vote {
+            vote: vote.clone(),
+            validator: voter,
+        },
+    ] {
+        s.mock.consensus.send(Arc::new(event)).unwrap();
+    }
+    let round = ws_next(&mut ws).await;
+    assert_eq!(round["id"], "round", "{round}");
+    let r = &round["result"];
+    assert_eq!(r["query"], "tm.event = 'NewRound'");
+    assert_eq!(r["data"]["type"], "tendermint/event/NewRound");
+    assert_eq!(
+        r["data"]["value"],
+        json!({"height": (LATEST + 1).to_string(), "round": 2, "step": "RoundStepNewRound",
+               "proposer": {"address": proposer.to_hex_upper(), "index": 1}})
+    );
+    assert_eq!(r["events"], json!({"tm.event": ["NewRound"]}));
+    // No Lock subscription: the Lock event reaches no one; the polka does.
+    let polka = ws_next(&mut ws).await;
+    assert_eq!(polka["id"], "polka");
+    assert_eq!(
+        polka["result"]["data"]["type"],
+        "tendermint/event/RoundState"
+    );
+    assert_eq!(
+        polka["result"]["data"]["value"],
+        json!({"height": (LATEST + 1).to_string(), "round": 2, "step": "RoundStepPrecommit"})
+    );
+    let v = ws_next(&mut ws).await;
+    assert_eq!(v["id"], "vote", "the narrowed query matches nothing: {v}");
+    let r = &v["result"];
+    assert_eq!(r["data"]["type"], "tendermint/event/Vote");
+    let shown = &r["data"]["value"]["Vote"];
+    assert_eq!(shown["type"], 1);
+    assert_eq!(shown["height"], (LATEST + 1).to_string());
+    assert_eq!(shown["round"], 2);
+    assert_eq!(shown["block_id"]["hash"], block.hash.to_hex_upper());
+    assert_eq!(shown["validator_address"], voter.to_hex_upper());
+    assert_eq!(shown["validator_index"], 0);
+    assert_eq!(shown["signature"], b64(&vote.signature.to_bytes()));
+    assert_eq!(shown["timestamp"], "0001-01-01T00:00:00Z");
+    assert_eq!(r["events"], json!({"tm.event": ["Vote"]}));
+
+    // Evidence committed at height 6 comes after that block's own event.
+    let a = signed_vote(2, VoteType::Precommit, Some(block));
+    let b = signed_vote(2, VoteType::Precommit, None);
+    let evidence = DuplicateVoteEvidence::new(a, b).unwrap();
+    s.mock
+        .events
+        .send(rpc_mock::new_block_event(6, Vec::new()))
+        .unwrap();
+    s.mock
+        .events
+        .send(NodeEvent::Evidence {
+            evidence: Arc::new(evidence.clone()),
+            height: 6,
+            time_ms: rpc_mock::time_ms(6),
+        })
+        .unwrap();
+    assert_eq!(ws_next(&mut ws).await["id"], "block");
+    let e = ws_next(&mut ws).await;
+    assert_eq!(e["id"], "evidence", "{e}");
+    let r = &e["result"];
+    assert_eq!(r["data"]["type"], "tendermint/event/NewEvidence");
+    assert_eq!(r["data"]["value"]["height"], "6");
+    let shown = &r["data"]["value"]["evidence"];
+    assert_eq!(shown["type"], "tendermint/DuplicateVoteEvidence");
+    assert_eq!(shown["value"]["vote_a"]["validator_index"], 2);
+    assert_eq!(r["events"], json!({"tm.event": ["NewEvidence"]}));
+
+    // Without consensus subscriptions the client stops listening to that channel.
+    for query in [
+        "tm.event='Vote'",
+        "tm.event='Vote' AND block.height=6",
+        "tm.event = 'NewRound'",
+        "tm.event='Polka'",
+    ] {
+        ws_send(
+            &mut ws,
+            json!({"jsonrpc": "2.0", "id": "u", "method": "unsubscribe", "params": {"query": query}}),
+        )
+        .await;
+        assert_eq!(ws_next(&mut ws).await["result"], json!({}));
+    }
+    assert_eq!(s.mock.consensus.receiver_count(), 0);
 }
 
 #[tokio::test]

@@ -5,8 +5,7 @@
 //! Grammar: `condition (AND condition)*`, where a condition is `key op operand` or `key EXISTS`, `op` is
 //! one of `=`, `<`, `<=`, `>`, `>=`, `CONTAINS`, and an operand is a single-quoted string or an integer.
 //! Keys:
-//! - `tm.event` — `'NewBlock'`, `'NewBlockHeader'`, `'NewBlockEvents'` or `'Tx'` (only `=`; see
-//!   [`EventKind`]);
+//! - `tm.event` — one of CometBFT v0.38's event types (only `=`; see [`EventKind`]);
 //! - `tx.height` — an integer, any comparison;
 //! - `tx.hash` — 64 hex characters (only `=`);
 //! - `<event type>.<attribute>` — e.g. `transfer.sender='<HEX>'`: some event of that type has the
@@ -113,7 +112,7 @@ pub struct Condition {
     pub operand: Operand,
 }
 
-/// Which node event a `tm.event` condition selects: the CometBFT v0.38 events a committed block yields.
+/// Which node event a `tm.event` condition selects: CometBFT v0.38's event types.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum EventKind {
     /// `tm.event='NewBlock'`: the block with its results.
@@ -124,16 +123,70 @@ pub enum EventKind {
     NewBlockEvents,
     /// `tm.event='Tx'`: one committed transaction with its result.
     Tx,
+    /// `tm.event='NewEvidence'`: evidence committed in a block.
+    NewEvidence,
+    /// `tm.event='ValidatorSetUpdates'`: the validator set changed (never, while Basalt's set is fixed
+    /// at genesis).
+    ValidatorSetUpdates,
+    /// `tm.event='NewRound'`: a consensus round started.
+    NewRound,
+    /// `tm.event='NewRoundStep'`: the consensus step changed.
+    NewRoundStep,
+    /// `tm.event='CompleteProposal'`: a whole proposal arrived.
+    CompleteProposal,
+    /// `tm.event='Vote'`: a vote was accepted.
+    Vote,
+    /// `tm.event='Polka'`: +2/3 prevoted for one block or nil.
+    Polka,
+    /// `tm.event='Lock'`: the node locked on a block.
+    Lock,
+    /// `tm.event='Relock'`: the node moved its lock to a later round.
+    Relock,
+    /// `tm.event='Unlock'`: the node released its lock (never: Basalt's algorithm keeps locks).
+    Unlock,
+    /// `tm.event='ValidBlock'`: the valid block changed.
+    ValidBlock,
+    /// `tm.event='TimeoutPropose'`: the propose timeout fired.
+    TimeoutPropose,
+    /// `tm.event='TimeoutWait'`: a prevote or precommit wait timeout fired.
+    TimeoutWait,
 }
 
 impl EventKind {
     /// Every kind served.
-    pub const ALL: [EventKind; 4] = [
+    pub const ALL: [EventKind; 17] = [
         EventKind::NewBlock,
         EventKind::NewBlockHeader,
         EventKind::NewBlockEvents,
         EventKind::Tx,
+        EventKind::NewEvidence,
+        EventKind::ValidatorSetUpdates,
+        EventKind::NewRound,
+        EventKind::NewRoundStep,
+        EventKind::CompleteProposal,
+        EventKind::Vote,
+        EventKind::Polka,
+        EventKind::Lock,
+        EventKind::Relock,
+        EventKind::Unlock,
+        EventKind::ValidBlock,
+        EventKind::TimeoutPropose,
+        EventKind::TimeoutWait,
     ];
+
+    /// Whether it is one of the consensus state machine's events (published as they happen, not with a
+    /// committed block).
+    pub fn is_consensus(self) -> bool {
+        !matches!(
+            self,
+            EventKind::NewBlock
+                | EventKind::NewBlockHeader
+                | EventKind::NewBlockEvents
+                | EventKind::Tx
+                | EventKind::NewEvidence
+                | EventKind::ValidatorSetUpdates
+        )
+    }
 
     /// Its CometBFT name (the `tm.event` value).
     pub fn name(self) -> &'static str {
@@ -142,6 +195,19 @@ impl EventKind {
             EventKind::NewBlockHeader => "NewBlockHeader",
             EventKind::NewBlockEvents => "NewBlockEvents",
             EventKind::Tx => "Tx",
+            EventKind::NewEvidence => "NewEvidence",
+            EventKind::ValidatorSetUpdates => "ValidatorSetUpdates",
+            EventKind::NewRound => "NewRound",
+            EventKind::NewRoundStep => "NewRoundStep",
+            EventKind::CompleteProposal => "CompleteProposal",
+            EventKind::Vote => "Vote",
+            EventKind::Polka => "Polka",
+            EventKind::Lock => "Lock",
+            EventKind::Relock => "Relock",
+            EventKind::Unlock => "Unlock",
+            EventKind::ValidBlock => "ValidBlock",
+            EventKind::TimeoutPropose => "TimeoutPropose",
+            EventKind::TimeoutWait => "TimeoutWait",
         }
     }
 

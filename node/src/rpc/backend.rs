@@ -4,7 +4,9 @@
 
 use std::sync::Arc;
 
-use basalt_consensus::types::{Address, Block, Commit, Hash, PublicKey, Tx, ValidatorSet};
+use basalt_consensus::types::{
+    Address, Block, Commit, DuplicateVoteEvidence, Hash, PublicKey, SignedVote, Tx, ValidatorSet,
+};
 use basalt_state::app::{AppInfo, CheckTxResult, Event, QueryResult, TxResult};
 
 use super::query::TxQuery;
@@ -152,6 +154,95 @@ pub enum RoundStep {
     Commit = 8,
 }
 
+impl RoundStep {
+    /// CometBFT's name of the step (`RoundStepType.String()`), as round-state events carry it.
+    pub fn name(self) -> &'static str {
+        match self {
+            RoundStep::NewHeight => "RoundStepNewHeight",
+            RoundStep::NewRound => "RoundStepNewRound",
+            RoundStep::Propose => "RoundStepPropose",
+            RoundStep::Prevote => "RoundStepPrevote",
+            RoundStep::PrevoteWait => "RoundStepPrevoteWait",
+            RoundStep::Precommit => "RoundStepPrecommit",
+            RoundStep::PrecommitWait => "RoundStepPrecommitWait",
+            RoundStep::Commit => "RoundStepCommit",
+        }
+    }
+}
+
+/// Where consensus is (CometBFT's `EventDataRoundState`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RoundState {
+    /// Height being decided.
+    pub height: u64,
+    /// Round.
+    pub round: u32,
+    /// Step.
+    pub step: RoundStep,
+}
+
+/// What the consensus state machine did: CometBFT v0.38's internal consensus events (`tm.event` =
+/// `NewRound`, `NewRoundStep`, `CompleteProposal`, `Vote`, `Polka`, `Lock`, `Relock`, `ValidBlock`,
+/// `TimeoutPropose`, `TimeoutWait`), published as they happen, never while replaying the WAL or block
+/// syncing. Basalt's algorithm never releases a lock, so CometBFT's `Unlock` has no counterpart.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ConsensusEvent {
+    /// A round started; `proposer` is its proposer's address and index in the validator set.
+    NewRound {
+        /// The new round (its step is `RoundStepNewRound`).
+        state: RoundState,
+        /// The round's proposer.
+        proposer: (Address, u32),
+    },
+    /// The step changed.
+    NewRoundStep(RoundState),
+    /// A proposal with its whole block arrived for the current height (Basalt proposals carry the
+    /// block, so a proposal is complete when it is accepted).
+    CompleteProposal {
+        /// Where consensus is.
+        state: RoundState,
+        /// The proposed block.
+        block: Hash,
+    },
+    /// A vote of the current height was accepted (ours included).
+    Vote {
+        /// The vote.
+        vote: SignedVote,
+        /// The voter's address.
+        validator: Address,
+    },
+    /// +2/3 prevoted for one block or for nil, and consensus moved to precommit.
+    Polka(RoundState),
+    /// We locked on a block.
+    Lock(RoundState),
+    /// We saw a new polka for the block we were locked on and moved the lock to this round.
+    Relock(RoundState),
+    /// The valid block changed (a polka for a proposed block).
+    ValidBlock(RoundState),
+    /// The propose timeout fired in the propose step.
+    TimeoutPropose(RoundState),
+    /// A prevote or precommit wait timeout fired.
+    TimeoutWait(RoundState),
+}
+
+impl ConsensusEvent {
+    /// Its `tm.event` name.
+    pub fn name(&self) -> &'static str {
+        match self {
+            ConsensusEvent::NewRound { .. } => "NewRound",
+            ConsensusEvent::NewRoundStep(_) => "NewRoundStep",
+            ConsensusEvent::CompleteProposal { .. } => "CompleteProposal",
+            ConsensusEvent::Vote { .. } => "Vote",
+            ConsensusEvent::Polka(_) => "Polka",
+            ConsensusEvent::Lock(_) => "Lock",
+            ConsensusEvent::Relock(_) => "Relock",
+            ConsensusEvent::ValidBlock(_) => "ValidBlock",
+            ConsensusEvent::TimeoutPropose(_) => "TimeoutPropose",
+            ConsensusEvent::TimeoutWait(_) => "TimeoutWait",
+        }
+    }
+}
+
 /// The consensus engine's position (for `consensus_state`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConsensusStateView {
@@ -262,6 +353,16 @@ pub enum NodeEvent {
     NewBlock(Arc<NewBlockEvent>),
     /// A transaction was committed (one per transaction of a block, after the block's event).
     Tx(Arc<IndexedTx>),
+    /// Evidence was committed in the block at `height` (CometBFT's `NewEvidence`, after the block's
+    /// event).
+    Evidence {
+        /// The evidence.
+        evidence: Arc<DuplicateVoteEvidence>,
+        /// The height of the block that committed it.
+        height: u64,
+        /// That block's time, ms since the Unix epoch (Basalt votes carry no time of their own).
+        time_ms: u64,
+    },
 }
 
 /// A boxed future borrowing the backend (what `#[async_trait]` would generate, without the macro).
@@ -317,4 +418,7 @@ pub trait RpcBackend: Send + Sync + 'static {
     fn net_info(&self) -> BoxFuture<'_, NetInfo>;
     /// A new receiver of node events.
     fn subscribe(&self) -> tokio::sync::broadcast::Receiver<NodeEvent>;
+    /// A new receiver of consensus events (a channel of its own: block subscribers are not woken for
+    /// every vote).
+    fn subscribe_consensus(&self) -> tokio::sync::broadcast::Receiver<Arc<ConsensusEvent>>;
 }

@@ -21,9 +21,9 @@ pub mod ws;
 use std::time::Duration;
 
 pub use backend::{
-    BackendError, BroadcastError, ConsensusStateView, IndexedTx, NetInfo, NewBlockEvent, NodeEvent,
-    NodeInfo, PeerInfo, RoundStep, RpcBackend, SearchError, SyncInfo, UnconfirmedTxs,
-    ValidatorInfo,
+    BackendError, BroadcastError, ConsensusEvent, ConsensusStateView, IndexedTx, NetInfo,
+    NewBlockEvent, NodeEvent, NodeInfo, PeerInfo, RoundState, RoundStep, RpcBackend, SearchError,
+    SyncInfo, UnconfirmedTxs, ValidatorInfo,
 };
 pub use query::{QueryError, QueryMatch, TxQuery};
 pub use server::serve;

@@ -47,10 +47,13 @@ pub trait QueryMatch {
 
     /// Whether the `kind` event of a committed block matches: `tm.event` must name `kind`, `block.height`
     /// conditions compare the height, and event attribute conditions are checked against the block-level
-    /// events — except for `NewBlockHeader`, which carries none (as in CometBFT v0.38). `Tx` never
-    /// matches a block.
+    /// events — except for `NewBlockHeader`, which carries none (as in CometBFT v0.38). Other kinds never
+    /// match a block.
     fn matches_block_event(&self, kind: EventKind, height: u64, events: &[Event]) -> bool {
-        if kind == EventKind::Tx {
+        if !matches!(
+            kind,
+            EventKind::NewBlock | EventKind::NewBlockHeader | EventKind::NewBlockEvents
+        ) {
             return false;
         }
         self.conditions().iter().all(|c| match c.key.as_str() {
@@ -61,6 +64,15 @@ pub trait QueryMatch {
             key => events_match(events, key, c.op, &c.operand),
         })
     }
+}
+
+/// Whether an event that carries nothing but its type (CometBFT's consensus events and `NewEvidence`:
+/// their event map is `tm.event` alone) matches: every condition must be `tm.event` naming `kind`.
+pub fn matches_plain_event(query: &TxQuery, kind: EventKind) -> bool {
+    query
+        .conditions()
+        .iter()
+        .all(|c| c.key == "tm.event" && c.operand == Operand::Str(kind.name().into()))
 }
 
 impl QueryMatch for TxQuery {
@@ -160,6 +172,24 @@ mod tests {
     }
 
     #[test]
+    fn consensus_events_match_their_type_only() {
+        let vote = TxQuery::parse("tm.event='Vote'").unwrap();
+        assert_eq!(vote.event_kind(), Some(EventKind::Vote));
+        assert!(EventKind::Vote.is_consensus());
+        assert!(matches_plain_event(&vote, EventKind::Vote));
+        assert!(!matches_plain_event(&vote, EventKind::Polka));
+        // Their event map holds tm.event alone, as CometBFT's: any other condition cannot match.
+        let narrowed = TxQuery::parse("tm.event='Vote' AND block.height=3").unwrap();
+        assert!(!matches_plain_event(&narrowed, EventKind::Vote));
+        // Nor do they match a block or a transaction.
+        assert!(!vote.matches_block_event(EventKind::Vote, 3, &[]));
+        assert!(!vote.matches(&tx(3, "A")));
+        for kind in EventKind::ALL {
+            assert_eq!(EventKind::from_name(kind.name()), Some(kind));
+        }
+    }
+
+    #[test]
     fn numeric_attributes_contains_exists() {
         assert!(TxQuery::parse("transfer.amount > 41")
             .unwrap()
@@ -187,7 +217,8 @@ mod tests {
             ("(tx.height=5)", "parentheses"),
             ("tx.height=1.5", "non-integer"),
             ("block.time >= TIME 2013-05-03T14:45:00Z", "TIME"),
-            ("tm.event='Vote'", "tm.event"),
+            ("tm.event='Bond'", "tm.event"),
+            ("tm.event CONTAINS 'Vote'", "tm.event"),
             ("tx.hash='zz'", "tx.hash"),
             ("tx.height='x'", "integer"),
             ("sender='x'", "expected tm.event"),

@@ -12,7 +12,7 @@ use basalt_consensus::types::{
 use basalt_consensus::VoteType;
 use basalt_state::app::{CheckTxResult, Event, TxResult};
 
-use super::backend::IndexedTx;
+use super::backend::{ConsensusEvent, IndexedTx, RoundState};
 
 /// The CometBFT release whose RPC Basalt speaks, reported as `node_info.version`: clients choose their
 /// protocol dialect from it (CosmJS's `connectComet` takes its 0.38 client only for a `0.38.` version,
@@ -165,11 +165,16 @@ pub fn empty_commit() -> Value {
 
 /// A vote inside evidence (v0.38 `Vote`).
 fn vote(v: &SignedVote, validators: Option<&ValidatorSet>, time: &str) -> Value {
-    let index = v.vote.validator_index.0;
     let address = validators
         .and_then(|s| s.get(v.vote.validator_index))
         .map(|val| val.address.to_hex_upper())
         .unwrap_or_default();
+    vote_of(v, &address, time)
+}
+
+/// A v0.38 `Vote` by the validator at `address`, stamped `time`.
+fn vote_of(v: &SignedVote, address: &str, time: &str) -> Value {
+    let index = v.vote.validator_index.0;
     json!({
         "type": match v.vote.vote_type { VoteType::Prevote => 1, VoteType::Precommit => 2 },
         "height": v.vote.height.0.to_string(),
@@ -209,6 +214,37 @@ pub fn evidence(
             "timestamp": time,
         }
     })
+}
+
+/// The `data` of a consensus event message (`{"type": "tendermint/event/...", "value": ...}`), as
+/// CometBFT v0.38 encodes its `EventDataRoundState`, `EventDataNewRound`, `EventDataCompleteProposal`
+/// and `EventDataVote` (Basalt votes carry no time: a vote's `timestamp` is Go's zero time).
+pub fn consensus_event(e: &ConsensusEvent) -> Value {
+    let round_state = |s: &RoundState| json!({"height": s.height.to_string(), "round": s.round, "step": s.step.name()});
+    let (kind, value) = match e {
+        ConsensusEvent::NewRound { state, proposer } => {
+            let mut value = round_state(state);
+            value["proposer"] = json!({"address": proposer.0.to_hex_upper(), "index": proposer.1});
+            ("NewRound", value)
+        }
+        ConsensusEvent::CompleteProposal { state, block } => {
+            let mut value = round_state(state);
+            value["block_id"] = block_id(block);
+            ("CompleteProposal", value)
+        }
+        ConsensusEvent::Vote { vote, validator } => (
+            "Vote",
+            json!({"Vote": vote_of(vote, &validator.to_hex_upper(), ZERO_TIME)}),
+        ),
+        ConsensusEvent::NewRoundStep(s)
+        | ConsensusEvent::Polka(s)
+        | ConsensusEvent::Lock(s)
+        | ConsensusEvent::Relock(s)
+        | ConsensusEvent::ValidBlock(s)
+        | ConsensusEvent::TimeoutPropose(s)
+        | ConsensusEvent::TimeoutWait(s) => ("RoundState", round_state(s)),
+    };
+    json!({"type": format!("tendermint/event/{kind}"), "value": value})
 }
 
 /// A whole block; `last_commit` is the already shaped previous commit and `evidence` the shaped

@@ -1,5 +1,9 @@
 //! `/websocket`: JSON-RPC over a websocket, with `subscribe`, `unsubscribe` and `unsubscribe_all` for
-//! `tm.event` = `'NewBlock'`, `'NewBlockHeader'`, `'NewBlockEvents'` and `'Tx'` queries (see [`super::query`]), and every HTTP method too.
+//! queries on CometBFT v0.38's event types (see [`super::query`]), and every HTTP method too.
+//!
+//! Block events (`NewBlock`, `NewBlockHeader`, `NewBlockEvents`, `Tx`, `NewEvidence`) and consensus
+//! events (`NewRound`, `Vote`, `Polka`, ...) come from two channels: a client listens to a channel only
+//! while it has a subscription there, so block subscribers are not woken for every vote.
 //!
 //! Each client has one reader loop and one writer task joined by a bounded queue of
 //! `ws_send_queue` messages. Events are queued without waiting: when the queue is full (the client
@@ -15,10 +19,10 @@ use futures::{SinkExt, StreamExt};
 use serde_json::{json, Value};
 use tokio::sync::{broadcast, mpsc, OwnedSemaphorePermit};
 
-use super::backend::{IndexedTx, NewBlockEvent, NodeEvent};
+use super::backend::{ConsensusEvent, IndexedTx, NewBlockEvent, NodeEvent};
 use super::jsonrpc::{err_response, ok_response, parse_request, Params, RpcErr};
 use super::methods::{self, Ctx};
-use super::query::{EventKind, QueryMatch, TxQuery};
+use super::query::{matches_plain_event, EventKind, QueryMatch, TxQuery};
 use super::server::call_with_timeout;
 use super::shapes;
 
@@ -65,6 +69,7 @@ pub async fn run(socket: WebSocket, ctx: Ctx, _permit: OwnedSemaphorePermit) {
         out,
         subs: Vec::new(),
         events: None,
+        consensus: None,
     };
     loop {
         let step = tokio::select! {
@@ -78,6 +83,7 @@ pub async fn run(socket: WebSocket, ctx: Ctx, _permit: OwnedSemaphorePermit) {
                 }
             }
             event = recv(&mut client.events) => client.on_event(event),
+            event = recv(&mut client.consensus) => client.on_consensus_event(event),
             _ = pings.tick() => client.keepalive(last_heard.elapsed(), read_timeout),
         };
         match step {
@@ -94,10 +100,10 @@ pub async fn run(socket: WebSocket, ctx: Ctx, _permit: OwnedSemaphorePermit) {
     }
 }
 
-/// Waits for the next event, or forever when there are no subscriptions.
-async fn recv(
-    events: &mut Option<broadcast::Receiver<NodeEvent>>,
-) -> Result<NodeEvent, broadcast::error::RecvError> {
+/// Waits for the next event, or forever when there are no subscriptions on that channel.
+async fn recv<T: Clone>(
+    events: &mut Option<broadcast::Receiver<T>>,
+) -> Result<T, broadcast::error::RecvError> {
     match events {
         Some(rx) => rx.recv().await,
         None => std::future::pending().await,
@@ -122,7 +128,10 @@ struct Client {
     ctx: Ctx,
     out: mpsc::Sender<Message>,
     subs: Vec<Subscription>,
+    /// Block events, while some subscription wants them.
     events: Option<broadcast::Receiver<NodeEvent>>,
+    /// Consensus events, while some subscription wants them.
+    consensus: Option<broadcast::Receiver<Arc<ConsensusEvent>>>,
 }
 
 impl Client {
@@ -162,7 +171,7 @@ impl Client {
             "unsubscribe" => self.unsubscribe(req.params),
             "unsubscribe_all" => {
                 self.subs.clear();
-                self.events = None;
+                self.listen();
                 Ok(json!({}))
             }
             method => match methods::param_names(method) {
@@ -198,15 +207,29 @@ impl Client {
                 "max_subscriptions_per_client {max} reached"
             )));
         }
-        if self.events.is_none() {
-            self.events = Some(self.ctx.backend.subscribe());
-        }
         self.subs.push(Subscription {
             query,
             kind,
             id: id.clone(),
         });
+        self.listen();
         Ok(json!({}))
+    }
+
+    /// Listens to each event channel exactly while some subscription wants it.
+    fn listen(&mut self) {
+        let wants_consensus = self.subs.iter().any(|s| s.kind.is_consensus());
+        let wants_blocks = self.subs.iter().any(|s| !s.kind.is_consensus());
+        match (wants_blocks, self.events.is_some()) {
+            (true, false) => self.events = Some(self.ctx.backend.subscribe()),
+            (false, true) => self.events = None,
+            _ => {}
+        }
+        match (wants_consensus, self.consensus.is_some()) {
+            (true, false) => self.consensus = Some(self.ctx.backend.subscribe_consensus()),
+            (false, true) => self.consensus = None,
+            _ => {}
+        }
     }
 
     fn unsubscribe(&mut self, params: Value) -> Result<Value, RpcErr> {
@@ -217,35 +240,53 @@ impl Client {
         if self.subs.len() == before {
             return Err(RpcErr::internal("subscription not found"));
         }
-        if self.subs.is_empty() {
-            self.events = None;
-        }
+        self.listen();
         Ok(json!({}))
+    }
+
+    /// The event received, or the client is told why its subscriptions end (it missed events, or the
+    /// node is stopping) and disconnected.
+    fn received<T>(&self, event: Result<T, broadcast::error::RecvError>) -> Result<T, Stop> {
+        let (reason, stop) = match event {
+            Ok(e) => return Ok(e),
+            Err(broadcast::error::RecvError::Lagged(_)) => {
+                ("client is not pulling messages fast enough", Stop::TooSlow)
+            }
+            Err(broadcast::error::RecvError::Closed) => ("CometBFT exited", Stop::Closed),
+        };
+        let err = RpcErr::server(format!("subscription was cancelled (reason: {reason})"));
+        let _ = self.out.try_send(Message::Text(
+            err_response(&Value::Null, &err).to_string().into(),
+        ));
+        Err(stop)
+    }
+
+    fn on_consensus_event(
+        &mut self,
+        event: Result<Arc<ConsensusEvent>, broadcast::error::RecvError>,
+    ) -> Result<(), Stop> {
+        let event = self.received(event)?;
+        let mut data = None;
+        for sub in self.subs.iter() {
+            if sub.kind.name() != event.name() || !matches_plain_event(&sub.query, sub.kind) {
+                continue;
+            }
+            let data = data.get_or_insert_with(|| {
+                (
+                    shapes::consensus_event(&event),
+                    shapes::event_map(event.name(), &[], &[]),
+                )
+            });
+            self.push(&ok_response(&sub.id, event_message(&sub.query, data)))?;
+        }
+        Ok(())
     }
 
     fn on_event(
         &mut self,
         event: Result<NodeEvent, broadcast::error::RecvError>,
     ) -> Result<(), Stop> {
-        let event = match event {
-            Ok(e) => e,
-            Err(broadcast::error::RecvError::Lagged(_)) => {
-                let err = RpcErr::server(
-                    "subscription was cancelled (reason: client is not pulling messages fast enough)",
-                );
-                let _ = self.out.try_send(Message::Text(
-                    err_response(&Value::Null, &err).to_string().into(),
-                ));
-                return Err(Stop::TooSlow);
-            }
-            Err(broadcast::error::RecvError::Closed) => {
-                let err = RpcErr::server("subscription was cancelled (reason: CometBFT exited)");
-                let _ = self.out.try_send(Message::Text(
-                    err_response(&Value::Null, &err).to_string().into(),
-                ));
-                return Err(Stop::Closed);
-            }
-        };
+        let event = self.received(event)?;
         match &event {
             NodeEvent::NewBlock(b) => {
                 // One rendering per kind, shared by the subscriptions that want it.
@@ -265,7 +306,7 @@ impl Client {
                         EventKind::NewBlockEvents => {
                             &*events.get_or_insert_with(|| new_block_events_data(b))
                         }
-                        EventKind::Tx => continue,
+                        _ => continue,
                     };
                     self.push(&ok_response(&sub.id, event_message(&sub.query, data)))?;
                 }
@@ -277,6 +318,35 @@ impl Client {
                         continue;
                     }
                     let data = data.get_or_insert_with(|| tx_data(t));
+                    self.push(&ok_response(&sub.id, event_message(&sub.query, data)))?;
+                }
+            }
+            NodeEvent::Evidence {
+                evidence,
+                height,
+                time_ms,
+            } => {
+                let mut data = None;
+                for sub in self
+                    .subs
+                    .iter()
+                    .filter(|s| s.kind == EventKind::NewEvidence)
+                {
+                    if !matches_plain_event(&sub.query, EventKind::NewEvidence) {
+                        continue;
+                    }
+                    let data = data.get_or_insert_with(|| {
+                        let set = self.ctx.backend.validators(evidence.height().0);
+                        let set = set.ok().flatten();
+                        let value = json!({
+                            "evidence": shapes::evidence(evidence, set.as_ref(), *time_ms),
+                            "height": height.to_string(),
+                        });
+                        (
+                            json!({"type": "tendermint/event/NewEvidence", "value": value}),
+                            shapes::event_map("NewEvidence", &[], &[]),
+                        )
+                    });
                     self.push(&ok_response(&sub.id, event_message(&sub.query, data)))?;
                 }
             }

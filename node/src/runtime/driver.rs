@@ -47,7 +47,7 @@ use crate::durability::privval::{PrivValidator, PrivvalError, SignRefusal};
 use crate::durability::wal::{Wal, WalError};
 use crate::failpoint;
 use crate::mempool::Mempool;
-use crate::rpc::backend::{IndexedTx, NewBlockEvent, NodeEvent};
+use crate::rpc::backend::{ConsensusEvent, IndexedTx, NewBlockEvent, NodeEvent};
 
 /// The consensus WAL is rewritten with only the current height's records once it grows past this.
 const WAL_COMPACT_BYTES: u64 = 32 * 1024 * 1024;
@@ -969,6 +969,16 @@ impl Host for Shell {
                 }))
             })
             .collect();
+        let time_ms = block.header().time_ms;
+        let evidence_events: Vec<NodeEvent> = block
+            .evidence()
+            .iter()
+            .map(|evidence| NodeEvent::Evidence {
+                evidence: Arc::new(evidence.clone()),
+                height: height.0,
+                time_ms,
+            })
+            .collect();
         self.d
             .shared
             .publish(NodeEvent::NewBlock(Arc::new(NewBlockEvent {
@@ -977,7 +987,8 @@ impl Host for Shell {
                 events: result.events,
                 app_hash,
             })));
-        for event in tx_events {
+        // CometBFT's order: the block, its transactions, then its evidence.
+        for event in tx_events.into_iter().chain(evidence_events) {
             self.d.shared.publish(event);
         }
         Ok(())
@@ -1014,6 +1025,10 @@ impl Host for Shell {
 
     fn settled(&mut self, engine: &Engine, syncing: bool) {
         self.publish_snapshot(engine, syncing);
+    }
+
+    fn consensus_event(&mut self, event: ConsensusEvent) {
+        self.d.shared.publish_consensus(event);
     }
 }
 

@@ -12,9 +12,9 @@ use super::blocks;
 use super::shared::Shared;
 use crate::mempool::{Mempool, MempoolError};
 use crate::rpc::backend::{
-    BackendError, BoxFuture, BroadcastError, ConsensusStateView, IndexedTx, NetInfo, NodeEvent,
-    NodeInfo, PeerInfo, RoundStep, RpcBackend, SearchError, SyncInfo, UnconfirmedTxs,
-    ValidatorInfo,
+    BackendError, BoxFuture, BroadcastError, ConsensusEvent, ConsensusStateView, IndexedTx,
+    NetInfo, NodeEvent, NodeInfo, PeerInfo, RoundStep, RpcBackend, SearchError, SyncInfo,
+    UnconfirmedTxs, ValidatorInfo,
 };
 use crate::rpc::query::TxQuery;
 
@@ -294,5 +294,9 @@ impl RpcBackend for NodeBackend {
 
     fn subscribe(&self) -> broadcast::Receiver<NodeEvent> {
         self.shared.subscribe()
+    }
+
+    fn subscribe_consensus(&self) -> broadcast::Receiver<Arc<ConsensusEvent>> {
+        self.shared.subscribe_consensus()
     }
 }

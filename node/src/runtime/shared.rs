@@ -1,12 +1,12 @@
 //! What the running node publishes to the RPC server and other readers: a status snapshot and the stream
-//! of node events (committed blocks and transactions).
+//! of node events (committed blocks and transactions), and the consensus events on a channel of their own.
 
-use std::sync::RwLock;
+use std::sync::{Arc, RwLock};
 
 use basalt_consensus::types::{Address, Hash};
 use tokio::sync::broadcast;
 
-use crate::rpc::backend::NodeEvent;
+use crate::rpc::backend::{ConsensusEvent, NodeEvent};
 
 /// Events kept for slow subscribers before they lag (they then miss events, never block the node), for
 /// blocks of up to `max_block_txs` transactions: a block publishes one event per transaction plus its own,
@@ -18,6 +18,10 @@ pub fn event_buffer(max_block_txs: usize) -> usize {
         .saturating_mul(2)
         .saturating_add(1024)
 }
+
+/// Consensus events kept for subscribers that are behind: a height brings about two votes per
+/// validator and a dozen round-state events, so this holds many heights of a 100-validator network.
+pub const CONSENSUS_EVENT_BUFFER: usize = 4096;
 
 /// The node's state as of the last change, cheap to copy.
 #[derive(Clone, Debug, Default)]
@@ -58,15 +62,18 @@ pub struct Snapshot {
 pub struct Shared {
     snapshot: RwLock<Snapshot>,
     events: broadcast::Sender<NodeEvent>,
+    consensus: broadcast::Sender<Arc<ConsensusEvent>>,
 }
 
 impl Shared {
     /// A fresh one whose event bus holds [`event_buffer`]`(max_block_txs)` events.
     pub fn new(snapshot: Snapshot, max_block_txs: usize) -> Shared {
         let (events, _) = broadcast::channel(event_buffer(max_block_txs));
+        let (consensus, _) = broadcast::channel(CONSENSUS_EVENT_BUFFER);
         Shared {
             snapshot: RwLock::new(snapshot),
             events,
+            consensus,
         }
     }
 
@@ -94,5 +101,18 @@ impl Shared {
     /// Subscribes to events.
     pub fn subscribe(&self) -> broadcast::Receiver<NodeEvent> {
         self.events.subscribe()
+    }
+
+    /// Announces a consensus event; built into a shared message only when someone listens (votes
+    /// arrive by the hundred per second and nearly always nobody does).
+    pub fn publish_consensus(&self, event: ConsensusEvent) {
+        if self.consensus.receiver_count() > 0 {
+            let _ = self.consensus.send(Arc::new(event));
+        }
+    }
+
+    /// Subscribes to consensus events.
+    pub fn subscribe_consensus(&self) -> broadcast::Receiver<Arc<ConsensusEvent>> {
+        self.consensus.subscribe()
     }
 }

@@ -10,9 +10,9 @@ use basalt_consensus::types::{
 use basalt_consensus::{Height, Round, VoteType};
 use basalt_node::rpc::backend::BoxFuture;
 use basalt_node::rpc::{
-    BackendError, BroadcastError, ConsensusStateView, IndexedTx, NetInfo, NewBlockEvent, NodeEvent,
-    NodeInfo, PeerInfo, QueryMatch, RoundStep, RpcBackend, SearchError, SyncInfo, TxQuery,
-    UnconfirmedTxs, ValidatorInfo,
+    BackendError, BroadcastError, ConsensusEvent, ConsensusStateView, IndexedTx, NetInfo,
+    NewBlockEvent, NodeEvent, NodeInfo, PeerInfo, QueryMatch, RoundStep, RpcBackend, SearchError,
+    SyncInfo, TxQuery, UnconfirmedTxs, ValidatorInfo,
 };
 use basalt_state::app::{AppInfo, CheckTxResult, Event, QueryResult, TxResult};
 use basalt_state::ics23;
@@ -124,6 +124,8 @@ pub struct MockBackend {
     pub indexed: Vec<IndexedTx>,
     pub mempool: Mutex<Vec<Tx>>,
     pub events: broadcast::Sender<NodeEvent>,
+    /// Consensus events the tests publish.
+    pub consensus: broadcast::Sender<Arc<ConsensusEvent>>,
     /// While closed, `tx_search` blocks its thread (as a search over a long chain would), for at most
     /// [`SEARCH_GATE_CAP`]: how the tests hold handlers busy.
     pub search_gate: (Mutex<bool>, std::sync::Condvar),
@@ -174,6 +176,7 @@ impl MockBackend {
             blocks.push((block, commit));
         }
         let (events, _) = broadcast::channel(1024);
+        let (consensus, _) = broadcast::channel(1024);
         Arc::new(MockBackend {
             blocks,
             results,
@@ -183,6 +186,7 @@ impl MockBackend {
                 Tx::new(b"pending-22".to_vec()).unwrap(),
             ]),
             events,
+            consensus,
             search_gate: (Mutex::new(false), std::sync::Condvar::new()),
             searches_done: std::sync::atomic::AtomicUsize::new(0),
         })
@@ -424,6 +428,10 @@ impl RpcBackend for MockBackend {
 
     fn subscribe(&self) -> broadcast::Receiver<NodeEvent> {
         self.events.subscribe()
+    }
+
+    fn subscribe_consensus(&self) -> broadcast::Receiver<Arc<ConsensusEvent>> {
+        self.consensus.subscribe()
     }
 }
 

@@ -23,9 +23,11 @@ use basalt_consensus::types::{Block, Commit, DuplicateVoteEvidence, Proposal, Va
 use basalt_consensus::{Height, Round, Timeout};
 use basalt_p2p::{Misbehaviour, Verdict};
 
+use self::events::RoundWatch;
 use super::chain::EvidenceRefused;
 use super::evidence::EvidencePool;
 use super::walrec::WalRecord;
+use crate::rpc::backend::ConsensusEvent;
 
 /// The most peers whose consensus position is tracked (connections are capped lower by the transport).
 pub const MAX_TRACKED_PEERS: usize = 1024;
@@ -100,6 +102,8 @@ pub trait Host {
     fn detected(&mut self, evidence: &DuplicateVoteEvidence);
     /// The engine's outputs of one input were all acted on (observers refresh their view).
     fn settled(&mut self, engine: &Engine, syncing: bool);
+    /// Consensus did something CometBFT announces to subscribers (never while replaying or syncing).
+    fn consensus_event(&mut self, event: ConsensusEvent);
 }
 
 /// What to tell the network about one gossiped message, and whether to penalise its sender.
@@ -139,6 +143,8 @@ pub struct DriverCore<P> {
     deferred_builds: Vec<(Height, Round)>,
     /// Catching up by block sync: only decisions are acted on and nothing is logged or signed.
     syncing: bool,
+    /// The engine's round state as last announced.
+    watch: RoundWatch,
 }
 
 impl<P: Ord + Clone> DriverCore<P> {
@@ -153,6 +159,7 @@ impl<P: Ord + Clone> DriverCore<P> {
             replaying: false,
             deferred_builds: Vec::new(),
             syncing: false,
+            watch: RoundWatch::default(),
         }
     }
 
@@ -225,6 +232,7 @@ impl<P: Ord + Clone> DriverCore<P> {
         records: Vec<WalRecord>,
     ) -> Result<Vec<Round>, H::Error> {
         let outputs = self.engine.start().map_err(H::Error::from)?;
+        self.watch_engine(host);
         self.process(host, outputs)?;
         let own_index = self.engine.driver().own_index();
         let mut proposed_rounds = Vec::new();
@@ -269,6 +277,7 @@ impl<P: Ord + Clone> DriverCore<P> {
                 .start_height(height, set, next_set, &mut validator)
         }
         .map_err(H::Error::from)?;
+        self.watch_engine(host);
         self.process(host, outputs)
     }
 
@@ -387,13 +396,43 @@ impl<P: Ord + Clone> DriverCore<P> {
             .regossip_messages(&self.own_messages, &self.peer_positions, with_proposals)
     }
 
+    /// Hands `input` to the engine; what it accepted is announced ([`Host::consensus_event`]): the
+    /// input itself (a new vote or proposal, a timeout that counted), then the round-state changes.
     fn handle<H: Host<Peer = P>>(
         &mut self,
         host: &mut H,
         input: EngineInput,
     ) -> Result<Vec<EngineOutput>, EngineError> {
-        let mut validator = |b: &Block| host.validity(b);
-        self.engine.handle(input, &mut validator)
+        let event = self.announcing().then(|| {
+            events::timeout_event(&self.engine, &input)
+                .or_else(|| events::message_event(&self.engine, &input))
+        });
+        let outputs = {
+            let mut validator = |b: &Block| host.validity(b);
+            self.engine.handle(input, &mut validator)?
+        };
+        if let Some(event) = event.flatten() {
+            host.consensus_event(event);
+        }
+        self.watch_engine(host);
+        Ok(outputs)
+    }
+
+    /// Whether consensus events are announced now: not for inputs replayed from the WAL (they were
+    /// announced before the restart, if at all) nor while block syncing.
+    fn announcing(&self) -> bool {
+        !self.replaying && !self.syncing
+    }
+
+    /// Announces the round-state changes since the last look (always looks, so a replay or a sync is
+    /// remembered, not announced later).
+    fn watch_engine<H: Host<Peer = P>>(&mut self, host: &mut H) {
+        let events = self.watch.observe(&self.engine);
+        if self.announcing() {
+            for event in events {
+                host.consensus_event(event);
+            }
+        }
     }
 
     /// Processes an input and, if the engine accepted it (so it was checked: signatures, height, round
@@ -574,5 +613,6 @@ pub fn misbehaviour_of(error: &EngineError) -> Misbehaviour {
     }
 }
 
+pub mod events;
 #[cfg(test)]
 mod tests;

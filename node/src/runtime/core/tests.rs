@@ -12,8 +12,10 @@ use basalt_consensus::{ValidatorIndex, VoteType};
 
 use super::*;
 use crate::durability::privval::{Hrs, LastSignState, SignPermit};
+use crate::rpc::backend::{RoundState, RoundStep};
 use crate::runtime::chain::ChainState;
 use crate::runtime::valsets::SetHistory;
+use basalt_consensus::TimeoutKind;
 
 /// What the host was asked to do, in order.
 #[derive(Clone, Debug, PartialEq)]
@@ -36,6 +38,8 @@ struct TestHost {
     /// Signatures made anew (not handed back for the same sign bytes).
     fresh_signatures: usize,
     did: Vec<Did>,
+    /// Consensus events announced, in order.
+    events: Vec<ConsensusEvent>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -199,6 +203,10 @@ impl Host for TestHost {
     fn detected(&mut self, _evidence: &DuplicateVoteEvidence) {}
 
     fn settled(&mut self, _engine: &Engine, _syncing: bool) {}
+
+    fn consensus_event(&mut self, event: ConsensusEvent) {
+        self.events.push(event);
+    }
 }
 
 fn chain_id() -> ChainId {
@@ -246,6 +254,7 @@ fn node(me: usize) -> (DriverCore<u8>, TestHost, Vec<PrivateKey>) {
         last_signed: LastSignState::default(),
         fresh_signatures: 0,
         did: Vec::new(),
+        events: Vec::new(),
     };
     let core = DriverCore::new(engine_for(&host));
     (core, host, keys)
@@ -530,4 +539,251 @@ fn a_timeout_is_logged_before_the_vote_it_causes() {
         panic!("expected a nil prevote, got {published:?}");
     };
     assert_eq!(nil.vote.block_id, None);
+}
+
+/// The `tm.event` names of the events announced, in order.
+fn event_names(host: &TestHost) -> Vec<&'static str> {
+    host.events.iter().map(ConsensusEvent::name).collect()
+}
+
+/// The round state a round-state event carries.
+fn state_of(event: &ConsensusEvent) -> Option<RoundState> {
+    match event {
+        ConsensusEvent::NewRound { state, .. } | ConsensusEvent::CompleteProposal { state, .. } => {
+            Some(*state)
+        }
+        ConsensusEvent::Vote { .. } => None,
+        ConsensusEvent::NewRoundStep(s)
+        | ConsensusEvent::Polka(s)
+        | ConsensusEvent::Lock(s)
+        | ConsensusEvent::Relock(s)
+        | ConsensusEvent::ValidBlock(s)
+        | ConsensusEvent::TimeoutPropose(s)
+        | ConsensusEvent::TimeoutWait(s) => Some(*s),
+    }
+}
+
+/// Issue 15, item 6: a height as a validator that is not the proposer, announced as CometBFT announces
+/// it — the complete proposal, each new vote once (ours included, with the voter's address), the steps,
+/// the polka with the lock and the valid block, the commit step. A copy of a known vote is no news.
+#[test]
+fn a_height_is_announced_with_cometbft_consensus_events() {
+    let me = not_proposer();
+    let (proposer_core, proposal) = {
+        let (mut core, mut host, _) = node(proposer());
+        let engine = engine_for(&host);
+        core.start(&mut host, engine, Vec::new()).unwrap();
+        let proposal = host.published().into_iter().next().unwrap();
+        (core, proposal)
+    };
+    drop(proposer_core);
+    let ConsensusMessage::Proposal(p) = &proposal else {
+        panic!("expected a proposal, got {proposal:?}")
+    };
+    let block_id = *p.signed.proposal.block_id();
+    let (mut core, mut host, keys) = node(me);
+    let engine = engine_for(&host);
+    core.start(&mut host, engine, Vec::new()).unwrap();
+    host.events.clear();
+    let at = |round: u32, step: RoundStep| RoundState {
+        height: 1,
+        round,
+        step,
+    };
+
+    assert_eq!(
+        core.on_message(&mut host, &0, proposal.clone()).unwrap(),
+        ACCEPT
+    );
+    assert_eq!(
+        event_names(&host),
+        ["CompleteProposal", "NewRoundStep", "Vote"]
+    );
+    assert_eq!(
+        host.events[0],
+        ConsensusEvent::CompleteProposal {
+            state: at(0, RoundStep::Propose),
+            block: block_id.hash,
+        }
+    );
+    assert_eq!(state_of(&host.events[1]), Some(at(0, RoundStep::Prevote)));
+    let (set, _) = set_and_keys();
+    let ConsensusEvent::Vote {
+        vote: own,
+        validator,
+    } = &host.events[2]
+    else {
+        unreachable!()
+    };
+    assert_eq!(own.vote.validator_index.0 as usize, me, "our own prevote");
+    assert_eq!(own.vote.block_id, Some(block_id));
+    assert_eq!(
+        *validator,
+        set.get(own.vote.validator_index).unwrap().address
+    );
+    // The proposal again is no news.
+    host.events.clear();
+    core.on_message(&mut host, &0, proposal).unwrap();
+    assert_eq!(event_names(&host), Vec::<&str>::new());
+
+    // Two more prevotes for the block: a polka, and we lock, note the valid block and precommit.
+    let others: Vec<usize> = (0..4).filter(|i| *i != me).collect();
+    let first = vote(&keys, others[0], VoteType::Prevote, 1, Some(block_id));
+    core.on_message(&mut host, &0, first.clone()).unwrap();
+    assert_eq!(event_names(&host), ["Vote"]);
+    assert_eq!(core.on_message(&mut host, &0, first).unwrap(), ACCEPT);
+    assert_eq!(
+        event_names(&host),
+        ["Vote"],
+        "a copy is not announced again"
+    );
+    host.events.clear();
+    let second = vote(&keys, others[1], VoteType::Prevote, 1, Some(block_id));
+    core.on_message(&mut host, &0, second).unwrap();
+    assert_eq!(
+        event_names(&host),
+        [
+            "Vote",
+            "NewRoundStep",
+            "Polka",
+            "Lock",
+            "ValidBlock",
+            "Vote"
+        ]
+    );
+    for event in &host.events[1..5] {
+        assert_eq!(state_of(event), Some(at(0, RoundStep::Precommit)));
+    }
+
+    // Two precommits decide the block: the commit step.
+    host.events.clear();
+    for &i in &others[..2] {
+        let precommit = vote(&keys, i, VoteType::Precommit, 1, Some(block_id));
+        core.on_message(&mut host, &0, precommit).unwrap();
+    }
+    assert_eq!(event_names(&host), ["Vote", "Vote", "NewRoundStep"]);
+    assert_eq!(state_of(&host.events[2]), Some(at(0, RoundStep::Commit)));
+
+    // The next height starts with a new round and its proposer.
+    host.events.clear();
+    core.start_height(&mut host, Height(2)).unwrap();
+    let ConsensusEvent::NewRound { state, proposer } = &host.events[0] else {
+        panic!("expected NewRound first, got {:?}", host.events);
+    };
+    assert_eq!(
+        (state.height, state.round, state.step),
+        (2, 0, RoundStep::NewRound)
+    );
+    let set = host.chain.validators_at(2);
+    let index = set.proposer_for_round(Round(0));
+    assert_eq!(*proposer, (set.get(index).unwrap().address, index.0));
+}
+
+/// Timeouts are announced only when they count (the current round's timeout of the current step), a
+/// polka for nil is a polka without a lock, and the precommit wait and the next round are announced.
+#[test]
+fn timeouts_and_nil_polkas_are_announced_when_they_count() {
+    let me = not_proposer();
+    let (mut core, mut host, keys) = node(me);
+    let engine = engine_for(&host);
+    core.start(&mut host, engine, Vec::new()).unwrap();
+    let timeouts: Vec<Timeout> = host
+        .did
+        .iter()
+        .filter_map(|d| match d {
+            Did::Timeout(_, t) => Some(*t),
+            _ => None,
+        })
+        .collect();
+    let [propose] = timeouts[..] else {
+        panic!("expected one propose timeout, got {timeouts:?}");
+    };
+    host.events.clear();
+    let at = |step: RoundStep| RoundState {
+        height: 1,
+        round: 0,
+        step,
+    };
+
+    core.timeout(&mut host, Height(1), propose).unwrap();
+    assert_eq!(
+        event_names(&host),
+        ["TimeoutPropose", "NewRoundStep", "Vote"]
+    );
+    assert_eq!(state_of(&host.events[0]), Some(at(RoundStep::Propose)));
+    // The same timeout again: the propose step is over, no event.
+    host.events.clear();
+    core.timeout(&mut host, Height(1), propose).unwrap();
+    assert_eq!(event_names(&host), Vec::<&str>::new());
+
+    // Prevotes for nil from two others: a polka for nil, we precommit nil, nothing is locked.
+    let others: Vec<usize> = (0..4).filter(|i| *i != me).collect();
+    for &i in &others[..2] {
+        core.on_message(&mut host, &0, vote(&keys, i, VoteType::Prevote, 1, None))
+            .unwrap();
+    }
+    let names = event_names(&host);
+    assert_eq!(names, ["Vote", "Vote", "NewRoundStep", "Polka", "Vote"]);
+    assert_eq!(state_of(&host.events[3]), Some(at(RoundStep::Precommit)));
+
+    // Precommits for nil from two others: +2/3 precommitted something, the precommit wait starts.
+    host.events.clear();
+    host.did.clear();
+    for &i in &others[..2] {
+        core.on_message(&mut host, &0, vote(&keys, i, VoteType::Precommit, 1, None))
+            .unwrap();
+    }
+    assert_eq!(event_names(&host), ["Vote", "Vote", "NewRoundStep"]);
+    assert_eq!(
+        state_of(&host.events[2]),
+        Some(at(RoundStep::PrecommitWait))
+    );
+    let precommit = host
+        .did
+        .iter()
+        .find_map(|d| match d {
+            Did::Timeout(_, t) if t.kind == TimeoutKind::Precommit => Some(*t),
+            _ => None,
+        })
+        .expect("precommit timeout scheduled");
+
+    // It fires: a wait timeout, then round 1.
+    host.events.clear();
+    core.timeout(&mut host, Height(1), precommit).unwrap();
+    let names = event_names(&host);
+    assert_eq!(names[..3], ["TimeoutWait", "NewRound", "NewRoundStep"]);
+    assert_eq!(
+        state_of(&host.events[0]),
+        Some(at(RoundStep::PrecommitWait))
+    );
+    let ConsensusEvent::NewRound { state, .. } = &host.events[1] else {
+        unreachable!()
+    };
+    assert_eq!((state.round, state.step), (1, RoundStep::NewRound));
+}
+
+/// Nothing is announced while the WAL is replayed (it was announced before the restart) or while block
+/// syncing.
+#[test]
+fn replay_announces_nothing() {
+    let me = not_proposer();
+    let (mut core, mut host, _) = node(me);
+    let engine = engine_for(&host);
+    core.start(&mut host, engine, Vec::new()).unwrap();
+    let Some(Did::Timeout(height, timeout)) = host
+        .did
+        .iter()
+        .find(|d| matches!(d, Did::Timeout(..)))
+        .cloned()
+    else {
+        panic!("no propose timeout scheduled");
+    };
+    core.timeout(&mut host, height, timeout).unwrap();
+    assert!(!host.events.is_empty());
+    let records = host.wal();
+    host.events.clear();
+    let mut restarted = DriverCore::new(engine_for(&host));
+    let engine = engine_for(&host);
+    restarted.start(&mut host, engine, records).unwrap();
+    assert_eq!(event_names(&host), Vec::<&str>::new());
 }

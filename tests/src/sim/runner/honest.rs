@@ -11,6 +11,7 @@ use basalt_consensus::types::{
 };
 use basalt_consensus::{Height, Round, Timeout, TimeoutKind};
 use basalt_node::durability::privval::Hrs;
+use basalt_node::rpc::ConsensusEvent;
 use basalt_node::runtime::chain::{EvidenceRefused, MAX_EVIDENCE_AGE};
 use basalt_node::runtime::core::{DriverCore, Host};
 use basalt_node::runtime::walrec::WalRecord;
@@ -398,6 +399,9 @@ impl Host for SimHost<'_> {
     }
 
     fn settled(&mut self, _engine: &Engine, _syncing: bool) {}
+
+    /// Announcements for RPC subscribers: the simulation has none.
+    fn consensus_event(&mut self, _event: ConsensusEvent) {}
 }
 
 impl SimHost<'_> {
