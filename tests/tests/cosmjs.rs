@@ -1,10 +1,13 @@
 //! CosmJS, the most used JavaScript client (`@cosmjs/tendermint-rpc` 0.39, pinned in
 //! `tests/cosmjs/package-lock.json`, installed by `scripts/install-deps.sh`), against a real Basalt node,
-//! used as a wallet or explorer uses it (issue 15): `connectComet` must pick its CometBFT 0.38 client,
-//! `status`/`block`/`block_results`/`validators` must parse, the SHA-256 hash CosmJS computes for a
-//! transaction must be the one the node answers with and finds it by (`tx`, `tx_search`), and a
-//! websocket client must get `NewBlockHeader` events. The checks themselves are in
-//! `tests/cosmjs/check.mjs`; this test starts the node and runs them with Node.js.
+//! used as a wallet or explorer uses it (issue 15), against a live 4-validator network: `connectComet`
+//! must pick its CometBFT 0.38 client; `status`, `block`, `blockchain`, `commit`, `block_results`,
+//! `validatorsAll`, `genesis`, `abci_query` (with a proof), `tx` (with a proof), `tx_search`,
+//! `txSearchAll`, `broadcastTxSync` and `broadcastTxCommit` must parse and agree with each other
+//! (block ids, app hashes, data hashes, heights); the SHA-256 hash CosmJS computes for a transaction must
+//! be the one the node answers with and finds it by; a websocket client must get `NewBlockHeader`,
+//! `NewBlock` and `Tx` events. The checks themselves are in `tests/cosmjs/check.mjs`; this test starts
+//! the network and runs them with Node.js.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::path::PathBuf;
@@ -27,13 +30,24 @@ async fn cosmjs_reads_the_node_and_finds_transactions_by_its_own_hash() {
         "CosmJS is not installed in {}: run scripts/install-deps.sh (npm ci there)",
         dir.display()
     );
-    let mut net = Testnet::generate(1, 0, 8).unwrap();
-    net.start(0, &[]).unwrap();
-    net.wait_height(0, 2, WAIT).await.unwrap();
+    let mut net = Testnet::generate(4, 0, 8).unwrap();
+    for i in 0..4 {
+        net.start(i, &[]).unwrap();
+    }
+    for i in 0..4 {
+        net.wait_height(i, 2, WAIT).await.unwrap();
+    }
     let status = net.rpc(0, "status", json!({})).await.unwrap();
     let chain_id = status["node_info"]["network"].as_str().unwrap().to_owned();
     let accounts = net.accounts().unwrap();
-    let tx = transfer_tx(&chain_id, &accounts[0].1, &Address([0x5c; 20]), 5, 0).unwrap();
+    let recipient = Address([0x5c; 20]);
+    let txs: Vec<String> = (0..3)
+        .map(|nonce| {
+            let tx = transfer_tx(&chain_id, &accounts[0].1, &recipient, 5, nonce).unwrap();
+            base64::engine::general_purpose::STANDARD.encode(tx)
+        })
+        .collect();
+    let sender = accounts[0].0.to_uppercase();
     let http = net.rpc_url(0);
     // CosmJS's WebsocketClient appends `/websocket` itself.
     let ws = http.replacen("http://", "ws://", 1);
@@ -41,7 +55,9 @@ async fn cosmjs_reads_the_node_and_finds_transactions_by_its_own_hash() {
         .arg(dir.join("check.mjs"))
         .arg(&http)
         .arg(&ws)
-        .arg(base64::engine::general_purpose::STANDARD.encode(&tx))
+        .arg(&sender)
+        .arg(recipient.to_hex_upper())
+        .args(&txs)
         .current_dir(&dir)
         .kill_on_drop(true)
         .output();
@@ -73,4 +89,7 @@ async fn cosmjs_reads_the_node_and_finds_transactions_by_its_own_hash() {
         .unwrap();
     assert_eq!(raw["hash"], seen["hash"]);
     assert_eq!(raw["height"], seen["txHeight"].to_string());
+    // The websocket part ran to its end: the third transaction's Tx event came after the first's block.
+    assert!(seen["lastTxHeight"].as_u64().unwrap() > seen["txHeight"].as_u64().unwrap());
+    assert_eq!(seen["validators"], 4);
 }
