@@ -6,6 +6,7 @@
 
 pub mod core;
 pub mod engine;
+pub mod light;
 pub mod primitives;
 pub mod types;
 
