@@ -28,6 +28,8 @@ use crate::types::{
     ValidatorSet,
 };
 
+#[cfg(any(test, feature = "testing"))]
+pub mod fixture;
 #[cfg(test)]
 mod tests;
 

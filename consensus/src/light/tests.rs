@@ -1,83 +1,15 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+use super::fixture::{key, seed_of, set};
 use super::*;
-use crate::primitives::{Round, ValidatorIndex, VotingPower, MAX_TOTAL_VOTING_POWER};
-use crate::types::{Address, BlockId, PrivateKey, Vote};
+use crate::primitives::{Round, ValidatorIndex, MAX_TOTAL_VOTING_POWER};
+use crate::types::Vote;
 
 const HOUR_MS: u64 = 3_600_000;
 const START_MS: u64 = 1_700_000_000_000;
 
 fn chain() -> ChainId {
     ChainId::new("light-test").unwrap()
-}
-
-fn key(i: u8) -> PrivateKey {
-    PrivateKey::from_seed(&[i; 32])
-}
-
-/// A set of the validators with key seeds `members` and their powers.
-fn set(members: &[(u8, VotingPower)]) -> ValidatorSet {
-    ValidatorSet::new(
-        members
-            .iter()
-            .map(|(i, power)| (key(*i).public_key(), *power))
-            .collect(),
-    )
-    .unwrap()
-}
-
-fn header(height: u64, time_ms: u64, validators: &ValidatorSet, next: &ValidatorSet) -> Header {
-    Header {
-        chain_id: chain(),
-        height: Height(height),
-        time_ms,
-        last_block_id: None,
-        last_commit_hash: Hash::ZERO,
-        data_hash: Hash::ZERO,
-        validators_hash: validators.hash(),
-        next_validators_hash: next.hash(),
-        app_hash: Hash::digest(&height.to_be_bytes()),
-        last_results_hash: Hash::ZERO,
-        evidence_hash: Hash::ZERO,
-        proposer_address: Address([0; 20]),
-    }
-}
-
-/// The key seed of the validator at `index` of `set` (seeds 1..=20 are searched).
-fn seed_of(set: &ValidatorSet, index: usize) -> u8 {
-    let address = set.validators()[index].address;
-    (1..=20u8)
-        .find(|i| key(*i).public_key().address() == address)
-        .unwrap()
-}
-
-/// A commit of `header` signed for the block by the validators of `set` with key seeds `signers`.
-fn commit(header: &Header, set: &ValidatorSet, signers: &[u8]) -> Commit {
-    let block_id = BlockId {
-        hash: header.hash(),
-    };
-    let signatures = (0..set.len())
-        .map(|index| {
-            let seed = seed_of(set, index);
-            if !signers.contains(&seed) {
-                return CommitSig::Absent;
-            }
-            let vote = Vote {
-                vote_type: VoteType::Precommit,
-                height: header.height,
-                round: Round(0),
-                block_id: Some(block_id),
-                validator_index: ValidatorIndex(index as u32),
-            };
-            CommitSig::ForBlock(key(seed).sign(&vote.sign_bytes(&chain())))
-        })
-        .collect();
-    Commit {
-        height: header.height,
-        round: Round(0),
-        block_id,
-        signatures,
-    }
 }
 
 fn light_block(
@@ -87,12 +19,21 @@ fn light_block(
     next: &ValidatorSet,
     signers: &[u8],
 ) -> LightBlock {
-    let header = header(height, time_ms, validators, next);
-    LightBlock {
-        commit: commit(&header, validators, signers),
-        header,
-        validators: validators.clone(),
-    }
+    let app_hash = Hash::digest(&height.to_be_bytes());
+    fixture::light_block(
+        &chain(),
+        height,
+        time_ms,
+        validators,
+        next,
+        app_hash,
+        signers,
+    )
+}
+
+fn header(height: u64, time_ms: u64, validators: &ValidatorSet, next: &ValidatorSet) -> Header {
+    let app_hash = Hash::digest(&height.to_be_bytes());
+    fixture::header(&chain(), height, time_ms, validators, next, app_hash)
 }
 
 fn options() -> Options {

@@ -226,6 +226,22 @@ pub enum ConsensusEvent {
 }
 
 impl ConsensusEvent {
+    /// The round state it carries (all but `Vote`).
+    pub fn round_state(&self) -> Option<RoundState> {
+        match self {
+            ConsensusEvent::NewRound { state, .. }
+            | ConsensusEvent::CompleteProposal { state, .. } => Some(*state),
+            ConsensusEvent::Vote { .. } => None,
+            ConsensusEvent::NewRoundStep(s)
+            | ConsensusEvent::Polka(s)
+            | ConsensusEvent::Lock(s)
+            | ConsensusEvent::Relock(s)
+            | ConsensusEvent::ValidBlock(s)
+            | ConsensusEvent::TimeoutPropose(s)
+            | ConsensusEvent::TimeoutWait(s) => Some(*s),
+        }
+    }
+
     /// Its `tm.event` name.
     pub fn name(&self) -> &'static str {
         match self {

@@ -236,13 +236,14 @@ pub fn consensus_event(e: &ConsensusEvent) -> Value {
             "Vote",
             json!({"Vote": vote_of(vote, &validator.to_hex_upper(), ZERO_TIME)}),
         ),
-        ConsensusEvent::NewRoundStep(s)
-        | ConsensusEvent::Polka(s)
-        | ConsensusEvent::Lock(s)
-        | ConsensusEvent::Relock(s)
-        | ConsensusEvent::ValidBlock(s)
-        | ConsensusEvent::TimeoutPropose(s)
-        | ConsensusEvent::TimeoutWait(s) => ("RoundState", round_state(s)),
+        // The rest carry the round state alone (CometBFT's EventDataRoundState).
+        other => (
+            "RoundState",
+            other
+                .round_state()
+                .as_ref()
+                .map_or(Value::Null, round_state),
+        ),
     };
     json!({"type": format!("tendermint/event/{kind}"), "value": value})
 }

@@ -546,23 +546,6 @@ fn event_names(host: &TestHost) -> Vec<&'static str> {
     host.events.iter().map(ConsensusEvent::name).collect()
 }
 
-/// The round state a round-state event carries.
-fn state_of(event: &ConsensusEvent) -> Option<RoundState> {
-    match event {
-        ConsensusEvent::NewRound { state, .. } | ConsensusEvent::CompleteProposal { state, .. } => {
-            Some(*state)
-        }
-        ConsensusEvent::Vote { .. } => None,
-        ConsensusEvent::NewRoundStep(s)
-        | ConsensusEvent::Polka(s)
-        | ConsensusEvent::Lock(s)
-        | ConsensusEvent::Relock(s)
-        | ConsensusEvent::ValidBlock(s)
-        | ConsensusEvent::TimeoutPropose(s)
-        | ConsensusEvent::TimeoutWait(s) => Some(*s),
-    }
-}
-
 /// Issue 15, item 6: a height as a validator that is not the proposer, announced as CometBFT announces
 /// it — the complete proposal, each new vote once (ours included, with the voter's address), the steps,
 /// the polka with the lock and the valid block, the commit step. A copy of a known vote is no news.
@@ -606,7 +589,10 @@ fn a_height_is_announced_with_cometbft_consensus_events() {
             block: block_id.hash,
         }
     );
-    assert_eq!(state_of(&host.events[1]), Some(at(0, RoundStep::Prevote)));
+    assert_eq!(
+        host.events[1].round_state(),
+        Some(at(0, RoundStep::Prevote))
+    );
     let (set, _) = set_and_keys();
     let ConsensusEvent::Vote {
         vote: own,
@@ -652,7 +638,7 @@ fn a_height_is_announced_with_cometbft_consensus_events() {
         ]
     );
     for event in &host.events[1..5] {
-        assert_eq!(state_of(event), Some(at(0, RoundStep::Precommit)));
+        assert_eq!(event.round_state(), Some(at(0, RoundStep::Precommit)));
     }
 
     // Two precommits decide the block: the commit step.
@@ -662,7 +648,7 @@ fn a_height_is_announced_with_cometbft_consensus_events() {
         core.on_message(&mut host, &0, precommit).unwrap();
     }
     assert_eq!(event_names(&host), ["Vote", "Vote", "NewRoundStep"]);
-    assert_eq!(state_of(&host.events[2]), Some(at(0, RoundStep::Commit)));
+    assert_eq!(host.events[2].round_state(), Some(at(0, RoundStep::Commit)));
 
     // The next height starts with a new round and its proposer.
     host.events.clear();
@@ -710,7 +696,7 @@ fn timeouts_and_nil_polkas_are_announced_when_they_count() {
         event_names(&host),
         ["TimeoutPropose", "NewRoundStep", "Vote"]
     );
-    assert_eq!(state_of(&host.events[0]), Some(at(RoundStep::Propose)));
+    assert_eq!(host.events[0].round_state(), Some(at(RoundStep::Propose)));
     // The same timeout again: the propose step is over, no event.
     host.events.clear();
     core.timeout(&mut host, Height(1), propose).unwrap();
@@ -724,7 +710,7 @@ fn timeouts_and_nil_polkas_are_announced_when_they_count() {
     }
     let names = event_names(&host);
     assert_eq!(names, ["Vote", "Vote", "NewRoundStep", "Polka", "Vote"]);
-    assert_eq!(state_of(&host.events[3]), Some(at(RoundStep::Precommit)));
+    assert_eq!(host.events[3].round_state(), Some(at(RoundStep::Precommit)));
 
     // Precommits for nil from two others: +2/3 precommitted something, the precommit wait starts.
     host.events.clear();
@@ -735,7 +721,7 @@ fn timeouts_and_nil_polkas_are_announced_when_they_count() {
     }
     assert_eq!(event_names(&host), ["Vote", "Vote", "NewRoundStep"]);
     assert_eq!(
-        state_of(&host.events[2]),
+        host.events[2].round_state(),
         Some(at(RoundStep::PrecommitWait))
     );
     let precommit = host
@@ -753,7 +739,7 @@ fn timeouts_and_nil_polkas_are_announced_when_they_count() {
     let names = event_names(&host);
     assert_eq!(names[..3], ["TimeoutWait", "NewRound", "NewRoundStep"]);
     assert_eq!(
-        state_of(&host.events[0]),
+        host.events[0].round_state(),
         Some(at(RoundStep::PrecommitWait))
     );
     let ConsensusEvent::NewRound { state, .. } = &host.events[1] else {
