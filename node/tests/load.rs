@@ -191,7 +191,22 @@ fn check_report(report: &Value, transport: &str, nodes: usize) {
         latency.windows(2).all(|w| w[0] <= w[1]),
         "percentiles out of order: {report}"
     );
-    assert_eq!(f(report, "/latency/samples"), committed, "{report}");
+    // Every latency sample is a commit the watcher saw; the rest were found by nonce at the end.
+    assert_eq!(
+        f(report, "/latency/samples"),
+        committed - f(report, "/committed_unseen"),
+        "{report}"
+    );
+    // Every transaction sent ends somewhere, once.
+    assert_eq!(
+        f(report, "/sent"),
+        committed + f(report, "/pending") + f(report, "/lost"),
+        "{report}"
+    );
+    assert_eq!(
+        f(report, "/uncommitted"),
+        f(report, "/pending") + f(report, "/lost")
+    );
     assert!(f(report, "/blocks") >= 1.0, "{report}");
     assert!(f(report, "/mean_txs_per_block") > 0.0, "{report}");
     assert!(f(report, "/first_height") <= f(report, "/last_height"));
@@ -205,7 +220,12 @@ fn load_reports_commits_and_latency_against_a_local_network() {
 
     let http = load(dir.path(), &both, &["--rate", "40", "--duration", "3s"]);
     check_report(&http, "http", 2);
-    // 40 tx/s for 3 s: the token bucket keeps the count near 120 (the first batch waits for tokens).
+    // 40 tx/s for 3 s: the schedule offered 120, and what was not sent is said.
+    assert_eq!(f(&http, "/offered"), 120.0, "{http}");
+    assert_eq!(
+        f(&http, "/offered"),
+        f(&http, "/sent") + f(&http, "/not_sent")
+    );
     let submitted = f(&http, "/submitted");
     assert!((60.0..=130.0).contains(&submitted), "{http}");
     assert_eq!(f(&http, "/rate_tx_s"), 40.0);

@@ -4,11 +4,18 @@
 //! Phases: (1) read `accounts.json`, the chain id (`status`) and every account's committed nonce
 //! (`abci_query /bank/account/<hex>`), and sign all transfers on all cores; (2) subscribe to
 //! `tm.event='NewBlock'` on the first node and connect `--connections` submitters (accounts are pinned
-//! to nodes, `i % nodes`); (3) start the clock and submit for `--duration`, at `--rate` (token bucket)
-//! or as fast as accepted, each account at most [`NONCE_WINDOW`] transactions ahead of its committed
-//! nonce (the mempool refuses more); (4) stop submitting and wait up to `--drain` for what was sent to
-//! commit; (5) report. Every block event's transactions are hashed (BLAKE2s, as `Tx::hash`) and matched
-//! to the first send time of the transaction: that is the latency sample.
+//! to nodes, `i % nodes`); (3) start the clock and submit for `--duration`, at `--rate` (each new
+//! transaction has a slot in a fixed-rate schedule, [`RateSchedule`]) or as fast as accepted, each
+//! account at most [`NONCE_WINDOW`] transactions ahead of its committed nonce (the mempool refuses
+//! more); (4) stop submitting and wait up to `--drain` for what was sent to commit; (5) read the nonces
+//! of accounts with transactions still outstanding (commits the watcher did not see); (6) report.
+//!
+//! Every block's transactions are hashed (SHA-256, as `Tx::hash`) and matched to the transaction's
+//! intended send time — its slot in the schedule with `--rate`, its first send without — which gives
+//! the latency sample (an HDR histogram), so a client that falls behind its schedule cannot hide its
+//! own queueing. The watcher follows every height (subscription, then reading blocks by height when the
+//! subscription skipped or ended); if it cannot, the run fails. The report accounts for every
+//! transaction: offered = sent + not sent, sent = committed + pending + lost.
 
 pub mod presign;
 pub mod report;
@@ -28,7 +35,7 @@ use super::tx::{OutputFormat, TxError};
 use super::CliError;
 use presign::{load_accounts, presign, query_nonces, Presigned, MAX_TOTAL_TXS};
 use report::{LoadReport, RunParams, Stats};
-use schedule::{Scheduler, TokenBucket};
+use schedule::{RateSchedule, Scheduler};
 use submit::{websocket_url, Submitter, Transport};
 use watch::Watcher;
 
@@ -301,8 +308,15 @@ pub async fn run_load(args: &LoadArgs) -> Result<LoadReport, LoadError> {
         .unwrap_or_else(|| settings.default_per_account(keys.len()));
     let threads = std::thread::available_parallelism().map_or(1, usize::from);
     let accounts = keys.len();
+    let (signing_keys, first_nonces) = (keys.clone(), nonces.clone());
     let presigned = tokio::task::spawn_blocking(move || {
-        presign(&keys, &nonces, &chain_id, per_account, threads)
+        presign(
+            &signing_keys,
+            &first_nonces,
+            &chain_id,
+            per_account,
+            threads,
+        )
     })
     .await
     .map_err(|e| LoadError::Presign {
@@ -317,7 +331,12 @@ pub async fn run_load(args: &LoadArgs) -> Result<LoadReport, LoadError> {
         NONCE_WINDOW as usize,
         RETRY_BACKOFF_US,
     );
-    let watcher = Watcher::subscribe(&websocket_url(&first), args.timeout).await?;
+    let watcher = Watcher::subscribe(
+        &websocket_url(&first),
+        &submit::http_url(&first),
+        args.timeout,
+    )
+    .await?;
     let mut submitters = Vec::with_capacity(settings.connections);
     for k in 0..settings.connections {
         let node = k % settings.nodes.len();
@@ -355,10 +374,9 @@ pub async fn run_load(args: &LoadArgs) -> Result<LoadReport, LoadError> {
     let deadline = t0.saturating_add(duration_us);
     shared.t0_us.store(t0, Ordering::SeqCst);
     shared.deadline_us.store(deadline, Ordering::SeqCst);
-    let bucket = settings.rate.map(|rate| {
-        let burst = (rate / 50.0).max(settings.batch as f64);
-        Arc::new(Mutex::new(TokenBucket::new(rate, burst)))
-    });
+    let schedule = settings
+        .rate
+        .map(|rate| Arc::new(Mutex::new(RateSchedule::new(rate, t0))));
     let workers: Vec<_> = submitters
         .into_iter()
         .map(|(node, submitter)| {
@@ -367,7 +385,7 @@ pub async fn run_load(args: &LoadArgs) -> Result<LoadReport, LoadError> {
                 submitter,
                 node,
                 settings.batch,
-                bucket.clone(),
+                schedule.clone(),
             ))
         })
         .collect();
@@ -379,9 +397,50 @@ pub async fn run_load(args: &LoadArgs) -> Result<LoadReport, LoadError> {
     let _ = stop_watch.send(true);
     let _ = watch_task.await;
 
-    let uncommitted = lock(&shared.sched).outstanding() as u64;
+    reconcile(&shared, &first, &keys, &nonces, args.timeout).await;
+
+    let tally = lock(&shared.sched).tally();
+    let offered = schedule.map(|s| lock(&s).due_by(deadline.saturating_sub(1)));
     let stats = lock(&shared.stats);
-    Ok(LoadReport::new(params, &stats, t0, uncommitted))
+    Ok(LoadReport::new(params, &stats, t0, tally, offered))
+}
+
+/// After the drain: accounts with transactions still outstanding have their nonces read, so commits the
+/// watcher did not see (or that landed after it stopped) count — without a latency sample. A failed
+/// read leaves those transactions pending (the report says what it knows).
+async fn reconcile(
+    shared: &Shared,
+    node: &str,
+    keys: &[basalt_consensus::types::PrivateKey],
+    first_nonces: &[u64],
+    timeout: Duration,
+) {
+    let accounts = lock(&shared.sched).accounts_outstanding();
+    if accounts.is_empty() {
+        return;
+    }
+    let subset: Vec<_> = accounts
+        .iter()
+        .filter_map(|a| keys.get(*a as usize).cloned())
+        .collect();
+    let Ok(nonces) = query_nonces(&submit::http_url(node), &subset, timeout).await else {
+        return;
+    };
+    let mut newly = 0u64;
+    {
+        let mut sched = lock(&shared.sched);
+        for (account, nonce) in accounts.iter().zip(nonces) {
+            let first = first_nonces
+                .get(*account as usize)
+                .copied()
+                .unwrap_or(nonce);
+            let count = usize::try_from(nonce.saturating_sub(first)).unwrap_or(usize::MAX);
+            newly += sched.reconcile(*account, count) as u64;
+        }
+    }
+    let mut stats = lock(&shared.stats);
+    stats.committed += newly;
+    stats.committed_unseen += newly;
 }
 
 /// Until the deadline: re-queue stalled accounts and note when the presigned transactions ran out.
@@ -424,13 +483,14 @@ async fn drain(shared: &Shared, limit: Duration, watch_task: &tokio::task::JoinH
     }
 }
 
-/// One connection: takes ready transactions for its node, waits for tokens, sends, records outcomes.
+/// One connection: takes ready transactions for its node, gives new ones their slots in the rate
+/// schedule and waits for the last slot, sends, records outcomes.
 async fn submit_loop(
     shared: Arc<Shared>,
     mut submitter: Submitter,
     node: usize,
     batch: usize,
-    bucket: Option<Arc<Mutex<TokenBucket>>>,
+    schedule: Option<Arc<Mutex<RateSchedule>>>,
 ) {
     let deadline = shared.deadline_us.load(Ordering::SeqCst);
     loop {
@@ -445,10 +505,19 @@ async fn submit_loop(
             let _ = tokio::time::timeout(wait, notified).await;
             continue;
         }
-        if let Some(bucket) = &bucket {
-            let wait_us = lock(bucket).take(refs.len(), now);
-            if wait_us > 0 {
-                tokio::time::sleep(Duration::from_micros(wait_us)).await;
+        // New transactions take the next slots of the schedule (resends keep their first slot).
+        let fresh: Vec<bool> = {
+            let sched = lock(&shared.sched);
+            refs.iter().map(|tx| sched.is_unsent(*tx)).collect()
+        };
+        let mut slots = match &schedule {
+            Some(schedule) => lock(schedule).take(fresh.iter().filter(|f| **f).count()),
+            None => Vec::new(),
+        }
+        .into_iter();
+        if let Some(last) = slots.as_slice().last().copied() {
+            if last > now {
+                tokio::time::sleep(Duration::from_micros(last - now)).await;
             }
         }
         let sent_at = shared.now_us();
@@ -463,7 +532,11 @@ async fn submit_loop(
         let first_send: Vec<bool> = {
             let mut sched = lock(&shared.sched);
             refs.iter()
-                .map(|tx| sched.mark_sent(*tx, sent_at))
+                .zip(&fresh)
+                .map(|(tx, fresh)| {
+                    let intended = if *fresh { slots.next() } else { None };
+                    sched.mark_sent(*tx, intended.unwrap_or(sent_at))
+                })
                 .collect()
         };
         let txs: Vec<_> = refs
@@ -480,6 +553,9 @@ async fn submit_loop(
         }
         let mut sched = lock(&shared.sched);
         for (tx, outcome) in refs.iter().zip(&outcomes) {
+            if outcome.held_by_node() {
+                sched.mark_accepted(*tx);
+            }
             if outcome.is_transient() {
                 sched.retry_later(*tx, now);
             }
@@ -499,7 +575,15 @@ async fn watch_blocks(
             _ = stop.changed() => return,
         };
         match block {
-            Ok(block) => apply_block(&shared, &block),
+            Ok(block) => {
+                if let Some(reason) = watcher.fallback() {
+                    let mut stats = lock(&shared.stats);
+                    if stats.watch_fallback.is_none() {
+                        stats.watch_fallback = Some(reason.to_owned());
+                    }
+                }
+                apply_block(&shared, &block);
+            }
             Err(reason) => {
                 lock(&shared.stats).watch_error = Some(reason);
                 shared.progress.notify_waiters();
@@ -532,7 +616,9 @@ fn apply_block(shared: &Shared, block: &watch::BlockSeen) {
         if now <= shared.deadline_us.load(Ordering::SeqCst) {
             stats.committed_in_duration += newly as u64;
         }
-        stats.latencies_us.extend(latencies);
+        for latency in latencies {
+            stats.latency.record(latency);
+        }
         if now >= shared.t0_us.load(Ordering::SeqCst) {
             stats.record_block(now, block.height, block.tx_hashes.len(), ours);
         }

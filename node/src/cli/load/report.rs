@@ -5,6 +5,7 @@ use std::fmt::Write as _;
 
 use serde::Serialize;
 
+use super::schedule::Tally;
 use super::submit::{Outcome, Transport};
 
 /// Most distinct rejection reasons counted separately (the rest go under "other").
@@ -43,8 +44,8 @@ pub struct Stats {
     pub committed: u64,
     /// Of those, committed before the submission deadline.
     pub committed_in_duration: u64,
-    /// Submit → commit latency of each transaction seen committed, µs.
-    pub latencies_us: Vec<u64>,
+    /// Intended send → commit latency of each transaction seen committed.
+    pub latency: LatencyHistogram,
     /// Blocks received since submission started (at most [`MAX_BLOCKS`]).
     pub blocks: Vec<BlockRecord>,
     /// Heights the watcher skipped (a gap between consecutive events).
@@ -57,8 +58,12 @@ pub struct Stats {
     pub requeued: u64,
     /// Re-sends answered "already in cache" (the node still holds them; not counted as rejected).
     pub resent_in_cache: u64,
-    /// Why the block subscription ended early, if it did.
+    /// Why commit tracking failed (subscription and polling both), if it did: the run fails.
     pub watch_error: Option<String>,
+    /// Why the block subscription ended, if it did and the watcher went on by polling blocks.
+    pub watch_fallback: Option<String>,
+    /// Transactions found committed only by their account's nonce at the end (no latency sample).
+    pub committed_unseen: u64,
     /// When every presigned transaction had been sent, µs since the epoch, if before the deadline.
     pub ran_out_us: Option<u64>,
 }
@@ -113,7 +118,56 @@ impl Stats {
     }
 }
 
-/// Latency percentiles in milliseconds (nearest rank).
+/// Longest latency recorded exactly, µs (longer ones are recorded as this).
+pub const MAX_LATENCY_US: u64 = 3_600_000_000;
+
+/// Latencies in an HDR histogram: 3 significant digits from 1 µs to an hour, in constant memory however
+/// long the run.
+#[derive(Debug, Clone)]
+pub struct LatencyHistogram(Option<hdrhistogram::Histogram<u64>>);
+
+impl Default for LatencyHistogram {
+    fn default() -> Self {
+        // These bounds are valid (low ≥ 1, high ≥ 2 × low, 3 digits), so construction cannot fail.
+        LatencyHistogram(hdrhistogram::Histogram::new_with_bounds(1, MAX_LATENCY_US, 3).ok())
+    }
+}
+
+impl LatencyHistogram {
+    /// Records one latency (clamped to 1 µs..[`MAX_LATENCY_US`]).
+    pub fn record(&mut self, us: u64) {
+        if let Some(h) = &mut self.0 {
+            let _ = h.record(us.clamp(1, MAX_LATENCY_US));
+        }
+    }
+
+    /// Samples recorded.
+    pub fn len(&self) -> u64 {
+        self.0.as_ref().map_or(0, |h| h.len())
+    }
+
+    /// Whether nothing was recorded.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The percentiles, `None` without samples.
+    pub fn summary(&self) -> Option<Latency> {
+        let h = self.0.as_ref().filter(|h| !h.is_empty())?;
+        let ms = |us: u64| us as f64 / 1000.0;
+        Some(Latency {
+            samples: h.len() as usize,
+            p50_ms: ms(h.value_at_quantile(0.50)),
+            p95_ms: ms(h.value_at_quantile(0.95)),
+            p99_ms: ms(h.value_at_quantile(0.99)),
+            p999_ms: ms(h.value_at_quantile(0.999)),
+            max_ms: ms(h.max()),
+            mean_ms: h.mean() / 1000.0,
+        })
+    }
+}
+
+/// Latency percentiles in milliseconds (from the histogram: within 0.1% of the exact value).
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
 pub struct Latency {
     /// Number of samples.
@@ -124,33 +178,12 @@ pub struct Latency {
     pub p95_ms: f64,
     /// 99th percentile.
     pub p99_ms: f64,
+    /// 99.9th percentile.
+    pub p999_ms: f64,
     /// Largest.
     pub max_ms: f64,
     /// Mean.
     pub mean_ms: f64,
-}
-
-/// Nearest-rank percentiles of `samples_us`; `None` without samples.
-pub fn latency(samples_us: &[u64]) -> Option<Latency> {
-    if samples_us.is_empty() {
-        return None;
-    }
-    let mut sorted = samples_us.to_vec();
-    sorted.sort_unstable();
-    let n = sorted.len();
-    let rank = |p: f64| {
-        let k = ((p / 100.0) * n as f64).ceil() as usize;
-        sorted[k.clamp(1, n) - 1] as f64 / 1000.0
-    };
-    let sum: u128 = sorted.iter().map(|&v| u128::from(v)).sum();
-    Some(Latency {
-        samples: n,
-        p50_ms: rank(50.0),
-        p95_ms: rank(95.0),
-        p99_ms: rank(99.0),
-        max_ms: rank(100.0),
-        mean_ms: (sum as f64 / n as f64) / 1000.0,
-    })
 }
 
 /// The run's parameters, as echoed in the report.
@@ -194,8 +227,21 @@ pub struct LoadReport {
     pub rejected: BTreeMap<String, u64>,
     /// One example message per class.
     pub rejected_examples: BTreeMap<String, String>,
-    /// This run's transactions committed.
+    /// Transactions the rate schedule offered within the duration (`None` without `--rate`).
+    pub offered: Option<u64>,
+    /// Offered but never sent: the client fell behind its schedule (the nonce window was full, nodes
+    /// answered slowly).
+    pub not_sent: Option<u64>,
+    /// Distinct transactions sent: `committed + pending + lost`.
+    pub sent: u64,
+    /// Of those, committed.
     pub committed: u64,
+    /// Of the committed, found only by their account's nonce at the end (no latency sample).
+    pub committed_unseen: u64,
+    /// Accepted by a node, not committed when the run ended.
+    pub pending: u64,
+    /// Refused by every node they were sent to, not committed.
+    pub lost: u64,
     /// committed / window_s.
     pub committed_tps: f64,
     /// Transactions committed before the submission deadline, per second of the duration.
@@ -204,13 +250,14 @@ pub struct LoadReport {
     pub accepted_tps: f64,
     /// From the first submission to the last block holding one of this run's transactions, seconds.
     pub window_s: f64,
-    /// Sent but not seen committed when the run ended.
+    /// Sent but not committed when the run ended: `pending + lost`.
     pub uncommitted: u64,
     /// Transactions re-queued because their account stalled.
     pub requeued: u64,
     /// Re-sends answered "already in cache" (not counted in `rejected`).
     pub resent_in_cache: u64,
-    /// Submit → commit latency (from the first send to the NewBlock event), `null` without samples.
+    /// Intended send → commit latency (from the transaction's slot in the rate schedule, or its first
+    /// send without a rate, to the block that holds it), `null` without samples.
     pub latency: Option<Latency>,
     /// Blocks received within the window.
     pub blocks: usize,
@@ -228,13 +275,22 @@ pub struct LoadReport {
     pub missed_heights: u64,
     /// If the presigned transactions ran out before the deadline: when, seconds after the start.
     pub ran_out_s: Option<f64>,
-    /// Why the block subscription ended early, if it did (then commit numbers are incomplete).
+    /// Why commit tracking failed, if it did (the run then fails: commit numbers are incomplete).
     pub watch_error: Option<String>,
+    /// Why the block subscription ended, if the watcher went on by polling blocks.
+    pub watch_fallback: Option<String>,
 }
 
 impl LoadReport {
-    /// Builds the report; `t0_us` is when submission started and `uncommitted` what is still outstanding.
-    pub fn new(params: RunParams, stats: &Stats, t0_us: u64, uncommitted: u64) -> LoadReport {
+    /// Builds the report; `t0_us` is when submission started, `tally` what became of the transactions
+    /// sent and `offered` what the rate schedule offered within the duration.
+    pub fn new(
+        params: RunParams,
+        stats: &Stats,
+        t0_us: u64,
+        tally: Tally,
+        offered: Option<u64>,
+    ) -> LoadReport {
         let window_end = stats.last_commit_us.unwrap_or(t0_us).max(t0_us);
         let window_us = window_end - t0_us;
         let in_window: Vec<&BlockRecord> = stats
@@ -257,21 +313,28 @@ impl LoadReport {
             rejected_total: stats.rejected.values().sum(),
             rejected: stats.rejected.clone(),
             rejected_examples: stats.rejected_examples.clone(),
-            committed: stats.committed,
-            committed_tps: round1(per_s(stats.committed as f64, window_us)),
+            offered,
+            not_sent: offered.map(|o| o.saturating_sub(tally.sent)),
+            sent: tally.sent,
+            committed: tally.committed,
+            committed_unseen: stats.committed_unseen,
+            pending: tally.pending,
+            lost: tally.lost,
+            committed_tps: round1(per_s(tally.committed as f64, window_us)),
             committed_in_duration_tps: round1(per_s(
                 stats.committed_in_duration as f64,
                 duration_us,
             )),
             accepted_tps: round1(per_s(stats.accepted as f64, duration_us)),
             window_s: round3(window_us as f64 / 1e6),
-            uncommitted,
+            uncommitted: tally.pending + tally.lost,
             requeued: stats.requeued,
             resent_in_cache: stats.resent_in_cache,
-            latency: latency(&stats.latencies_us).map(|l| Latency {
+            latency: stats.latency.summary().map(|l| Latency {
                 p50_ms: round1(l.p50_ms),
                 p95_ms: round1(l.p95_ms),
                 p99_ms: round1(l.p99_ms),
+                p999_ms: round1(l.p999_ms),
                 max_ms: round1(l.max_ms),
                 mean_ms: round1(l.mean_ms),
                 ..l
@@ -291,6 +354,7 @@ impl LoadReport {
                 .ran_out_us
                 .map(|t| round3(t.saturating_sub(t0_us) as f64 / 1e6)),
             watch_error: stats.watch_error.clone(),
+            watch_fallback: stats.watch_fallback.clone(),
             params,
         }
     }
@@ -335,21 +399,45 @@ impl LoadReport {
                 format!(" ({})", reasons.join(", "))
             }
         );
+        if let (Some(offered), Some(not_sent)) = (self.offered, self.not_sent) {
+            let _ = writeln!(
+                out,
+                "offered     {offered} by the schedule; sent {}, not sent {not_sent}{}",
+                self.sent,
+                if not_sent > 0 {
+                    " (the client fell behind: nonce window full or nodes slow)"
+                } else {
+                    ""
+                }
+            );
+        }
         let _ = writeln!(
             out,
-            "committed   {} in {:.2}s = {:.0} tx/s  (within the duration: {:.0} tx/s; uncommitted {})",
+            "outcome     sent {} = committed {} + pending {} + lost {}{}",
+            self.sent,
             self.committed,
-            self.window_s,
-            self.committed_tps,
-            self.committed_in_duration_tps,
-            self.uncommitted
+            self.pending,
+            self.lost,
+            if self.committed_unseen > 0 {
+                format!(
+                    "  ({} committed found by nonce, not seen in a block)",
+                    self.committed_unseen
+                )
+            } else {
+                String::new()
+            }
+        );
+        let _ = writeln!(
+            out,
+            "committed   {} in {:.2}s = {:.0} tx/s  (within the duration: {:.0} tx/s)",
+            self.committed, self.window_s, self.committed_tps, self.committed_in_duration_tps,
         );
         match &self.latency {
             Some(l) => {
                 let _ = writeln!(
                     out,
-                    "latency     p50 {:.0} ms  p95 {:.0} ms  p99 {:.0} ms  max {:.0} ms  mean {:.0} ms  ({} samples)",
-                    l.p50_ms, l.p95_ms, l.p99_ms, l.max_ms, l.mean_ms, l.samples
+                    "latency     p50 {:.0} ms  p95 {:.0} ms  p99 {:.0} ms  p99.9 {:.0} ms  max {:.0} ms  mean {:.0} ms  ({} samples, from the intended send time)",
+                    l.p50_ms, l.p95_ms, l.p99_ms, l.p999_ms, l.max_ms, l.mean_ms, l.samples
                 );
             }
             None => {
@@ -385,8 +473,14 @@ impl LoadReport {
                 self.requeued, STALL_S, self.resent_in_cache
             );
         }
+        if let Some(e) = &self.watch_fallback {
+            let _ = writeln!(
+                out,
+                "note        block subscription ended ({e}); blocks were then read by height"
+            );
+        }
         if let Some(e) = &self.watch_error {
-            let _ = writeln!(out, "error       block subscription ended early: {e}");
+            let _ = writeln!(out, "error       commit tracking failed: {e}");
         }
         out
     }
@@ -406,17 +500,28 @@ mod tests {
     use super::*;
 
     #[test]
-    fn percentiles_are_nearest_rank() {
-        let samples: Vec<u64> = (1..=100).map(|ms| ms * 1000).collect();
-        let l = latency(&samples).unwrap();
-        assert_eq!(
-            (l.p50_ms, l.p95_ms, l.p99_ms, l.max_ms),
-            (50.0, 95.0, 99.0, 100.0)
-        );
-        assert_eq!(l.mean_ms, 50.5);
-        let one = latency(&[7_000]).unwrap();
-        assert_eq!((one.p50_ms, one.p99_ms, one.max_ms), (7.0, 7.0, 7.0));
-        assert!(latency(&[]).is_none());
+    fn percentiles_come_from_the_histogram_within_a_thousandth() {
+        let mut h = LatencyHistogram::default();
+        assert!(h.summary().is_none());
+        for ms in 1..=1000u64 {
+            h.record(ms * 1000);
+        }
+        let l = h.summary().unwrap();
+        let close = |got: f64, want: f64| (got - want).abs() <= want / 1000.0 + 1e-9;
+        assert_eq!(l.samples, 1000);
+        assert!(close(l.p50_ms, 500.0), "{l:?}");
+        assert!(close(l.p99_ms, 990.0), "{l:?}");
+        assert!(close(l.p999_ms, 999.0), "{l:?}");
+        assert!(close(l.max_ms, 1000.0), "{l:?}");
+        assert!(close(l.mean_ms, 500.5), "{l:?}");
+        // Out-of-range values are clamped, not dropped.
+        h.record(0);
+        h.record(u64::MAX);
+        assert_eq!(h.len(), 1002);
+        assert!(close(
+            h.summary().unwrap().max_ms,
+            MAX_LATENCY_US as f64 / 1000.0
+        ));
     }
 
     #[test]
@@ -454,7 +559,8 @@ mod tests {
         stats.record_block(2_000_000, 13, 0, 0); // after the last commit: not in the window
         stats.committed = 140;
         stats.committed_in_duration = 140;
-        stats.latencies_us = vec![100_000, 200_000];
+        stats.latency.record(100_000);
+        stats.latency.record(200_000);
         let params = RunParams {
             transport: Transport::Http,
             nodes: vec!["http://127.0.0.1:1".into()],
@@ -467,7 +573,13 @@ mod tests {
             presigned: 200,
             presign_s: 0.1,
         };
-        let r = LoadReport::new(params, &stats, 500_000, 0);
+        let tally = Tally {
+            sent: 150,
+            committed: 140,
+            pending: 6,
+            lost: 4,
+        };
+        let r = LoadReport::new(params, &stats, 500_000, tally, Some(160));
         assert_eq!(r.blocks, 2);
         assert_eq!(r.block_txs, 150);
         assert_eq!(r.missed_heights, 1);
@@ -477,6 +589,16 @@ mod tests {
         let json = serde_json::to_value(&r).unwrap();
         assert_eq!(json["transport"], "http");
         assert_eq!(json["latency"]["p50_ms"], 100.0);
-        assert!(r.to_text().contains("committed   140"));
+        let text = r.to_text();
+        assert!(text.contains("committed   140"), "{text}");
+        // The outcome adds up and is shown as such.
+        assert_eq!(r.sent, r.committed + r.pending + r.lost);
+        assert_eq!(r.offered, Some(r.sent + r.not_sent.unwrap()));
+        assert_eq!(r.uncommitted, 10);
+        assert!(
+            text.contains("sent 150 = committed 140 + pending 6 + lost 4"),
+            "{text}"
+        );
+        assert!(text.contains("offered     160"), "{text}");
     }
 }

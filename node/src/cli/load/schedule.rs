@@ -1,6 +1,6 @@
 //! Which pre-signed transfer to send next: a per-account nonce window, retries with back-off, commit
-//! tracking, and a token bucket for a fixed rate. Pure (times are microseconds since the run started,
-//! passed in), so it is tested without a clock.
+//! tracking, what became of every transaction sent, and the send schedule of a fixed rate. Pure (times
+//! are microseconds since the run's epoch, passed in), so it is tested without a clock.
 //!
 //! Why a window: the node's mempool accepts an account's nonces only from its committed nonce up to
 //! [`basalt_state::bank::NONCE_WINDOW`] ahead, so sending further ahead only produces rejections.
@@ -34,8 +34,11 @@ struct AccountState {
     blocked_until_us: u64,
     /// Last time `committed` advanced (or a stall was handled).
     last_progress_us: u64,
-    /// First send time of each seq, or [`NOT_SENT`].
+    /// When each seq was meant to go out (its slot in the rate schedule, or its first send without a
+    /// rate), or [`NOT_SENT`]: latency is measured from here.
     first_sent_us: Vec<u64>,
+    /// Whether a node accepted each seq at least once.
+    accepted: Vec<bool>,
 }
 
 /// The scheduler of all accounts; accounts are pinned to nodes (account `i` to node `i % nodes`), so an
@@ -47,6 +50,19 @@ pub struct Scheduler {
     cursor: Vec<usize>,
     window: usize,
     retry_backoff_us: u64,
+}
+
+/// What became of the transactions a run sent, each counted once: `sent = committed + pending + lost`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Tally {
+    /// Distinct transactions sent at least once.
+    pub sent: u64,
+    /// Of those, committed (seen in a block, or implied by a later nonce committing).
+    pub committed: u64,
+    /// Accepted by a node but not committed when the run ended (still in a mempool, or dropped).
+    pub pending: u64,
+    /// Never accepted by any node and not committed (every send was refused).
+    pub lost: u64,
 }
 
 /// What a commit event did.
@@ -79,6 +95,7 @@ impl Scheduler {
                     blocked_until_us: 0,
                     last_progress_us: 0,
                     first_sent_us: vec![NOT_SENT; len],
+                    accepted: vec![false; len],
                 })
                 .collect(),
             cursor: vec![0; nodes],
@@ -140,20 +157,91 @@ impl Scheduler {
         out
     }
 
-    /// Records that `tx` went out at `now_us` (the first send time is kept for latency); returns whether
-    /// this is its first send.
-    pub fn mark_sent(&mut self, tx: TxRef, now_us: u64) -> bool {
+    /// Whether `tx` was never sent (a send of it is a first send and takes a slot of the rate schedule).
+    pub fn is_unsent(&self, tx: TxRef) -> bool {
+        self.accounts
+            .get(tx.account as usize)
+            .and_then(|a| a.first_sent_us.get(tx.seq as usize))
+            .is_some_and(|t| *t == NOT_SENT)
+    }
+
+    /// Records that `tx` went out, meant for `intended_us` (kept from the first send for latency);
+    /// returns whether this is its first send.
+    pub fn mark_sent(&mut self, tx: TxRef, intended_us: u64) -> bool {
         match self
             .accounts
             .get_mut(tx.account as usize)
             .and_then(|a| a.first_sent_us.get_mut(tx.seq as usize))
         {
             Some(slot) if *slot == NOT_SENT => {
-                *slot = now_us;
+                *slot = intended_us;
                 true
             }
             _ => false,
         }
+    }
+
+    /// A node accepted `tx`.
+    pub fn mark_accepted(&mut self, tx: TxRef) {
+        if let Some(flag) = self
+            .accounts
+            .get_mut(tx.account as usize)
+            .and_then(|a| a.accepted.get_mut(tx.seq as usize))
+        {
+            *flag = true;
+        }
+    }
+
+    /// The chain says `account` has `count` of its presigned transactions committed (its nonce moved
+    /// past them), e.g. read at the end of a run: those the watcher did not see become committed, without
+    /// a latency sample (when they committed is unknown). Returns how many.
+    pub fn reconcile(&mut self, account: u32, count: usize) -> usize {
+        let Some(state) = self.accounts.get_mut(account as usize) else {
+            return 0;
+        };
+        let count = count.min(state.len);
+        if count <= state.committed {
+            return 0;
+        }
+        let newly = count - state.committed;
+        state.committed = count;
+        state.next = state.next.max(count);
+        state.retry = state.retry.split_off(&count);
+        newly
+    }
+
+    /// Accounts with sent transactions not yet committed.
+    pub fn accounts_outstanding(&self) -> Vec<u32> {
+        (0..self.accounts.len() as u32)
+            .filter(|&a| {
+                let state = &self.accounts[a as usize];
+                state.first_sent_us[state.committed..state.next]
+                    .iter()
+                    .any(|&t| t != NOT_SENT)
+            })
+            .collect()
+    }
+
+    /// What became of every transaction sent (see [`Tally`]).
+    pub fn tally(&self) -> Tally {
+        let mut tally = Tally::default();
+        for state in &self.accounts {
+            // Nonces commit in order: everything below `committed` is committed, whether this run saw
+            // its first send or not (a resend after a restart of the tool would be the same tx).
+            tally.committed += state.committed as u64;
+            for seq in state.committed..state.len {
+                if state.first_sent_us[seq] == NOT_SENT {
+                    continue;
+                }
+                if state.accepted[seq] {
+                    tally.pending += 1;
+                } else {
+                    tally.lost += 1;
+                }
+            }
+        }
+        tally.sent = tally.committed + tally.pending + tally.lost;
+        tally
     }
 
     /// A transient rejection (mempool full, nonce ahead of a lagging node, connection error): send `tx`
@@ -244,40 +332,44 @@ impl Scheduler {
     }
 }
 
-/// A token bucket: `rate` tokens per second, at most `burst` saved up. Tokens may be borrowed (the
-/// balance goes negative) so concurrent senders share the rate exactly; the caller waits the returned
-/// time before sending.
+/// The send schedule of a fixed rate: the k-th new transaction of the run is due `k / rate` seconds
+/// after the start. Senders take slots in order and send no earlier than their slots; a transaction's
+/// latency is measured from its slot, so a client that falls behind (waiting for the nonce window, a
+/// slow node, its own queue) cannot hide the wait — the coordinated-omission correction of a
+/// constant-rate load generator.
 #[derive(Debug, Clone)]
-pub struct TokenBucket {
-    rate_per_s: f64,
-    burst: f64,
-    tokens: f64,
-    last_us: u64,
+pub struct RateSchedule {
+    start_us: u64,
+    interval_us: f64,
+    issued: u64,
 }
 
-impl TokenBucket {
-    /// A bucket for `rate_per_s` with at most `burst` tokens saved; it starts empty so the run does not
-    /// open with a spike.
-    pub fn new(rate_per_s: f64, burst: f64) -> TokenBucket {
-        TokenBucket {
-            rate_per_s: rate_per_s.max(f64::MIN_POSITIVE),
-            burst: burst.max(1.0),
-            tokens: 0.0,
-            last_us: 0,
+impl RateSchedule {
+    /// A schedule of `rate_per_s` transactions per second from `start_us`.
+    pub fn new(rate_per_s: f64, start_us: u64) -> RateSchedule {
+        RateSchedule {
+            start_us,
+            interval_us: 1e6 / rate_per_s.max(f64::MIN_POSITIVE),
+            issued: 0,
         }
     }
 
-    /// Takes `n` tokens at `now_us`; returns how long (µs) to wait before using them.
-    pub fn take(&mut self, n: usize, now_us: u64) -> u64 {
-        let elapsed_s = now_us.saturating_sub(self.last_us) as f64 / 1e6;
-        self.last_us = self.last_us.max(now_us);
-        self.tokens = (self.tokens + elapsed_s * self.rate_per_s).min(self.burst);
-        self.tokens -= n as f64;
-        if self.tokens >= 0.0 {
-            0
-        } else {
-            (-self.tokens / self.rate_per_s * 1e6).ceil() as u64
-        }
+    /// The due times (µs) of the next `n` slots.
+    pub fn take(&mut self, n: usize) -> Vec<u64> {
+        let first = self.issued;
+        self.issued = self.issued.saturating_add(n as u64);
+        (first..self.issued)
+            .map(|k| {
+                self.start_us
+                    .saturating_add((k as f64 * self.interval_us).round() as u64)
+            })
+            .collect()
+    }
+
+    /// Slots due by `until_us` (the transactions the schedule offered by then).
+    pub fn due_by(&self, until_us: u64) -> u64 {
+        let elapsed = until_us.saturating_sub(self.start_us) as f64;
+        (elapsed / self.interval_us).floor() as u64 + 1
     }
 }
 
@@ -372,21 +464,51 @@ mod tests {
     }
 
     #[test]
-    fn token_bucket_holds_the_rate_over_time() {
-        let mut b = TokenBucket::new(1000.0, 10.0);
-        // 10 txs at t=0 from an empty bucket: wait 10 ms.
-        assert_eq!(b.take(10, 0), 10_000);
-        // After 20 ms, 20 tokens were added: 10 repay the debt, so 10 more are free.
-        assert_eq!(b.take(10, 20_000), 0);
-        // Idle time saves at most one burst.
-        assert_eq!(b.take(10, 1_000_000), 0);
-        assert_eq!(b.take(10, 1_000_000), 10_000);
-        // Summed over a second, sends are spaced to 1000/s.
-        let mut b = TokenBucket::new(1000.0, 1.0);
-        let mut t = 0;
-        for _ in 0..100 {
-            t += b.take(10, t);
+    fn the_rate_schedule_spaces_slots_and_counts_what_was_due() {
+        let mut r = RateSchedule::new(1000.0, 5_000);
+        assert_eq!(r.take(3), vec![5_000, 6_000, 7_000]);
+        assert_eq!(r.take(1), vec![8_000]);
+        // Slots keep their times however late they are taken.
+        assert_eq!(r.take(2), vec![9_000, 10_000]);
+        // One second at 1000/s offered 1000 transactions (slot 0 at the start).
+        assert_eq!(r.due_by(5_000 + 999_999), 1000);
+        assert_eq!(r.due_by(5_000), 1);
+        let mut odd = RateSchedule::new(3.0, 0);
+        assert_eq!(odd.take(4), vec![0, 333_333, 666_667, 1_000_000]);
+    }
+
+    #[test]
+    fn latency_counts_from_the_intended_time_and_every_send_ends_somewhere() {
+        let mut s = Scheduler::new(&[4, 4], 1, 4, 0);
+        let txs = s.take_ready(0, 8, 0);
+        assert!(txs.iter().all(|t| s.is_unsent(*t)));
+        // Meant for 1 ms, sent late: latency still counts from 1 ms.
+        assert!(s.mark_sent(txs[0], 1_000));
+        assert!(!s.is_unsent(txs[0]));
+        s.mark_accepted(txs[0]);
+        assert_eq!(s.committed(txs[0], 51_000).latency_us, Some(50_000));
+        // Account 0: seq 1 accepted and pending, seq 2 refused everywhere (lost), seq 3 never sent.
+        s.mark_sent(txs[1], 2_000);
+        s.mark_accepted(txs[1]);
+        s.mark_sent(txs[2], 3_000);
+        // Account 1: all four sent and accepted; the chain says three committed (the watcher saw none).
+        for t in &txs[4..] {
+            s.mark_sent(*t, 4_000);
+            s.mark_accepted(*t);
         }
-        assert!((990_000..=1_000_000).contains(&t), "{t}");
+        assert_eq!(s.accounts_outstanding(), vec![0, 1]);
+        assert_eq!(s.reconcile(1, 3), 3);
+        assert_eq!(s.reconcile(1, 2), 0, "a lower count changes nothing");
+        let tally = s.tally();
+        assert_eq!(
+            tally,
+            Tally {
+                sent: 7,
+                committed: 4,
+                pending: 2,
+                lost: 1
+            }
+        );
+        assert_eq!(tally.sent, tally.committed + tally.pending + tally.lost);
     }
 }

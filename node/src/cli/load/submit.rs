@@ -49,7 +49,7 @@ pub enum Outcome {
         /// What went wrong.
         message: String,
     },
-    /// Accepted, but the node reported a different hash than the BLAKE2s of the bytes sent.
+    /// Accepted, but the node reported a different hash than the SHA-256 of the bytes sent.
     HashMismatch {
         /// The node's hash.
         reported: String,
@@ -70,6 +70,17 @@ impl Outcome {
 
     /// Whether sending the same transaction again later can succeed: a nonce ahead of a lagging node
     /// (code 4), a full mempool, a node catching up, or no answer at all.
+    /// Whether the node holds the transaction after this answer (accepted now, or earlier: "already in
+    /// cache").
+    pub fn held_by_node(&self) -> bool {
+        match self {
+            Outcome::Accepted | Outcome::HashMismatch { .. } => true,
+            Outcome::RpcError { message } => message.contains("in cache"),
+            Outcome::Rejected { .. } | Outcome::Transport { .. } => false,
+        }
+    }
+
+    /// Whether sending again later may succeed.
     pub fn is_transient(&self) -> bool {
         match self {
             Outcome::Rejected { code, .. } => *code == 4,

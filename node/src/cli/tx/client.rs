@@ -37,6 +37,7 @@ pub struct BroadcastResult {
 pub struct RpcClient {
     http: reqwest::Client,
     url: String,
+    max_response_bytes: usize,
 }
 
 impl RpcClient {
@@ -55,7 +56,18 @@ impl RpcClient {
                 method: "connect",
                 reason: e.to_string(),
             })?;
-        Ok(RpcClient { http, url })
+        Ok(RpcClient {
+            http,
+            url,
+            max_response_bytes: MAX_RESPONSE_BYTES,
+        })
+    }
+
+    /// The same client, reading answers of up to `max` bytes (default [`MAX_RESPONSE_BYTES`]; whole
+    /// blocks need more).
+    pub fn with_max_response_bytes(mut self, max: usize) -> RpcClient {
+        self.max_response_bytes = max;
+        self
     }
 
     /// Calls `method` with `params` and returns `result`.
@@ -81,9 +93,10 @@ impl RpcClient {
             .await
             .map_err(|e| failed(format!("reading the response: {e}")))?
         {
-            if body.len() + chunk.len() > MAX_RESPONSE_BYTES {
+            if body.len() + chunk.len() > self.max_response_bytes {
                 return Err(failed(format!(
-                    "response larger than {MAX_RESPONSE_BYTES} bytes"
+                    "response larger than {} bytes",
+                    self.max_response_bytes
                 )));
             }
             body.extend_from_slice(&chunk);
