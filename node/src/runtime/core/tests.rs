@@ -773,3 +773,101 @@ fn replay_announces_nothing() {
     restarted.start(&mut host, engine, records).unwrap();
     assert_eq!(event_names(&host), Vec::<&str>::new());
 }
+
+/// A vote of `round`, signed by validator `index`.
+fn vote_in(
+    keys: &[PrivateKey],
+    index: usize,
+    vote_type: VoteType,
+    round: u32,
+    block_id: Option<BlockId>,
+) -> ConsensusMessage {
+    let vote = Vote {
+        vote_type,
+        height: Height(1),
+        round: Round(round),
+        block_id,
+        validator_index: ValidatorIndex(u32::try_from(index).unwrap()),
+    };
+    let signature = keys[index].sign(&vote.sign_bytes(&chain_id()));
+    ConsensusMessage::Vote(SignedVote { vote, signature })
+}
+
+/// Locked on a block in round 0, a node that sees a new polka for the same block in round 1 moves its
+/// lock: `Relock`, not `Lock`.
+#[test]
+fn a_new_polka_for_the_locked_block_is_a_relock() {
+    let proposal = {
+        let (mut core, mut host, _) = node(proposer());
+        let engine = engine_for(&host);
+        core.start(&mut host, engine, Vec::new()).unwrap();
+        host.published().into_iter().next().unwrap()
+    };
+    let ConsensusMessage::Proposal(first) = &proposal else {
+        panic!("expected a proposal")
+    };
+    let block = first.block.clone();
+    let block_id = block.id();
+    let me = not_proposer();
+    let (mut core, mut host, keys) = node(me);
+    let engine = engine_for(&host);
+    core.start(&mut host, engine, Vec::new()).unwrap();
+    let others: Vec<usize> = (0..4).filter(|i| *i != me).collect();
+
+    // Round 0: the proposal, a polka for it (we lock), then nil precommits: round 1 after the wait.
+    core.on_message(&mut host, &0, proposal).unwrap();
+    for &i in &others[..2] {
+        let prevote = vote_in(&keys, i, VoteType::Prevote, 0, Some(block_id));
+        core.on_message(&mut host, &0, prevote).unwrap();
+    }
+    assert!(event_names(&host).contains(&"Lock"));
+    for &i in &others[..2] {
+        let precommit = vote_in(&keys, i, VoteType::Precommit, 0, None);
+        core.on_message(&mut host, &0, precommit).unwrap();
+    }
+    let wait = host
+        .did
+        .iter()
+        .rev()
+        .find_map(|d| match d {
+            Did::Timeout(_, t) if t.kind == TimeoutKind::Precommit => Some(*t),
+            _ => None,
+        })
+        .expect("precommit timeout scheduled");
+    core.timeout(&mut host, Height(1), wait).unwrap();
+    assert_eq!(core.engine().round(), Round(1));
+
+    // Round 1: the block again, with its round-0 proof of lock (re-proposed by round 1's proposer, which
+    // may be this node), and a new polka for it.
+    let (set, _) = set_and_keys();
+    let next_proposer = set.proposer_for_round(Round(1)).0 as usize;
+    if next_proposer != me {
+        let proposal = Proposal::new(Height(1), Round(1), Some(Round(0)), block_id).unwrap();
+        let signature = keys[next_proposer].sign(&proposal.sign_bytes(&chain_id()));
+        let message = ConsensusMessage::Proposal(basalt_consensus::types::ProposalMessage {
+            signed: SignedProposal {
+                proposal,
+                signature,
+            },
+            block,
+        });
+        assert_eq!(core.on_message(&mut host, &0, message).unwrap(), ACCEPT);
+    }
+    host.events.clear();
+    for &i in &others[..2] {
+        let prevote = vote_in(&keys, i, VoteType::Prevote, 1, Some(block_id));
+        core.on_message(&mut host, &0, prevote).unwrap();
+    }
+    let names = event_names(&host);
+    assert!(names.contains(&"Polka"), "{names:?}");
+    assert!(names.contains(&"Relock"), "{names:?}");
+    assert!(!names.contains(&"Lock"), "{names:?}");
+    let relock = host
+        .events
+        .iter()
+        .find(|e| e.name() == "Relock")
+        .unwrap()
+        .round_state()
+        .unwrap();
+    assert_eq!((relock.round, relock.step), (1, RoundStep::Precommit));
+}
