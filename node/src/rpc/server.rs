@@ -9,6 +9,8 @@
 //! - Bodies: at most `max_body_bytes` (413 beyond, with a JSON-RPC error body).
 //! - Batches: at most `max_batch_requests` requests.
 //! - Time: each call is bounded by `request_timeout` (`broadcast_tx_commit` by its own timeout).
+//! - Websocket buffers: [`WS_READ_BUFFER`] and [`WS_WRITE_BUFFER`] per client (tungstenite's defaults,
+//!   128 KiB each, made an idle subscriber cost ~136 KiB), and at most [`WS_MAX_WRITE_BUFFER`] pending.
 
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -270,11 +272,24 @@ async fn websocket(State(st): State<AppState>, upgrade: WebSocketUpgrade) -> Res
     let max = st.ctx.limits.max_body_bytes;
     let ctx = st.ctx.clone();
     upgrade
+        .read_buffer_size(WS_READ_BUFFER)
+        .write_buffer_size(WS_WRITE_BUFFER)
+        .max_write_buffer_size(WS_MAX_WRITE_BUFFER)
         .max_message_size(max)
         .max_frame_size(max)
         .on_upgrade(move |socket| ws::run(socket, ctx, permit))
         .into_response()
 }
+
+/// Read buffer of a websocket client, allocated when it connects. Requests are small (the body limit
+/// bounds them) and a larger one is read in several steps, so a small buffer costs nothing but keeps
+/// thousands of idle subscribers cheap.
+pub const WS_READ_BUFFER: usize = 4 * 1024;
+/// Bytes collected before a websocket write goes to the socket (events are written whole either way).
+pub const WS_WRITE_BUFFER: usize = 16 * 1024;
+/// Most bytes a websocket client's write buffer may hold while its socket does not take them (beyond
+/// the client's bounded queue of messages): above the largest event, a block of 16 MiB in JSON.
+pub const WS_MAX_WRITE_BUFFER: usize = 64 * 1024 * 1024;
 
 /// Most over-the-limit connections answered at once; beyond that they are closed unanswered, so a flood
 /// costs the node no more than the refusals it can afford.
