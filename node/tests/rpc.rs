@@ -1226,6 +1226,71 @@ async fn websocket_client_cap() {
     }
 }
 
+/// What a refused websocket client was told: the `data` of the JSON-RPC error in its `503` body.
+fn refusal(answer: Result<Ws, tokio_tungstenite::tungstenite::Error>) -> String {
+    match answer {
+        Err(tokio_tungstenite::tungstenite::Error::Http(resp)) => {
+            assert_eq!(resp.status().as_u16(), 503);
+            let body: Value =
+                serde_json::from_slice(resp.body().as_deref().unwrap_or_default()).unwrap();
+            body["error"]["data"].as_str().unwrap().to_owned()
+        }
+        Ok(_) => panic!("upgraded beyond the limit"),
+        Err(other) => panic!("a client got no valid answer: {other:?}"),
+    }
+}
+
+/// Issue 15, item 7: many websocket clients at once, beyond either limit, each get a valid HTTP answer
+/// naming the limit they hit (on 9496b9c clients past `max_subscription_clients` were dropped during the
+/// handshake with no response at all).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn many_websocket_clients_beyond_the_limits_are_refused_with_reasons() {
+    // 30 at once against max_subscription_clients = 5: five upgraded (and kept, holding their slots),
+    // 25 told which limit they hit.
+    let s = start(RpcLimits {
+        max_subscription_clients: 5,
+        ..RpcLimits::default()
+    })
+    .await;
+    let url = format!("ws://{}/websocket", s.addr);
+    let answers =
+        futures::future::join_all((0..30).map(|_| tokio_tungstenite::connect_async(url.clone())))
+            .await;
+    let (upgraded, refused): (Vec<_>, Vec<_>) = answers.into_iter().partition(|a| a.is_ok());
+    assert_eq!(upgraded.len(), 5);
+    for answer in refused {
+        let data = refusal(answer.map(|(ws, _)| ws));
+        assert!(
+            data.contains("max_subscription_clients 5 reached"),
+            "{data}"
+        );
+    }
+
+    // 20 at once against max_open_connections = 3, all three held by live websocket clients: each is
+    // told the connection limit (the refusals stay below MAX_PENDING_REFUSALS).
+    let s = start(RpcLimits {
+        max_open_connections: 3,
+        ..RpcLimits::default()
+    })
+    .await;
+    let mut held = Vec::new();
+    for _ in 0..3 {
+        held.push(ws_connect(&s).await);
+    }
+    let url = format!("ws://{}/websocket", s.addr);
+    let answers =
+        futures::future::join_all((0..20).map(|_| tokio_tungstenite::connect_async(url.clone())))
+            .await;
+    for answer in answers {
+        let data = refusal(answer.map(|(ws, _)| ws));
+        assert!(
+            data.contains("rpc.max_open_connections 3 reached"),
+            "{data}"
+        );
+    }
+    drop(held);
+}
+
 #[tokio::test]
 async fn slow_websocket_client_is_disconnected() {
     const EVENTS: usize = 40;
