@@ -439,16 +439,7 @@ impl ChainState {
         height: u64,
     ) -> Result<(), EvidenceRefused> {
         let of = e.height().0;
-        let working = self.next_height().0;
-        if of > working {
-            return Err(EvidenceRefused::Future { of, working });
-        }
-        if of >= height || of < self.initial_height {
-            return Err(EvidenceRefused::NotBelow { of, height });
-        }
-        if height - of > MAX_EVIDENCE_AGE {
-            return Err(EvidenceRefused::TooOld { of, height });
-        }
+        evidence_window(of, self.next_height().0, height, self.initial_height)?;
         if let Some(store) = &self.committed_evidence {
             // Blocks of heights of+1 .. are the ones that could have committed it: all must be stored.
             if let Some(base) = store.base_height()? {
@@ -463,6 +454,28 @@ impl ChainState {
         let set = self.validators_at(of);
         Ok(e.verify(&self.chain_id, &set)?)
     }
+}
+
+/// Whether evidence of height `of` may be committed at `height` while consensus works on `working`, by
+/// heights alone (checked before anything is looked up, so a peer naming any height costs nothing):
+/// not of a height after the one we work on (its validator set is not known here), below the
+/// committing height and not before the chain's `initial_height`, and at most [`MAX_EVIDENCE_AGE`] old.
+pub fn evidence_window(
+    of: u64,
+    working: u64,
+    height: u64,
+    initial_height: u64,
+) -> Result<(), EvidenceRefused> {
+    if of > working {
+        return Err(EvidenceRefused::Future { of, working });
+    }
+    if of >= height || of < initial_height {
+        return Err(EvidenceRefused::NotBelow { of, height });
+    }
+    if height - of > MAX_EVIDENCE_AGE {
+        return Err(EvidenceRefused::TooOld { of, height });
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -12,7 +12,7 @@ use basalt_consensus::types::{
 use basalt_consensus::{Height, Round, Timeout, TimeoutKind};
 use basalt_node::durability::privval::Hrs;
 use basalt_node::rpc::ConsensusEvent;
-use basalt_node::runtime::chain::{EvidenceRefused, MAX_EVIDENCE_AGE};
+use basalt_node::runtime::chain::{evidence_window, EvidenceRefused};
 use basalt_node::runtime::core::{DriverCore, Host};
 use basalt_node::runtime::walrec::WalRecord;
 use basalt_p2p::Verdict;
@@ -362,16 +362,8 @@ impl Host for SimHost<'_> {
         height: u64,
     ) -> Result<(), EvidenceRefused> {
         let of = evidence.height().0;
-        let working = self.next_height().0;
-        if of > working {
-            return Err(EvidenceRefused::Future { of, working });
-        }
-        if of >= height || of < 1 {
-            return Err(EvidenceRefused::NotBelow { of, height });
-        }
-        if height - of > MAX_EVIDENCE_AGE {
-            return Err(EvidenceRefused::TooOld { of, height });
-        }
+        // The node's own height rule; the committed-evidence lookup below reads the simulated store.
+        evidence_window(of, self.next_height().0, height, 1)?;
         let chain = &self.sim.nodes[self.id].persisted.chain;
         let key = evidence.offence_key();
         if let Some(at) = chain
