@@ -13,7 +13,8 @@
 #   BENCH_CONNECTIONS=8      concurrent connections of the load tool
 #   BENCH_ACCOUNTS=1000      funded accounts used as senders
 #   BENCH_LOAD_ARGS="..."    extra arguments for `basalt load`
-#   BENCH_STARTING_PORT=P    p2p port of node0 (default 36656; node i: +100i, RPC +1, metrics +4)
+#   BENCH_STARTING_PORT=P    p2p port of node0 (default 16656, below Linux's ephemeral range 32768-60999, so a
+#                            client socket of an earlier run cannot hold one; node i: +100i, RPC +1, metrics +4)
 #   BENCH_OUT=path           file to append to (default BENCHMARKS.md at the repository root)
 #   BENCH_NOTE="..."         a sentence recorded with the result (e.g. what else ran on the machine)
 #   BENCH_KEEP=1             keep the run directory (logs, node data) instead of deleting it
@@ -30,7 +31,7 @@ duration=${BENCH_DURATION:-30s}
 transport=${BENCH_TRANSPORT:-http}
 connections=${BENCH_CONNECTIONS:-8}
 accounts=${BENCH_ACCOUNTS:-1000}
-starting_port=${BENCH_STARTING_PORT:-36656}
+starting_port=${BENCH_STARTING_PORT:-16656}
 out=${BENCH_OUT:-$repo/BENCHMARKS.md}
 nodes=4
 

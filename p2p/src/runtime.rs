@@ -238,7 +238,7 @@ async fn listen(
     let err = |reason: String| NetworkError::Listen { addr, reason };
     swarm
         .listen_on(socket_to_multiaddr(addr))
-        .map_err(|e| err(e.to_string()))?;
+        .map_err(|e| err(error_chain(&e)))?;
     let wait = async {
         loop {
             match swarm.select_next_some().await {
@@ -248,7 +248,7 @@ async fn listen(
                         return Ok(SocketAddr::new(addr.ip(), bound.port()));
                     }
                 }
-                SwarmEvent::ListenerError { error, .. } => return Err(err(error.to_string())),
+                SwarmEvent::ListenerError { error, .. } => return Err(err(error_chain(&error))),
                 SwarmEvent::ListenerClosed { reason, .. } => {
                     return Err(err(format!("listener closed: {reason:?}")))
                 }
@@ -259,6 +259,25 @@ async fn listen(
     tokio::time::timeout(Duration::from_secs(10), wait)
         .await
         .map_err(|_| err("no listen address after 10 s".to_string()))?
+}
+
+/// An error and its causes, as one line: libp2p's transport errors print nothing themselves (the OS
+/// error, e.g. "Address already in use", is their source), so an operator would otherwise see no reason.
+fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut parts = Vec::new();
+    let mut next: Option<&dyn std::error::Error> = Some(error);
+    while let Some(e) = next {
+        let text = e.to_string();
+        if !text.is_empty() && !parts.iter().any(|p: &String| p.contains(&text)) {
+            parts.push(text);
+        }
+        next = e.source();
+    }
+    if parts.is_empty() {
+        format!("{error:?}")
+    } else {
+        parts.join(": ")
+    }
 }
 
 /// Marks the task stopped when dropped (also if it unwinds).
