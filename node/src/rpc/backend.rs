@@ -134,9 +134,10 @@ pub struct ValidatorInfo {
 }
 
 /// A consensus round step, numbered as CometBFT's `RoundStepType`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum RoundStep {
     /// Waiting for the next height to start.
+    #[default]
     NewHeight = 1,
     /// A new round started.
     NewRound = 2,

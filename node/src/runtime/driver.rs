@@ -161,17 +161,6 @@ fn now_ms() -> u64 {
         .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
 
-fn step_name(step: basalt_consensus::core::Step) -> &'static str {
-    use basalt_consensus::core::Step;
-    match step {
-        Step::Unstarted => "unstarted",
-        Step::Propose => "propose",
-        Step::Prevote => "prevote",
-        Step::Precommit => "precommit",
-        Step::Commit => "commit",
-    }
-}
-
 /// CometBFT's `RoundStepType` names, as the `step` label of `step_duration_seconds`.
 fn metric_step_name(step: basalt_consensus::core::Step) -> &'static str {
     use basalt_consensus::core::Step;
@@ -751,7 +740,7 @@ impl Shell {
             }
             s.consensus_height = engine.height().0;
             s.round = engine.round().0;
-            s.step = step_name(driver.step());
+            s.step = super::core::events::round_step(engine);
             s.proposer = proposer;
             s.locked = locked;
             s.valid = valid;

@@ -13,8 +13,8 @@ use super::shared::Shared;
 use crate::mempool::{Mempool, MempoolError};
 use crate::rpc::backend::{
     BackendError, BoxFuture, BroadcastError, ConsensusEvent, ConsensusStateView, IndexedTx,
-    NetInfo, NodeEvent, NodeInfo, PeerInfo, RoundStep, RpcBackend, SearchError, SyncInfo,
-    UnconfirmedTxs, ValidatorInfo,
+    NetInfo, NodeEvent, NodeInfo, PeerInfo, RpcBackend, SearchError, SyncInfo, UnconfirmedTxs,
+    ValidatorInfo,
 };
 use crate::rpc::query::TxQuery;
 
@@ -166,17 +166,10 @@ impl RpcBackend for NodeBackend {
 
     fn consensus_state(&self) -> ConsensusStateView {
         let snap = self.shared.snapshot();
-        let step = match snap.step {
-            "propose" => RoundStep::Propose,
-            "prevote" => RoundStep::Prevote,
-            "precommit" => RoundStep::Precommit,
-            "commit" => RoundStep::Commit,
-            _ => RoundStep::NewHeight,
-        };
         ConsensusStateView {
             height: snap.consensus_height,
             round: snap.round,
-            step,
+            step: snap.step,
             proposer: snap.proposer,
             start_time_ms: snap.round_start_ms,
             proposal_block_hash: None,

@@ -6,7 +6,7 @@ use std::sync::{Arc, RwLock};
 use basalt_consensus::types::{Address, Hash};
 use tokio::sync::broadcast;
 
-use crate::rpc::backend::{ConsensusEvent, NodeEvent};
+use crate::rpc::backend::{ConsensusEvent, NodeEvent, RoundStep};
 
 /// Events kept for slow subscribers before they lag (they then miss events, never block the node), for
 /// blocks of up to `max_block_txs` transactions: a block publishes one event per transaction plus its own,
@@ -41,8 +41,8 @@ pub struct Snapshot {
     pub consensus_height: u64,
     /// Its round.
     pub round: u32,
-    /// Its step (`propose`, `prevote`, `precommit`, `commit`, `unstarted`).
-    pub step: &'static str,
+    /// Its step, as the consensus events name it ([`super::core::events::round_step`]).
+    pub step: RoundStep,
     /// The round's proposer and its index.
     pub proposer: Option<(Address, u32)>,
     /// When the round started (ms since the Unix epoch).
