@@ -1016,6 +1016,10 @@ impl Host for Shell {
         self.publish_snapshot(engine, syncing);
     }
 
+    fn wants_consensus_events(&self) -> bool {
+        self.d.shared.has_consensus_subscribers()
+    }
+
     fn consensus_event(&mut self, event: ConsensusEvent) {
         self.d.shared.publish_consensus(event);
     }

@@ -103,12 +103,14 @@ impl Shared {
         self.events.subscribe()
     }
 
-    /// Announces a consensus event; built into a shared message only when someone listens (votes
-    /// arrive by the hundred per second and nearly always nobody does).
+    /// Whether any client listens to consensus events (the driver builds none otherwise).
+    pub fn has_consensus_subscribers(&self) -> bool {
+        self.consensus.receiver_count() > 0
+    }
+
+    /// Announces a consensus event (no subscriber is fine).
     pub fn publish_consensus(&self, event: ConsensusEvent) {
-        if self.consensus.receiver_count() > 0 {
-            let _ = self.consensus.send(Arc::new(event));
-        }
+        let _ = self.consensus.send(Arc::new(event));
     }
 
     /// Subscribes to consensus events.

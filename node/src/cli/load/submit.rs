@@ -7,7 +7,7 @@ use std::time::Duration;
 use futures::{SinkExt, StreamExt};
 use serde_json::Value;
 use tokio::net::TcpStream;
-use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
 use super::presign::SignedTx;
@@ -398,6 +398,22 @@ pub async fn ws_connect(url: &str, timeout: Duration) -> Result<WsStream, LoadEr
     }
 }
 
+/// The next text message of `ws`, or why the connection ended.
+pub async fn next_text(ws: &mut WsStream) -> Result<Utf8Bytes, String> {
+    loop {
+        let message = ws
+            .next()
+            .await
+            .ok_or_else(|| "websocket closed".to_owned())?
+            .map_err(|e| e.to_string())?;
+        match message {
+            Message::Text(text) => return Ok(text),
+            Message::Close(_) => return Err("websocket closed by the node".to_owned()),
+            _ => {}
+        }
+    }
+}
+
 /// Writes every request, then reads until each id is answered.
 async fn ws_exchange(
     ws: &mut WsStream,
@@ -413,16 +429,7 @@ async fn ws_exchange(
     let mut outcomes: Vec<Option<Outcome>> = vec![None; txs.len()];
     let mut missing = txs.len();
     while missing > 0 {
-        let message = ws
-            .next()
-            .await
-            .ok_or_else(|| "websocket closed".to_owned())?
-            .map_err(|e| e.to_string())?;
-        let text = match message {
-            Message::Text(text) => text,
-            Message::Close(_) => return Err("websocket closed by the node".to_owned()),
-            _ => continue,
-        };
+        let text = next_text(ws).await?;
         let Ok(value) = serde_json::from_str::<Value>(text.as_str()) else {
             continue;
         };

@@ -277,16 +277,7 @@ impl Watcher {
 /// The next block event of the subscription, or why it ended.
 async fn next_event(socket: &mut super::submit::WsStream) -> Result<BlockSeen, String> {
     loop {
-        let message = socket
-            .next()
-            .await
-            .ok_or_else(|| "websocket closed".to_owned())?
-            .map_err(|e| e.to_string())?;
-        let text = match message {
-            Message::Text(text) => text,
-            Message::Close(_) => return Err("websocket closed by the node".to_owned()),
-            _ => continue,
-        };
+        let text = super::submit::next_text(socket).await?;
         match parse_message(text.as_str()) {
             WatchMessage::Block(block) => return Ok(block),
             WatchMessage::Other => continue,

@@ -102,6 +102,9 @@ pub trait Host {
     fn detected(&mut self, evidence: &DuplicateVoteEvidence);
     /// The engine's outputs of one input were all acted on (observers refresh their view).
     fn settled(&mut self, engine: &Engine, syncing: bool);
+    /// Whether anyone listens to consensus events now: when nobody does, none is built (a vote
+    /// event clones the vote, and votes arrive by the hundred per second).
+    fn wants_consensus_events(&self) -> bool;
     /// Consensus did something CometBFT announces to subscribers (never while replaying or syncing).
     fn consensus_event(&mut self, event: ConsensusEvent);
 }
@@ -403,7 +406,7 @@ impl<P: Ord + Clone> DriverCore<P> {
         host: &mut H,
         input: EngineInput,
     ) -> Result<Vec<EngineOutput>, EngineError> {
-        let event = self.announcing().then(|| {
+        let event = self.announcing(host).then(|| {
             events::timeout_event(&self.engine, &input)
                 .or_else(|| events::message_event(&self.engine, &input))
         });
@@ -418,17 +421,17 @@ impl<P: Ord + Clone> DriverCore<P> {
         Ok(outputs)
     }
 
-    /// Whether consensus events are announced now: not for inputs replayed from the WAL (they were
-    /// announced before the restart, if at all) nor while block syncing.
-    fn announcing(&self) -> bool {
-        !self.replaying && !self.syncing
+    /// Whether consensus events are announced now: someone listens, and the input is neither replayed
+    /// from the WAL (announced before the restart, if at all) nor part of block syncing.
+    fn announcing<H: Host<Peer = P>>(&self, host: &H) -> bool {
+        !self.replaying && !self.syncing && host.wants_consensus_events()
     }
 
-    /// Announces the round-state changes since the last look (always looks, so a replay or a sync is
-    /// remembered, not announced later).
+    /// Announces the round-state changes since the last look (always looks, so a replay, a sync or a
+    /// time without listeners is remembered, not announced later).
     fn watch_engine<H: Host<Peer = P>>(&mut self, host: &mut H) {
         let events = self.watch.observe(&self.engine);
-        if self.announcing() {
+        if self.announcing(host) {
             for event in events {
                 host.consensus_event(event);
             }

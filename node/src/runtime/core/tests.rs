@@ -204,6 +204,10 @@ impl Host for TestHost {
 
     fn settled(&mut self, _engine: &Engine, _syncing: bool) {}
 
+    fn wants_consensus_events(&self) -> bool {
+        true
+    }
+
     fn consensus_event(&mut self, event: ConsensusEvent) {
         self.events.push(event);
     }

@@ -393,6 +393,10 @@ impl Host for SimHost<'_> {
     fn settled(&mut self, _engine: &Engine, _syncing: bool) {}
 
     /// Announcements for RPC subscribers: the simulation has none.
+    fn wants_consensus_events(&self) -> bool {
+        false
+    }
+
     fn consensus_event(&mut self, _event: ConsensusEvent) {}
 }
 
