@@ -22,15 +22,21 @@ use serde_json::{json, Value};
 const CHECK_BUDGET: Duration = Duration::from_secs(90);
 const WAIT: Duration = Duration::from_secs(30);
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn cosmjs_reads_the_node_and_finds_transactions_by_its_own_hash() {
+/// The CosmJS package directory (its `node_modules` installed by `scripts/install-deps.sh`).
+fn cosmjs_dir() -> PathBuf {
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("cosmjs");
     assert!(
         dir.join("node_modules/@cosmjs/tendermint-rpc").is_dir(),
         "CosmJS is not installed in {}: run scripts/install-deps.sh (npm ci there)",
         dir.display()
     );
-    let mut net = Testnet::generate(4, 0, 8).unwrap();
+    dir
+}
+
+/// A running 4-validator network with `accounts` funded accounts, every node past height 2, and its
+/// chain id.
+async fn four_validators(accounts: usize) -> (Testnet, String) {
+    let mut net = Testnet::generate(4, 0, accounts).unwrap();
     for i in 0..4 {
         net.start(i, &[]).unwrap();
     }
@@ -39,6 +45,13 @@ async fn cosmjs_reads_the_node_and_finds_transactions_by_its_own_hash() {
     }
     let status = net.rpc(0, "status", json!({})).await.unwrap();
     let chain_id = status["node_info"]["network"].as_str().unwrap().to_owned();
+    (net, chain_id)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cosmjs_reads_the_node_and_finds_transactions_by_its_own_hash() {
+    let dir = cosmjs_dir();
+    let (net, chain_id) = four_validators(8).await;
     let accounts = net.accounts().unwrap();
     let recipient = Address([0x5c; 20]);
     let txs: Vec<String> = (0..3)
@@ -102,20 +115,12 @@ async fn cosmjs_reads_the_node_and_finds_transactions_by_its_own_hash() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "builds a 10,000-block chain: minutes; see the doc comment"]
 async fn cosmjs_tx_search_all_is_complete_over_a_long_chain() {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("cosmjs");
+    let dir = cosmjs_dir();
     let target: u64 = std::env::var("LONG_CHAIN_HEIGHT")
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(10_500);
-    let mut net = Testnet::generate(4, 0, 40).unwrap();
-    for i in 0..4 {
-        net.start(i, &[]).unwrap();
-    }
-    for i in 0..4 {
-        net.wait_height(i, 2, WAIT).await.unwrap();
-    }
-    let status = net.rpc(0, "status", json!({})).await.unwrap();
-    let chain_id = status["node_info"]["network"].as_str().unwrap().to_owned();
+    let (net, chain_id) = four_validators(40).await;
     let accounts = net.accounts().unwrap();
     let sink = Address([0x6b; 20]);
     // Four transfers from rotating accounts each second, from the start of the chain to its end.

@@ -286,8 +286,16 @@ pub fn verify(
     let block_id = crate::types::BlockId {
         hash: header.hash(),
     };
-    let adjacent = trusted.height.next() == Some(header.height);
-    if adjacent {
+    // The commit must be for this header before any of its signatures is weighed.
+    if untrusted.commit.height != header.height || untrusted.commit.block_id != block_id {
+        return Err(VerifyError::Commit(CommitError::WrongBlock {
+            got_height: untrusted.commit.height,
+            got_block: untrusted.commit.block_id.hash,
+            expected_height: header.height,
+            expected_block: block_id.hash,
+        }));
+    }
+    if trusted.height.next() == Some(header.height) {
         if header.validators_hash != trusted.next_validators_hash {
             return Err(VerifyError::AdjacentValidatorsMismatch {
                 got: header.validators_hash,
@@ -295,15 +303,6 @@ pub fn verify(
             });
         }
     } else {
-        // The commit must be for this header before its signatures are weighed against the trusted set.
-        if untrusted.commit.height != header.height || untrusted.commit.block_id != block_id {
-            return Err(VerifyError::Commit(CommitError::WrongBlock {
-                got_height: untrusted.commit.height,
-                got_block: untrusted.commit.block_id.hash,
-                expected_height: header.height,
-                expected_block: block_id.hash,
-            }));
-        }
         verify_trusting(
             &trusted.chain_id,
             trusted_next,
@@ -311,12 +310,9 @@ pub fn verify(
             options.trust_level,
         )?;
     }
-    untrusted.commit.verify_for(
-        &trusted.chain_id,
-        &untrusted.validators,
-        header.height,
-        &block_id,
-    )?;
+    untrusted
+        .commit
+        .verify(&trusted.chain_id, &untrusted.validators)?;
     Ok(())
 }
 

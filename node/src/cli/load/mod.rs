@@ -438,9 +438,7 @@ async fn reconcile(
             newly += sched.reconcile(*account, count) as u64;
         }
     }
-    let mut stats = lock(&shared.stats);
-    stats.committed += newly;
-    stats.committed_unseen += newly;
+    lock(&shared.stats).committed_unseen += newly;
 }
 
 /// Until the deadline: re-queue stalled accounts and note when the presigned transactions ran out.
@@ -612,7 +610,6 @@ fn apply_block(shared: &Shared, block: &watch::BlockSeen) {
     }
     {
         let mut stats = lock(&shared.stats);
-        stats.committed += newly as u64;
         if now <= shared.deadline_us.load(Ordering::SeqCst) {
             stats.committed_in_duration += newly as u64;
         }

@@ -40,9 +40,8 @@ pub struct Stats {
     pub rejected: BTreeMap<String, u64>,
     /// The first log/message seen for each reason.
     pub rejected_examples: BTreeMap<String, String>,
-    /// This run's transactions seen committed (nonce advance, so it includes any the watcher missed).
-    pub committed: u64,
-    /// Of those, committed before the submission deadline.
+    /// This run's transactions seen committed before the submission deadline (the run's total is the
+    /// scheduler's [`Tally`]).
     pub committed_in_duration: u64,
     /// Intended send → commit latency of each transaction seen committed.
     pub latency: LatencyHistogram,
@@ -557,7 +556,6 @@ mod tests {
         stats.record_block(1_000_000, 10, 100, 100);
         stats.record_block(1_500_000, 12, 50, 40);
         stats.record_block(2_000_000, 13, 0, 0); // after the last commit: not in the window
-        stats.committed = 140;
         stats.committed_in_duration = 140;
         stats.latency.record(100_000);
         stats.latency.record(200_000);
