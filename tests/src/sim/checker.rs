@@ -2,7 +2,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use basalt_consensus::types::BlockId;
+use basalt_consensus::types::{BlockId, Hash};
 use basalt_consensus::{Height, Round, ValidatorIndex, VoteType};
 
 use super::network::NodeId;
@@ -35,6 +35,13 @@ pub struct Record {
     /// Forged votes (signed with a key that is not the named validator's) an honest engine accepted —
     /// what the node would then forward and log: (node, height of the vote). Must stay empty.
     pub accepted_forgeries: Vec<(NodeId, Height)>,
+    /// Evidence an honest node accepted (kept, to forward) before any block could carry it: (node, the
+    /// evidence's height). Must stay empty.
+    pub accepted_unusable_evidence: Vec<(NodeId, Height)>,
+    /// Gossiped transaction batches honest nodes refused and punished (bad signature, undecodable).
+    pub refused_tx_batches: u64,
+    /// Client transfers that honest nodes decided.
+    pub client_txs_committed: BTreeSet<Hash>,
     /// Honest senders an honest node penalised (the edge punished what the sender could not have
     /// refused): (penalising node, sender, time). Must stay empty.
     pub honest_penalised: Vec<(NodeId, NodeId, u64)>,
@@ -97,6 +104,14 @@ pub enum Violation {
         /// The node.
         node: NodeId,
         /// The vote's height.
+        height: Height,
+    },
+    /// An honest node accepted evidence of a height after the one it works on (issue 14, hole 1: on
+    /// 9496b9c such evidence was looked up at its own height and forwarded).
+    AcceptedUnusableEvidence {
+        /// The node.
+        node: NodeId,
+        /// The evidence's height.
         height: Height,
     },
     /// An honest node penalised an honest sender (issue 14: a node is punished only for what it could
@@ -195,6 +210,9 @@ pub fn check(record: &Record, exp: &Expectations<'_>) -> Vec<Violation> {
             node: *node,
             height: *height,
         });
+    }
+    for &(node, height) in &record.accepted_unusable_evidence {
+        violations.push(Violation::AcceptedUnusableEvidence { node, height });
     }
     violations
 }

@@ -11,6 +11,7 @@ pub mod checker;
 pub mod config;
 pub mod network;
 pub mod runner;
+pub mod traffic;
 
 pub use checker::Violation;
 pub use config::{Behaviour, Family, SimConfig};

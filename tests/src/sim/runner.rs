@@ -21,16 +21,21 @@ use super::app::{self, Chain, Genesis, POISON_TX};
 use super::checker::{self, EquivocationKey, Expectations, Record, Violation};
 use super::config::{Behaviour, SimConfig};
 use super::network::{self, LinkProfile, NodeId, Partition};
+use super::traffic;
 use basalt_node::durability::privval::{Hrs, LastSignState, SignPermit, SignRefusal};
+use basalt_node::mempool::Mempool;
 use basalt_node::runtime::core::DriverCore;
 use basalt_node::runtime::walrec::WalRecord;
 
 mod honest;
+mod txs;
 
 /// Genesis time of simulated chains (ms since the epoch).
 const GENESIS_TIME_MS: u64 = 1_700_000_000_000;
 /// Upper bound on processed events per run: a bug that floods the queue fails instead of hanging.
 const MAX_EVENTS: u64 = 1_000_000;
+/// Mixed into the seed for the transaction traffic's random stream.
+const TRAFFIC_STREAM: u64 = 0x7478_7320_7472_6166;
 
 /// The outcome of one run.
 #[derive(Debug)]
@@ -84,6 +89,15 @@ enum Event {
         /// Which publish this delivery belongs to: the network may deliver one publish more than once.
         publish: u64,
     },
+    /// A message on the transactions topic (a gossiped batch).
+    DeliverTxs {
+        to: NodeId,
+        from: NodeId,
+        bytes: Rc<Vec<u8>>,
+        publish: u64,
+    },
+    /// A client submits its next transfer to a node's RPC.
+    SubmitTx,
     Timer {
         node: NodeId,
         incarnation: u64,
@@ -132,6 +146,8 @@ struct Node {
     behaviour: Option<Behaviour>,
     /// Honest nodes: the node's own driver core (`None` while crashed).
     core: Option<DriverCore<NodeId>>,
+    /// Honest nodes: the node's real mempool (RAM only: `None` while crashed, empty after a restart).
+    mempool: Option<Mempool>,
     /// Byzantine nodes: one engine, or one per side for split-brain; empty while crashed or silent.
     engines: Vec<Engine>,
     incarnation: u64,
@@ -177,6 +193,13 @@ pub struct Sim {
     publishes: u64,
     /// Height every honest node must reach (set at GST).
     target: u64,
+    /// Randomness of the transaction traffic and of the transaction and evidence attacks: a stream of
+    /// its own, so consensus schedules (and recorded regression seeds) are those of the seed alone.
+    traffic_rng: ChaCha8Rng,
+    /// Client accounts' keys.
+    clients: Vec<PrivateKey>,
+    /// Hashes of the transfers clients submitted so far.
+    client_txs: BTreeSet<Hash>,
 }
 
 impl Sim {
@@ -217,6 +240,7 @@ impl Sim {
                 key,
                 behaviour: config.behaviour(id),
                 core: None,
+                mempool: None,
                 engines: Vec::new(),
                 incarnation: 0,
                 crashed: false,
@@ -231,6 +255,15 @@ impl Sim {
             })
             .collect();
         let link = config.link;
+        let clients = (0..3u64)
+            .map(|i| {
+                let mut seed = [0u8; 32];
+                seed[..8].copy_from_slice(&(1_000 + i).to_le_bytes());
+                seed[8..16].copy_from_slice(&config.seed.to_le_bytes());
+                PrivateKey::from_seed(&seed)
+            })
+            .collect();
+        let traffic_rng = ChaCha8Rng::seed_from_u64(config.seed ^ TRAFFIC_STREAM);
         Sim {
             config,
             rng,
@@ -248,6 +281,9 @@ impl Sim {
             processed: 0,
             publishes: 0,
             target: u64::MAX,
+            traffic_rng,
+            clients,
+            client_txs: BTreeSet::new(),
         }
     }
 
@@ -290,6 +326,8 @@ impl Sim {
             );
         }
         self.schedule(self.config.gst_ms, Event::Gst);
+        let first = self.next_submission_ms();
+        self.schedule(first, Event::SubmitTx);
     }
 
     fn schedule(&mut self, at_ms: u64, event: Event) {
@@ -307,6 +345,10 @@ impl Sim {
             } => {
                 format!("D{to}<{from}:{}", Hash::digest(bytes))
             }
+            Event::DeliverTxs {
+                to, from, bytes, ..
+            } => format!("X{to}<{from}:{}", Hash::digest(bytes)),
+            Event::SubmitTx => "U".to_string(),
             Event::Timer {
                 node,
                 height,
@@ -346,6 +388,13 @@ impl Sim {
                 bytes,
                 publish,
             } => self.deliver(to, from, side, &bytes, publish),
+            Event::DeliverTxs {
+                to,
+                from,
+                bytes,
+                publish,
+            } => self.deliver_txs(to, from, bytes, publish),
+            Event::SubmitTx => self.submit_client_tx(),
             Event::Timer {
                 node,
                 incarnation,
@@ -441,6 +490,7 @@ impl Sim {
         n.crash_budget = None;
         n.incarnation += 1;
         n.core = None;
+        n.mempool = None;
         n.engines.clear();
         n.own_messages.clear();
         n.seen.clear();
@@ -556,6 +606,10 @@ impl Sim {
         let equivocation = self.equivocation_half(&message);
         let forged = self.is_forged_vote(from, &message);
         let vote_height = message.height();
+        let evidence_height = match &message {
+            ConsensusMessage::Evidence(e) => Some(e.height()),
+            _ => None,
+        };
         let incarnation = self.nodes[to].incarnation;
         if self.nodes[to].behaviour.is_some() {
             self.deliver_byzantine(to, from, side, message);
@@ -564,6 +618,15 @@ impl Sim {
         let accepted = self.deliver_honest(to, from, message);
         if forged && accepted {
             self.record.accepted_forgeries.push((to, vote_height));
+        }
+        if let (Some(of), true) = (evidence_height, accepted) {
+            // Evidence can go into the block after its height at the earliest: kept or forwarded before
+            // the node works on that height (the one after its last decided block), it is unchecked
+            // weight (issue 14, hole 1).
+            let working = Height(self.nodes[to].persisted.chain.height() + 1);
+            if of > working {
+                self.record.accepted_unusable_evidence.push((to, of));
+            }
         }
         if let (Some((key, half)), true, Some(height)) = (equivocation, accepted, height) {
             if height == key.0 || Some(height) == key.0.next() {
@@ -1126,6 +1189,10 @@ impl Sim {
                 },
             ];
             let lies = lies.iter().map(ConsensusMessage::to_bytes);
+            self.garbage_evidence(id, to, height);
+            if self.nodes[to].behaviour.is_none() && self.traffic_rng.next_u32().is_multiple_of(4) {
+                self.garbage_txs(id, to);
+            }
             let all = [junk, forged.to_bytes(), flipped].into_iter();
             for bytes in all.chain(later).chain(lies) {
                 let at = self.now_ms + 1 + self.rng.next_u64() % 20;
@@ -1144,11 +1211,14 @@ impl Sim {
         }
     }
 
-    /// A vote from a garbage node that names another validator than the sender: signed with the sender's
-    /// key, so its signature cannot verify (every such vote is one of `send_garbage`'s forgeries).
+    /// A vote (or evidence) from a garbage node that names another validator than the sender: signed with
+    /// the sender's key, so its signature cannot verify (every such vote is one of the garbage node's
+    /// forgeries).
     fn is_forged_vote(&self, from: NodeId, message: &ConsensusMessage) -> bool {
-        let ConsensusMessage::Vote(signed) = message else {
-            return false;
+        let signed = match message {
+            ConsensusMessage::Vote(signed) => signed,
+            ConsensusMessage::Evidence(evidence) => evidence.vote_a(),
+            _ => return false,
         };
         if self.nodes[from].behaviour != Some(Behaviour::Garbage) {
             return false;

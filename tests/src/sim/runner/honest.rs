@@ -18,7 +18,7 @@ use basalt_node::runtime::walrec::WalRecord;
 use basalt_p2p::Verdict;
 use rand_core::RngCore;
 
-use super::{app, unreachable_config, Crashed, Event, NodeId, Sim, GENESIS_TIME_MS};
+use super::{app, traffic, unreachable_config, Crashed, Event, NodeId, Sim, GENESIS_TIME_MS};
 
 /// Why an honest node's work stopped: a crash the simulation injected, or an engine refusal that only
 /// a broken chain could cause (recorded, then the node crashes).
@@ -96,6 +96,7 @@ impl Sim {
     pub(super) fn boot_honest(&mut self, id: NodeId) {
         let engine = self.new_engine(id);
         self.nodes[id].core = Some(DriverCore::new(engine));
+        self.nodes[id].mempool = Some(traffic::mempool());
         let engine = self.new_engine(id);
         let records = self.nodes[id].persisted.wal.clone();
         self.with_core(id, |core, host| core.start(host, engine, records));
@@ -141,6 +142,7 @@ impl Sim {
         for message in messages {
             self.broadcast_plain(id, None, &message);
         }
+        self.gossip_txs(id);
     }
 
     /// `peer` says its latest block is `latest`. The node then asks that peer for the blocks it lacks
@@ -275,7 +277,13 @@ impl Host for SimHost<'_> {
         complete_last_commit: &dyn Fn(&Commit) -> Commit,
     ) -> Result<Option<Block>, Halt> {
         let sim = &mut *self.sim;
-        let mut txs = Vec::new();
+        // The mempool's transactions first, then opaque filler as before the mempool was simulated (the
+        // draws keep recorded seeds' schedules as they were).
+        let mut txs = sim.nodes[self.id]
+            .mempool
+            .as_ref()
+            .map(|m| m.reap(usize::MAX, traffic::BLOCK_TXS))
+            .unwrap_or_default();
         let count = sim.rng.next_u32() % 4;
         for _ in 0..count {
             let mut bytes = vec![0u8; 24];
@@ -324,6 +332,11 @@ impl Host for SimHost<'_> {
             return Ok(());
         }
         sim.step(id)?; // block store write
+        if let Some(mempool) = sim.nodes[id].mempool.as_ref() {
+            // The node's post-commit update; the simulated check has no state to recheck against.
+            mempool.update(block.txs(), |_, result| result.is_ok());
+        }
+        sim.count_client_txs(block.txs());
         let decisions = sim.record.decisions.entry(height).or_default();
         decisions.insert(id, (block.id(), round, sim.now_ms));
         for e in block.evidence() {
