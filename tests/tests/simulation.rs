@@ -49,6 +49,10 @@ fn faults_sweep_keeps_safety_and_liveness() {
     assert!(reports
         .iter()
         .any(|r| !r.record.client_txs_committed.is_empty()));
+    // Nodes that fell behind (crashed, cut off) caught up by the node's block sync.
+    let sync_entries: u64 = reports.iter().map(|r| r.record.sync_entries).sum();
+    assert!(sync_entries > 0);
+    eprintln!("faults sweep: {sync_entries} switches from consensus to block sync");
 }
 
 #[test]
@@ -70,6 +74,7 @@ fn byzantine_sweep_keeps_safety_liveness_and_accountability() {
         .filter(|h| h.len() == 2)
         .count();
     let refused_batches: u64 = reports.iter().map(|r| r.record.refused_tx_batches).sum();
+    let sync_entries: u64 = reports.iter().map(|r| r.record.sync_entries).sum();
     let client_txs: usize = reports
         .iter()
         .map(|r| r.record.client_txs_committed.len())
@@ -84,7 +89,7 @@ fn byzantine_sweep_keeps_safety_liveness_and_accountability() {
     // (a new valid transfer with one the victim had refused over RPC) were refused at the victim.
     assert!(refused_batches > 0 && client_txs > 0);
     eprintln!(
-        "byzantine sweep: {equivocations} equivocations, {checked_pairs} seen whole by honest nodes, {reported} evidence reports, {committed} committed, {rejected} messages rejected, {refused_batches} tx batches refused, {client_txs} client transfers committed"
+        "byzantine sweep: {equivocations} equivocations, {checked_pairs} seen whole by honest nodes, {reported} evidence reports, {committed} committed, {rejected} messages rejected, {refused_batches} tx batches refused, {client_txs} client transfers committed, {sync_entries} switches to block sync"
     );
 }
 

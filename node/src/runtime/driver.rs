@@ -52,8 +52,6 @@ use crate::rpc::backend::{ConsensusEvent, IndexedTx, NewBlockEvent, NodeEvent};
 /// The consensus WAL is rewritten with only the current height's records once it grows past this.
 const WAL_COMPACT_BYTES: u64 = 32 * 1024 * 1024;
 
-/// How long block sync waits at start-up to hear from a peer before joining consensus alone.
-const SYNC_STARTUP_WAIT: Duration = Duration::from_secs(3);
 /// Room left in a block for the header, last commit and evidence.
 const BLOCK_OVERHEAD_BYTES: usize = 256 * 1024;
 /// Longest pause between re-gossip rounds while stuck (the pause doubles from `gossip_interval`).
@@ -64,8 +62,6 @@ const PROPOSAL_REGOSSIP_INTERVAL: Duration = Duration::from_secs(2);
 /// Share of `timeout_propose` a proposed block's execution may take (estimated from recent blocks), so a
 /// full mempool cannot produce blocks the network cannot execute within its timeouts.
 const EXECUTION_BUDGET_SHARE: u32 = 2;
-/// How long consensus makes no progress before the node asks a peer that claims later blocks for them.
-const PROBE_AFTER_STALL: Duration = Duration::from_secs(1);
 
 /// A timer the driver set.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -505,11 +501,8 @@ impl Running {
                     shell.d.network.report_peer(request.peer, offence);
                     shell.sync.remove_peer(&request.peer);
                 }
-                // A peer served the block after ours: we are behind, by a height or by thousands. Catch up
-                // by block sync (each block's commit is verified as it is applied), then rejoin consensus.
-                // Claims alone never take a validator out of consensus; served blocks do.
-                let next = shell.d.chain.height().saturating_add(1);
-                if !syncing && shell.sync.has_ready(next) {
+                // Behind: catch up by block sync (each block's commit is verified as it is applied).
+                if !syncing && shell.sync.should_enter_sync(shell.d.chain.height()) {
                     self.enter_sync();
                 }
             }
@@ -550,12 +543,7 @@ impl Running {
         }
         let shell = &mut self.shell;
         let ours = shell.d.chain.height();
-        // Only peers whose claims still stand count: one that failed to serve what it claimed is not
-        // waited for (otherwise a single peer claiming a huge height would keep us out of consensus).
-        let best = shell.sync.max_peer_height();
-        let waited = shell.sync_since.elapsed() >= SYNC_STARTUP_WAIT;
-        let heard = shell.sync.credible_peers() > 0;
-        if (heard && ours >= best) || (!heard && waited) {
+        if shell.sync.caught_up(ours, shell.sync_since.elapsed()) {
             shell.d.observer.syncing(false);
             tracing::info!(height = ours, "caught up");
             return self.enter_consensus();
@@ -625,19 +613,18 @@ impl Shell {
         }
     }
 
-    /// In consensus, when a peer claims blocks after ours and the round has made no progress for
-    /// [`PROBE_AFTER_STALL`], asks one such peer (one request at a time) for them. The answer, if it holds
-    /// the next block, moves the node to block sync (see [`Running::on_sync_answer`]); a peer that fails
-    /// to serve what it claimed loses its claim (`BlockSync::on_response`).
+    /// In consensus: asks a peer that claims later blocks for them once the round is stalled
+    /// ([`BlockSync::probe_if_stalled`]; the answer is handled in [`Running::on_sync_answer`]).
     fn probe_ahead(&mut self, syncing: bool) {
-        if syncing || self.last_progress.elapsed() < PROBE_AFTER_STALL {
+        if syncing {
             return;
         }
         let ours = self.d.chain.height();
-        if self.sync.max_peer_height() <= ours {
-            return;
-        }
-        if let Some(request) = self.sync.probe(ours, Instant::now()) {
+        let stalled_for = self.last_progress.elapsed();
+        if let Some(request) = self
+            .sync
+            .probe_if_stalled(ours, stalled_for, Instant::now())
+        {
             self.send_block_request(request);
         }
     }

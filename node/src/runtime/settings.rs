@@ -152,6 +152,7 @@ impl Settings {
             sync: SyncConfig {
                 max_parallel_requests: config.blocksync.max_parallel_requests,
                 batch_blocks: config.blocksync.batch_blocks,
+                ..SyncConfig::default()
             },
             retention: Retention {
                 retain_blocks: config.storage.retain_blocks,

@@ -11,11 +11,17 @@
 //! `u64::MAX` costs a node a request now and then, never its place in consensus, and no honest peer is
 //! punished for an answer it could not give.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use basalt_consensus::types::{Block, Commit};
 use basalt_p2p::{Misbehaviour, PeerId};
+
+/// How long the round must have made no progress before a node in consensus asks a peer that claims
+/// later blocks for them (a node merely one height behind catches up through consensus itself).
+pub const PROBE_AFTER_STALL: Duration = Duration::from_secs(1);
+/// How long a node in block sync waits for any peer's claim before it joins consensus alone.
+pub const SYNC_STARTUP_WAIT: Duration = Duration::from_secs(3);
 
 /// How far past our height fetched blocks may be buffered (bounds memory: ≤ this many blocks).
 pub const MAX_BUFFERED_BLOCKS: u64 = 512;
@@ -42,6 +48,24 @@ pub struct SyncConfig {
     pub max_parallel_requests: usize,
     /// Blocks per request.
     pub batch_blocks: u32,
+    /// How long the round must have made no progress before a node in consensus asks a peer that
+    /// claims later blocks for them (the node: [`PROBE_AFTER_STALL`]).
+    pub probe_after_stall: Duration,
+    /// How long a node in block sync waits for any peer's claim before it joins consensus alone (the
+    /// node: [`SYNC_STARTUP_WAIT`]).
+    pub startup_wait: Duration,
+}
+
+impl Default for SyncConfig {
+    /// The node's defaults (`[blocksync]` in config.toml and the waits above).
+    fn default() -> SyncConfig {
+        SyncConfig {
+            max_parallel_requests: 8,
+            batch_blocks: 32,
+            probe_after_stall: PROBE_AFTER_STALL,
+            startup_wait: SYNC_STARTUP_WAIT,
+        }
+    }
 }
 
 #[derive(Debug, Default)]
@@ -67,34 +91,34 @@ impl PeerState {
 
 /// A request the driver must send.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct BlockRequest {
+pub struct BlockRequest<P = PeerId> {
     /// To whom.
-    pub peer: PeerId,
+    pub peer: P,
     /// First height.
     pub from: u64,
     /// Number of blocks.
     pub count: u32,
 }
 
-/// The bookkeeping.
+/// The bookkeeping, over any peer identity (libp2p's `PeerId` in the node, an index in the simulation).
 #[derive(Debug)]
-pub struct BlockSync {
+pub struct BlockSync<P = PeerId> {
     config: SyncConfig,
-    peers: HashMap<PeerId, PeerState>,
+    peers: BTreeMap<P, PeerState>,
     /// In-flight ranges by first height: (peer, count).
-    in_flight: BTreeMap<u64, (PeerId, u32)>,
+    in_flight: BTreeMap<u64, (P, u32)>,
     /// Fetched blocks by height with the peer that served them.
-    ready: BTreeMap<u64, (Block, Commit, PeerId)>,
+    ready: BTreeMap<u64, (Block, Commit, P)>,
     /// Round-robin cursor over peers.
     cursor: usize,
 }
 
-impl BlockSync {
+impl<P: Copy + Ord> BlockSync<P> {
     /// Empty bookkeeping.
-    pub fn new(config: SyncConfig) -> BlockSync {
+    pub fn new(config: SyncConfig) -> BlockSync<P> {
         BlockSync {
             config,
-            peers: HashMap::new(),
+            peers: BTreeMap::new(),
             in_flight: BTreeMap::new(),
             ready: BTreeMap::new(),
             cursor: 0,
@@ -103,7 +127,7 @@ impl BlockSync {
 
     /// A peer reported its stored range (its latest claim replaces the previous one; a `None` base keeps
     /// the one it reported before). Ignored while the peer is discredited.
-    pub fn peer_status(&mut self, peer: PeerId, base: Option<u64>, latest: u64, now: Instant) {
+    pub fn peer_status(&mut self, peer: P, base: Option<u64>, latest: u64, now: Instant) {
         let state = self.peers.entry(peer).or_default();
         if !state.credible(now) {
             return;
@@ -116,7 +140,7 @@ impl BlockSync {
     }
 
     /// A peer is gone (or banned): forget it and what it was asked.
-    pub fn remove_peer(&mut self, peer: &PeerId) {
+    pub fn remove_peer(&mut self, peer: &P) {
         self.peers.remove(peer);
         self.in_flight.retain(|_, (p, _)| p != peer);
         self.ready.retain(|_, (_, _, p)| p != peer);
@@ -147,7 +171,7 @@ impl BlockSync {
 
     /// One request, if none is in flight, for the blocks after `our_height` from a credible peer that
     /// claims them: how a node in consensus checks a claim before acting on it.
-    pub fn probe(&mut self, our_height: u64, now: Instant) -> Option<BlockRequest> {
+    pub fn probe(&mut self, our_height: u64, now: Instant) -> Option<BlockRequest<P>> {
         if !self.in_flight.is_empty() {
             return None;
         }
@@ -155,7 +179,7 @@ impl BlockSync {
     }
 
     /// The requests to send now so that heights after `our_height` get fetched.
-    pub fn next_requests(&mut self, our_height: u64, now: Instant) -> Vec<BlockRequest> {
+    pub fn next_requests(&mut self, our_height: u64, now: Instant) -> Vec<BlockRequest<P>> {
         let max_parallel = self.config.max_parallel_requests;
         self.requests(our_height, now, max_parallel)
     }
@@ -165,7 +189,7 @@ impl BlockSync {
         our_height: u64,
         now: Instant,
         max_parallel: usize,
-    ) -> Vec<BlockRequest> {
+    ) -> Vec<BlockRequest<P>> {
         // Drop what is already applied.
         self.ready.retain(|h, _| *h > our_height);
         let mut out = Vec::new();
@@ -210,8 +234,8 @@ impl BlockSync {
     }
 
     /// A peer that has `height`, not paused, least loaded, rotating.
-    fn pick_peer(&mut self, height: u64, now: Instant) -> Option<PeerId> {
-        let mut candidates: Vec<(&PeerId, &PeerState)> = self
+    fn pick_peer(&mut self, height: u64, now: Instant) -> Option<P> {
+        let mut candidates: Vec<(&P, &PeerState)> = self
             .peers
             .iter()
             .filter(|(_, p)| {
@@ -221,9 +245,10 @@ impl BlockSync {
         if candidates.is_empty() {
             return None;
         }
-        candidates.sort_by_key(|(id, p)| (p.in_flight, id.to_bytes()));
+        // Peers come in key order; a stable sort keeps it among equals.
+        candidates.sort_by_key(|(_, p)| p.in_flight);
         let least = candidates[0].1.in_flight;
-        let tied: Vec<PeerId> = candidates
+        let tied: Vec<P> = candidates
             .iter()
             .filter(|(_, p)| p.in_flight == least)
             .map(|(id, _)| **id)
@@ -236,7 +261,7 @@ impl BlockSync {
     /// misbehaviour to punish if the peer provably lied.
     pub fn on_response(
         &mut self,
-        request: BlockRequest,
+        request: BlockRequest<P>,
         result: Result<Vec<(Block, Commit)>, RequestFailed>,
         now: Instant,
     ) -> Option<Misbehaviour> {
@@ -282,7 +307,7 @@ impl BlockSync {
 
     /// Forgets the peer's claim and does not believe new ones for a pause that doubles per failure. A
     /// failed request is not proof of a lie (networks time out), so the peer is not reported.
-    fn discredit(&mut self, peer: &PeerId, now: Instant) {
+    fn discredit(&mut self, peer: &P, now: Instant) {
         if let Some(p) = self.peers.get_mut(peer) {
             if !p.credible(now) {
                 return; // requests sent before the first failure: one failure, one pause
@@ -299,8 +324,41 @@ impl BlockSync {
     }
 
     /// The fetched block at `height`, if any, removed from the buffer.
-    pub fn take(&mut self, height: u64) -> Option<(Block, Commit, PeerId)> {
+    pub fn take(&mut self, height: u64) -> Option<(Block, Commit, P)> {
         self.ready.remove(&height)
+    }
+
+    /// In consensus, when a peer claims blocks after `ours` and the round has made no progress for
+    /// `probe_after_stall` (`stalled_for`): one request (one at a time) for them. The answer, if it
+    /// holds the next block, moves the node to block sync ([`BlockSync::should_enter_sync`]); a peer that
+    /// fails to serve what it claimed loses its claim ([`BlockSync::on_response`]). Claims alone never
+    /// take a validator out of consensus; served blocks do.
+    pub fn probe_if_stalled(
+        &mut self,
+        ours: u64,
+        stalled_for: Duration,
+        now: Instant,
+    ) -> Option<BlockRequest<P>> {
+        if stalled_for < self.config.probe_after_stall || self.max_peer_height() <= ours {
+            return None;
+        }
+        self.probe(ours, now)
+    }
+
+    /// In consensus at `ours`: whether a peer served the block after ours (we are behind, by a height or
+    /// by thousands), so the node should catch up by block sync and then rejoin consensus.
+    pub fn should_enter_sync(&self, ours: u64) -> bool {
+        self.has_ready(ours.saturating_add(1))
+    }
+
+    /// In block sync at `ours`, after applying what was ready: whether to rejoin consensus. Yes once
+    /// every credible claim is reached, or when no peer's claim stands after `startup_wait` in sync
+    /// (`in_sync_for`). Only claims that still stand count: a peer that failed to serve what it
+    /// claimed is not waited for, so one peer claiming a huge height cannot keep us out of consensus.
+    pub fn caught_up(&self, ours: u64, in_sync_for: Duration) -> bool {
+        let heard = self.credible_peers() > 0;
+        (heard && ours >= self.max_peer_height())
+            || (!heard && in_sync_for >= self.config.startup_wait)
     }
 
     /// Whether anything is in flight.
@@ -323,6 +381,7 @@ mod tests {
         let mut sync = BlockSync::new(SyncConfig {
             max_parallel_requests: 4,
             batch_blocks: 10,
+            ..SyncConfig::default()
         });
         sync.peer_status(peer(1), Some(1), 35, Instant::now());
         sync.peer_status(peer(2), Some(1), 100, Instant::now());
@@ -352,6 +411,7 @@ mod tests {
         let mut sync = BlockSync::new(SyncConfig {
             max_parallel_requests: 1,
             batch_blocks: 10,
+            ..SyncConfig::default()
         });
         sync.peer_status(peer(1), Some(1), 50, Instant::now());
         let now = Instant::now();
@@ -366,6 +426,7 @@ mod tests {
         let mut sync = BlockSync::new(SyncConfig {
             max_parallel_requests: 1,
             batch_blocks: 10,
+            ..SyncConfig::default()
         });
         sync.peer_status(peer(1), Some(1), 50, Instant::now());
         sync.peer_status(peer(2), Some(1), 50, Instant::now());
@@ -387,6 +448,7 @@ mod tests {
         let mut sync = BlockSync::new(SyncConfig {
             max_parallel_requests: 4,
             batch_blocks: 10,
+            ..SyncConfig::default()
         });
         let now = Instant::now();
         let honest = peer(1);
@@ -425,6 +487,7 @@ mod tests {
         let mut sync = BlockSync::new(SyncConfig {
             max_parallel_requests: 1,
             batch_blocks: 10,
+            ..SyncConfig::default()
         });
         let now = Instant::now();
         sync.peer_status(peer(1), Some(1), 500, now);
@@ -437,6 +500,7 @@ mod tests {
         let mut sync = BlockSync::new(SyncConfig {
             max_parallel_requests: 8,
             batch_blocks: 10,
+            ..SyncConfig::default()
         });
         let now = Instant::now();
         sync.peer_status(peer(1), Some(1), 100, now);
@@ -448,6 +512,42 @@ mod tests {
         assert!(sync.probe(100, now).is_none());
     }
 
+    /// The mode decisions the driver and the simulation share: a probe only after a stall and only for a
+    /// claim above ours; block sync only once the next block was served; back to consensus once every
+    /// standing claim is reached, or after the start-up wait when none stands.
+    #[test]
+    fn mode_decisions_follow_served_blocks_not_claims() {
+        let mut sync: BlockSync<u8> = BlockSync::new(SyncConfig {
+            max_parallel_requests: 4,
+            batch_blocks: 10,
+            ..SyncConfig::default()
+        });
+        let now = Instant::now();
+        let stalled = PROBE_AFTER_STALL;
+        assert!(
+            sync.probe_if_stalled(10, stalled, now).is_none(),
+            "no claims"
+        );
+        sync.peer_status(1, None, u64::MAX, now);
+        assert!(
+            sync.probe_if_stalled(10, stalled / 2, now).is_none(),
+            "progressing: no probe"
+        );
+        let probe = sync.probe_if_stalled(10, stalled, now).unwrap();
+        assert_eq!((probe.peer, probe.from), (1, 11));
+        assert!(!sync.should_enter_sync(10), "a claim alone does not");
+        // The liar serves nothing: its claim stops counting, and nothing keeps a syncing node from
+        // rejoining consensus once the start-up wait is over.
+        assert!(sync.on_response(probe, Ok(Vec::new()), now).is_none());
+        assert!(!sync.should_enter_sync(10));
+        assert!(!sync.caught_up(10, SYNC_STARTUP_WAIT / 2));
+        assert!(sync.caught_up(10, SYNC_STARTUP_WAIT));
+        // An honest claim counts until it is reached.
+        sync.peer_status(2, None, 12, now);
+        assert!(!sync.caught_up(10, SYNC_STARTUP_WAIT));
+        assert!(sync.caught_up(12, Duration::ZERO));
+    }
+
     /// A pruning node has none of the heights below its base; a gossiped Status does not say its base, so
     /// a base learnt from a Status answer is kept, and heights below it are not asked of the peer.
     #[test]
@@ -455,6 +555,7 @@ mod tests {
         let mut sync = BlockSync::new(SyncConfig {
             max_parallel_requests: 1,
             batch_blocks: 10,
+            ..SyncConfig::default()
         });
         let now = Instant::now();
         sync.peer_status(peer(1), Some(30), 50, now);

@@ -42,6 +42,9 @@ pub struct Record {
     pub refused_tx_batches: u64,
     /// Client transfers that honest nodes decided.
     pub client_txs_committed: BTreeSet<Hash>,
+    /// Times an honest node went from consensus into block sync (a peer served the block after its
+    /// latest).
+    pub sync_entries: u64,
     /// Honest senders an honest node penalised (the edge punished what the sender could not have
     /// refused): (penalising node, sender, time). Must stay empty.
     pub honest_penalised: Vec<(NodeId, NodeId, u64)>,

@@ -25,9 +25,11 @@ use super::traffic;
 use basalt_node::durability::privval::{Hrs, LastSignState, SignPermit, SignRefusal};
 use basalt_node::mempool::Mempool;
 use basalt_node::runtime::core::DriverCore;
+use basalt_node::runtime::sync::BlockRequest;
 use basalt_node::runtime::walrec::WalRecord;
 
 mod honest;
+mod sync;
 mod txs;
 
 /// Genesis time of simulated chains (ms since the epoch).
@@ -98,6 +100,22 @@ enum Event {
     },
     /// A client submits its next transfer to a node's RPC.
     SubmitTx,
+    /// A block-sync request (status when `request` is `None`) reaches its server.
+    SyncAsk {
+        server: NodeId,
+        client: NodeId,
+        incarnation: u64,
+        id: u64,
+        request: Option<BlockRequest<NodeId>>,
+    },
+    /// A block-sync answer (or a request's timeout) reaches its client.
+    SyncAnswer {
+        client: NodeId,
+        incarnation: u64,
+        id: u64,
+        server: NodeId,
+        answer: sync::SyncAnswer,
+    },
     Timer {
         node: NodeId,
         incarnation: u64,
@@ -148,6 +166,8 @@ struct Node {
     core: Option<DriverCore<NodeId>>,
     /// Honest nodes: the node's real mempool (RAM only: `None` while crashed, empty after a restart).
     mempool: Option<Mempool>,
+    /// Honest nodes: block sync with the node's bookkeeping (RAM only).
+    sync_state: Option<sync::SyncState>,
     /// Byzantine nodes: one engine, or one per side for split-brain; empty while crashed or silent.
     engines: Vec<Engine>,
     incarnation: u64,
@@ -158,7 +178,7 @@ struct Node {
     /// Split-brain sides keep separate chains.
     side_chains: Vec<Chain>,
     /// Own signed messages of the current height, re-gossiped periodically.
-    own_messages: Vec<ConsensusMessage>,
+    own_messages: Vec<(usize, ConsensusMessage)>,
     evidence_pool: Vec<DuplicateVoteEvidence>,
     /// Decisions already sent to (peer, height) since the last gossip tick.
     answered: BTreeSet<(NodeId, u64)>,
@@ -200,6 +220,11 @@ pub struct Sim {
     clients: Vec<PrivateKey>,
     /// Hashes of the transfers clients submitted so far.
     client_txs: BTreeSet<Hash>,
+    /// The instant simulated time 0 maps to (block sync's bookkeeping works in `Instant`s; only
+    /// differences matter, so runs stay deterministic).
+    epoch: std::time::Instant,
+    /// Sync requests so far (ids match answers to requests).
+    next_request_id: u64,
 }
 
 impl Sim {
@@ -241,6 +266,7 @@ impl Sim {
                 behaviour: config.behaviour(id),
                 core: None,
                 mempool: None,
+                sync_state: None,
                 engines: Vec::new(),
                 incarnation: 0,
                 crashed: false,
@@ -284,6 +310,8 @@ impl Sim {
             traffic_rng,
             clients,
             client_txs: BTreeSet::new(),
+            epoch: std::time::Instant::now(),
+            next_request_id: 0,
         }
     }
 
@@ -349,6 +377,13 @@ impl Sim {
                 to, from, bytes, ..
             } => format!("X{to}<{from}:{}", Hash::digest(bytes)),
             Event::SubmitTx => "U".to_string(),
+            Event::SyncAsk {
+                server,
+                client,
+                request,
+                ..
+            } => format!("Q{server}<{client}:{request:?}"),
+            Event::SyncAnswer { client, server, .. } => format!("A{client}<{server}"),
             Event::Timer {
                 node,
                 height,
@@ -395,6 +430,20 @@ impl Sim {
                 publish,
             } => self.deliver_txs(to, from, bytes, publish),
             Event::SubmitTx => self.submit_client_tx(),
+            Event::SyncAsk {
+                server,
+                client,
+                incarnation,
+                id,
+                request,
+            } => self.serve_sync(server, client, incarnation, id, request),
+            Event::SyncAnswer {
+                client,
+                incarnation,
+                id,
+                server,
+                answer,
+            } => self.on_sync_answer(client, incarnation, id, server, answer),
             Event::Timer {
                 node,
                 incarnation,
@@ -491,6 +540,7 @@ impl Sim {
         n.incarnation += 1;
         n.core = None;
         n.mempool = None;
+        n.sync_state = None;
         n.engines.clear();
         n.own_messages.clear();
         n.seen.clear();
@@ -664,6 +714,28 @@ impl Sim {
             sim.input(to, my_side, EngineInput::Message(message))
                 .map(|_| ())
         });
+    }
+
+    /// A byzantine node heard `peer` say its latest block is `latest` and catches up (so its attacks stay
+    /// current); a model of block sync, not the node's (honest nodes run that: `sync.rs`): the peer sends
+    /// the decided block of our next height with its commit, at most once per gossip period.
+    fn pull_from(&mut self, id: NodeId, peer: NodeId, latest: u64) {
+        let ours = self.nodes[id].persisted.chain.height();
+        if latest <= ours || peer == id {
+            return;
+        }
+        if !self.nodes[peer].answered.insert((id, ours + 1)) {
+            return;
+        }
+        let Some((block, commit)) = self.nodes[peer].persisted.chain.blocks.get(ours as usize)
+        else {
+            return;
+        };
+        let message = ConsensusMessage::Decision {
+            block: block.clone(),
+            commit: commit.clone(),
+        };
+        self.send(peer, id, None, &message);
     }
 
     /// If `message` is one half of a recorded equivocation: its key and which half.
@@ -1003,7 +1075,7 @@ impl Sim {
     ) -> Result<(), Crashed> {
         let split = (self.nodes[id].engines.len() > 1).then_some(side);
         self.broadcast(id, split, &message)?;
-        self.nodes[id].own_messages.push(message.clone());
+        self.nodes[id].own_messages.push((side, message.clone()));
         self.input(id, side, EngineInput::Message(message))?;
         Ok(())
     }
@@ -1069,8 +1141,8 @@ impl Sim {
         } else {
             self.nodes[id].persisted.chain.blocks.push((block, commit));
         }
+        self.nodes[id].own_messages.retain(|(s, _)| *s != side);
         if side == 0 {
-            self.nodes[id].own_messages.clear();
             self.nodes[id].seen.clear();
         }
         let next = Height(height.0 + 1);
@@ -1093,28 +1165,26 @@ impl Sim {
                 // Byzantine nodes re-gossip only their own messages of the current and previous round
                 // (honest ones: `gossip_honest`) and their Status, so that peers' blocks reach them.
                 let node = &self.nodes[id];
-                let mut messages: Vec<ConsensusMessage> = match node.engines.first() {
-                    Some(engine) => {
-                        let current = engine.round();
-                        node.own_messages
-                            .iter()
-                            .filter(|m| m.round().is_none_or(|r| r.0 + 1 >= current.0))
-                            .cloned()
-                            .collect()
-                    }
-                    None => node.own_messages.clone(),
-                };
-                if let Some(engine) = node.engines.first() {
-                    messages.push(ConsensusMessage::Status {
+                let mut messages: Vec<(usize, ConsensusMessage)> = node
+                    .own_messages
+                    .iter()
+                    .filter(|(side, m)| {
+                        let current = node.engines.get(*side).map_or(Round(0), Engine::round);
+                        m.round().is_none_or(|r| r.0 + 1 >= current.0)
+                    })
+                    .cloned()
+                    .collect();
+                for (side, engine) in node.engines.iter().enumerate() {
+                    let status = ConsensusMessage::Status {
                         height: engine.height(),
                         round: engine.round(),
-                    });
+                    };
+                    messages.push((side, status));
                 }
                 let split = self.nodes[id].engines.len() > 1;
-                for message in messages {
+                for (side, message) in messages {
                     // Split-brain nodes re-gossip only within the side of each message.
-                    let side = if split { Some(0) } else { None };
-                    self.broadcast_plain(id, side, &message);
+                    self.broadcast_plain(id, split.then_some(side), &message);
                 }
             }
         }

@@ -73,7 +73,7 @@ impl Sim {
         }
     }
 
-    fn new_engine(&mut self, id: NodeId) -> Engine {
+    pub(super) fn new_engine(&mut self, id: NodeId) -> Engine {
         let height = Height(self.nodes[id].persisted.chain.height() + 1);
         let set = self.genesis.set_for(height);
         let next_set = self.genesis.set_for(Height(height.0 + 1));
@@ -91,15 +91,18 @@ impl Sim {
         }
     }
 
-    /// Starts (or restarts) an honest node: a fresh core at the height after its stored blocks, its WAL
-    /// replayed by the core as the node does it.
+    /// Starts (or restarts) an honest node: a fresh core at the height after its stored blocks.
     pub(super) fn boot_honest(&mut self, id: NodeId) {
+        // As the node with block sync enabled and peers configured: it starts in block sync, asks its
+        // peers for their stored range, fetches what it lacks and joins consensus once caught up
+        // (`sync.rs`), replaying its WAL then.
         let engine = self.new_engine(id);
-        self.nodes[id].core = Some(DriverCore::new(engine));
+        let mut core = DriverCore::new(engine);
+        core.enter_sync();
+        self.nodes[id].core = Some(core);
         self.nodes[id].mempool = Some(traffic::mempool());
-        let engine = self.new_engine(id);
-        let records = self.nodes[id].persisted.wal.clone();
-        self.with_core(id, |core, host| core.start(host, engine, records));
+        self.nodes[id].sync_state = Some(super::sync::SyncState::new(self.now_ms));
+        self.sync_tick(id);
     }
 
     /// A message delivered to an honest node: judged by the core. Returns whether it was accepted.
@@ -134,7 +137,12 @@ impl Sim {
         let Some(core) = self.nodes[id].core.as_ref() else {
             return;
         };
-        let mut messages = core.regossip_messages(true);
+        // Nothing of consensus is re-gossiped while block syncing; the Status always is.
+        let mut messages = if core.syncing() {
+            Vec::new()
+        } else {
+            core.regossip_messages(true)
+        };
         messages.push(ConsensusMessage::Status {
             height: core.engine().height(),
             round: core.engine().round(),
@@ -143,28 +151,7 @@ impl Sim {
             self.broadcast_plain(id, None, &message);
         }
         self.gossip_txs(id);
-    }
-
-    /// `peer` says its latest block is `latest`. The node then asks that peer for the blocks it lacks
-    /// (block sync, one request at a time); the simulation's model of the request and its answer: the
-    /// peer sends the decided block of our next height with its commit, at most once per gossip period.
-    pub(super) fn pull_from(&mut self, id: NodeId, peer: NodeId, latest: u64) {
-        let ours = self.nodes[id].persisted.chain.height();
-        if latest <= ours || peer == id {
-            return;
-        }
-        if !self.nodes[peer].answered.insert((id, ours + 1)) {
-            return;
-        }
-        let Some((block, commit)) = self.nodes[peer].persisted.chain.blocks.get(ours as usize)
-        else {
-            return;
-        };
-        let message = ConsensusMessage::Decision {
-            block: block.clone(),
-            commit: commit.clone(),
-        };
-        self.send(peer, id, None, &message);
+        self.sync_tick(id);
     }
 }
 
@@ -391,8 +378,8 @@ impl Host for SimHost<'_> {
         Ok(evidence.verify(&self.sim.genesis.chain_id, &set)?)
     }
 
-    fn peer_claims(&mut self, peer: &NodeId, latest: u64, _syncing: bool) {
-        self.sim.pull_from(self.id, *peer, latest);
+    fn peer_claims(&mut self, peer: &NodeId, latest: u64, syncing: bool) {
+        self.sim.sync_claim(self.id, *peer, latest, syncing);
     }
 
     fn detected(&mut self, evidence: &DuplicateVoteEvidence) {
