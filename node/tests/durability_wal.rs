@@ -6,7 +6,8 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use basalt_node::durability::wal::{
-    repair, TruncatedTail, Wal, WalError, MAX_WAL_RECORD_BYTES, RECORD_HEADER_BYTES,
+    frame, read_log, repair, TruncatedTail, Wal, WalError, MAX_WAL_RECORD_BYTES,
+    RECORD_HEADER_BYTES,
 };
 use proptest::prelude::*;
 use proptest::test_runner::{Config, RngSeed, TestRunner};
@@ -318,6 +319,9 @@ fn random_logs_and_damage_never_panic_and_yield_a_prefix() {
                 let _ = fs::remove_file(&path);
                 write_log(&path, &recs);
                 let mut bytes = fs::read(&path).unwrap();
+                // The framing the simulation writes is the appender's, byte for byte.
+                let framed: Vec<u8> = recs.iter().flat_map(|r| frame(&path, r).unwrap()).collect();
+                prop_assert_eq!(&framed, &bytes);
                 match kind {
                     0 => bytes.truncate((at % (bytes.len() as u64 + 1)) as usize),
                     1 if !bytes.is_empty() => {
@@ -327,8 +331,13 @@ fn random_logs_and_damage_never_panic_and_yield_a_prefix() {
                     _ => bytes.extend_from_slice(&garbage),
                 }
                 fs::write(&path, &bytes).unwrap();
+                // Reading the bytes in memory (the simulation's log) judges them as opening the file does.
+                let in_memory = read_log(&path, &bytes);
                 match Wal::open(&path) {
                     Ok(opened) => {
+                        let contents = in_memory.unwrap();
+                        prop_assert_eq!(&contents.records, &opened.records);
+                        prop_assert_eq!(&contents.truncated_tail, &opened.truncated_tail);
                         let n = opened.records.len();
                         prop_assert!(n <= recs.len());
                         prop_assert_eq!(&opened.records[..], &recs[..n]);
@@ -338,6 +347,11 @@ fn random_logs_and_damage_never_panic_and_yield_a_prefix() {
                         prop_assert_eq!(again.truncated_tail, None);
                     }
                     Err(WalError::Corrupt { record_index, .. }) => {
+                        let same = matches!(
+                            in_memory,
+                            Err(WalError::Corrupt { record_index: i, .. }) if i == record_index
+                        );
+                        prop_assert!(same, "the in-memory reader sees the same corruption");
                         prop_assert!(kind != 0, "a truncation is never corruption");
                         let report = repair(&path).unwrap();
                         prop_assert_eq!(report.kept_records, record_index);

@@ -163,7 +163,8 @@ impl Wal {
             // A new file's name must be durable before records synced into it can be relied on.
             fsutil::fsync_dir(dir).map_err(fs_err)?;
         }
-        let scan = scan(&mut file, path, true)?;
+        let len = file_len(&file, path)?;
+        let scan = scan(&mut file, len, path, true)?;
         let mut truncated_tail = None;
         match scan.end {
             ScanEnd::Clean => {}
@@ -353,7 +354,8 @@ pub fn repair(path: &Path) -> Result<RepairReport, WalError> {
         .write(true)
         .open(path)
         .map_err(|source| io_err(path, "open", source))?;
-    let scan = scan(&mut file, path, false)?;
+    let len = file_len(&file, path)?;
+    let scan = scan(&mut file, len, path, false)?;
     let mut report = RepairReport {
         path: path.to_path_buf(),
         kept_records: scan.record_count,
@@ -438,13 +440,21 @@ struct Scan {
     end: ScanEnd,
 }
 
-/// Reads records from the start of `file` until the first bad one, never allocating more than the bytes
-/// actually left in the file (nor above [`MAX_WAL_RECORD_BYTES`]).
-fn scan(file: &mut File, path: &Path, keep_records: bool) -> Result<Scan, WalError> {
-    let file_len = file
+fn file_len(file: &File, path: &Path) -> Result<u64, WalError> {
+    Ok(file
         .metadata()
         .map_err(|source| io_err(path, "stat", source))?
-        .len();
+        .len())
+}
+
+/// Reads records from the start of `file` (`file_len` bytes) until the first bad one, never allocating
+/// more than the bytes actually left in the file (nor above [`MAX_WAL_RECORD_BYTES`]).
+fn scan<F: Read + Seek>(
+    file: &mut F,
+    file_len: u64,
+    path: &Path,
+    keep_records: bool,
+) -> Result<Scan, WalError> {
     file.seek(SeekFrom::Start(0))
         .map_err(|source| io_err(path, "seek to the start", source))?;
     let mut reader = BufReader::with_capacity(WRITE_BUFFER_BYTES, &mut *file);
@@ -507,8 +517,8 @@ fn scan(file: &mut File, path: &Path, keep_records: bool) -> Result<Scan, WalErr
 ///
 /// Known limit: a corrupted length in a middle record that happens to claim past the end of the file
 /// looks exactly like a torn tail, so the records after it are dropped (and reported) rather than refused.
-fn classify_bad(
-    file: &mut File,
+fn classify_bad<F: Read + Seek>(
+    file: &mut F,
     path: &Path,
     bad: u64,
     file_len: u64,
@@ -533,7 +543,7 @@ fn classify_bad(
     Ok(ScanEnd::Corrupt)
 }
 
-fn only_zeros_from(file: &mut File, path: &Path, from: u64) -> Result<bool, WalError> {
+fn only_zeros_from<F: Read + Seek>(file: &mut F, path: &Path, from: u64) -> Result<bool, WalError> {
     file.seek(SeekFrom::Start(from))
         .map_err(|source| io_err(path, "seek", source))?;
     let mut reader = BufReader::with_capacity(WRITE_BUFFER_BYTES, &mut *file);
@@ -548,6 +558,55 @@ fn only_zeros_from(file: &mut File, path: &Path, from: u64) -> Result<bool, WalE
         if chunk[..n].iter().any(|b| *b != 0) {
             return Ok(false);
         }
+    }
+}
+
+/// One record as [`Wal::append`] writes it (header, then payload): for the simulation, which keeps a log's
+/// bytes in memory and tears them the way a crash does.
+pub fn frame(path: &Path, payload: &[u8]) -> Result<Vec<u8>, WalError> {
+    let len = check_payload(path, payload)?;
+    let mut out = Vec::with_capacity(RECORD_HEADER_BYTES as usize + payload.len());
+    out.extend_from_slice(&header(len, payload));
+    out.extend_from_slice(payload);
+    Ok(out)
+}
+
+/// What a log's bytes hold, read as [`Wal::open`] reads a file.
+#[derive(Debug)]
+pub struct LogContents {
+    /// Every good record's payload, in order.
+    pub records: Vec<Vec<u8>>,
+    /// Bytes of the good records: [`Wal::open`] cuts a torn tail off here.
+    pub good_len: u64,
+    /// Set if the bytes end in a torn tail.
+    pub truncated_tail: Option<TruncatedTail>,
+}
+
+/// Reads a log held in memory exactly as [`Wal::open`] reads the file (`path` only names it in errors):
+/// the good records, a torn tail reported (not cut: the bytes are the caller's), corruption refused.
+pub fn read_log(path: &Path, bytes: &[u8]) -> Result<LogContents, WalError> {
+    let mut cursor = io::Cursor::new(bytes);
+    let scan = scan(&mut cursor, bytes.len() as u64, path, true)?;
+    match scan.end {
+        ScanEnd::Clean => Ok(LogContents {
+            records: scan.records,
+            good_len: scan.good_len,
+            truncated_tail: None,
+        }),
+        ScanEnd::Torn => Ok(LogContents {
+            records: scan.records,
+            good_len: scan.good_len,
+            truncated_tail: Some(TruncatedTail {
+                offset: scan.good_len,
+                dropped_bytes: scan.file_len - scan.good_len,
+            }),
+        }),
+        ScanEnd::Corrupt => Err(WalError::Corrupt {
+            path: path.to_path_buf(),
+            offset: scan.good_len,
+            record_index: scan.record_count,
+            home: home_of(path),
+        }),
     }
 }
 

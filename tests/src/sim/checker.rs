@@ -42,6 +42,11 @@ pub struct Record {
     pub refused_tx_batches: u64,
     /// Client transfers that honest nodes decided.
     pub client_txs_committed: BTreeSet<Hash>,
+    /// WAL logs an honest node could not read back at boot, or records it could not frame (a crash tears
+    /// only the last record): (node, reason). Must stay empty.
+    pub wal_unreadable: Vec<(NodeId, String)>,
+    /// Torn WAL tails (a crash during an append) cut off at boot.
+    pub torn_tails: u64,
     /// Times an honest node went from consensus into block sync (a peer served the block after its
     /// latest).
     pub sync_entries: u64,
@@ -116,6 +121,13 @@ pub enum Violation {
         node: NodeId,
         /// The evidence's height.
         height: Height,
+    },
+    /// An honest node's WAL did not read back as the node wrote it.
+    WalUnreadable {
+        /// The node.
+        node: NodeId,
+        /// The reader's error.
+        reason: String,
     },
     /// An honest node penalised an honest sender (issue 14: a node is punished only for what it could
     /// have checked).
@@ -212,6 +224,12 @@ pub fn check(record: &Record, exp: &Expectations<'_>) -> Vec<Violation> {
         violations.push(Violation::AcceptedForgery {
             node: *node,
             height: *height,
+        });
+    }
+    for (node, reason) in &record.wal_unreadable {
+        violations.push(Violation::WalUnreadable {
+            node: *node,
+            reason: reason.clone(),
         });
     }
     for &(node, height) in &record.accepted_unusable_evidence {

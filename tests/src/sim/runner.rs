@@ -31,6 +31,7 @@ use basalt_node::runtime::walrec::WalRecord;
 mod honest;
 mod sync;
 mod txs;
+mod wal;
 
 /// Genesis time of simulated chains (ms since the epoch).
 const GENESIS_TIME_MS: u64 = 1_700_000_000_000;
@@ -152,7 +153,10 @@ struct Crashed;
 #[derive(Default)]
 struct Persisted {
     chain: Chain,
-    /// The WAL's records (honest nodes), appended by the node's driver core as it runs.
+    /// The WAL file's bytes (honest nodes), appended by the node's driver core as it runs (`wal.rs`).
+    wal_bytes: Vec<u8>,
+    /// The WAL's records as the node holds them: read from `wal_bytes` at boot, appended with them,
+    /// trimmed to the working height at each commit.
     wal: Vec<WalRecord>,
     /// The node's real signer state (`priv_validator_state.json`'s content).
     last_signed: LastSignState,

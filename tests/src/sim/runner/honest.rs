@@ -96,6 +96,7 @@ impl Sim {
         // As the node with block sync enabled and peers configured: it starts in block sync, asks its
         // peers for their stored range, fetches what it lacks and joins consensus once caught up
         // (`sync.rs`), replaying its WAL then.
+        self.wal_reopen(id);
         let engine = self.new_engine(id);
         let mut core = DriverCore::new(engine);
         core.enter_sync();
@@ -165,13 +166,11 @@ impl Host for SimHost<'_> {
     }
 
     fn log_input(&mut self, _height: Height, record: Vec<u8>) -> Result<(), Halt> {
-        self.sim.step(self.id)?;
         let record = match WalRecord::from_bytes(&record) {
             Ok(record) => record,
             Err(e) => unreachable_config(&format!("WAL record does not decode: {e}")),
         };
-        self.sim.nodes[self.id].persisted.wal.push(record);
-        Ok(())
+        Ok(self.sim.wal_append(self.id, record)?)
     }
 
     fn sign_vote(&mut self, vote: Vote, replaying: bool) -> Result<Option<ConsensusMessage>, Halt> {
@@ -404,11 +403,7 @@ impl SimHost<'_> {
     /// Our signed message is appended to the WAL (a crash point) before it may leave, as the node's
     /// signer does it alongside the signer-state write.
     fn log_own(&mut self, message: &ConsensusMessage) -> Result<(), Halt> {
-        self.sim.step(self.id)?;
-        self.sim.nodes[self.id]
-            .persisted
-            .wal
-            .push(WalRecord::Message(message.clone()));
-        Ok(())
+        let record = WalRecord::Message(message.clone());
+        Ok(self.sim.wal_append(self.id, record)?)
     }
 }

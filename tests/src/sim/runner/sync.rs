@@ -334,8 +334,12 @@ impl Sim {
     fn rejoin_consensus(&mut self, id: NodeId) {
         let height = self.nodes[id].persisted.chain.height() + 1;
         let wal = &mut self.nodes[id].persisted.wal;
+        let before = wal.len();
         wal.retain(|r| r.height().0 == height);
         let records: Vec<WalRecord> = wal.clone();
+        if records.len() != before {
+            self.wal_rewrite(id);
+        }
         let engine = self.new_engine(id);
         self.with_core(id, |core, host| core.start(host, engine, records));
     }
