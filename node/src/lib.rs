@@ -2,8 +2,9 @@
 //!
 //! Layout (each module has one job):
 //! - [`cli`]: the `basalt` subcommands; [`config`], [`genesis`], [`keys`], [`home`]: the operator's files.
-//! - [`durability`]: the consensus WAL and the validator's last-signed state (crash safety).
-//! - [`mempool`]: pending transactions.
+//! - [`durability`]: the consensus WAL and the validator's last-signed state (crash safety; crate
+//!   `basalt-durability`, re-exported).
+//! - [`mempool`]: pending transactions (crate `basalt-mempool`, re-exported).
 //! - [`runtime`]: the running node: consensus driver, executor, block sync, gossip wiring, shutdown.
 //! - [`rpc`]: the CometBFT-compatible JSON-RPC server; [`metrics`]: the Prometheus endpoint.
 #![forbid(unsafe_code)]
@@ -11,12 +12,12 @@
 pub mod build_info;
 pub mod cli;
 pub mod config;
-pub mod durability;
-pub mod failpoint;
+pub use basalt_durability as durability;
+pub use basalt_durability::failpoint;
 pub mod genesis;
 pub mod home;
 pub mod keys;
-pub mod mempool;
+pub use basalt_mempool as mempool;
 pub mod metrics;
 pub mod rpc;
 pub mod runtime;

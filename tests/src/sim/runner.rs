@@ -1100,6 +1100,23 @@ impl Sim {
         self.publishes
     }
 
+    /// Schedules `make()` once per delivery the link makes of one message from `from` to `to` (none
+    /// across a partition; with `once`, duplicates are dropped, as on a stream), delays drawn from the
+    /// traffic stream (transactions, sync, attacks: see `traffic_rng`).
+    fn send_traffic(&mut self, from: NodeId, to: NodeId, once: bool, make: impl Fn() -> Event) {
+        if !self.partition.connected(from, to) {
+            return;
+        }
+        let mut delays = network::deliveries(&mut self.traffic_rng, &self.link);
+        if once {
+            delays.truncate(1);
+        }
+        for delay in delays {
+            let at = self.now_ms + delay;
+            self.schedule(at, make());
+        }
+    }
+
     fn send(&mut self, from: NodeId, to: NodeId, side: Option<usize>, message: &ConsensusMessage) {
         if !self.partition.connected(from, to) {
             return;

@@ -11,7 +11,7 @@ use basalt_consensus::types::{Block, Commit};
 use basalt_node::runtime::sync::{BlockRequest, BlockSync, RequestFailed, SyncConfig};
 use basalt_node::runtime::walrec::WalRecord;
 
-use super::{network, Behaviour, Event, NodeId, Sim};
+use super::{Behaviour, Event, NodeId, Sim};
 
 /// Block sync tunables of the simulated nodes: the waits scaled to the simulation's consensus timeouts
 /// (about a tenth of a real node's), as the node's are to its own.
@@ -50,7 +50,7 @@ impl SyncState {
 }
 
 /// The answer to a sync request in flight.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub(super) enum SyncAnswer {
     /// The server's stored range.
     Status { latest: u64 },
@@ -148,22 +148,13 @@ impl Sim {
                 },
             );
         }
-        if !self.partition.connected(client, server) {
-            return;
-        }
-        if let Some(delay) = network::deliveries(&mut self.traffic_rng, &self.link).first() {
-            let at = self.now_ms + delay;
-            self.schedule(
-                at,
-                Event::SyncAsk {
-                    server,
-                    client,
-                    incarnation,
-                    id,
-                    request,
-                },
-            );
-        }
+        self.send_traffic(client, server, true, || Event::SyncAsk {
+            server,
+            client,
+            incarnation,
+            id,
+            request,
+        });
     }
 
     /// A server answers a sync request: honest and byzantine nodes serve their chain; a garbage node
@@ -200,22 +191,13 @@ impl Sim {
                 SyncAnswer::Blocks(Ok(blocks))
             }
         };
-        if !self.partition.connected(server, client) {
-            return;
-        }
-        if let Some(delay) = network::deliveries(&mut self.traffic_rng, &self.link).first() {
-            let at = self.now_ms + delay;
-            self.schedule(
-                at,
-                Event::SyncAnswer {
-                    client,
-                    incarnation,
-                    id,
-                    server,
-                    answer,
-                },
-            );
-        }
+        self.send_traffic(server, client, true, || Event::SyncAnswer {
+            client,
+            incarnation,
+            id,
+            server,
+            answer: answer.clone(),
+        });
     }
 
     /// An answer (or a timeout) reaches the client: the bookkeeping judges it, a served next block moves a

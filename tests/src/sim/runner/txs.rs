@@ -12,7 +12,7 @@ use basalt_consensus::types::{DuplicateVoteEvidence, SignedVote, Tx, Vote};
 use basalt_consensus::{Height, Round, ValidatorIndex, VoteType};
 use basalt_node::runtime::txs::{admit, Admitted};
 
-use super::{network, traffic, Event, NodeId, Sim};
+use super::{traffic, Event, NodeId, Sim};
 
 impl Sim {
     /// When the next client transfer is submitted: every 100–400 ms of simulated time.
@@ -71,21 +71,12 @@ impl Sim {
     /// Schedules the deliveries of one transactions-topic message (lost, late or twice, as the link
     /// says; nothing across a partition).
     fn send_txs(&mut self, from: NodeId, to: NodeId, bytes: Rc<Vec<u8>>, publish: u64) {
-        if !self.partition.connected(from, to) {
-            return;
-        }
-        for delay in network::deliveries(&mut self.traffic_rng, &self.link) {
-            let at = self.now_ms + delay;
-            self.schedule(
-                at,
-                Event::DeliverTxs {
-                    to,
-                    from,
-                    bytes: bytes.clone(),
-                    publish,
-                },
-            );
-        }
+        self.send_traffic(from, to, false, || Event::DeliverTxs {
+            to,
+            from,
+            bytes: bytes.clone(),
+            publish,
+        });
     }
 
     /// A batch reaches a node. An honest node decodes it as the network layer does, judges it with the
@@ -202,19 +193,13 @@ impl Sim {
             };
             let bytes = Rc::new(ConsensusMessage::Evidence(evidence).to_bytes());
             let publish = self.new_publish();
-            for delay in network::deliveries(&mut self.traffic_rng, &self.link) {
-                let at = self.now_ms + delay;
-                self.schedule(
-                    at,
-                    Event::Deliver {
-                        to,
-                        from: id,
-                        side: None,
-                        bytes: bytes.clone(),
-                        publish,
-                    },
-                );
-            }
+            self.send_traffic(id, to, false, || Event::Deliver {
+                to,
+                from: id,
+                side: None,
+                bytes: bytes.clone(),
+                publish,
+            });
         }
     }
 

@@ -5,7 +5,7 @@ use std::fs::{self, OpenOptions};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use basalt_node::durability::wal::{
+use basalt_durability::wal::{
     frame, read_log, repair, TruncatedTail, Wal, WalError, MAX_WAL_RECORD_BYTES,
     RECORD_HEADER_BYTES,
 };

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use basalt_consensus::types::{BlockId, ChainId, Hash, PrivateKey, Proposal, Signature, Vote};
 use basalt_consensus::{Height, Round, ValidatorIndex, VoteType};
-use basalt_node::durability::privval::{
+use basalt_durability::privval::{
     reset_state, write_initial_state, LastSignState, PrivValidator, PrivvalError, SignRefusal,
     SignStep,
 };
