@@ -42,9 +42,10 @@ pub struct Record {
     pub refused_tx_batches: u64,
     /// Client transfers that honest nodes decided.
     pub client_txs_committed: BTreeSet<Hash>,
-    /// WAL logs an honest node could not read back at boot, or records it could not frame (a crash tears
-    /// only the last record): (node, reason). Must stay empty.
-    pub wal_unreadable: Vec<(NodeId, String)>,
+    /// WAL logs or signer-state files an honest node could not read back at boot, or records it could not
+    /// frame (a crash tears only the last WAL record; the signer state is replaced whole): (node,
+    /// reason). Must stay empty.
+    pub unreadable: Vec<(NodeId, String)>,
     /// Torn WAL tails (a crash during an append) cut off at boot.
     pub torn_tails: u64,
     /// Times an honest node went from consensus into block sync (a peer served the block after its
@@ -122,8 +123,8 @@ pub enum Violation {
         /// The evidence's height.
         height: Height,
     },
-    /// An honest node's WAL did not read back as the node wrote it.
-    WalUnreadable {
+    /// An honest node's WAL or signer state did not read back as the node wrote it.
+    UnreadableOnRestart {
         /// The node.
         node: NodeId,
         /// The reader's error.
@@ -226,8 +227,8 @@ pub fn check(record: &Record, exp: &Expectations<'_>) -> Vec<Violation> {
             height: *height,
         });
     }
-    for (node, reason) in &record.wal_unreadable {
-        violations.push(Violation::WalUnreadable {
+    for (node, reason) in &record.unreadable {
+        violations.push(Violation::UnreadableOnRestart {
             node: *node,
             reason: reason.clone(),
         });

@@ -22,16 +22,16 @@ use super::checker::{self, EquivocationKey, Expectations, Record, Violation};
 use super::config::{Behaviour, SimConfig};
 use super::network::{self, LinkProfile, NodeId, Partition};
 use super::traffic;
-use basalt_node::durability::privval::{Hrs, LastSignState, SignPermit, SignRefusal};
+use basalt_node::durability::privval::{encode_state, Hrs, LastSignState, SignPermit, SignRefusal};
 use basalt_node::mempool::Mempool;
 use basalt_node::runtime::core::DriverCore;
 use basalt_node::runtime::sync::BlockRequest;
 use basalt_node::runtime::walrec::WalRecord;
 
+mod disk;
 mod honest;
 mod sync;
 mod txs;
-mod wal;
 
 /// Genesis time of simulated chains (ms since the epoch).
 const GENESIS_TIME_MS: u64 = 1_700_000_000_000;
@@ -158,8 +158,9 @@ struct Persisted {
     /// The WAL's records as the node holds them: read from `wal_bytes` at boot, appended with them,
     /// trimmed to the working height at each commit.
     wal: Vec<WalRecord>,
-    /// The node's real signer state (`priv_validator_state.json`'s content).
-    last_signed: LastSignState,
+    /// `priv_validator_state.json`: the node's signer state in the node's own encoding
+    /// (`privval::encode_state`), replaced whole on each signature, read back at boot (`decode_state`).
+    sign_state_file: Vec<u8>,
 }
 
 struct Node {
@@ -172,6 +173,8 @@ struct Node {
     mempool: Option<Mempool>,
     /// Honest nodes: block sync with the node's bookkeeping (RAM only).
     sync_state: Option<sync::SyncState>,
+    /// Honest nodes: the signer's state as the running node holds it (loaded at boot).
+    last_signed: LastSignState,
     /// Byzantine nodes: one engine, or one per side for split-brain; empty while crashed or silent.
     engines: Vec<Engine>,
     incarnation: u64,
@@ -271,11 +274,16 @@ impl Sim {
                 core: None,
                 mempool: None,
                 sync_state: None,
+                last_signed: LastSignState::default(),
                 engines: Vec::new(),
                 incarnation: 0,
                 crashed: false,
                 crash_budget: None,
-                persisted: Persisted::default(),
+                // As `basalt init` writes it.
+                persisted: Persisted {
+                    sign_state_file: encode_state(&LastSignState::default()),
+                    ..Persisted::default()
+                },
                 side_chains: vec![Chain::default(), Chain::default()],
                 own_messages: Vec::new(),
                 evidence_pool: Vec::new(),
@@ -1036,16 +1044,14 @@ impl Sim {
             return Ok(Some(key.sign(&sign_bytes)));
         }
         self.step(id)?;
-        match self.nodes[id]
-            .persisted
-            .last_signed
-            .permit(hrs, &sign_bytes)
-        {
+        match self.nodes[id].last_signed.permit(hrs, &sign_bytes) {
             Ok(SignPermit::Repeat(signature)) => Ok(Some(signature)),
             Ok(SignPermit::New) => {
                 let signature = key.sign(&sign_bytes);
-                self.nodes[id].persisted.last_signed =
-                    LastSignState::after_signing(hrs, signature, sign_bytes);
+                let state = LastSignState::after_signing(hrs, signature, sign_bytes);
+                let node = &mut self.nodes[id];
+                node.persisted.sign_state_file = encode_state(&state);
+                node.last_signed = state;
                 Ok(Some(signature))
             }
             Err(refusal) => {

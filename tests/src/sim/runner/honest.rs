@@ -97,6 +97,7 @@ impl Sim {
         // peers for their stored range, fetches what it lacks and joins consensus once caught up
         // (`sync.rs`), replaying its WAL then.
         self.wal_reopen(id);
+        self.signer_reopen(id);
         let engine = self.new_engine(id);
         let mut core = DriverCore::new(engine);
         core.enter_sync();

@@ -1,13 +1,17 @@
-//! An honest node's WAL on the simulated disk: bytes framed by the node's own WAL code
-//! (`durability::wal::frame`) and read back at boot as the node opens its log (`durability::wal::read_log`:
-//! the same scan and torn-tail rules as `Wal::open`). A crash that strikes during an append leaves a torn
-//! record — a prefix of it, sometimes followed by zero fill — which the reader must cut off, never mistake
-//! for corruption.
+//! An honest node's files on the simulated disk, written and read back by the node's own code.
+//!
+//! - The WAL: bytes framed by `durability::wal::frame` and read back at boot as the node opens its log
+//!   (`durability::wal::read_log`: the same scan and torn-tail rules as `Wal::open`). A crash that strikes
+//!   during an append leaves a torn record — a prefix of it, sometimes followed by zero fill — which the
+//!   reader must cut off, never mistake for corruption.
+//! - The signer state (`priv_validator_state.json`): encoded by `privval::encode_state` on every new
+//!   signature (the node replaces the file atomically) and decoded by `privval::decode_state` at boot.
 
 use std::path::Path;
 
 use rand_core::RngCore;
 
+use basalt_node::durability::privval::{decode_state, LastSignState};
 use basalt_node::durability::wal::{frame, read_log, RECORD_HEADER_BYTES};
 use basalt_node::runtime::walrec::WalRecord;
 
@@ -22,7 +26,7 @@ impl Sim {
         let framed = match frame(Path::new(WAL_PATH), &record.to_bytes()) {
             Ok(framed) => framed,
             Err(e) => {
-                self.record.wal_unreadable.push((id, e.to_string()));
+                self.record.unreadable.push((id, e.to_string()));
                 return Err(Crashed);
             }
         };
@@ -56,7 +60,7 @@ impl Sim {
             Ok(contents) => contents,
             Err(e) => {
                 // A crash tears only the last record: anything else is a bug in the log's code.
-                self.record.wal_unreadable.push((id, e.to_string()));
+                self.record.unreadable.push((id, e.to_string()));
                 persisted.wal.clear();
                 return;
             }
@@ -71,12 +75,26 @@ impl Sim {
             match WalRecord::from_bytes(bytes) {
                 Ok(record) => records.push(record),
                 Err(e) => {
-                    self.record.wal_unreadable.push((id, e.to_string()));
+                    self.record.unreadable.push((id, e.to_string()));
                     break;
                 }
             }
         }
         persisted.wal = records;
+    }
+
+    /// At boot: the signer state the node loads from its file.
+    pub(super) fn signer_reopen(&mut self, id: NodeId) {
+        let node = &mut self.nodes[id];
+        node.last_signed = match decode_state(&node.persisted.sign_state_file) {
+            Ok(state) => state,
+            Err(reason) => {
+                self.record
+                    .unreadable
+                    .push((id, format!("signer state: {reason}")));
+                LastSignState::default()
+            }
+        };
     }
 
     /// Replaces the log with the node's retained records (the node's atomic `Wal::rewrite`, done when it
@@ -87,7 +105,7 @@ impl Sim {
         for record in &persisted.wal {
             match frame(Path::new(WAL_PATH), &record.to_bytes()) {
                 Ok(framed) => bytes.extend_from_slice(&framed),
-                Err(e) => self.record.wal_unreadable.push((id, e.to_string())),
+                Err(e) => self.record.unreadable.push((id, e.to_string())),
             }
         }
         persisted.wal_bytes = bytes;
