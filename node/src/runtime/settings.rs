@@ -149,11 +149,10 @@ impl Settings {
             }),
             consensus: config.consensus.clone(),
             blocksync: config.blocksync.enable,
-            sync: SyncConfig {
-                max_parallel_requests: config.blocksync.max_parallel_requests,
-                batch_blocks: config.blocksync.batch_blocks,
-                ..SyncConfig::default()
-            },
+            sync: SyncConfig::new(
+                config.blocksync.max_parallel_requests,
+                config.blocksync.batch_blocks,
+            ),
             retention: Retention {
                 retain_blocks: config.storage.retain_blocks,
                 keep_recent: config.storage.pruning_keep_recent,

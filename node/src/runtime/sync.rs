@@ -56,12 +56,12 @@ pub struct SyncConfig {
     pub startup_wait: Duration,
 }
 
-impl Default for SyncConfig {
-    /// The node's defaults (`[blocksync]` in config.toml and the waits above).
-    fn default() -> SyncConfig {
+impl SyncConfig {
+    /// The node's block sync: `[blocksync]`'s request limits with the node's waits.
+    pub fn new(max_parallel_requests: usize, batch_blocks: u32) -> SyncConfig {
         SyncConfig {
-            max_parallel_requests: 8,
-            batch_blocks: 32,
+            max_parallel_requests,
+            batch_blocks,
             probe_after_stall: PROBE_AFTER_STALL,
             startup_wait: SYNC_STARTUP_WAIT,
         }
@@ -378,11 +378,7 @@ mod tests {
 
     #[test]
     fn requests_cover_the_range_once_across_peers() {
-        let mut sync = BlockSync::new(SyncConfig {
-            max_parallel_requests: 4,
-            batch_blocks: 10,
-            ..SyncConfig::default()
-        });
+        let mut sync = BlockSync::new(SyncConfig::new(4, 10));
         sync.peer_status(peer(1), Some(1), 35, Instant::now());
         sync.peer_status(peer(2), Some(1), 100, Instant::now());
         let now = Instant::now();
@@ -408,11 +404,7 @@ mod tests {
     /// report: a pruning node can lose the height between its Status and the request.
     #[test]
     fn empty_answer_for_a_claimed_height_discredits_without_blame() {
-        let mut sync = BlockSync::new(SyncConfig {
-            max_parallel_requests: 1,
-            batch_blocks: 10,
-            ..SyncConfig::default()
-        });
+        let mut sync = BlockSync::new(SyncConfig::new(1, 10));
         sync.peer_status(peer(1), Some(1), 50, Instant::now());
         let now = Instant::now();
         let req = sync.next_requests(0, now)[0];
@@ -423,11 +415,7 @@ mod tests {
 
     #[test]
     fn failed_peer_is_paused_and_range_is_re_requested() {
-        let mut sync = BlockSync::new(SyncConfig {
-            max_parallel_requests: 1,
-            batch_blocks: 10,
-            ..SyncConfig::default()
-        });
+        let mut sync = BlockSync::new(SyncConfig::new(1, 10));
         sync.peer_status(peer(1), Some(1), 50, Instant::now());
         sync.peer_status(peer(2), Some(1), 50, Instant::now());
         let now = Instant::now();
@@ -445,11 +433,7 @@ mod tests {
     /// validator never rejoined consensus.
     #[test]
     fn a_claim_counts_only_while_the_peer_serves_it() {
-        let mut sync = BlockSync::new(SyncConfig {
-            max_parallel_requests: 4,
-            batch_blocks: 10,
-            ..SyncConfig::default()
-        });
+        let mut sync = BlockSync::new(SyncConfig::new(4, 10));
         let now = Instant::now();
         let honest = peer(1);
         let liar = peer(2);
@@ -484,11 +468,7 @@ mod tests {
 
     #[test]
     fn the_latest_claim_replaces_an_earlier_one() {
-        let mut sync = BlockSync::new(SyncConfig {
-            max_parallel_requests: 1,
-            batch_blocks: 10,
-            ..SyncConfig::default()
-        });
+        let mut sync = BlockSync::new(SyncConfig::new(1, 10));
         let now = Instant::now();
         sync.peer_status(peer(1), Some(1), 500, now);
         sync.peer_status(peer(1), Some(1), 40, now);
@@ -497,11 +477,7 @@ mod tests {
 
     #[test]
     fn a_probe_is_one_request_at_a_time() {
-        let mut sync = BlockSync::new(SyncConfig {
-            max_parallel_requests: 8,
-            batch_blocks: 10,
-            ..SyncConfig::default()
-        });
+        let mut sync = BlockSync::new(SyncConfig::new(8, 10));
         let now = Instant::now();
         sync.peer_status(peer(1), Some(1), 100, now);
         let probe = sync.probe(50, now).unwrap();
@@ -517,11 +493,7 @@ mod tests {
     /// standing claim is reached, or after the start-up wait when none stands.
     #[test]
     fn mode_decisions_follow_served_blocks_not_claims() {
-        let mut sync: BlockSync<u8> = BlockSync::new(SyncConfig {
-            max_parallel_requests: 4,
-            batch_blocks: 10,
-            ..SyncConfig::default()
-        });
+        let mut sync: BlockSync<u8> = BlockSync::new(SyncConfig::new(4, 10));
         let now = Instant::now();
         let stalled = PROBE_AFTER_STALL;
         assert!(
@@ -552,11 +524,7 @@ mod tests {
     /// a base learnt from a Status answer is kept, and heights below it are not asked of the peer.
     #[test]
     fn a_known_base_is_kept_and_respected() {
-        let mut sync = BlockSync::new(SyncConfig {
-            max_parallel_requests: 1,
-            batch_blocks: 10,
-            ..SyncConfig::default()
-        });
+        let mut sync = BlockSync::new(SyncConfig::new(1, 10));
         let now = Instant::now();
         sync.peer_status(peer(1), Some(30), 50, now);
         sync.peer_status(peer(1), None, 60, now);
