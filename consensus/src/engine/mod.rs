@@ -270,6 +270,13 @@ pub struct Engine {
 /// Accepted votes by (round, type, validator), bounded by what the driver accepts (the round window).
 type VoteLog = BTreeMap<(Round, VoteType, ValidatorIndex), SignedVote>;
 
+/// Whether `log` holds exactly this signed vote (same content, same signature): one that was verified
+/// when it was kept.
+fn is_kept(log: &VoteLog, signed: &SignedVote) -> bool {
+    let v = &signed.vote;
+    log.get(&(v.round, v.vote_type, v.validator_index)) == Some(signed)
+}
+
 /// One kept next-height message per slot: a validator's vote of one (round, type), or a round's proposal.
 /// A second message for a taken slot (a re-send, or an equivocation the next height will see anyway) is
 /// not kept, so the buffer holds at most `(window + 1) * (2 * validators + 1)` messages.
@@ -592,6 +599,12 @@ impl Engine {
         if round.0 > self.config.round_window {
             return Err(EngineError::NextHeightRoundOutsideWindow { round });
         }
+        if self.next_height.get(&slot) == Some(&message) {
+            // The very message kept there, verified when it was: the verdict below without the work.
+            return Err(EngineError::NextHeightNotKept {
+                reason: "slot already taken",
+            });
+        }
         // Checked before the slot test, so that the verdict on a message never depends on what else the
         // buffer holds: a valid message is valid, a forged one is forged, whatever arrived first.
         // Verification takes the message by value and hands it back, so a proposal's block is never copied.
@@ -631,6 +644,12 @@ impl Engine {
     }
 
     fn on_vote(&mut self, signed: SignedVote) -> Result<Vec<EngineOutput>, EngineError> {
+        if is_kept(&self.votes, &signed) {
+            // The very vote we verified and counted: counting it again changes nothing (the vote keeper
+            // is idempotent), so the answer is the same without the signature check a replaying peer
+            // would otherwise make us repeat for every copy it sends.
+            return Ok(Vec::new());
+        }
         let verified = self.validators.verify_vote(&self.chain_id, signed)?;
         let vote = verified.vote();
         let input = Input::Vote {
@@ -687,6 +706,9 @@ impl Engine {
         let Some((_, validators, votes)) = self.previous.as_mut() else {
             return Ok(Vec::new());
         };
+        if is_kept(votes, &signed) {
+            return Ok(Vec::new()); // as below for a vote we hold, without verifying it again
+        }
         let verified = validators.verify_vote(&self.chain_id, signed)?;
         let v = verified.vote();
         let key = (v.round, v.vote_type, v.validator_index);
@@ -714,11 +736,20 @@ impl Engine {
         message: ProposalMessage,
         validator: &mut dyn BlockValidator,
     ) -> Result<Vec<EngineOutput>, EngineError> {
+        let (round, value) = (
+            message.signed.proposal.round(),
+            *message.signed.proposal.block_id(),
+        );
+        if self.driver.proposal_of(round, &value) == Some(&message.signed)
+            && self.blocks.get(&value) == Some(&message.block)
+        {
+            // The very proposal and block we verified and kept: the core ignores a repeated proposal, so
+            // the answer is the same without checking its signature and block again.
+            return Ok(Vec::new());
+        }
         let verified = self.validators.verify_proposal(&self.chain_id, message)?;
         let proposal = verified.proposal();
         self.check_block_header(verified.block(), proposal.height())?;
-        let value = *proposal.block_id();
-        let round = proposal.round();
         // A repeated proposal (re-gossip) must not re-run the application's checks.
         let validity = if self.blocks.contains_key(&value) {
             Validity::Valid
