@@ -515,6 +515,11 @@ fn scan<F: Read + Seek>(
 /// crash cannot produce one (unwritten pages read as zeros; a header cut at a page boundary only loses
 /// high bytes), so unless only zeros follow it is corruption even at the end of the log.
 ///
+/// A header whose write stopped inside its length field, in a file the file system had already extended
+/// with zeros, keeps only the length's low bytes — a length shorter than the record had, so the record
+/// seems to end before the file does — and a zero checksum; everything after the header is zero fill.
+/// That is a torn tail too (found by the simulation: such a log made the node refuse to start).
+///
 /// Known limit: a corrupted length in a middle record that happens to claim past the end of the file
 /// looks exactly like a torn tail, so the records after it are dropped (and reported) rather than refused.
 fn classify_bad<F: Read + Seek>(
@@ -538,6 +543,10 @@ fn classify_bad<F: Read + Seek>(
         return Ok(ScanEnd::Torn);
     }
     if only_zeros_from(file, path, bad)? {
+        return Ok(ScanEnd::Torn);
+    }
+    let checksum_unwritten = head[4..] == [0u8; 4];
+    if checksum_unwritten && only_zeros_from(file, path, bad + RECORD_HEADER_BYTES)? {
         return Ok(ScanEnd::Torn);
     }
     Ok(ScanEnd::Corrupt)

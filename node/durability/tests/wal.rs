@@ -146,6 +146,49 @@ fn bad_checksum_on_the_last_record_and_zero_fill_are_torn_tails() {
     );
 }
 
+/// Simulation seeds 423 and 792 (faults family, with the node's re-gossip cadence): a crash tore an
+/// append inside the header's length field of a record of 256 bytes or more, after the file system had
+/// extended the file with zeros. The length kept only its low bytes, so the record seemed to end before
+/// the file did and the zeros after it were taken for more data: the node refused to start ("corrupt").
+#[test]
+fn a_header_torn_inside_its_length_then_zero_filled_is_a_torn_tail() {
+    let home = tempfile::tempdir().unwrap();
+    let path = wal_path(home.path());
+    let recs = records(3);
+    let (_, len) = write_log(&path, &recs);
+    let good = fs::read(&path).unwrap();
+    let big: Vec<u8> = (0..700u32).map(|i| (i % 251) as u8 + 1).collect();
+    let framed = frame(&path, &big).unwrap();
+    for cut in 1..4usize {
+        let mut bytes = good.clone();
+        bytes.extend_from_slice(&framed[..cut]);
+        bytes.resize(good.len() + framed.len(), 0);
+        fs::write(&path, &bytes).unwrap();
+        let opened = Wal::open(&path).unwrap_or_else(|e| panic!("cut {cut}: {e}"));
+        assert_eq!(opened.records, recs, "cut {cut}");
+        assert_eq!(
+            opened.truncated_tail,
+            Some(TruncatedTail {
+                offset: len,
+                dropped_bytes: framed.len() as u64
+            }),
+            "cut {cut}"
+        );
+        drop(opened);
+        // The same torn header with real data after it is corruption, not a tail to cut.
+        let mut bytes = good.clone();
+        bytes.extend_from_slice(&framed[..cut]);
+        bytes.resize(good.len() + framed.len(), 0);
+        bytes.extend_from_slice(&frame(&path, b"after").unwrap());
+        fs::write(&path, &bytes).unwrap();
+        let err = Wal::open(&path).unwrap_err();
+        assert!(
+            matches!(err, WalError::Corrupt { offset, .. } if offset == len),
+            "cut {cut}: {err}"
+        );
+    }
+}
+
 #[test]
 fn absurd_length_is_corruption_not_a_torn_tail() {
     // Our writer never writes a length above the maximum and a crash cannot make one (unwritten pages
