@@ -38,6 +38,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 
 use super::chain::{ChainState, EvidenceRefused};
 use super::core::{DriverCore, Host};
+use super::regossip::{RegossipConfig, RegossipPacer};
 use super::shared::Shared;
 use super::sync::{BlockRequest, BlockSync};
 use super::walrec::WalRecord;
@@ -54,11 +55,6 @@ const WAL_COMPACT_BYTES: u64 = 32 * 1024 * 1024;
 
 /// Room left in a block for the header, last commit and evidence.
 const BLOCK_OVERHEAD_BYTES: usize = 256 * 1024;
-/// Longest pause between re-gossip rounds while stuck (the pause doubles from `gossip_interval`).
-const MAX_REGOSSIP_INTERVAL: Duration = Duration::from_secs(2);
-/// Proposals (whole blocks, up to megabytes) are re-gossiped at most this often: re-sending them at the vote
-/// cadence saturates the gossip queues of a loaded network and turns a slow round into a stall.
-const PROPOSAL_REGOSSIP_INTERVAL: Duration = Duration::from_secs(2);
 /// Share of `timeout_propose` a proposed block's execution may take (estimated from recent blocks), so a
 /// full mempool cannot produce blocks the network cannot execute within its timeouts.
 const EXECUTION_BUDGET_SHARE: u32 = 2;
@@ -140,13 +136,8 @@ struct Shell {
     sync_since: Instant,
     sync: BlockSync,
     sync_tx: mpsc::Sender<SyncAnswer>,
-    last_progress: Instant,
-    /// When the next re-gossip may happen and the pause after it (doubles while stuck).
-    next_regossip: Instant,
-    regossip_interval: Duration,
-    last_proposal_regossip: Option<Instant>,
-    /// (height, round) last seen, to count a new round as progress.
-    position: (Height, Round),
+    /// When consensus last progressed, and when to re-send our messages while it does not.
+    regossip: RegossipPacer,
     /// Estimated execution time per transaction (EWMA over committed blocks).
     exec_per_tx: Option<Duration>,
 }
@@ -197,6 +188,10 @@ impl Driver {
         let (sync_tx, mut sync_rx) = mpsc::channel(1024);
         let sync = BlockSync::new(self.sync_config);
         let start_syncing = self.blocksync && has_peers;
+        let regossip = RegossipPacer::new(
+            RegossipConfig::node(self.config.gossip_interval),
+            Instant::now(),
+        );
         let mut r = Running {
             core: DriverCore::new(engine),
             shell: Shell {
@@ -206,11 +201,7 @@ impl Driver {
                 sync_since: Instant::now(),
                 sync,
                 sync_tx,
-                last_progress: Instant::now(),
-                next_regossip: Instant::now(),
-                regossip_interval: Duration::ZERO,
-                last_proposal_regossip: None,
-                position: (Height(0), Round(0)),
+                regossip,
                 exec_per_tx: None,
             },
         };
@@ -421,25 +412,14 @@ impl Running {
         let engine = self.core.engine();
         let shell = &mut self.shell;
         let position = (engine.height(), engine.round());
-        if position != shell.position {
-            shell.position = position;
-            shell.progressed();
-        }
-        let now = Instant::now();
-        if self.core.syncing() || now < shell.next_regossip {
+        let Some(proposals_due) =
+            shell
+                .regossip
+                .tick(position, self.core.syncing(), Instant::now())
+        else {
             return;
-        }
-        // Stuck since the last progress: re-send, then wait twice as long before the next time.
-        shell.regossip_interval = (shell.regossip_interval * 2)
-            .max(shell.d.config.gossip_interval)
-            .min(MAX_REGOSSIP_INTERVAL);
-        shell.next_regossip = now + shell.regossip_interval;
-        let proposals_due = shell
-            .last_proposal_regossip
-            .is_none_or(|t| now.duration_since(t) >= PROPOSAL_REGOSSIP_INTERVAL);
-        if proposals_due {
-            shell.last_proposal_regossip = Some(now);
-        }
+        };
+        // Stuck since the last progress: re-send (the pacer waits twice as long before the next time).
         for message in &self.core.regossip_messages(proposals_due) {
             shell.d.network.publish_consensus(message);
             shell.d.observer.sent(message);
@@ -556,11 +536,9 @@ impl Running {
 }
 
 impl Shell {
-    /// Progress was made (a decision or a new round): re-gossip starts again from the base cadence.
+    /// Progress was made (a decision, consensus joined): re-gossip starts again from the base cadence.
     fn progressed(&mut self) {
-        self.last_progress = Instant::now();
-        self.regossip_interval = self.d.config.gossip_interval;
-        self.next_regossip = self.last_progress + self.regossip_interval;
+        self.regossip.progressed(Instant::now());
     }
 
     fn schedule(&mut self, after: Duration, kind: TimerKind) {
@@ -620,7 +598,7 @@ impl Shell {
             return;
         }
         let ours = self.d.chain.height();
-        let stalled_for = self.last_progress.elapsed();
+        let stalled_for = self.regossip.last_progress().elapsed();
         if let Some(request) = self
             .sync
             .probe_if_stalled(ours, stalled_for, Instant::now())

@@ -11,6 +11,7 @@ pub mod driver;
 pub mod evidence;
 pub mod observe;
 pub mod pruner;
+pub mod regossip;
 pub mod rpc_backend;
 pub mod search;
 pub mod settings;

@@ -103,7 +103,9 @@ impl Sim {
         core.enter_sync();
         self.nodes[id].core = Some(core);
         self.nodes[id].mempool = Some(traffic::mempool());
-        self.nodes[id].sync_state = Some(super::sync::SyncState::new(self.now_ms));
+        let regossip = super::sync::regossip_config(self.config.timeouts.gossip_ms);
+        let state = super::sync::SyncState::new(self.now_ms, self.instant(), regossip);
+        self.nodes[id].sync_state = Some(state);
         self.sync_tick(id);
     }
 
@@ -139,15 +141,26 @@ impl Sim {
         let Some(core) = self.nodes[id].core.as_ref() else {
             return;
         };
-        // Nothing of consensus is re-gossiped while block syncing; the Status always is.
-        let mut messages = if core.syncing() {
-            Vec::new()
-        } else {
-            core.regossip_messages(true)
+        let (position, syncing) = (
+            (core.engine().height(), core.engine().round()),
+            core.syncing(),
+        );
+        // Our messages are re-sent at the node's cadence (only while consensus is stuck, never while
+        // block syncing); the Status goes out every tick (the node's separate status tick).
+        let now = self.instant();
+        let due = self.nodes[id]
+            .sync_state
+            .as_mut()
+            .and_then(|state| state.regossip.tick(position, syncing, now));
+        let Some(core) = self.nodes[id].core.as_ref() else {
+            return;
         };
+        let mut messages = due.map_or_else(Vec::new, |with_proposals| {
+            core.regossip_messages(with_proposals)
+        });
         messages.push(ConsensusMessage::Status {
-            height: core.engine().height(),
-            round: core.engine().round(),
+            height: position.0,
+            round: position.1,
         });
         for message in messages {
             self.broadcast_plain(id, None, &message);
@@ -319,6 +332,10 @@ impl Host for SimHost<'_> {
             return Ok(());
         }
         sim.step(id)?; // block store write
+        let now = sim.instant();
+        if let Some(state) = sim.nodes[id].sync_state.as_mut() {
+            state.regossip.progressed(now); // as the node after a commit
+        }
         if let Some(mempool) = sim.nodes[id].mempool.as_ref() {
             // The node's post-commit update; the simulated check has no state to recheck against.
             mempool.update(block.txs(), |_, result| result.is_ok());
