@@ -14,28 +14,7 @@ use basalt_consensus::engine::{
 use basalt_consensus::types::*;
 use basalt_consensus::{Height, Round, ValidatorIndex, VoteType};
 
-use common::{chain, set_and_keys};
-
-/// A height-1 block whose content is `tag`.
-fn block(set: &ValidatorSet, tag: &[u8]) -> Block {
-    let txs = vec![Tx::new(tag.to_vec()).unwrap()];
-    let (data_hash, evidence_hash, last_commit_hash) = Block::content_hashes(&txs, &[], None);
-    let header = Header {
-        chain_id: chain(),
-        height: Height(1),
-        time_ms: 1_700_000_000_000,
-        last_block_id: None,
-        last_commit_hash,
-        data_hash,
-        validators_hash: set.hash(),
-        next_validators_hash: set.next_height().hash(),
-        app_hash: Hash::ZERO,
-        last_results_hash: Hash::ZERO,
-        evidence_hash,
-        proposer_address: set.validators()[set.proposer().0 as usize].address,
-    };
-    Block::new(header, txs, vec![], None).unwrap()
-}
+use common::{block, chain, set_and_keys};
 
 /// The round-0 proposer's signed proposal of `block`.
 fn proposal(set: &ValidatorSet, keys: &[PrivateKey], block: &Block) -> ConsensusMessage {

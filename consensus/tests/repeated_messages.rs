@@ -12,7 +12,7 @@ use basalt_consensus::engine::{ConsensusMessage, Engine, EngineConfig, EngineErr
 use basalt_consensus::types::*;
 use basalt_consensus::{Height, Round, ValidatorIndex, VoteType};
 
-use common::{chain, set_and_keys};
+use common::{block, chain, set_and_keys};
 
 fn signed_vote(
     key: &PrivateKey,
@@ -135,27 +135,6 @@ fn a_re_sent_next_height_vote_is_not_kept_twice_and_a_forged_copy_is_blamed() {
     assert_eq!(engine.next_height_buffer().0, 1);
 }
 
-/// A height-1 block whose content is `tag`, proposed by the round-0 proposer of `set`.
-fn block(set: &ValidatorSet, tag: &[u8]) -> Block {
-    let txs = vec![Tx::new(tag.to_vec()).unwrap()];
-    let (data_hash, evidence_hash, last_commit_hash) = Block::content_hashes(&txs, &[], None);
-    let header = Header {
-        chain_id: chain(),
-        height: Height(1),
-        time_ms: 1_700_000_000_000,
-        last_block_id: None,
-        last_commit_hash,
-        data_hash,
-        validators_hash: set.hash(),
-        next_validators_hash: set.next_height().hash(),
-        app_hash: Hash::ZERO,
-        last_results_hash: Hash::ZERO,
-        evidence_hash,
-        proposer_address: set.validators()[set.proposer().0 as usize].address,
-    };
-    Block::new(header, txs, vec![], None).unwrap()
-}
-
 #[test]
 fn a_re_sent_proposal_changes_nothing_and_one_with_another_block_is_refused() {
     let (mut engine, set, keys) = engine_at(1);
@@ -177,7 +156,7 @@ fn a_re_sent_proposal_changes_nothing_and_one_with_another_block_is_refused() {
     // The kept signed proposal carrying a block it does not name.
     let swapped = ConsensusMessage::Proposal(ProposalMessage {
         signed,
-        block: self::block(&set, b"b"),
+        block: common::block(&set, b"b"),
     });
     assert!(handle(&mut engine, &swapped).is_err());
     assert!(engine.driver().proposal_of(Round(0), &block.id()).is_some());

@@ -77,11 +77,14 @@ pub fn commitment_prefix() -> CommitmentPrefix {
     CommitmentPrefix::from_bytes(COMMITMENT_PREFIX)
 }
 
-/// The proof specs of a Basalt client: one, the state tree's.
-pub fn proof_specs() -> ProofSpecs {
-    // One spec with positive depth bounds (1 ≤ 256): the conversion cannot fail.
-    ProofSpecs::try_from(vec![basalt_state::proof_spec()])
-        .unwrap_or_else(|_| unreachable!("Basalt's proof spec has a valid depth range"))
+/// The proof specs of a Basalt client: one, the state tree's (built once: every proof check uses them).
+pub fn proof_specs() -> &'static ProofSpecs {
+    static SPECS: std::sync::OnceLock<ProofSpecs> = std::sync::OnceLock::new();
+    SPECS.get_or_init(|| {
+        // One spec with positive depth bounds (1 ≤ 256): the conversion cannot fail.
+        ProofSpecs::try_from(vec![basalt_state::proof_spec()])
+            .unwrap_or_else(|_| unreachable!("Basalt's proof spec has a valid depth range"))
+    })
 }
 
 /// The state key of an ICS-24 path on this chain.
@@ -117,7 +120,7 @@ pub fn verify_membership(
 ) -> Result<(), ProofError> {
     let (merkle, key_path) = prepare(prefix, proof, root, path)?;
     merkle.verify_membership::<HostFunctionsManager>(
-        &proof_specs(),
+        proof_specs(),
         root.clone().into(),
         key_path,
         value,
@@ -135,7 +138,7 @@ pub fn verify_non_membership(
 ) -> Result<(), ProofError> {
     let (merkle, key_path) = prepare(prefix, proof, root, path)?;
     merkle.verify_non_membership::<HostFunctionsManager>(
-        &proof_specs(),
+        proof_specs(),
         root.clone().into(),
         key_path,
     )?;

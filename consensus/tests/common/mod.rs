@@ -1,7 +1,8 @@
-//! Fixtures shared by the engine's integration tests.
-#![allow(clippy::unwrap_used)]
+//! Fixtures shared by the engine's integration tests (each test file uses some of them).
+#![allow(clippy::unwrap_used, dead_code)]
 
-use basalt_consensus::types::{ChainId, PrivateKey, ValidatorSet};
+use basalt_consensus::types::{Block, ChainId, Hash, Header, PrivateKey, Tx, ValidatorSet};
+use basalt_consensus::Height;
 
 /// The chain id every test signs for.
 pub fn chain() -> ChainId {
@@ -26,4 +27,25 @@ pub fn set_and_keys() -> (ValidatorSet, Vec<PrivateKey>) {
         })
         .collect();
     (set, ordered)
+}
+
+/// A height-1 block of `set`'s chain whose content is `tag`, proposed by `set`'s round-0 proposer.
+pub fn block(set: &ValidatorSet, tag: &[u8]) -> Block {
+    let txs = vec![Tx::new(tag.to_vec()).unwrap()];
+    let (data_hash, evidence_hash, last_commit_hash) = Block::content_hashes(&txs, &[], None);
+    let header = Header {
+        chain_id: chain(),
+        height: Height(1),
+        time_ms: 1_700_000_000_000,
+        last_block_id: None,
+        last_commit_hash,
+        data_hash,
+        validators_hash: set.hash(),
+        next_validators_hash: set.next_height().hash(),
+        app_hash: Hash::ZERO,
+        last_results_hash: Hash::ZERO,
+        evidence_hash,
+        proposer_address: set.validators()[set.proposer().0 as usize].address,
+    };
+    Block::new(header, txs, vec![], None).unwrap()
 }
