@@ -185,6 +185,17 @@ fn crowded_out_vote_regression_seeds() {
     assert_seeds_pass(&[1_004_214, 1_005_780, 1_006_601].map(|seed| (Family::Byzantine, seed)));
 }
 
+/// A seed of a 10,000-seed byzantine sweep that failed on 2ec5fa2 with `DoubleSignAttempt`: honest node 0
+/// joined height 5 by replaying records it had logged a height earlier and signed its round-0 votes during
+/// that replay, so the WAL held them after the round-1 records. Restarted later, it replayed the log in
+/// order, saw its round-0 votes only after skipping to round 1, lost its lock, and asked to prevote round
+/// 2's other block. A replay now hands the engine its recorded messages when it asks for them
+/// (`DriverCore`'s `recorded_own`).
+#[test]
+fn replayed_lock_regression_seed() {
+    assert_seeds_pass(&[(Family::Byzantine, 1_005_743)]);
+}
+
 /// `SIM_SEED=<n> SIM_FAMILY=<family>` replays one run and prints its summary.
 #[test]
 fn replay() {

@@ -20,7 +20,7 @@ use basalt_consensus::engine::{
     ConsensusMessage, Engine, EngineError, EngineInput, EngineOutput, OutputQueue, PeerPositions,
 };
 use basalt_consensus::types::{Block, Commit, DuplicateVoteEvidence, Proposal, ValidatorSet, Vote};
-use basalt_consensus::{Height, Round, Timeout};
+use basalt_consensus::{Height, Round, Timeout, ValidatorIndex};
 use basalt_p2p::{Misbehaviour, Verdict};
 
 use self::events::RoundWatch;
@@ -142,6 +142,12 @@ pub struct DriverCore<P> {
     peer_positions: PeerPositions<P>,
     evidence: EvidencePool,
     replaying: bool,
+    /// Our signed votes and the proposals in the WAL being replayed. When the engine asks for one of
+    /// them again it gets that record back, wherever it sits in the log: a vote first signed during an
+    /// earlier replay was appended after records the engine had not yet reached, and a signer that has
+    /// since signed later steps refuses to hand it back — fed in log order, the engine would see it
+    /// too late (a round later), miss the lock it had taken, and ask to sign against it.
+    recorded_own: Vec<ConsensusMessage>,
     /// Blocks the engine asked for during WAL replay, built after it unless the WAL held them.
     deferred_builds: Vec<(Height, Round)>,
     /// Catching up by block sync: only decisions are acted on and nothing is logged or signed.
@@ -160,6 +166,7 @@ impl<P: Ord + Clone> DriverCore<P> {
             peer_positions: PeerPositions::new(MAX_TRACKED_PEERS),
             evidence: EvidencePool::default(),
             replaying: false,
+            recorded_own: Vec::new(),
             deferred_builds: Vec::new(),
             syncing: false,
             watch: RoundWatch::default(),
@@ -202,9 +209,11 @@ impl<P: Ord + Clone> DriverCore<P> {
     }
 
     /// Joins consensus with a fresh `engine` at its height: starts it, then replays `records` (that
-    /// height's WAL, in order) through it. The signer hands back the signatures it gave before for the
-    /// same sign bytes and refuses anything else, so replay never signs anew; blocks the engine asks for
-    /// during replay are built after it, unless the WAL held the one we proposed.
+    /// height's WAL, in order) through it. A vote or proposal the engine asks for that the WAL holds as
+    /// ours is handed back from the record; anything else goes to the signer, which hands back the
+    /// signature it gave last for the same sign bytes and refuses anything conflicting. Records of a
+    /// height never acted on (logged a height earlier) may lead to first signatures here, as live. Blocks
+    /// the engine asks for during replay are built after it, unless the WAL held the one we proposed.
     pub fn start<H: Host<Peer = P>>(
         &mut self,
         host: &mut H,
@@ -216,8 +225,10 @@ impl<P: Ord + Clone> DriverCore<P> {
         self.own_messages.clear();
         self.deferred_builds.clear();
         self.replaying = true;
+        self.recorded_own = recorded_own(&records, self.engine.driver().own_index());
         let replayed = self.replay(host, records);
         self.replaying = false;
+        self.recorded_own.clear();
         let proposed_rounds = replayed?;
         for (height, round) in std::mem::take(&mut self.deferred_builds) {
             if !proposed_rounds.contains(&round) && height == self.engine.height() {
@@ -498,12 +509,20 @@ impl<P: Ord + Clone> DriverCore<P> {
             } => self.decided(host, round, block, commit)?,
             _ if self.syncing => {}
             EngineOutput::SignVote(vote) => {
-                if let Some(signed) = host.sign_vote(vote, self.replaying)? {
+                let signed = match self.recorded_vote(&vote) {
+                    Some(recorded) => Some(recorded),
+                    None => host.sign_vote(vote, self.replaying)?,
+                };
+                if let Some(signed) = signed {
                     self.publish_own(host, signed)?;
                 }
             }
             EngineOutput::SignProposal { proposal, block } => {
-                if let Some(signed) = host.sign_proposal(proposal, block, self.replaying)? {
+                let signed = match self.recorded_proposal(&proposal, &block) {
+                    Some(recorded) => Some(recorded),
+                    None => host.sign_proposal(proposal, block, self.replaying)?,
+                };
+                if let Some(signed) = signed {
                     self.publish_own(host, signed)?;
                 }
             }
@@ -536,6 +555,25 @@ impl<P: Ord + Clone> DriverCore<P> {
             }
         }
         Ok(())
+    }
+
+    /// During replay: our vote for exactly `vote`, if the WAL holds it.
+    fn recorded_vote(&self, vote: &Vote) -> Option<ConsensusMessage> {
+        self.recorded_own
+            .iter()
+            .find(|m| matches!(m, ConsensusMessage::Vote(signed) if signed.vote == *vote))
+            .cloned()
+    }
+
+    /// During replay: our proposal of exactly `proposal` and `block`, if the WAL holds it.
+    fn recorded_proposal(&self, proposal: &Proposal, block: &Block) -> Option<ConsensusMessage> {
+        self.recorded_own
+            .iter()
+            .find(|m| {
+                matches!(m, ConsensusMessage::Proposal(p)
+                if p.signed.proposal == *proposal && p.block == *block)
+            })
+            .cloned()
     }
 
     /// A message we just signed (durable with the WAL): sent, then fed back to the engine.
@@ -603,6 +641,24 @@ impl<P: Ord + Clone> DriverCore<P> {
             Ok(())
         }
     }
+}
+
+/// Our votes (by validator `own_index`) and every proposal among `records`. A proposal the engine asks
+/// us to sign can only match one signed by this round's proposer, which is us: no one else's
+/// signature could have passed the engine's check before the record was logged.
+fn recorded_own(records: &[WalRecord], own_index: Option<ValidatorIndex>) -> Vec<ConsensusMessage> {
+    records
+        .iter()
+        .filter_map(|record| match record {
+            WalRecord::Message(message @ ConsensusMessage::Vote(vote))
+                if Some(vote.vote.validator_index) == own_index =>
+            {
+                Some(message.clone())
+            }
+            WalRecord::Message(message @ ConsensusMessage::Proposal(_)) => Some(message.clone()),
+            _ => None,
+        })
+        .collect()
 }
 
 /// The penalty for a message the engine refused as misbehaviour.

@@ -507,10 +507,10 @@ fn a_proposer_logs_before_it_sends_and_replay_signs_nothing_new() {
         let committed = host.did.contains(&Did::Commit(Height(1)));
         assert_eq!(committed, cut == records.len());
         if !committed {
-            // Our votes from before the restart are re-gossiped like new ones.
+            // Our messages from before the restart are re-gossiped like new ones.
             let own = restarted.own_messages();
             assert!(own.contains(&ConsensusMessage::Vote(prevote.clone())));
-            assert_eq!(own.len(), 2, "prevote and precommit: {own:?}");
+            assert_eq!(own.len(), 3, "proposal, prevote and precommit: {own:?}");
         }
     }
 }
@@ -874,4 +874,133 @@ fn a_new_polka_for_the_locked_block_is_a_relock() {
         .round_state()
         .unwrap();
     assert_eq!((relock.round, relock.step), (1, RoundStep::Precommit));
+}
+
+/// Byzantine simulation seed 1005743: a node that joined a height by replaying next-height records
+/// signed its round-0 votes during that replay, so the WAL held them *after* the round-1 records that
+/// replay had already fed. A later restart replayed the log in order: the signer (by then past round 2)
+/// refused to hand the round-0 votes back, the engine skipped to round 1 before it saw them, never
+/// locked, and asked to prevote round 2's other block against the lock it had signed. Now a replay hands
+/// the engine its own recorded messages when it asks for them, wherever they sit in the log.
+#[test]
+fn a_replay_restores_a_lock_whose_votes_were_logged_after_later_rounds() {
+    let proposal = {
+        let (mut core, mut host, _) = node(proposer());
+        let engine = engine_for(&host);
+        core.start(&mut host, engine, Vec::new()).unwrap();
+        host.published().into_iter().next().unwrap()
+    };
+    let ConsensusMessage::Proposal(first) = &proposal else {
+        panic!("expected a proposal")
+    };
+    let block_id = first.block.id();
+    let (set, _) = set_and_keys();
+    let me = (0..4)
+        .find(|i| {
+            [0, 1, 2]
+                .iter()
+                .all(|r| set.proposer_for_round(Round(*r)).0 as usize != *i)
+        })
+        .expect("a validator proposing none of rounds 0-2");
+    let (mut core, mut host, keys) = node(me);
+    let others: Vec<usize> = (0..4).filter(|i| *i != me).collect();
+
+    // Joining the height: its records, logged while the node was a height behind, replayed at once.
+    // The proposal and two prevotes for it (with ours, a polka: we lock), then two nil prevotes of
+    // round 1 (a third of the power: we move to round 1).
+    let mut joined = vec![WalRecord::Message(proposal.clone())];
+    for &i in &others[..2] {
+        let prevote = vote_in(&keys, i, VoteType::Prevote, 0, Some(block_id));
+        joined.push(WalRecord::Message(prevote));
+    }
+    for &i in &others[..2] {
+        joined.push(WalRecord::Message(vote_in(
+            &keys,
+            i,
+            VoteType::Prevote,
+            1,
+            None,
+        )));
+    }
+    host.did = joined.iter().cloned().map(Did::Log).collect();
+    let engine = engine_for(&host);
+    core.start(&mut host, engine, joined).unwrap();
+    let locked = |core: &DriverCore<u8>| core.engine().driver().state().locked.clone();
+    assert!(locked(&core).is_some(), "the polka of round 0 locks");
+    assert_eq!(core.engine().round(), Round(1));
+    // Our round-0 votes were signed during that replay: logged after the round-1 records.
+    let wal = host.wal();
+    let own_prevote = wal
+        .iter()
+        .position(|r| {
+            matches!(r, WalRecord::Message(ConsensusMessage::Vote(v))
+            if v.vote.validator_index.0 as usize == me && v.vote.round == Round(0))
+        })
+        .unwrap();
+    assert!(
+        own_prevote > 4,
+        "logged after the round-1 records: {own_prevote}"
+    );
+
+    // Round 1 runs out (nil polka, nil precommits); round 2 proposes another block.
+    let fire = |core: &mut DriverCore<u8>, host: &mut TestHost, kind: TimeoutKind| {
+        let timeout = host
+            .did
+            .iter()
+            .rev()
+            .find_map(|d| match d {
+                Did::Timeout(_, t) if t.kind == kind => Some(*t),
+                _ => None,
+            })
+            .unwrap();
+        core.timeout(host, Height(1), timeout).unwrap();
+    };
+    fire(&mut core, &mut host, TimeoutKind::Propose);
+    for &i in &others[..2] {
+        let precommit = vote_in(&keys, i, VoteType::Precommit, 1, None);
+        core.on_message(&mut host, &0, precommit).unwrap();
+    }
+    fire(&mut core, &mut host, TimeoutKind::Precommit);
+    assert_eq!(core.engine().round(), Round(2));
+    let other_block = {
+        let mut header = first.block.header().clone();
+        header.time_ms += 1;
+        Block::new(header, Vec::new(), Vec::new(), None).unwrap()
+    };
+    assert_ne!(other_block.id(), block_id);
+    let proposer_2 = set.proposer_for_round(Round(2)).0 as usize;
+    let proposal_2 = Proposal::new(Height(1), Round(2), None, other_block.id()).unwrap();
+    let signature = keys[proposer_2].sign(&proposal_2.sign_bytes(&chain_id()));
+    let message = ConsensusMessage::Proposal(basalt_consensus::types::ProposalMessage {
+        signed: SignedProposal {
+            proposal: proposal_2,
+            signature,
+        },
+        block: other_block,
+    });
+    core.on_message(&mut host, &0, message).unwrap();
+    let prevote_2 = host.published().into_iter().rev().find_map(|m| match m {
+        ConsensusMessage::Vote(v) if v.vote.round == Round(2) => Some(v),
+        _ => None,
+    });
+    assert_eq!(
+        prevote_2.map(|v| v.vote.block_id),
+        Some(None),
+        "locked on round 0's block: nil"
+    );
+
+    // Restart: the whole WAL replayed in order. The lock comes back and nothing conflicting is asked.
+    let records = host.wal();
+    let signed_before = host.fresh_signatures;
+    let mut restarted = DriverCore::new(engine_for(&host));
+    let engine = engine_for(&host);
+    let before = host.last_signed.clone();
+    restarted.start(&mut host, engine, records).unwrap();
+    assert_eq!(host.fresh_signatures, signed_before, "replay signed anew");
+    assert_eq!(
+        host.last_signed, before,
+        "the signer was asked for something else"
+    );
+    assert_eq!(locked(&restarted), locked(&core));
+    assert_eq!(restarted.engine().round(), Round(2));
 }
