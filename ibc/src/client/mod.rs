@@ -21,8 +21,10 @@ use basalt_consensus::light::{self, LightBlock, Options, TrustLevel, TrustedBloc
 use basalt_consensus::types::{ChainId, Hash, Header, ValidatorSet};
 use basalt_consensus::Height;
 
+pub mod ics02;
 #[cfg(test)]
 mod tests;
+pub mod wire;
 
 /// The client type of a Basalt light client (ICS-02 custom clients need at least 7 characters).
 pub const CLIENT_TYPE: &str = "99-basalt";
@@ -174,9 +176,9 @@ pub trait ConsensusStates {
     /// The state at `height`, if stored.
     fn get(&self, height: Height) -> Option<ConsensusState>;
     /// The stored state with the greatest height below `height`.
-    fn below(&self, height: Height) -> Option<(Height, ConsensusState)>;
+    fn below(&self, height: Height) -> Option<ConsensusState>;
     /// The stored state with the smallest height above `height`.
-    fn above(&self, height: Height) -> Option<(Height, ConsensusState)>;
+    fn above(&self, height: Height) -> Option<ConsensusState>;
 }
 
 /// What an update does.
@@ -264,37 +266,47 @@ pub fn update(
         return Err(ClientError::Frozen);
     }
     verify_header(client, states, header, now_ms)?;
+    Ok(classify_verified(client, states, header))
+}
+
+/// What a header that [`update`] verified does to the stored states (no signature is checked here: the
+/// ICS-02 execution steps run after ibc-rs's validation step verified the same header).
+pub fn classify_verified(
+    client: &ClientState,
+    states: &impl ConsensusStates,
+    header: &ClientHeader,
+) -> Update {
     let height = header.height();
     let consensus = ConsensusState::of(&header.block.header);
     match states.get(height) {
-        Some(existing) if existing == consensus => return Ok(Update::Known),
+        Some(existing) if existing == consensus => return Update::Known,
         Some(_) => {
-            return Ok(Update::Freeze {
+            return Update::Freeze {
                 client: client.frozen(),
-            })
+            }
         }
         None => {}
     }
     // Times must keep the order of heights around the new state.
     let breaks_order = states
         .below(height)
-        .is_some_and(|(_, below)| below.time_ms >= consensus.time_ms)
+        .is_some_and(|below| below.time_ms >= consensus.time_ms)
         || states
             .above(height)
-            .is_some_and(|(_, above)| above.time_ms <= consensus.time_ms);
+            .is_some_and(|above| above.time_ms <= consensus.time_ms);
     if breaks_order {
-        return Ok(Update::Freeze {
+        return Update::Freeze {
             client: client.frozen(),
-        });
+        };
     }
-    Ok(Update::Store {
+    Update::Store {
         client: ClientState {
             latest_height: client.latest_height.max(height),
             ..client.clone()
         },
         height,
         consensus,
-    })
+    }
 }
 
 /// Checks misbehaviour evidence: two headers that both verify from stored states and conflict — the
@@ -312,6 +324,15 @@ pub fn misbehaviour(
     }
     verify_header(client, states, first, now_ms)?;
     verify_header(client, states, second, now_ms)?;
+    conflicting_verified(client, first, second)
+}
+
+/// Whether two headers that [`misbehaviour`] verified conflict: the frozen client state if they do.
+pub fn conflicting_verified(
+    client: &ClientState,
+    first: &ClientHeader,
+    second: &ClientHeader,
+) -> Result<ClientState, ClientError> {
     let (a, b) = (&first.block.header, &second.block.header);
     let conflicting = if a.height == b.height {
         a.hash() != b.hash()

@@ -40,17 +40,14 @@ impl ConsensusStates for Store {
     fn get(&self, height: Height) -> Option<ConsensusState> {
         self.0.get(&height.0).cloned()
     }
-    fn below(&self, height: Height) -> Option<(Height, ConsensusState)> {
-        self.0
-            .range(..height.0)
-            .next_back()
-            .map(|(h, c)| (Height(*h), c.clone()))
+    fn below(&self, height: Height) -> Option<ConsensusState> {
+        self.0.range(..height.0).next_back().map(|(_, c)| c.clone())
     }
-    fn above(&self, height: Height) -> Option<(Height, ConsensusState)> {
+    fn above(&self, height: Height) -> Option<ConsensusState> {
         self.0
             .range(height.0.saturating_add(1)..)
             .next()
-            .map(|(h, c)| (Height(*h), c.clone()))
+            .map(|(_, c)| c.clone())
     }
 }
 
