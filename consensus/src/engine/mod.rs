@@ -638,6 +638,27 @@ impl Engine {
         Ok(())
     }
 
+    /// Whether `message` is exactly one this engine already verified and keeps for the current height
+    /// (a vote it counted, a proposal with its block): handing it in again changes nothing, so the edge
+    /// need not log it again (a peer re-sending valid votes must not grow our WAL).
+    pub fn holds(&self, message: &ConsensusMessage) -> bool {
+        match message {
+            ConsensusMessage::Vote(signed) => {
+                signed.vote.height == self.height() && is_kept(&self.votes, signed)
+            }
+            ConsensusMessage::Proposal(p) => {
+                let proposal = &p.signed.proposal;
+                proposal.height() == self.height()
+                    && self
+                        .driver
+                        .proposal_of(proposal.round(), proposal.block_id())
+                        == Some(&p.signed)
+                    && self.blocks.get(proposal.block_id()) == Some(&p.block)
+            }
+            _ => false,
+        }
+    }
+
     /// Messages kept for the next height and their encoded bytes (for tests and metrics).
     pub fn next_height_buffer(&self) -> (usize, usize) {
         (self.next_height.len(), self.next_height_bytes)

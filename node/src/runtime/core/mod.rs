@@ -460,7 +460,9 @@ impl<P: Ord + Clone> DriverCore<P> {
         input: EngineInput,
     ) -> Result<Result<(), EngineError>, H::Error> {
         let current = self.engine.height();
-        let record = (!self.replaying && !self.syncing)
+        // An exact copy of a message the engine holds changes nothing: forwarded, never logged again.
+        let held = matches!(&input, EngineInput::Message(m) if self.engine.holds(m));
+        let record = (!self.replaying && !self.syncing && !held)
             .then(|| WalRecord::from_input(&input))
             .filter(|r| r.height() == current || Some(r.height()) == current.next());
         match self.handle(host, input) {

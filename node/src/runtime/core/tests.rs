@@ -1004,3 +1004,53 @@ fn a_replay_restores_a_lock_whose_votes_were_logged_after_later_rounds() {
     assert_eq!(locked(&restarted), locked(&core));
     assert_eq!(restarted.engine().round(), Round(2));
 }
+
+/// A peer re-sending a vote we hold (re-gossip, or an attacker replaying valid votes) gets it forwarded
+/// as before, but the WAL keeps one record of it: copies change nothing, and must not grow the log.
+#[test]
+fn an_exact_copy_of_a_held_message_is_forwarded_but_logged_once() {
+    let proposal = {
+        let (mut core, mut host, _) = node(proposer());
+        let engine = engine_for(&host);
+        core.start(&mut host, engine, Vec::new()).unwrap();
+        host.published().into_iter().next().unwrap()
+    };
+    let ConsensusMessage::Proposal(first) = &proposal else {
+        panic!("expected a proposal")
+    };
+    let block_id = first.block.id();
+    let me = not_proposer();
+    let (mut core, mut host, keys) = node(me);
+    let engine = engine_for(&host);
+    core.start(&mut host, engine, Vec::new()).unwrap();
+    let other = (0..4).find(|i| *i != me && *i != proposer()).unwrap();
+    let prevote = vote_in(&keys, other, VoteType::Prevote, 0, Some(block_id));
+    for _ in 0..3 {
+        assert_eq!(
+            core.on_message(&mut host, &1, proposal.clone()).unwrap(),
+            ACCEPT
+        );
+        assert_eq!(
+            core.on_message(&mut host, &1, prevote.clone()).unwrap(),
+            ACCEPT
+        );
+    }
+    let logged = |message: &ConsensusMessage| {
+        host.wal()
+            .iter()
+            .filter(|r| **r == WalRecord::Message(message.clone()))
+            .count()
+    };
+    assert_eq!(logged(&proposal), 1);
+    assert_eq!(logged(&prevote), 1);
+    // The same vote under another signature is no copy: checked, refused, not logged.
+    let ConsensusMessage::Vote(mut forged) = prevote.clone() else {
+        unreachable!()
+    };
+    forged.signature = keys[me].sign(&forged.vote.sign_bytes(&chain_id()));
+    let judged = core
+        .on_message(&mut host, &1, ConsensusMessage::Vote(forged))
+        .unwrap();
+    assert_eq!(judged.verdict, basalt_p2p::Verdict::Reject);
+    assert_eq!(host.wal().len(), 3, "proposal, prevote and our prevote");
+}
