@@ -25,8 +25,9 @@ use ibc_core::host::types::path::{Path, PathBytes};
 #[cfg(test)]
 mod tests;
 
-/// The prefix of every IBC key in a Basalt chain's state (its ICS-23 commitment prefix).
-pub const COMMITMENT_PREFIX: &[u8] = b"ibc/";
+/// The prefix of every IBC key in a Basalt chain's state (its ICS-23 commitment prefix; the state's
+/// `/store/ibc/key` query reads under the same one).
+pub const COMMITMENT_PREFIX: &[u8] = basalt_state::app::IBC_STORE_PREFIX;
 
 /// Largest proof accepted for decoding. A Basalt proof has at most 256 inner steps of 48 bytes (two
 /// of them for a non-existence proof, one per neighbour) plus leaves: under 32 KiB. Anything bigger is

@@ -35,6 +35,14 @@ pub const QUERY_CODE_UNKNOWN_PATH: u32 = 1;
 pub const QUERY_CODE_BAD_ADDRESS: u32 = 2;
 /// Query failed: the height is not available (not committed yet or pruned) or the store failed.
 pub const QUERY_CODE_UNAVAILABLE: u32 = 3;
+/// Query failed: the store key is empty or longer than [`MAX_QUERY_KEY_BYTES`].
+pub const QUERY_CODE_BAD_KEY: u32 = 4;
+
+/// The prefix of every IBC key in the state (the chain's ICS-23 commitment prefix): the key of ICS-24
+/// path `p` is `ibc/ ‖ p`. `/store/ibc/key` queries read under it.
+pub const IBC_STORE_PREFIX: &[u8] = b"ibc/";
+/// Longest key a `/store/…/key` query may name (an ICS-24 path is far shorter).
+pub const MAX_QUERY_KEY_BYTES: usize = 1020;
 
 /// Configuration of a [`BankApp`].
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -158,6 +166,9 @@ impl BankApp {
             Err(e) => return QueryResult::error(QUERY_CODE_UNAVAILABLE, e.to_string(), height),
         };
         let version = if height == 0 { latest } else { height };
+        if path == "/store/ibc/key" || path == "store/ibc/key" {
+            return self.query_ibc_key(data, version, prove);
+        }
         let (kind, rest) = if let Some(rest) = path.strip_prefix("/bank/account") {
             (QueryKind::Account, rest)
         } else if let Some(rest) = path.strip_prefix("/bank/balance") {
@@ -207,6 +218,44 @@ impl BankApp {
             value,
             proof,
             height: version,
+        }
+    }
+}
+
+impl BankApp {
+    /// `/store/ibc/key` (Cosmos SDK's raw store query, as relayers use it): `data` is an ICS-24 path,
+    /// the answer its value at `version` (empty when absent) and, with `prove`, an ICS-23 proof of
+    /// `ibc/ ‖ path` — of existence, or of absence — against that version's root.
+    fn query_ibc_key(&self, data: &[u8], version: u64, prove: bool) -> QueryResult {
+        if data.is_empty() || data.len() > MAX_QUERY_KEY_BYTES {
+            return QueryResult::error(
+                QUERY_CODE_BAD_KEY,
+                format!(
+                    "the key (data) must be 1 to {MAX_QUERY_KEY_BYTES} bytes, got {}",
+                    data.len()
+                ),
+                version,
+            );
+        }
+        let mut key = IBC_STORE_PREFIX.to_vec();
+        key.extend_from_slice(data);
+        let read = if prove {
+            self.store
+                .get_with_proof(&key, version)
+                .map(|(v, p)| (v, Some(p)))
+        } else {
+            self.store.get(&key, version).map(|v| (v, None))
+        };
+        match read {
+            Ok((value, proof)) => QueryResult {
+                code: CODE_OK,
+                log: String::new(),
+                key,
+                value: value.unwrap_or_default(),
+                proof,
+                height: version,
+            },
+            Err(e) => QueryResult::error(QUERY_CODE_UNAVAILABLE, e.to_string(), version),
         }
     }
 }

@@ -32,7 +32,7 @@ use borsh::{BorshDeserialize, BorshSerialize};
 use crate::bank::{BankError, GenesisError};
 use crate::error::StateError;
 
-pub use bank_app::{BankApp, BankAppConfig};
+pub use bank_app::{BankApp, BankAppConfig, IBC_STORE_PREFIX};
 pub use handshake::{handshake, HandshakeError, HandshakeOutcome};
 pub use sigcache::SignatureCache;
 
