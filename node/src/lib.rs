@@ -1,7 +1,8 @@
 //! The basalt node library: CLI, config, wiring, mempool, JSON-RPC, metrics.
 //!
 //! Layout (each module has one job):
-//! - [`cli`]: the `basalt` subcommands; [`config`], [`genesis`], [`keys`], [`home`]: the operator's files.
+//! - [`cli`]: the `basalt` subcommands; [`config`], [`genesis`], [`keys`], [`home`]: the operator's files
+//!   (crate `basalt-config`, re-exported).
 //! - [`durability`]: the consensus WAL and the validator's last-signed state (crash safety; crate
 //!   `basalt-durability`, re-exported).
 //! - [`mempool`]: pending transactions (crate `basalt-mempool`, re-exported).
@@ -11,12 +12,9 @@
 
 pub mod build_info;
 pub mod cli;
-pub mod config;
+pub use basalt_config::{config, genesis, home, keys};
 pub use basalt_durability as durability;
 pub use basalt_durability::failpoint;
-pub mod genesis;
-pub mod home;
-pub mod keys;
 pub use basalt_mempool as mempool;
 pub mod metrics;
 pub mod rpc;

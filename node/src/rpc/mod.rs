@@ -56,9 +56,7 @@ pub struct RpcLimits {
     pub ws_read_timeout: Duration,
 }
 
-/// Most requests in one JSON-RPC batch unless configured (`rpc.max_batch_requests`): the one default for
-/// the config file and the server.
-pub const DEFAULT_MAX_BATCH_REQUESTS: usize = 100;
+pub use crate::config::DEFAULT_MAX_BATCH_REQUESTS;
 
 impl Default for RpcLimits {
     fn default() -> Self {

@@ -27,6 +27,9 @@ pub const MAX_PERSISTENT_PEERS: usize = 1_000;
 
 /// Longest moniker accepted.
 pub const MAX_MONIKER_LEN: usize = 256;
+/// Most requests in one JSON-RPC batch unless configured (`rpc.max_batch_requests`): the one default for
+/// the config file and the server.
+pub const DEFAULT_MAX_BATCH_REQUESTS: usize = 100;
 
 const KIB: usize = 1024;
 const MIB: usize = 1024 * 1024;
@@ -340,7 +343,7 @@ config_section! {
         /// Largest request header block accepted, in bytes.
         pub max_header_bytes: usize = MIB,
         /// Most requests in one JSON-RPC batch.
-        pub max_batch_requests: usize = crate::rpc::DEFAULT_MAX_BATCH_REQUESTS,
+        pub max_batch_requests: usize = DEFAULT_MAX_BATCH_REQUESTS,
         /// How long broadcast_tx_commit waits for the transaction to be committed.
         pub timeout_broadcast_tx_commit: Duration = Duration::from_secs(10),
         /// Most websocket clients subscribed to events at once.
