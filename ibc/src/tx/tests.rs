@@ -1,0 +1,195 @@
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use ibc_core::client::types::msgs::{ClientMsg, MsgCreateClient};
+use ibc_core::primitives::Signer;
+use ibc_core::primitives::ToProto;
+
+use super::*;
+use crate::client::{ClientState, ConsensusState};
+use basalt_consensus::light::TrustLevel;
+use basalt_consensus::types::Hash;
+use basalt_consensus::Height;
+
+fn key() -> PrivateKey {
+    PrivateKey::from_seed(&[3; 32])
+}
+
+fn create_client_any(signer: Address) -> Any {
+    let client = ClientState::new(
+        ChainId::new("counterparty-1").unwrap(),
+        Height(5),
+        TrustLevel::ONE_THIRD,
+        3_600_000,
+        1_000,
+    )
+    .unwrap();
+    let consensus = ConsensusState {
+        root: Hash::digest(b"root"),
+        time_ms: 1_700_000_000_000,
+        next_validators_hash: Hash::digest(b"vals"),
+    };
+    MsgCreateClient {
+        client_state: client.to_any(),
+        consensus_state: consensus.to_any(),
+        signer: Signer::from(signer.to_string()),
+    }
+    .to_any()
+}
+
+fn body(messages: Vec<IbcMessage>) -> IbcTxBody {
+    IbcTxBody {
+        chain_id: ChainId::new("basalt-1").unwrap(),
+        from: key().public_key(),
+        nonce: 7,
+        fee: 10,
+        gas_limit: 200_000,
+        messages,
+    }
+}
+
+fn signed() -> SignedIbcTx {
+    let signer = key().public_key().address();
+    body(vec![create_client_any(signer).into()]).sign(&key())
+}
+
+#[test]
+fn a_signed_transaction_comes_back_as_it_was_and_its_messages_are_ibc_rs_envelopes() {
+    let tx = signed();
+    let bytes = tx.to_bytes();
+    assert_eq!(bytes[0], IBC_TX_KIND);
+    let decoded = SignedIbcTx::decode(&bytes).unwrap();
+    assert_eq!(decoded, tx);
+    decoded.verify().unwrap();
+    let envelopes = decoded.envelopes().unwrap();
+    assert!(matches!(
+        envelopes.as_slice(),
+        [MsgEnvelope::Client(ClientMsg::CreateClient(_))]
+    ));
+}
+
+#[test]
+fn the_signature_covers_every_field_and_is_domain_separated() {
+    let tx = signed();
+    let mut changed = tx.body().clone();
+    changed.nonce += 1;
+    let forged = SignedIbcTx {
+        body: changed,
+        signature: tx.signature,
+    };
+    assert!(forged.verify().is_err());
+    // The same key signing the body's bytes without the domain (as another kind would) is refused.
+    let undomained = SignedIbcTx {
+        body: tx.body().clone(),
+        signature: key().sign(&encode(tx.body())),
+    };
+    assert!(undomained.verify().is_err());
+}
+
+#[test]
+fn bytes_breaking_a_rule_are_refused_before_anything_is_decoded() {
+    let bytes = signed().to_bytes();
+    let too_large = vec![IBC_TX_KIND; MAX_IBC_TX_BYTES + 1];
+    assert!(matches!(
+        SignedIbcTx::decode(&too_large),
+        Err(IbcTxError::TooLarge { .. })
+    ));
+    let mut transfer_kind = bytes.clone();
+    transfer_kind[0] = 0;
+    assert!(matches!(
+        SignedIbcTx::decode(&transfer_kind),
+        Err(IbcTxError::WrongKind(0))
+    ));
+    assert!(SignedIbcTx::decode(&[]).is_err());
+    let mut trailing = bytes.clone();
+    trailing.push(0);
+    assert!(matches!(
+        SignedIbcTx::decode(&trailing),
+        Err(IbcTxError::Malformed { .. })
+    ));
+    assert!(SignedIbcTx::decode(&bytes[..bytes.len() - 1]).is_err());
+    // A vector length far beyond the input is an error, not an allocation.
+    let mut huge_count = vec![IBC_TX_KIND];
+    huge_count.extend_from_slice(&encode(&body(Vec::new()))[..]);
+    let count_at = huge_count.len() - 4;
+    huge_count[count_at..].copy_from_slice(&u32::MAX.to_le_bytes());
+    huge_count.extend_from_slice(&[0; SIGNATURE_LEN]);
+    assert!(SignedIbcTx::decode(&huge_count).is_err());
+}
+
+#[test]
+fn bodies_breaking_a_rule_are_refused() {
+    let message = || IbcMessage {
+        type_url: "/ibc.core.client.v1.MsgCreateClient".to_owned(),
+        value: vec![],
+    };
+    let cases = [
+        ("no messages", body(vec![])),
+        ("too many", body(vec![message(); MAX_IBC_MESSAGES + 1])),
+        (
+            "empty type URL",
+            body(vec![IbcMessage {
+                type_url: String::new(),
+                value: vec![],
+            }]),
+        ),
+        (
+            "long type URL",
+            body(vec![IbcMessage {
+                type_url: "/".repeat(MAX_TYPE_URL_BYTES + 1),
+                value: vec![],
+            }]),
+        ),
+        (
+            "gas",
+            IbcTxBody {
+                gas_limit: MAX_GAS_LIMIT + 1,
+                ..body(vec![message()])
+            },
+        ),
+    ];
+    for (case, body) in cases {
+        let bytes = body.sign(&key()).to_bytes();
+        assert!(
+            matches!(SignedIbcTx::decode(&bytes), Err(IbcTxError::Invalid(_))),
+            "{case} accepted"
+        );
+    }
+    assert!(body(vec![message(); MAX_IBC_MESSAGES]).check().is_ok());
+}
+
+#[test]
+fn a_message_ibc_rs_does_not_handle_is_named_by_its_position() {
+    let signer = key().public_key().address();
+    let tx = body(vec![
+        create_client_any(signer).into(),
+        IbcMessage {
+            type_url: "/cosmos.bank.v1beta1.MsgSend".to_owned(),
+            value: vec![1, 2, 3],
+        },
+    ])
+    .sign(&key());
+    let decoded = SignedIbcTx::decode(&tx.to_bytes()).unwrap();
+    assert!(matches!(
+        decoded.envelopes(),
+        Err(IbcTxError::Message { index: 1, .. })
+    ));
+}
+
+/// Until the application executes IBC transactions, it refuses them at the mempool's door, as it refuses
+/// any transaction it cannot decode (docs/TRANSACTIONS.md says so).
+#[test]
+fn the_bank_application_refuses_an_ibc_transaction_for_now() {
+    use basalt_state::app::{Application, BankApp, BankAppConfig};
+    let dir = tempfile::tempdir().unwrap();
+    let store = std::sync::Arc::new(
+        basalt_state::StateStore::open(dir.path(), basalt_state::StoreConfig::default()).unwrap(),
+    );
+    let app = BankApp::new(
+        store,
+        BankAppConfig {
+            chain_id: ChainId::new("basalt-1").unwrap(),
+        },
+    );
+    let tx = basalt_consensus::types::Tx::new(signed().to_bytes()).unwrap();
+    assert!(!app.check_tx(&tx).is_ok());
+}
