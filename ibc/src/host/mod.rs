@@ -522,10 +522,12 @@ impl<R: StateRead, H: HostHeaders> ValidationContext for IbcHost<R, H> {
         self.max_expected_time_per_block
     }
 
-    /// A message may name only the transaction's own signer (ibc-rs never checks who signed).
+    /// A message may name only the transaction's own signer (ibc-rs never checks who signed): its
+    /// address as 40 hex characters.
     fn validate_message_signer(&self, signer: &Signer) -> Result<(), HostError> {
         match self.signer {
-            Some(address) if signer.as_ref() == address.to_string() => Ok(()),
+            // Hex in either case, as every Basalt address is read.
+            Some(address) if Address::from_hex(signer.as_ref()).ok() == Some(address) => Ok(()),
             Some(address) => Err(HostError::invalid_state(format!(
                 "message signer {} is not the transaction's signer {address}",
                 signer.as_ref().chars().take(64).collect::<String>()

@@ -230,6 +230,19 @@ fn a_message_signed_for_someone_else_is_refused() {
     let (ok, _) = run_tx(&mut host, vec![create_msg(Address([8; 20]))]);
     assert!(!ok);
     assert!(host.into_writes().is_empty());
+    // The signer's own address in lower case is its address.
+    let mut host = host_at(Committed::new(), 100);
+    host.begin_tx(signer());
+    let lower = Signer::from(signer().to_string().to_lowercase());
+    assert!(host.validate_message_signer(&lower).is_ok());
+    assert!(host
+        .validate_message_signer(&Signer::from("not an address".to_owned()))
+        .is_err());
+    host.finish_tx(false);
+    // Outside a transaction nobody may sign.
+    assert!(host
+        .validate_message_signer(&Signer::from(signer().to_string()))
+        .is_err());
 }
 
 #[test]
