@@ -13,6 +13,7 @@ use basalt_consensus::types::crypto::{CryptoError, SIGNATURE_LEN};
 use basalt_consensus::types::encoding::MAX_TX_BYTES;
 use basalt_consensus::types::{encode, Address, ChainId, PrivateKey, PublicKey, Signature};
 use borsh::{BorshDeserialize, BorshSerialize};
+use ibc_core::client::types::msgs::ClientMsg;
 use ibc_core::handler::types::msgs::MsgEnvelope;
 use ibc_core::primitives::proto::Any;
 
@@ -206,10 +207,21 @@ impl SignedIbcTx {
                     type_url: m.type_url.clone(),
                     value: m.value.clone(),
                 };
-                MsgEnvelope::try_from(any).map_err(|e| IbcTxError::Message {
+                let envelope = MsgEnvelope::try_from(any).map_err(|e| IbcTxError::Message {
                     index,
                     reason: e.to_string(),
-                })
+                })?;
+                // Upgrades and recovery need governance Basalt chains do not have (and ibc-rs would run
+                // a recovery without checking its signer): refused here, before any handler.
+                match envelope {
+                    MsgEnvelope::Client(
+                        ClientMsg::UpgradeClient(_) | ClientMsg::RecoverClient(_),
+                    ) => Err(IbcTxError::Message {
+                        index,
+                        reason: "client upgrade and recovery are not supported".to_owned(),
+                    }),
+                    other => Ok(other),
+                }
             })
             .collect()
     }

@@ -8,6 +8,9 @@
 //!   `u64`, packet and acknowledgement commitments as their hashes, a receipt as the byte `1`.
 //! - Writes go to the current transaction's layer ([`store::TxStore`]) and events to its list: a
 //!   transaction that fails leaves neither behind ([`IbcHost::finish_tx`]).
+//! - Every message must go through `ibc_core::entrypoint::dispatch` (validate, then execute, on the same
+//!   state): the client's execution steps act on what its validation step verified and do not check
+//!   signatures again ([`crate::client::ics02`]). Calling `execute` alone would store unverified headers.
 //! - Time is the block's (never the wall clock); the host's consensus states are rebuilt from the
 //!   chain's own stored headers.
 //! - The one index IBC needs in order, the heights of each client's consensus states, is a sorted list
@@ -55,8 +58,10 @@ mod tests;
 
 /// Most consensus states one client keeps (its height index is one value of 8 bytes per state).
 pub const MAX_CONSENSUS_STATES: usize = 8192;
-/// Most connections one client may be the base of (`clients/{id}/connections` is one list).
-pub const MAX_CONNECTIONS_PER_CLIENT: usize = 64;
+/// Most connections one client may be the base of (`clients/{id}/connections` is one list, up to ~20 KiB).
+/// `ConnOpenInit` needs no proof, so anyone can fill it at the price of as many fee-paying transactions;
+/// a full client takes no new connection (a new client can be created).
+pub const MAX_CONNECTIONS_PER_CLIENT: usize = 1024;
 /// Most events and log lines one transaction may leave.
 pub const MAX_TX_EVENTS: usize = 256;
 
@@ -291,6 +296,14 @@ impl<R: StateRead, H: HostHeaders> ClientExecutionContext for IbcHost<R, H> {
     ) -> Result<(), HostError> {
         let mut heights = self.heights(&path.client_id)?;
         if let Err(at) = heights.binary_search(&path.revision_height) {
+            if at == 0 && heights.len() >= self.max_consensus_states {
+                // It would be the oldest of a full client and dropped at once: refused rather than
+                // stored without an index entry (nothing would ever prune it).
+                return Err(HostError::invalid_state(format!(
+                    "client {} keeps {} consensus states, all newer than height {}",
+                    path.client_id, self.max_consensus_states, path.revision_height
+                )));
+            }
             heights.insert(at, path.revision_height);
             if heights.len() > self.max_consensus_states {
                 // Full: the oldest state goes (the newest are the ones updates build on).

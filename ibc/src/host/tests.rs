@@ -385,6 +385,12 @@ fn a_client_keeps_at_most_its_cap_of_consensus_states_oldest_dropped() {
         .next_consensus_state(&client_id(), &at(last))
         .unwrap()
         .is_none());
+    // A state older than all of a full client's is refused, not stored unindexed.
+    let older = ClientConsensusStatePath::new(client_id(), 1, 10);
+    assert!(host.store_consensus_state(older, state.clone()).is_err());
+    assert!(host
+        .consensus_state(&ClientConsensusStatePath::new(client_id(), 1, 10))
+        .is_err());
     // Deleting keeps the index in step.
     host.delete_consensus_state(ClientConsensusStatePath::new(client_id(), 1, 11))
         .unwrap();

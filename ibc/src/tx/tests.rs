@@ -193,3 +193,22 @@ fn the_bank_application_refuses_an_ibc_transaction_for_now() {
     let tx = basalt_consensus::types::Tx::new(signed().to_bytes()).unwrap();
     assert!(!app.check_tx(&tx).is_ok());
 }
+
+/// Client recovery (which ibc-rs would run without checking its signer) and upgrades are refused when the
+/// transaction's messages are read, before any handler.
+#[test]
+fn client_recovery_and_upgrade_messages_are_refused() {
+    use ibc_core::client::types::msgs::MsgRecoverClient;
+    use ibc_core::host::types::identifiers::ClientId;
+    let recover = MsgRecoverClient {
+        subject_client_id: ClientId::new("99-basalt", 0).unwrap(),
+        substitute_client_id: ClientId::new("99-basalt", 1).unwrap(),
+        signer: Signer::from(key().public_key().address().to_string()),
+    }
+    .to_any();
+    let tx = body(vec![recover.into()]).sign(&key());
+    assert!(matches!(
+        SignedIbcTx::decode(&tx.to_bytes()).unwrap().envelopes(),
+        Err(IbcTxError::Message { index: 0, .. })
+    ));
+}
