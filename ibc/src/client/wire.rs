@@ -304,11 +304,9 @@ impl ClientHeader {
     fn from_raw(raw: RawHeader) -> Result<ClientHeader, WireError> {
         const KIND: &str = "header";
         const MAX: usize = MAX_CLIENT_MESSAGE_BYTES;
+        // The small parts first: the validator sets (up to thousands of keys, each checked as it is
+        // decoded) only once the header and its heights hold.
         let header: Header = decode("header", &raw.header, MAX)?;
-        let commit: Commit = decode("commit", &raw.commit, MAX)?;
-        let validators: ValidatorSet = decode("validator set", &raw.validators, MAX)?;
-        let trusted_next_validators: ValidatorSet =
-            decode("validator set", &raw.trusted_next_validators, MAX)?;
         let revision = revision_number(&header.chain_id);
         let trusted = raw
             .trusted_height
@@ -323,6 +321,10 @@ impl ClientHeader {
                 ),
             ));
         }
+        let commit: Commit = decode("commit", &raw.commit, MAX)?;
+        let validators: ValidatorSet = decode("validator set", &raw.validators, MAX)?;
+        let trusted_next_validators: ValidatorSet =
+            decode("validator set", &raw.trusted_next_validators, MAX)?;
         Ok(ClientHeader {
             block: LightBlock {
                 header,
