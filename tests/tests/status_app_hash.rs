@@ -45,6 +45,7 @@ async fn latest_app_hash_is_the_latest_headers() {
         text(&first, &["block", "header", "app_hash"])
     );
     let (_, seed) = net.accounts().unwrap().remove(0);
+    let mut seen = Vec::new();
     for nonce in 0..ATTEMPTS {
         let tx = transfer_tx(&chain_id, &seed, &Address([0x5a; 20]), 5, nonce).unwrap();
         let b64 = base64::engine::general_purpose::STANDARD.encode(&tx);
@@ -63,7 +64,9 @@ async fn latest_app_hash_is_the_latest_headers() {
             .parse()
             .unwrap();
         if latest != height || info_height != height {
-            continue; // the chain moved on before we looked: try again with the next transfer
+            // The chain moved on before we looked: try again with the next transfer.
+            seen.push((height, latest, info_height));
+            continue;
         }
         let block = net
             .rpc(0, "block", json!({"height": height.to_string()}))
@@ -79,5 +82,8 @@ async fn latest_app_hash_is_the_latest_headers() {
         );
         return;
     }
-    panic!("the chain never paused on a block with our transfer in {ATTEMPTS} attempts");
+    panic!(
+        "the chain never paused on a block with our transfer in {ATTEMPTS} attempts \
+         (committed height, status latest height, abci_info height): {seen:?}"
+    );
 }

@@ -677,13 +677,28 @@ impl Shell {
         }
     }
 
+    /// The chain's part of what RPC reads (latest block, app hashes), published as soon as a block is
+    /// committed: before its events, so a client woken by a `Tx` event (`broadcast_tx_commit`) never
+    /// reads a `/status` that has not reached the block yet.
+    fn publish_chain_snapshot(&self) {
+        let chain = &self.d.chain;
+        let last = chain.last();
+        self.d.shared.update(|s| {
+            s.height = chain.height();
+            s.last_block_hash = last.map(|(b, _)| b.id().hash);
+            s.last_block_time_ms = last.map_or(0, |(b, _)| b.header().time_ms);
+            s.app_hash = chain.app_hash();
+            s.last_header_app_hash = last.map_or(Hash::ZERO, |(b, _)| b.header().app_hash);
+        });
+    }
+
     fn publish_snapshot(&mut self, engine: &Engine, syncing: bool) {
         self.d
             .observer
             .step(metric_step_name(engine.driver().step()));
+        self.publish_chain_snapshot();
         let chain = &self.d.chain;
         let driver = engine.driver();
-        let last = chain.last();
         let set = chain.validators_at(engine.height().0);
         let proposer_index = set.proposer_for_round(engine.round());
         let proposer = set
@@ -695,11 +710,6 @@ impl Shell {
         let catching_up = syncing;
         let max_peer_height = self.sync.max_peer_height();
         self.d.shared.update(|s| {
-            s.height = chain.height();
-            s.last_block_hash = last.map(|(b, _)| b.id().hash);
-            s.last_block_time_ms = last.map_or(0, |(b, _)| b.header().time_ms);
-            s.app_hash = chain.app_hash();
-            s.last_header_app_hash = last.map_or(Hash::ZERO, |(b, _)| b.header().app_hash);
             if s.consensus_height != engine.height().0 || s.round != engine.round().0 {
                 s.round_start_ms = now_ms();
             }
@@ -933,6 +943,7 @@ impl Host for Shell {
                 time_ms,
             })
             .collect();
+        self.publish_chain_snapshot();
         self.d
             .shared
             .publish(NodeEvent::NewBlock(Arc::new(NewBlockEvent {
