@@ -188,14 +188,7 @@ impl BankApp {
             );
         };
         let key = account_key(&address);
-        let read = if prove {
-            self.store
-                .get_with_proof(&key, version)
-                .map(|(v, p)| (v, Some(p)))
-        } else {
-            self.store.get(&key, version).map(|v| (v, None))
-        };
-        let (stored, proof) = match read {
+        let (stored, proof) = match self.read(&key, version, prove) {
             Ok(r) => r,
             Err(e) => return QueryResult::error(QUERY_CODE_UNAVAILABLE, e.to_string(), version),
         };
@@ -223,6 +216,22 @@ impl BankApp {
 }
 
 impl BankApp {
+    /// The value of `key` at `version`, with an ICS-23 proof (of it, or of its absence) if `prove`.
+    fn read(
+        &self,
+        key: &[u8],
+        version: u64,
+        prove: bool,
+    ) -> crate::Result<(Option<Vec<u8>>, Option<ics23::CommitmentProof>)> {
+        if prove {
+            self.store
+                .get_with_proof(key, version)
+                .map(|(v, p)| (v, Some(p)))
+        } else {
+            self.store.get(key, version).map(|v| (v, None))
+        }
+    }
+
     /// `/store/ibc/key` (Cosmos SDK's raw store query, as relayers use it): `data` is an ICS-24 path,
     /// the answer its value at `version` (empty when absent) and, with `prove`, an ICS-23 proof of
     /// `ibc/ ‖ path` — of existence, or of absence — against that version's root.
@@ -239,14 +248,7 @@ impl BankApp {
         }
         let mut key = IBC_STORE_PREFIX.to_vec();
         key.extend_from_slice(data);
-        let read = if prove {
-            self.store
-                .get_with_proof(&key, version)
-                .map(|(v, p)| (v, Some(p)))
-        } else {
-            self.store.get(&key, version).map(|v| (v, None))
-        };
-        match read {
+        match self.read(&key, version, prove) {
             Ok((value, proof)) => QueryResult {
                 code: CODE_OK,
                 log: String::new(),

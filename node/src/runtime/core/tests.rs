@@ -778,6 +778,19 @@ fn replay_announces_nothing() {
     assert_eq!(event_names(&host), Vec::<&str>::new());
 }
 
+/// Round 0's proposal at height 1, as its proposer publishes it (the message, and its contents).
+fn round_zero_proposal() -> (ConsensusMessage, basalt_consensus::types::ProposalMessage) {
+    let (mut core, mut host, _) = node(proposer());
+    let engine = engine_for(&host);
+    core.start(&mut host, engine, Vec::new()).unwrap();
+    let message = host.published().into_iter().next().unwrap();
+    let ConsensusMessage::Proposal(first) = &message else {
+        panic!("expected a proposal, got {message:?}")
+    };
+    let first = first.clone();
+    (message, first)
+}
+
 /// A vote of `round`, signed by validator `index`.
 fn vote_in(
     keys: &[PrivateKey],
@@ -801,15 +814,7 @@ fn vote_in(
 /// lock: `Relock`, not `Lock`.
 #[test]
 fn a_new_polka_for_the_locked_block_is_a_relock() {
-    let proposal = {
-        let (mut core, mut host, _) = node(proposer());
-        let engine = engine_for(&host);
-        core.start(&mut host, engine, Vec::new()).unwrap();
-        host.published().into_iter().next().unwrap()
-    };
-    let ConsensusMessage::Proposal(first) = &proposal else {
-        panic!("expected a proposal")
-    };
+    let (proposal, first) = round_zero_proposal();
     let block = first.block.clone();
     let block_id = block.id();
     let me = not_proposer();
@@ -884,15 +889,7 @@ fn a_new_polka_for_the_locked_block_is_a_relock() {
 /// the engine its own recorded messages when it asks for them, wherever they sit in the log.
 #[test]
 fn a_replay_restores_a_lock_whose_votes_were_logged_after_later_rounds() {
-    let proposal = {
-        let (mut core, mut host, _) = node(proposer());
-        let engine = engine_for(&host);
-        core.start(&mut host, engine, Vec::new()).unwrap();
-        host.published().into_iter().next().unwrap()
-    };
-    let ConsensusMessage::Proposal(first) = &proposal else {
-        panic!("expected a proposal")
-    };
+    let (proposal, first) = round_zero_proposal();
     let block_id = first.block.id();
     let (set, _) = set_and_keys();
     let me = (0..4)
@@ -1009,15 +1006,7 @@ fn a_replay_restores_a_lock_whose_votes_were_logged_after_later_rounds() {
 /// as before, but the WAL keeps one record of it: copies change nothing, and must not grow the log.
 #[test]
 fn an_exact_copy_of_a_held_message_is_forwarded_but_logged_once() {
-    let proposal = {
-        let (mut core, mut host, _) = node(proposer());
-        let engine = engine_for(&host);
-        core.start(&mut host, engine, Vec::new()).unwrap();
-        host.published().into_iter().next().unwrap()
-    };
-    let ConsensusMessage::Proposal(first) = &proposal else {
-        panic!("expected a proposal")
-    };
+    let (proposal, first) = round_zero_proposal();
     let block_id = first.block.id();
     let me = not_proposer();
     let (mut core, mut host, keys) = node(me);
