@@ -1,6 +1,8 @@
 //! The deterministic simulation of whole validator sets (issue: foundation).
 //!
-//! - `SIM_SEEDS=<n>` sets how many seeds each family sweeps (default 250 per family: 500 in CI).
+//! - `SIM_SEEDS=<n>` sets how many seeds each family sweeps (default 250 per family: 500 in CI);
+//!   `SIM_FIRST=<seed>` starts the sweep there instead (to split a long sweep over processes).
+//!   A failing seed is printed when it fails, so a sweep cut short still tells what it found.
 //! - `SIM_SEED=<n> [SIM_FAMILY=faults|byzantine|negative-control]` replays one seed with a summary.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -16,6 +18,10 @@ fn seeds_per_family() -> u64 {
 /// Runs `count` seeds of a family; fails listing every failing seed with its replay command.
 fn sweep(family: Family, first_seed: u64) -> Vec<sim::SimReport> {
     let count = seeds_per_family();
+    let first_seed = std::env::var("SIM_FIRST")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(first_seed);
     let mut failures = Vec::new();
     let mut reports = Vec::new();
     for seed in first_seed..first_seed + count {
@@ -25,6 +31,7 @@ fn sweep(family: Family, first_seed: u64) -> Vec<sim::SimReport> {
             eprintln!("slow run ({:?}): {}", started.elapsed(), report.summary());
         }
         if !report.violations.is_empty() {
+            eprintln!("failing seed: {}", report.summary());
             failures.push(report.summary());
         }
         reports.push(report);
