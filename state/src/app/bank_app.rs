@@ -17,14 +17,15 @@ use basalt_consensus::types::{
     encode, verify_batch, Address, Block, ChainId, Hash, PublicKey, Signature, Tx,
 };
 
+use super::module::{Ante, BlockContext, StateView, TxModule};
 use super::sigcache::SignatureCache;
 use super::{
     bounded_log, AppError, AppInfo, Application, CheckTxResult, Event, FinalizeResult,
     ProposalVerdict, QueryResult, TxResult, CODE_OK,
 };
 use crate::bank::{
-    account_key, check_transfer, read_account, Account, BankGenesis, BankTx, NonceRule, Overlay,
-    SignedTransfer, TxCode, TxFailure, TRANSFER_GAS,
+    account_key, check_charge, check_transfer, read_account, Account, BankGenesis, BankTx, Charge,
+    CheckedTransfer, NonceRule, Overlay, SignedTransfer, TxCode, TxFailure, TRANSFER_GAS,
 };
 use crate::index::CommittedTx;
 use crate::store::{BlockCommit, PreparedState, StateStore, Write};
@@ -73,6 +74,19 @@ pub struct BankApp {
     config: BankAppConfig,
     pending: Option<Pending>,
     verified: Arc<SignatureCache>,
+    /// Handlers of the other transaction kinds ([`BankApp::with_module`]).
+    modules: Vec<Arc<dyn TxModule>>,
+}
+
+/// A transaction decoded by its kind.
+// Transfers are the common case and are decoded by the block: boxing the large variant would cost an
+// allocation per transfer for nothing.
+#[allow(clippy::large_enum_variant)]
+enum Decoded {
+    /// Kind `0`: the bank's transfer.
+    Transfer(SignedTransfer),
+    /// Another kind, with its module (an index into [`BankApp::modules`]) and its ante fields.
+    Module(usize, Ante),
 }
 
 impl BankApp {
@@ -83,6 +97,47 @@ impl BankApp {
             config,
             pending: None,
             verified: Arc::new(SignatureCache::default()),
+            modules: Vec::new(),
+        }
+    }
+
+    /// Hands transactions of `module`'s kind to it (see [`super::module`]). A kind already handled
+    /// (or the bank's own, `0`) is not registered twice: the first handler stays.
+    pub fn with_module(mut self, module: Arc<dyn TxModule>) -> BankApp {
+        let kind = module.kind();
+        if kind != 0 && self.modules.iter().all(|m| m.kind() != kind) {
+            self.modules.push(module);
+        }
+        self
+    }
+
+    /// Decodes `tx` by its kind byte (no state, no signature check).
+    fn decode(&self, tx: &Tx) -> Result<Decoded, TxFailure> {
+        let bytes = tx.as_bytes();
+        match bytes.first() {
+            None => Err(TxFailure::new(TxCode::Decode, "empty transaction")),
+            Some(0) => decode_transfer(tx).map(Decoded::Transfer),
+            Some(&kind) => {
+                let index = self
+                    .modules
+                    .iter()
+                    .position(|m| m.kind() == kind)
+                    .ok_or_else(|| {
+                        TxFailure::new(TxCode::Decode, format!("unknown transaction kind {kind}"))
+                    })?;
+                let ante = self.modules[index].decode(bytes)?;
+                Ok(Decoded::Module(index, ante))
+            }
+        }
+    }
+
+    /// Whether a decoded transaction's signature verifies (one by one; finalize batches transfers).
+    fn verify(&self, tx: &Tx, decoded: &Decoded) -> Result<(), TxFailure> {
+        match decoded {
+            Decoded::Transfer(t) => t
+                .verify()
+                .map_err(|e| TxFailure::new(TxCode::BadSignature, e.to_string())),
+            Decoded::Module(index, _) => self.modules[*index].verify(tx.as_bytes()),
         }
     }
 
@@ -132,30 +187,72 @@ impl BankApp {
         Ok(latest)
     }
 
-    /// The mempool checks of a decoded transfer whose signature is known good: chain, gas, nonce
+    /// The mempool checks of a decoded transaction whose signature is known good: chain, gas, nonce
     /// window and funds against the latest committed state.
-    fn check_against_latest(&self, transfer: &SignedTransfer) -> CheckTxResult {
-        let body = transfer.body();
+    fn check_against_latest(&self, decoded: &Decoded) -> CheckTxResult {
         let latest = match self.store.latest_version() {
             Ok(Some(v)) => v,
             Ok(None) => return CheckTxResult::rejected(TxCode::Internal.as_u32(), "no state yet"),
             Err(e) => return CheckTxResult::rejected(TxCode::Internal.as_u32(), e.to_string()),
         };
-        let account = match read_account(&self.store, &body.sender(), latest) {
+        let (sender, nonce, fee, gas_limit, gas_used) = match decoded {
+            Decoded::Transfer(t) => {
+                let body = t.body();
+                (
+                    body.sender(),
+                    body.nonce,
+                    body.fee,
+                    body.gas_limit,
+                    TRANSFER_GAS,
+                )
+            }
+            Decoded::Module(_, ante) => (
+                ante.signer,
+                ante.nonce,
+                ante.fee,
+                ante.gas_limit,
+                ante.min_gas,
+            ),
+        };
+        let account = match read_account(&self.store, &sender, latest) {
             Ok(a) => a,
             Err(e) => return CheckTxResult::rejected(TxCode::Internal.as_u32(), e.to_string()),
         };
-        match check_transfer(body, &self.config.chain_id, &account, NonceRule::Mempool) {
+        match self.check_ante(decoded, &account, NonceRule::Mempool) {
             Err(f) => CheckTxResult::rejected(f.code.as_u32(), f.log),
             Ok(_) => CheckTxResult {
                 code: CODE_OK,
                 log: String::new(),
-                gas_wanted: body.gas_limit,
-                gas_used: TRANSFER_GAS,
-                sender: Some(body.sender()),
-                nonce: body.nonce,
-                priority: u64::try_from(body.fee).unwrap_or(u64::MAX),
+                gas_wanted: gas_limit,
+                gas_used,
+                sender: Some(sender),
+                nonce,
+                priority: u64::try_from(fee).unwrap_or(u64::MAX),
             },
+        }
+    }
+
+    /// The ante rules for a decoded transaction against its sender's `account`: a transfer's whole
+    /// debit, or a module transaction's fee.
+    fn check_ante(
+        &self,
+        decoded: &Decoded,
+        account: &Account,
+        rule: NonceRule,
+    ) -> Result<CheckedTransfer, TxFailure> {
+        match decoded {
+            Decoded::Transfer(t) => check_transfer(t.body(), &self.config.chain_id, account, rule),
+            Decoded::Module(_, ante) => {
+                check_charge(&charge_of(ante), &self.config.chain_id, account, rule)
+            }
+        }
+    }
+
+    /// The sender of a decoded transaction.
+    fn sender_of(decoded: &Decoded) -> Address {
+        match decoded {
+            Decoded::Transfer(t) => t.body().sender(),
+            Decoded::Module(_, ante) => ante.signer,
         }
     }
 
@@ -298,27 +395,55 @@ fn decode_transfer(tx: &Tx) -> Result<SignedTransfer, TxFailure> {
     }
 }
 
-/// Verifies the signatures of all decoded transfers at once; on a batch failure, one by one.
-/// Returns, per entry, whether its signature is good.
-/// Which decoded transfers carry a valid signature; `known[i]` marks those this node already verified.
-fn verify_signatures(decoded: &[Result<SignedTransfer, TxFailure>], known: &[bool]) -> Vec<bool> {
+/// The bank's ante fields of a module transaction.
+fn charge_of(ante: &Ante) -> Charge<'_> {
+    Charge {
+        chain_id: &ante.chain_id,
+        sender: ante.signer,
+        gas_limit: ante.gas_limit,
+        min_gas: ante.min_gas,
+        nonce: ante.nonce,
+        debit: ante.fee,
+    }
+}
+
+/// A module reads the block's state through the bank's overlay.
+impl StateView for Overlay<'_> {
+    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, crate::StateError> {
+        Overlay::get(self, key)
+    }
+}
+
+/// Which decoded transactions carry a valid signature; `known[i]` marks those this node already
+/// verified. Transfers are verified in one batch (one by one only if the batch fails); other kinds by
+/// their modules.
+fn verify_signatures(
+    app: &BankApp,
+    txs: &[Tx],
+    decoded: &[Result<Decoded, TxFailure>],
+    known: &[bool],
+) -> Vec<bool> {
     let transfers: Vec<&SignedTransfer> = decoded
         .iter()
         .zip(known)
         .filter(|(_, known)| !**known)
-        .filter_map(|(d, _)| d.as_ref().ok())
+        .filter_map(|(d, _)| match d {
+            Ok(Decoded::Transfer(t)) => Some(t),
+            _ => None,
+        })
         .collect();
     let messages: Vec<Vec<u8>> = transfers.iter().map(|t| t.body().sign_bytes()).collect();
     let refs: Vec<&[u8]> = messages.iter().map(Vec::as_slice).collect();
     let signatures: Vec<Signature> = transfers.iter().map(|t| *t.signature()).collect();
     let keys: Vec<PublicKey> = transfers.iter().map(|t| t.body().from).collect();
     let all_good = verify_batch(&refs, &signatures, &keys).is_ok();
-    decoded
-        .iter()
+    txs.iter()
+        .zip(decoded)
         .zip(known)
-        .map(|(d, known)| match d {
+        .map(|((tx, d), known)| match d {
             Ok(_) if *known => true,
-            Ok(t) => all_good || t.verify().is_ok(),
+            Ok(Decoded::Transfer(t)) => all_good || t.verify().is_ok(),
+            Ok(module_tx) => app.verify(tx, module_tx).is_ok(),
             Err(_) => false,
         })
         .collect()
@@ -334,6 +459,73 @@ fn failed(failure: TxFailure, gas_wanted: u64) -> TxResult {
     }
 }
 
+/// A module transaction that passed the ante rules: its fee is paid and its nonce used, then the module
+/// runs; its writes and events are kept only if it succeeds within its gas limit.
+fn execute_module(
+    module: &dyn TxModule,
+    tx: &Tx,
+    ante: &Ante,
+    checked: &CheckedTransfer,
+    context: &BlockContext<'_>,
+    overlay: &mut Overlay<'_>,
+    fee_recipient: &Address,
+) -> Result<TxResult, AppError> {
+    if let Err(f) = overlay.apply(checked, 0, ante.fee, fee_recipient)? {
+        return Ok(failed(f, ante.gas_limit));
+    }
+    let fee_event = fee_event(&ante.signer, ante.fee, ante.nonce);
+    let executed = module.execute(tx.as_bytes(), context, &*overlay);
+    let gas_used = executed.gas_used.min(ante.gas_limit);
+    let outcome = match executed.outcome {
+        Ok(_) if executed.gas_used > ante.gas_limit => Err(TxFailure::new(
+            TxCode::OutOfGas,
+            format!(
+                "used {} gas, more than the limit of {}",
+                executed.gas_used, ante.gas_limit
+            ),
+        )),
+        Ok((writes, events)) => match overlay.write_other(writes) {
+            Ok(()) => Ok(events),
+            Err(refused) => Err(TxFailure::new(TxCode::MessageFailed, refused.to_string())),
+        },
+        Err(f) => Err(f),
+    };
+    Ok(match outcome {
+        Ok(mut events) => {
+            events.push(fee_event);
+            TxResult {
+                code: CODE_OK,
+                log: String::new(),
+                gas_wanted: ante.gas_limit,
+                gas_used,
+                events,
+            }
+        }
+        // The fee was paid: the result says so with the fee event, and nothing else remains.
+        Err(f) => TxResult {
+            code: f.code.as_u32(),
+            log: bounded_log(f.log),
+            gas_wanted: ante.gas_limit,
+            gas_used,
+            events: vec![fee_event],
+        },
+    })
+}
+
+/// The `tx` event: who paid what fee at which nonce (CometBFT/Cosmos SDK's `fee`, `fee_payer`,
+/// `acc_seq`).
+fn fee_event(payer: &Address, fee: u128, nonce: u64) -> Event {
+    let payer = payer.to_hex_upper();
+    Event::new(
+        "tx",
+        &[
+            ("fee", fee.to_string()),
+            ("fee_payer", payer.clone()),
+            ("acc_seq", format!("{payer}/{nonce}")),
+        ],
+    )
+}
+
 fn transfer_events(t: &SignedTransfer) -> Vec<Event> {
     let body = t.body();
     let sender = body.sender().to_hex_upper();
@@ -346,14 +538,7 @@ fn transfer_events(t: &SignedTransfer) -> Vec<Event> {
                 ("amount", body.amount.to_string()),
             ],
         ),
-        Event::new(
-            "tx",
-            &[
-                ("fee", body.fee.to_string()),
-                ("fee_payer", sender.clone()),
-                ("acc_seq", format!("{sender}/{}", body.nonce)),
-            ],
-        ),
+        fee_event(&body.sender(), body.fee, body.nonce),
     ]
 }
 
@@ -394,18 +579,18 @@ impl Application for BankApp {
     }
 
     fn check_tx(&self, tx: &Tx) -> CheckTxResult {
-        let transfer = match decode_transfer(tx) {
-            Ok(t) => t,
+        let decoded = match self.decode(tx) {
+            Ok(d) => d,
             Err(f) => return CheckTxResult::rejected(f.code.as_u32(), f.log),
         };
         let hash = tx.hash();
         if !self.verified.contains(&hash) {
-            if let Err(e) = transfer.verify() {
-                return CheckTxResult::rejected(TxCode::BadSignature.as_u32(), e.to_string());
+            if let Err(f) = self.verify(tx, &decoded) {
+                return CheckTxResult::rejected(f.code.as_u32(), f.log);
             }
             self.verified.insert(hash);
         }
-        self.check_against_latest(&transfer)
+        self.check_against_latest(&decoded)
     }
 
     /// Skips the signature check when `previous` accepted the same bytes (a signature cannot stop
@@ -415,8 +600,8 @@ impl Application for BankApp {
         if !previous.is_ok() {
             return self.check_tx(tx);
         }
-        match decode_transfer(tx) {
-            Ok(transfer) => self.check_against_latest(&transfer),
+        match self.decode(tx) {
+            Ok(decoded) => self.check_against_latest(&decoded),
             Err(f) => CheckTxResult::rejected(f.code.as_u32(), f.log),
         }
     }
@@ -440,21 +625,23 @@ impl Application for BankApp {
             if used_bytes.saturating_add(size) > max_bytes {
                 continue;
             }
-            let Ok(transfer) = decode_transfer(&tx) else {
+            let Ok(decoded) = self.decode(&tx) else {
                 continue;
             };
-            let body = transfer.body();
-            let Ok(sender) = overlay.account(&body.sender()) else {
+            let Ok(sender) = overlay.account(&Self::sender_of(&decoded)) else {
                 return chosen;
             };
-            let Ok(checked) =
-                check_transfer(body, &self.config.chain_id, &sender, NonceRule::Exact)
-            else {
+            let Ok(checked) = self.check_ante(&decoded, &sender, NonceRule::Exact) else {
                 continue;
+            };
+            let amount = match &decoded {
+                Decoded::Transfer(t) => t.body().amount,
+                // Only the fee is simulated: its messages may still fail, and then it pays the fee.
+                Decoded::Module(..) => 0,
             };
             // The fee goes to the proposer at execution; the simulation credits it nowhere, which can
             // only understate a balance (so it never includes a transaction that would then fail).
-            match overlay.apply(&checked, body.amount, 0, &checked.sender) {
+            match overlay.apply(&checked, amount, 0, &checked.sender) {
                 Ok(Ok(())) => {
                     used_bytes += size;
                     chosen.push(tx);
@@ -467,7 +654,7 @@ impl Application for BankApp {
     }
 
     /// Accepts a block for this chain at the next height whose header carries the current app hash and
-    /// whose transactions all decode as bank transactions for this chain. Signatures, nonces and funds
+    /// whose transactions all decode (as transfers, or as a registered module's kind) for this chain. Signatures, nonces and funds
     /// are checked at execution (a failing transaction is recorded with its code).
     fn process_proposal(&self, block: &Block) -> ProposalVerdict {
         let reject = |reason: String| ProposalVerdict::Reject { reason };
@@ -487,12 +674,13 @@ impl Application for BankApp {
             Err(e) => return reject(e.to_string()),
         }
         for (index, tx) in block.txs().iter().enumerate() {
-            match decode_transfer(tx) {
+            let chain = match self.decode(tx) {
                 Err(f) => return reject(format!("tx #{index}: {}", f.log)),
-                Ok(t) if t.body().chain_id != self.config.chain_id => {
-                    return reject(format!("tx #{index}: for chain {}", t.body().chain_id))
-                }
-                Ok(_) => {}
+                Ok(Decoded::Transfer(t)) => t.body().chain_id.clone(),
+                Ok(Decoded::Module(_, ante)) => ante.chain_id,
+            };
+            if chain != self.config.chain_id {
+                return reject(format!("tx #{index}: for chain {chain}"));
             }
         }
         ProposalVerdict::Accept
@@ -500,53 +688,80 @@ impl Application for BankApp {
 
     fn finalize_block(&mut self, block: &Block) -> Result<FinalizeResult, AppError> {
         let latest = self.check_block_position(block)?;
-        let decoded: Vec<Result<SignedTransfer, TxFailure>> =
-            block.txs().iter().map(decode_transfer).collect();
+        let decoded: Vec<Result<Decoded, TxFailure>> =
+            block.txs().iter().map(|tx| self.decode(tx)).collect();
         let known: Vec<bool> = block
             .txs()
             .iter()
             .map(|tx| self.verified.contains(&tx.hash()))
             .collect();
-        let good_signature = verify_signatures(&decoded, &known);
+        let good_signature = verify_signatures(self, block.txs(), &decoded, &known);
         let fee_recipient = block.header().proposer_address;
+        let context = BlockContext {
+            chain_id: &self.config.chain_id,
+            header: block.header(),
+            store: &self.store,
+            version: latest,
+        };
         let mut overlay = Overlay::new(&self.store, latest);
         let mut tx_results = Vec::with_capacity(decoded.len());
-        for (entry, signature_ok) in decoded.into_iter().zip(good_signature) {
-            let transfer = match entry {
-                Ok(t) => t,
+        for ((tx, entry), signature_ok) in block.txs().iter().zip(decoded).zip(good_signature) {
+            let decoded = match entry {
+                Ok(d) => d,
                 Err(f) => {
                     tx_results.push(failed(f, 0));
                     continue;
                 }
             };
-            let body = transfer.body();
+            let sender = Self::sender_of(&decoded);
+            let gas_limit = match &decoded {
+                Decoded::Transfer(t) => t.body().gas_limit,
+                Decoded::Module(_, ante) => ante.gas_limit,
+            };
             if !signature_ok {
                 let f = TxFailure {
                     code: TxCode::BadSignature,
-                    log: format!("signature does not verify for {}", body.sender()),
+                    log: format!("signature does not verify for {sender}"),
                 };
-                tx_results.push(failed(f, body.gas_limit));
+                tx_results.push(failed(f, gas_limit));
                 continue;
             }
-            let sender = overlay.account(&body.sender())?;
-            let checked =
-                match check_transfer(body, &self.config.chain_id, &sender, NonceRule::Exact) {
-                    Ok(c) => c,
-                    Err(f) => {
-                        tx_results.push(failed(f, body.gas_limit));
-                        continue;
+            let account = overlay.account(&sender)?;
+            let checked = match self.check_ante(&decoded, &account, NonceRule::Exact) {
+                Ok(c) => c,
+                Err(f) => {
+                    tx_results.push(failed(f, gas_limit));
+                    continue;
+                }
+            };
+            let result = match &decoded {
+                Decoded::Transfer(transfer) => {
+                    let body = transfer.body();
+                    match overlay.apply(&checked, body.amount, body.fee, &fee_recipient)? {
+                        Err(f) => failed(f, gas_limit),
+                        Ok(()) => TxResult {
+                            code: CODE_OK,
+                            log: String::new(),
+                            gas_wanted: gas_limit,
+                            gas_used: TRANSFER_GAS,
+                            events: transfer_events(transfer),
+                        },
                     }
-                };
-            match overlay.apply(&checked, body.amount, body.fee, &fee_recipient)? {
-                Err(f) => tx_results.push(failed(f, body.gas_limit)),
-                Ok(()) => tx_results.push(TxResult {
-                    code: CODE_OK,
-                    log: String::new(),
-                    gas_wanted: body.gas_limit,
-                    gas_used: TRANSFER_GAS,
-                    events: transfer_events(&transfer),
-                }),
-            }
+                }
+                Decoded::Module(index, ante) => {
+                    let module = &self.modules[*index];
+                    execute_module(
+                        module.as_ref(),
+                        tx,
+                        ante,
+                        &checked,
+                        &context,
+                        &mut overlay,
+                        &fee_recipient,
+                    )?
+                }
+            };
+            tx_results.push(result);
         }
         let writes = overlay.into_writes();
         let state = self.store.prepare_state(block.height().0, writes)?;

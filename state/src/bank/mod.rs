@@ -129,8 +129,10 @@ pub enum TxCode {
     InsufficientFunds = 5,
     /// A credit would overflow (impossible while supply fits in u128; checked anyway).
     Overflow = 6,
-    /// The gas limit does not cover the transfer's gas.
+    /// The gas limit does not cover the transaction's gas.
     OutOfGas = 7,
+    /// A module refused one of the transaction's messages (its fee was paid; nothing else changed).
+    MessageFailed = 8,
     /// The application could not read its state (the node should stop; not a tx fault).
     Internal = 99,
 }
@@ -174,7 +176,8 @@ pub struct TxFailure {
 }
 
 impl TxFailure {
-    fn new(code: TxCode, log: impl Into<String>) -> TxFailure {
+    /// A failure with `code` and `log`.
+    pub fn new(code: TxCode, log: impl Into<String>) -> TxFailure {
         TxFailure {
             code,
             log: log.into(),
@@ -190,28 +193,71 @@ pub fn check_transfer(
     sender_account: &Account,
     rule: NonceRule,
 ) -> Result<CheckedTransfer, TxFailure> {
-    if &body.chain_id != chain_id {
+    let debit = body
+        .amount
+        .checked_add(body.fee)
+        .ok_or_else(|| TxFailure::new(TxCode::InsufficientFunds, "amount + fee overflows"))?;
+    let charge = Charge {
+        chain_id: &body.chain_id,
+        sender: body.sender(),
+        gas_limit: body.gas_limit,
+        min_gas: TRANSFER_GAS,
+        nonce: body.nonce,
+        debit,
+    };
+    let mut checked = check_charge(&charge, chain_id, sender_account, rule)?;
+    checked.recipient = body.to;
+    Ok(checked)
+}
+
+/// What any transaction owes before it runs: the bank's ante rules over these fields.
+#[derive(Clone, Copy, Debug)]
+pub struct Charge<'a> {
+    /// The chain it was signed for.
+    pub chain_id: &'a ChainId,
+    /// The paying account.
+    pub sender: Address,
+    /// Its gas limit.
+    pub gas_limit: u64,
+    /// The least gas it needs (a lower limit fails with [`TxCode::OutOfGas`]).
+    pub min_gas: u64,
+    /// Its nonce.
+    pub nonce: u64,
+    /// What leaves the sender's balance (amount and fee).
+    pub debit: u128,
+}
+
+/// The ante rules (chain id, gas, nonce per `rule`, funds for `debit`) against `sender_account`; the
+/// result debits the sender and increments its nonce (its `recipient` is the sender: credit nothing).
+pub fn check_charge(
+    charge: &Charge<'_>,
+    chain_id: &ChainId,
+    sender_account: &Account,
+    rule: NonceRule,
+) -> Result<CheckedTransfer, TxFailure> {
+    if charge.chain_id != chain_id {
         return Err(TxFailure::new(
             TxCode::WrongChainId,
             format!(
                 "transaction is for chain {}, this is {}",
-                body.chain_id, chain_id
+                charge.chain_id, chain_id
             ),
         ));
     }
-    if body.gas_limit < TRANSFER_GAS {
+    if charge.gas_limit < charge.min_gas {
         return Err(TxFailure::new(
             TxCode::OutOfGas,
             format!(
-                "gas limit {} below the transfer's {}",
-                body.gas_limit, TRANSFER_GAS
+                "gas limit {} below the transaction's {}",
+                charge.gas_limit, charge.min_gas
             ),
         ));
     }
     let nonce_ok = match rule {
-        NonceRule::Exact => body.nonce == sender_account.nonce,
+        NonceRule::Exact => charge.nonce == sender_account.nonce,
         NonceRule::Mempool => {
-            body.nonce >= sender_account.nonce && body.nonce - sender_account.nonce < NONCE_WINDOW
+            charge.nonce >= sender_account.nonce
+                && charge.nonce - sender_account.nonce < NONCE_WINDOW
         }
     };
     if !nonce_ok {
@@ -219,33 +265,43 @@ pub fn check_transfer(
             TxCode::BadNonce,
             format!(
                 "nonce {} but the account's is {}",
-                body.nonce, sender_account.nonce
+                charge.nonce, sender_account.nonce
             ),
         ));
     }
-    let debit = body
-        .amount
-        .checked_add(body.fee)
-        .ok_or_else(|| TxFailure::new(TxCode::InsufficientFunds, "amount + fee overflows"))?;
-    let balance = sender_account.balance.checked_sub(debit).ok_or_else(|| {
-        TxFailure::new(
-            TxCode::InsufficientFunds,
-            format!(
-                "balance {} below amount + fee {}",
-                sender_account.balance, debit
-            ),
-        )
-    })?;
+    let balance = sender_account
+        .balance
+        .checked_sub(charge.debit)
+        .ok_or_else(|| {
+            TxFailure::new(
+                TxCode::InsufficientFunds,
+                format!(
+                    "balance {} below amount + fee {}",
+                    sender_account.balance, charge.debit
+                ),
+            )
+        })?;
     let nonce = sender_account
         .nonce
         .checked_add(1)
         .ok_or_else(|| TxFailure::new(TxCode::BadNonce, "nonce exhausted"))?;
     Ok(CheckedTransfer {
-        sender: body.sender(),
+        sender: charge.sender,
         sender_after: Account { balance, nonce },
-        recipient: body.to,
-        debit,
+        recipient: charge.sender,
+        debit: charge.debit,
     })
+}
+
+/// The address an account record's key names, if `key` is one.
+fn parse_account_key(key: &[u8]) -> Option<Address> {
+    let hex = key.strip_prefix(ACCOUNT_KEY_PREFIX.as_bytes())?;
+    let hex = std::str::from_utf8(hex).ok()?;
+    // Record keys are lower-case: an upper-case spelling is another key, one that holds nothing.
+    if hex.bytes().any(|b| b.is_ascii_uppercase()) {
+        return None;
+    }
+    Address::from_hex(hex).ok()
 }
 
 /// Reads an account at a committed version (absent = zero balance, nonce 0).
@@ -270,7 +326,14 @@ pub struct Overlay<'a> {
     read: BTreeMap<Address, Account>,
     /// Records written by applied transfers: the block's write set.
     written: BTreeMap<Address, Account>,
+    /// Other modules' writes (never under [`ACCOUNT_KEY_PREFIX`]).
+    other: BTreeMap<Vec<u8>, Option<Vec<u8>>>,
 }
+
+/// A module tried to write an account record (only the bank writes balances and nonces).
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("a module may not write the bank's account records")]
+pub struct AccountWriteRefused;
 
 impl<'a> Overlay<'a> {
     /// An empty overlay over `version` of `store`.
@@ -280,7 +343,33 @@ impl<'a> Overlay<'a> {
             version,
             read: BTreeMap::new(),
             written: BTreeMap::new(),
+            other: BTreeMap::new(),
         }
+    }
+
+    /// The value of any state `key` as of the overlay (account records as the bank's pending writes
+    /// leave them, other keys as modules' pending writes do). Reads nothing into the overlay.
+    pub fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StateError> {
+        if let Some(address) = parse_account_key(key) {
+            if let Some(account) = self.written.get(&address) {
+                return Ok(Some(account.to_bytes()));
+            }
+        } else if let Some(value) = self.other.get(key) {
+            return Ok(value.clone());
+        }
+        self.store.get(key, self.version)
+    }
+
+    /// Applies a module's writes (all of them, or none if any names an account record).
+    pub fn write_other(&mut self, writes: Vec<Write>) -> Result<(), AccountWriteRefused> {
+        if writes
+            .iter()
+            .any(|(key, _)| key.starts_with(ACCOUNT_KEY_PREFIX.as_bytes()))
+        {
+            return Err(AccountWriteRefused);
+        }
+        self.other.extend(writes);
+        Ok(())
     }
 
     /// The account as of the overlay (pending writes included).
@@ -339,12 +428,14 @@ impl<'a> Overlay<'a> {
         self.written.is_empty()
     }
 
-    /// The write set: every account written by an applied transfer, in address order. Accounts only
-    /// read (e.g. by failed transfers) are not written, so failures leave the state untouched.
+    /// The write set: every account written by an applied transaction, in address order, then the
+    /// modules' writes in key order. Accounts only read (e.g. by failed transfers) are not written, so
+    /// failures leave the state untouched.
     pub fn into_writes(self) -> Vec<Write> {
         self.written
             .into_iter()
             .map(|(address, account)| (account_key(&address), Some(account.to_bytes())))
+            .chain(self.other)
             .collect()
     }
 }
