@@ -22,6 +22,7 @@ pub mod valsets;
 pub mod walrec;
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use basalt_consensus::types::Hash;
 use basalt_state::app::{handshake, results_hash, BankApp, BankAppConfig, HandshakeError};
@@ -166,6 +167,12 @@ pub async fn run_until(
     // One cache of verified transaction signatures for every application instance of this node: a
     // signature checked at admission is not checked again when its block executes.
     let signatures = Arc::new(basalt_state::app::SignatureCache::default());
+    // IBC transactions (kind 1) run in the IBC module. ibc-rs turns a connection's delay period into
+    // blocks with the expected block time: the commit timeout, at least a second (ibc-go's default
+    // is 30 s; Basalt's blocks come faster, and a smaller figure only makes delays more blocks long).
+    let ibc = Arc::new(basalt_ibc::module::IbcModule::new(
+        config.consensus.timeout_commit.max(Duration::from_secs(1)),
+    ));
     let bank = |store: &Arc<StateStore>| {
         BankApp::new(
             store.clone(),
@@ -174,6 +181,7 @@ pub async fn run_until(
             },
         )
         .with_signature_cache(signatures.clone())
+        .with_module(ibc.clone())
     };
     let mut app = bank(&store);
     let outcome = handshake(&store, &mut app, genesis.initial_height, &genesis.app_state)?;
