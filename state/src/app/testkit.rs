@@ -19,6 +19,7 @@ pub struct ChainBuilder {
     next_height: u64,
     last: Option<BlockId>,
     last_results_hash: Hash,
+    validators_hash: Hash,
 }
 
 impl ChainBuilder {
@@ -30,7 +31,15 @@ impl ChainBuilder {
             next_height: initial_height,
             last: None,
             last_results_hash: Hash::ZERO,
+            validators_hash: Hash::ZERO,
         }
+    }
+
+    /// Headers name `validators_hash` as their (and the next) validator set (zero otherwise): for
+    /// headers that a light client checks against a signed commit.
+    pub fn with_validators_hash(mut self, validators_hash: Hash) -> ChainBuilder {
+        self.validators_hash = validators_hash;
+        self
     }
 
     /// Height of the next block.
@@ -62,8 +71,8 @@ impl ChainBuilder {
             last_block_id: self.last,
             last_commit_hash,
             data_hash,
-            validators_hash: Hash::ZERO,
-            next_validators_hash: Hash::ZERO,
+            validators_hash: self.validators_hash,
+            next_validators_hash: self.validators_hash,
             app_hash,
             last_results_hash: self.last_results_hash,
             evidence_hash,
