@@ -13,4 +13,5 @@ pub mod client;
 pub mod commitment;
 pub mod host;
 pub mod module;
+pub mod transfer;
 pub mod tx;

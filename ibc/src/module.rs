@@ -3,7 +3,9 @@
 //!
 //! The bank applies its ante rules first (signature, chain id, exact nonce, fee covered, gas limit at
 //! least [`ante_gas`]) and takes the fee; then every message of the transaction goes through ibc-rs's
-//! `dispatch` (validate, then execute) on one [`IbcHost`] over the block's state, in order. The first
+//! `dispatch` (validate, then execute; ICS-20's `MsgTransfer` through its `send_transfer`) on one
+//! [`IbcHost`] over the block's state, in order, with ICS-20 ([`crate::transfer`]) routed on port
+//! `transfer`. The first
 //! message that fails fails the transaction and nothing any of its messages wrote or emitted remains
 //! (the fee does). Time is the block's; the host's own consensus states are the chain's stored headers.
 //!
@@ -15,9 +17,13 @@ use std::time::Duration;
 
 use basalt_consensus::types::{Block, Header};
 use basalt_consensus::Height;
-use basalt_state::app::{Ante, BlockContext, Event, EventAttribute, Executed, StateView, TxModule};
+use basalt_state::app::{
+    Ante, BlockContext, Effects, Event, EventAttribute, Executed, StateView, TxModule,
+};
 use basalt_state::bank::{TxCode, TxFailure};
 use basalt_state::StateStore;
+use ibc_app_transfer::handler::send_transfer;
+use ibc_app_transfer::types::{MODULE_ID_STR, PORT_ID_STR};
 use ibc_core::entrypoint::dispatch;
 use ibc_core::handler::types::events::IbcEvent;
 use ibc_core::host::types::error::HostError;
@@ -28,7 +34,8 @@ use ibc_core::router::types::module::ModuleId;
 
 use crate::host::store::StateRead;
 use crate::host::{BlockInfo, HostHeaders, IbcHost};
-use crate::tx::{SignedIbcTx, IBC_TX_KIND};
+use crate::transfer::Transfers;
+use crate::tx::{IbcAction, SignedIbcTx, IBC_TX_KIND};
 
 /// Gas every IBC transaction costs before its messages run.
 pub const BASE_GAS: u64 = 20_000;
@@ -97,8 +104,8 @@ impl TxModule for IbcModule {
             Ok(s) => s,
             Err(f) => return failed(f.log),
         };
-        let envelopes = match signed.envelopes() {
-            Ok(e) => e,
+        let actions = match signed.actions() {
+            Ok(a) => a,
             Err(e) => return failed(e.to_string()),
         };
         let header = block.header;
@@ -117,14 +124,27 @@ impl TxModule for IbcModule {
             self.max_expected_time_per_block,
         );
         host.begin_tx(signed.body().signer());
-        for (index, envelope) in envelopes.into_iter().enumerate() {
-            if let Err(e) = dispatch(&mut host, &mut NoApplications, envelope) {
+        let mut router = Applications {
+            transfer: Transfers::new(state),
+        };
+        for (index, action) in actions.into_iter().enumerate() {
+            let result = match action {
+                IbcAction::Core(envelope) => {
+                    dispatch(&mut host, &mut router, envelope).map_err(|e| e.to_string())
+                }
+                IbcAction::Transfer(msg) => {
+                    send_transfer(&mut host, &mut router.transfer, msg).map_err(|e| e.to_string())
+                }
+            };
+            if let Err(e) = result {
                 host.finish_tx(false);
                 return failed(format!("message {index}: {e}"));
             }
         }
         let (events, _logs) = host.finish_tx(true);
-        let writes = host.into_writes();
+        let (moves, voucher_writes) = router.transfer.into_effects();
+        let mut writes = host.into_writes();
+        writes.extend(voucher_writes);
         let written: usize = writes
             .iter()
             .map(|(k, v)| k.len().saturating_add(v.as_ref().map_or(0, Vec::len)))
@@ -138,7 +158,11 @@ impl TxModule for IbcModule {
         };
         Executed {
             gas_used,
-            outcome: Ok((writes, events)),
+            outcome: Ok(Effects {
+                writes,
+                moves,
+                events,
+            }),
         }
     }
 }
@@ -201,18 +225,20 @@ impl HostHeaders for StoredHeaders<'_> {
     }
 }
 
-/// No IBC applications yet (ICS-20 comes next): channel and packet messages find no module for their
-/// port and fail.
-pub struct NoApplications;
+/// The IBC applications a transaction's messages are routed to: ICS-20 on port `transfer`.
+#[derive(Debug)]
+struct Applications<'a> {
+    transfer: Transfers<'a>,
+}
 
-impl Router for NoApplications {
-    fn get_route(&self, _: &ModuleId) -> Option<&dyn Module> {
-        None
+impl Router for Applications<'_> {
+    fn get_route(&self, id: &ModuleId) -> Option<&dyn Module> {
+        (id.to_string() == MODULE_ID_STR).then_some(&self.transfer as &dyn Module)
     }
-    fn get_route_mut(&mut self, _: &ModuleId) -> Option<&mut dyn Module> {
-        None
+    fn get_route_mut(&mut self, id: &ModuleId) -> Option<&mut dyn Module> {
+        (id.to_string() == MODULE_ID_STR).then_some(&mut self.transfer as &mut dyn Module)
     }
-    fn lookup_module(&self, _: &PortId) -> Option<ModuleId> {
-        None
+    fn lookup_module(&self, port: &PortId) -> Option<ModuleId> {
+        (port.as_str() == PORT_ID_STR).then(|| ModuleId::new(MODULE_ID_STR.to_owned()))
     }
 }

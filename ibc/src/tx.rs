@@ -5,7 +5,7 @@
 //! Bytes become a [`SignedIbcTx`] only through [`SignedIbcTx::decode`]: size bound first, then strict
 //! Borsh (no trailing bytes, canonical key and signature), then the body's rules (message count, type
 //! URL lengths, gas). Whether the signature verifies is a separate step ([`SignedIbcTx::verify`]), and so
-//! is turning the messages into ibc-rs's `MsgEnvelope`s ([`SignedIbcTx::envelopes`]).
+//! is turning the messages into ibc-rs's types ([`SignedIbcTx::actions`]).
 
 use std::io;
 
@@ -13,9 +13,12 @@ use basalt_consensus::types::crypto::{CryptoError, SIGNATURE_LEN};
 use basalt_consensus::types::encoding::MAX_TX_BYTES;
 use basalt_consensus::types::{encode, Address, ChainId, PrivateKey, PublicKey, Signature};
 use borsh::{BorshDeserialize, BorshSerialize};
+use ibc_app_transfer::types::msgs::transfer::MsgTransfer;
 use ibc_core::client::types::msgs::ClientMsg;
 use ibc_core::handler::types::msgs::MsgEnvelope;
-use ibc_core::primitives::proto::Any;
+use ibc_core::primitives::proto::{Any, Protobuf};
+
+use crate::transfer::{MAX_DENOM_BYTES, MAX_MEMO_BYTES, MAX_RECEIVER_BYTES};
 
 /// The transaction kind byte of an IBC transaction (a bank transfer's is `0`).
 pub const IBC_TX_KIND: u8 = 1;
@@ -63,6 +66,18 @@ pub enum IbcTxError {
         /// ibc-rs's reason.
         reason: String,
     },
+}
+
+/// The type URL of ICS-20's `MsgTransfer`.
+pub const MSG_TRANSFER_TYPE_URL: &str = "/ibc.applications.transfer.v1.MsgTransfer";
+
+/// A decoded IBC message: one ibc-rs core handles (`dispatch`), or an ICS-20 transfer (`send_transfer`).
+#[derive(Debug)]
+pub enum IbcAction {
+    /// Clients, connections, channels, packets.
+    Core(MsgEnvelope),
+    /// An ICS-20 transfer whose sender is the transaction's signer and whose fields are within bounds.
+    Transfer(MsgTransfer),
 }
 
 /// One IBC message: a protobuf `Any`.
@@ -196,35 +211,60 @@ impl SignedIbcTx {
             .verify(&self.body.sign_bytes(), &self.signature)
     }
 
-    /// The messages as ibc-rs's envelopes, in order; the first that ibc-rs does not handle is the error.
-    pub fn envelopes(&self) -> Result<Vec<MsgEnvelope>, IbcTxError> {
+    /// The messages as ibc-rs's types, in order; the first that ibc-rs does not handle (or that breaks
+    /// Basalt's rules) is the error.
+    pub fn actions(&self) -> Result<Vec<IbcAction>, IbcTxError> {
+        let signer = self.body.signer();
         self.body
             .messages
             .iter()
             .enumerate()
             .map(|(index, m)| {
+                let fail = |reason: String| IbcTxError::Message { index, reason };
+                if m.type_url == MSG_TRANSFER_TYPE_URL {
+                    let msg = MsgTransfer::decode_vec(&m.value).map_err(|e| fail(e.to_string()))?;
+                    check_transfer(&msg, &signer).map_err(|r| fail(r.to_owned()))?;
+                    return Ok(IbcAction::Transfer(msg));
+                }
                 let any = Any {
                     type_url: m.type_url.clone(),
                     value: m.value.clone(),
                 };
-                let envelope = MsgEnvelope::try_from(any).map_err(|e| IbcTxError::Message {
-                    index,
-                    reason: e.to_string(),
-                })?;
+                let envelope = MsgEnvelope::try_from(any).map_err(|e| fail(e.to_string()))?;
                 // Upgrades and recovery need governance Basalt chains do not have (and ibc-rs would run
                 // a recovery without checking its signer): refused here, before any handler.
                 match envelope {
                     MsgEnvelope::Client(
                         ClientMsg::UpgradeClient(_) | ClientMsg::RecoverClient(_),
-                    ) => Err(IbcTxError::Message {
-                        index,
-                        reason: "client upgrade and recovery are not supported".to_owned(),
-                    }),
-                    other => Ok(other),
+                    ) => Err(fail(
+                        "client upgrade and recovery are not supported".to_owned(),
+                    )),
+                    other => Ok(IbcAction::Core(other)),
                 }
             })
             .collect()
     }
+}
+
+/// Basalt's rules for an ICS-20 transfer that ibc-rs does not check: the sender is the signer (ibc-rs
+/// escrows from whoever `sender` names), and the denomination, memo and receiver are bounded.
+fn check_transfer(msg: &MsgTransfer, signer: &Address) -> Result<(), &'static str> {
+    let data = &msg.packet_data;
+    let sender: &str = data.sender.as_ref();
+    if Address::from_hex(sender).ok().as_ref() != Some(signer) {
+        return Err("the transfer's sender is not the transaction's signer");
+    }
+    if data.token.denom.to_string().len() > MAX_DENOM_BYTES {
+        return Err("denomination too long");
+    }
+    if data.memo.as_ref().len() > MAX_MEMO_BYTES {
+        return Err("memo too long");
+    }
+    let receiver: &str = data.receiver.as_ref();
+    if receiver.is_empty() || receiver.len() > MAX_RECEIVER_BYTES {
+        return Err("receiver empty or too long");
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -8,8 +8,8 @@ use std::sync::Arc;
 use basalt_consensus::types::{Address, ChainId, Hash, PrivateKey, Tx};
 use basalt_state::app::testkit::{transfer_tx, ChainBuilder};
 use basalt_state::app::{
-    results_hash, Ante, Application, BankApp, BankAppConfig, BlockContext, Event, Executed,
-    ProposalVerdict, StateView, TxModule, TxResult, CODE_OK,
+    results_hash, Ante, Application, BankApp, BankAppConfig, BlockContext, Effects, Event,
+    Executed, Move, ProposalVerdict, StateView, TxModule, TxResult, CODE_OK,
 };
 use basalt_state::bank::{account_key, Account, TxCode, TxFailure};
 use basalt_state::{StateStore, StoreConfig};
@@ -30,6 +30,10 @@ enum Act {
     Greedy,
     /// Write an account record (refused: only the bank writes those).
     TouchAccount,
+    /// Move 100 native tokens from the signer to account 2, then 1 back.
+    Move,
+    /// Move more than the signer holds.
+    Overdraw,
 }
 
 /// A toy transaction: `[KIND, signer, bad signature?, act, nonce u64, fee u64, gas_limit u64]`.
@@ -66,7 +70,7 @@ impl TxModule for Toy {
     }
 
     fn decode(&self, tx: &[u8]) -> Result<Ante, TxFailure> {
-        if tx.len() != 28 || tx[3] > 3 {
+        if tx.len() != 28 || tx[3] > 5 {
             return Err(TxFailure::new(TxCode::Decode, "not a toy transaction"));
         }
         Ok(Ante {
@@ -99,16 +103,52 @@ impl TxModule for Toy {
             ),
         ];
         let event = Event::new("toy", &[("count", (count + 1).to_string())]);
+        let signer = addr(tx[1]);
+        let effects = |writes, moves| Effects {
+            writes,
+            moves,
+            events: vec![event.clone()],
+        };
         let (gas_used, outcome) = match tx[3] {
-            0 => (BASE_GAS + 10, Ok((writes, vec![event]))),
+            0 => (BASE_GAS + 10, Ok(effects(writes, vec![]))),
             1 => (
                 BASE_GAS + 5,
                 Err(TxFailure::new(TxCode::MessageFailed, "the toy failed")),
             ),
-            2 => (u64::MAX, Ok((writes, vec![event]))),
-            _ => {
+            2 => (u64::MAX, Ok(effects(writes, vec![]))),
+            3 => {
                 writes.push((account_key(&addr(0)), Some(vec![0; 24])));
-                (BASE_GAS, Ok((writes, vec![event])))
+                (BASE_GAS, Ok(effects(writes, vec![])))
+            }
+            4 => {
+                let moves = vec![
+                    Move {
+                        from: signer,
+                        to: addr(2),
+                        amount: 100,
+                    },
+                    Move {
+                        from: addr(2),
+                        to: signer,
+                        amount: 1,
+                    },
+                ];
+                (BASE_GAS, Ok(effects(writes, moves)))
+            }
+            _ => {
+                let moves = vec![
+                    Move {
+                        from: signer,
+                        to: addr(2),
+                        amount: 1,
+                    },
+                    Move {
+                        from: signer,
+                        to: addr(2),
+                        amount: BALANCE,
+                    },
+                ];
+                (BASE_GAS, Ok(effects(writes, moves)))
             }
         };
         Executed { gas_used, outcome }
@@ -204,6 +244,7 @@ fn a_failing_or_greedy_or_account_writing_module_transaction_keeps_only_its_fee(
         (Act::Fail, TxCode::MessageFailed),
         (Act::Greedy, TxCode::OutOfGas),
         (Act::TouchAccount, TxCode::MessageFailed),
+        (Act::Overdraw, TxCode::MessageFailed),
     ] {
         let mut f = fixture();
         let r = f.block(vec![toy(1, 0, 5, 1_000, act, false)]);
@@ -222,6 +263,7 @@ fn a_failing_or_greedy_or_account_writing_module_transaction_keeps_only_its_fee(
             }
         );
         assert_eq!(f.account(addr(0)).balance, BALANCE, "account untouched");
+        assert_eq!(f.account(addr(2)).balance, BALANCE, "nothing moved");
         assert_eq!(f.account(PROPOSER).balance, 5);
     }
 }
@@ -309,4 +351,19 @@ fn the_mempool_and_proposals_judge_module_transactions_by_the_ante_rules() {
     let r = f.block(chosen);
     assert_eq!(r[1].code, TxCode::MessageFailed.as_u32());
     assert_ne!(f.app.info().unwrap().last_app_hash, before);
+}
+
+#[test]
+fn a_module_moves_native_tokens_through_the_bank() {
+    let mut f = fixture();
+    let r = f.block(vec![toy(0, 0, 5, 1_000, Act::Move, false)]);
+    assert_eq!(r[0].code, CODE_OK, "{:?}", r[0]);
+    assert_eq!(
+        f.account(addr(0)),
+        Account {
+            balance: BALANCE - 5 - 99,
+            nonce: 1
+        }
+    );
+    assert_eq!(f.account(addr(2)).balance, BALANCE + 99);
 }

@@ -60,10 +60,12 @@ fn a_signed_transaction_comes_back_as_it_was_and_its_messages_are_ibc_rs_envelop
     let decoded = SignedIbcTx::decode(&bytes).unwrap();
     assert_eq!(decoded, tx);
     decoded.verify().unwrap();
-    let envelopes = decoded.envelopes().unwrap();
+    let actions = decoded.actions().unwrap();
     assert!(matches!(
-        envelopes.as_slice(),
-        [MsgEnvelope::Client(ClientMsg::CreateClient(_))]
+        actions.as_slice(),
+        [IbcAction::Core(MsgEnvelope::Client(
+            ClientMsg::CreateClient(_)
+        ))]
     ));
 }
 
@@ -170,15 +172,15 @@ fn a_message_ibc_rs_does_not_handle_is_named_by_its_position() {
     .sign(&key());
     let decoded = SignedIbcTx::decode(&tx.to_bytes()).unwrap();
     assert!(matches!(
-        decoded.envelopes(),
+        decoded.actions(),
         Err(IbcTxError::Message { index: 1, .. })
     ));
 }
 
-/// Until the application executes IBC transactions, it refuses them at the mempool's door, as it refuses
-/// any transaction it cannot decode (docs/TRANSACTIONS.md says so).
+/// A bank application without the IBC module registered refuses IBC transactions at the mempool's door,
+/// as it refuses any transaction kind it does not know.
 #[test]
-fn the_bank_application_refuses_an_ibc_transaction_for_now() {
+fn a_bank_application_without_the_ibc_module_refuses_an_ibc_transaction() {
     use basalt_state::app::{Application, BankApp, BankAppConfig};
     let dir = tempfile::tempdir().unwrap();
     let store = std::sync::Arc::new(
@@ -208,7 +210,7 @@ fn client_recovery_and_upgrade_messages_are_refused() {
     .to_any();
     let tx = body(vec![recover.into()]).sign(&key());
     assert!(matches!(
-        SignedIbcTx::decode(&tx.to_bytes()).unwrap().envelopes(),
+        SignedIbcTx::decode(&tx.to_bytes()).unwrap().actions(),
         Err(IbcTxError::Message { index: 0, .. })
     ));
 }

@@ -3,6 +3,8 @@
 //! light client verifies them), and what a relayer reads from a chain: light blocks and proofs.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+pub mod relay;
+
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;

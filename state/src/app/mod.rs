@@ -35,7 +35,7 @@ use crate::error::StateError;
 
 pub use bank_app::{BankApp, BankAppConfig, IBC_STORE_PREFIX};
 pub use handshake::{handshake, HandshakeError, HandshakeOutcome};
-pub use module::{Ante, BlockContext, Executed, StateView, TxModule};
+pub use module::{Ante, BlockContext, Effects, Executed, Move, StateView, TxModule};
 pub use sigcache::SignatureCache;
 
 /// Result code of success (CometBFT's convention: 0 is OK, anything else is an error).

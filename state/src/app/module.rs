@@ -16,7 +16,9 @@
 //!    transaction over its gas limit leaves nothing but step 3 behind.
 //!
 //! A module never writes the bank's accounts: its writes under [`crate::bank::ACCOUNT_KEY_PREFIX`] make
-//! the transaction fail (the bank owns balances and nonces).
+//! the transaction fail (the bank owns balances and nonces). It may *move* the native token between
+//! accounts ([`Effects::moves`], e.g. into and out of an IBC escrow account): the bank applies the moves
+//! with its own checks (funds, overflow) and never lets a module create or destroy the native token.
 
 use basalt_consensus::types::{Address, ChainId, Header};
 
@@ -68,8 +70,30 @@ pub trait StateView {
 pub struct Executed {
     /// Gas used (the ante's share included); over the gas limit the transaction fails.
     pub gas_used: u64,
-    /// The writes and events on success, or why it failed.
-    pub outcome: Result<(Vec<Write>, Vec<Event>), TxFailure>,
+    /// Its effects on success, or why it failed.
+    pub outcome: Result<Effects, TxFailure>,
+}
+
+/// A native-token move a module asks the bank for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Move {
+    /// Debited account.
+    pub from: Address,
+    /// Credited account.
+    pub to: Address,
+    /// Amount moved.
+    pub amount: u128,
+}
+
+/// What a successful module transaction changes.
+#[derive(Debug, Default)]
+pub struct Effects {
+    /// State writes (never of account records).
+    pub writes: Vec<Write>,
+    /// Native-token moves, applied in order, all or none.
+    pub moves: Vec<Move>,
+    /// Its events.
+    pub events: Vec<Event>,
 }
 
 /// A transaction kind other than the bank's transfer (see the module docs).

@@ -360,6 +360,43 @@ impl<'a> Overlay<'a> {
         self.store.get(key, self.version)
     }
 
+    /// Moves native tokens between accounts for a module: each `(from, to, amount)` in order, all or
+    /// none (a debit beyond a balance or an overflowing credit fails the whole set).
+    pub fn move_native(
+        &mut self,
+        moves: &[(Address, Address, u128)],
+    ) -> Result<Result<(), TxFailure>, BankError> {
+        let mut staged: BTreeMap<Address, Account> = BTreeMap::new();
+        for (from, to, amount) in moves {
+            let mut debited = match staged.get(from) {
+                Some(a) => *a,
+                None => self.account(from)?,
+            };
+            let Some(balance) = debited.balance.checked_sub(*amount) else {
+                return Ok(Err(TxFailure::new(
+                    TxCode::InsufficientFunds,
+                    format!("{from} holds {}, cannot move {amount}", debited.balance),
+                )));
+            };
+            debited.balance = balance;
+            staged.insert(*from, debited);
+            let mut credited = match staged.get(to) {
+                Some(a) => *a,
+                None => self.account(to)?,
+            };
+            let Some(balance) = credited.balance.checked_add(*amount) else {
+                return Ok(Err(TxFailure::new(
+                    TxCode::Overflow,
+                    "credit overflows the balance",
+                )));
+            };
+            credited.balance = balance;
+            staged.insert(*to, credited);
+        }
+        self.written.extend(staged);
+        Ok(Ok(()))
+    }
+
     /// Applies a module's writes (all of them, or none if any names an account record).
     pub fn write_other(&mut self, writes: Vec<Write>) -> Result<(), AccountWriteRefused> {
         if writes

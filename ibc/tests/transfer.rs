@@ -1,0 +1,171 @@
+//! ICS-20 between two Basalt chains (issue 16): after the connection and channel handshakes, a
+//! relayer's account on chain a sends native tokens to an account on chain b (escrowed on a, a voucher
+//! minted on b), the acknowledgement comes back, and the voucher travels home (burned on b, unescrowed
+//! on a). Both chains run the real application; every packet, receipt and acknowledgement is proved.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+use basalt_consensus::types::{Address, PrivateKey};
+use basalt_ibc::transfer::{escrow_address, voucher_key, NATIVE_DENOM};
+use basalt_state::app::CODE_OK;
+use basalt_state::bank::TxCode;
+use common::relay::{
+    acknowledge, attribute, channel, ok, open_connection, open_transfer_channel, recv,
+    two_chains_with_clients,
+};
+use common::{relayer, signer, stranger, Chain, BALANCE, FEE};
+use ibc_app_transfer::types::msgs::transfer::MsgTransfer;
+use ibc_app_transfer::types::packet::PacketData;
+use ibc_app_transfer::types::{Memo, PrefixedCoin};
+use ibc_core::channel::types::channel::State as ChannelState;
+use ibc_core::channel::types::packet::Packet;
+use ibc_core::channel::types::timeout::{TimeoutHeight, TimeoutTimestamp};
+use ibc_core::client::types::Height as IbcHeight;
+use ibc_core::host::types::identifiers::{ChannelId, PortId, Sequence};
+use ibc_core::primitives::ToProto;
+
+fn address(key: &PrivateKey) -> Address {
+    key.public_key().address()
+}
+
+fn voucher(chain: &Chain, owner: &Address, denom: &str) -> u128 {
+    chain
+        .app
+        .store()
+        .get(&voucher_key(owner, denom), chain.latest())
+        .unwrap()
+        .map_or(0, |v| u128::from_be_bytes(v.try_into().unwrap()))
+}
+
+fn native(chain: &Chain, owner: &Address) -> u128 {
+    chain.app.account(owner, chain.latest()).unwrap().balance
+}
+
+/// `from` (on `chain`) sends `amount` of `denom` over channel-0 to `to` (on the other chain).
+fn transfer(chain: &Chain, from: &Address, to: &Address, denom: &str, amount: u128) -> MsgTransfer {
+    MsgTransfer {
+        port_id_on_a: PortId::transfer(),
+        chan_id_on_a: ChannelId::new(0),
+        packet_data: PacketData {
+            token: PrefixedCoin {
+                denom: denom.parse().unwrap(),
+                amount: amount.to_string().parse().unwrap(),
+            },
+            sender: signer(from),
+            receiver: signer(to),
+            memo: Memo::from(""),
+        },
+        timeout_height_on_b: TimeoutHeight::At(IbcHeight::new(0, chain.latest() + 1_000).unwrap()),
+        timeout_timestamp_on_b: TimeoutTimestamp::Never,
+    }
+}
+
+/// The packet a transfer sent (as ibc-rs builds it), checked against the chain's `send_packet` event.
+fn sent_packet(msg: &MsgTransfer, sequence: u64, result: &basalt_state::app::TxResult) -> Packet {
+    let packet = Packet {
+        seq_on_a: Sequence::from(sequence),
+        port_id_on_a: PortId::transfer(),
+        chan_id_on_a: ChannelId::new(0),
+        port_id_on_b: PortId::transfer(),
+        chan_id_on_b: ChannelId::new(0),
+        data: serde_json::to_vec(&msg.packet_data).unwrap(),
+        timeout_height_on_b: msg.timeout_height_on_b,
+        timeout_timestamp_on_b: msg.timeout_timestamp_on_b,
+    };
+    assert_eq!(
+        attribute(result, "send_packet", "packet_data_hex"),
+        hex::encode(&packet.data)
+    );
+    assert_eq!(
+        attribute(result, "send_packet", "packet_sequence"),
+        sequence.to_string()
+    );
+    packet
+}
+
+/// The acknowledgement `result` (a `RecvPacket`) wrote.
+fn written_ack(result: &basalt_state::app::TxResult) -> Vec<u8> {
+    hex::decode(attribute(result, "write_acknowledgement", "packet_ack_hex")).unwrap()
+}
+
+fn channel_ready() -> (Chain, Chain) {
+    let (mut a, mut b) = two_chains_with_clients();
+    let conn = open_connection(&mut a, &mut b);
+    open_transfer_channel(&mut a, &mut b, &conn);
+    let (port, chan) = (PortId::transfer(), ChannelId::new(0));
+    assert_eq!(*channel(&a, &port, &chan).state(), ChannelState::Open);
+    assert_eq!(*channel(&b, &port, &chan).state(), ChannelState::Open);
+    (a, b)
+}
+
+#[test]
+fn native_tokens_go_to_the_other_chain_as_vouchers_and_come_back() {
+    let (mut a, mut b) = channel_ready();
+    let (sender, receiver) = (address(&relayer()), address(&stranger()));
+    let escrow = escrow_address(&PortId::transfer(), &ChannelId::new(0));
+    let sender_before = native(&a, &sender);
+
+    // a → b: 700 native tokens escrowed on a.
+    let msg = transfer(&a, &sender, &receiver, NATIVE_DENOM, 700);
+    let sent = ok(a.submit(&relayer(), vec![msg.clone().to_any()]));
+    let packet = sent_packet(&msg, 1, &sent);
+    assert_eq!(native(&a, &sender), sender_before - 700 - FEE);
+    assert_eq!(native(&a, &escrow), 700);
+
+    // b receives it: a voucher of the traced denomination is minted for the receiver.
+    let received = ok(recv(&mut b, &mut a, &packet));
+    let ack = written_ack(&received);
+    assert_eq!(ack, br#"{"result":"AQ=="}"#);
+    let traced = format!("transfer/channel-0/{NATIVE_DENOM}");
+    assert_eq!(voucher(&b, &receiver, &traced), 700);
+    assert_eq!(native(&b, &receiver), BALANCE, "b's own token untouched");
+
+    // The acknowledgement returns to a: the packet commitment is cleared, the escrow stays.
+    ok(acknowledge(&mut a, &mut b, &packet, ack));
+    assert_eq!(native(&a, &escrow), 700);
+
+    // b → a: 300 of the voucher go home (burned on b, unescrowed on a).
+    let back = transfer(&b, &receiver, &sender, &traced, 300);
+    let sent = ok(b.submit(&stranger(), vec![back.clone().to_any()]));
+    let packet = sent_packet(&back, 1, &sent);
+    assert_eq!(voucher(&b, &receiver, &traced), 400);
+    let sender_mid = native(&a, &sender);
+    let received = ok(recv(&mut a, &mut b, &packet));
+    assert_eq!(written_ack(&received), br#"{"result":"AQ=="}"#);
+    assert_eq!(native(&a, &escrow), 400);
+    // The relayer is also the receiver here: it got 300 and paid one fee for the RecvPacket.
+    assert_eq!(native(&a, &sender), sender_mid + 300 - FEE);
+
+    // The same packet again is refused (its receipt exists) and changes nothing but the fee.
+    let again = recv(&mut a, &mut b, &packet);
+    assert_ne!(again.code, CODE_OK);
+    assert_eq!(native(&a, &escrow), 400);
+}
+
+#[test]
+fn a_transfer_not_signed_by_its_sender_or_beyond_the_balance_fails_and_pays_only_its_fee() {
+    let (mut a, _b) = channel_ready();
+    let escrow = escrow_address(&PortId::transfer(), &ChannelId::new(0));
+    let (relayer_addr, stranger_addr) = (address(&relayer()), address(&stranger()));
+
+    // The relayer signs a transfer naming the stranger as sender: ibc-rs would escrow the stranger's
+    // tokens; Basalt refuses it.
+    let stolen = transfer(&a, &stranger_addr, &relayer_addr, NATIVE_DENOM, 10);
+    let r = a.submit(&relayer(), vec![stolen.to_any()]);
+    assert_eq!(r.code, TxCode::MessageFailed.as_u32());
+    assert!(
+        r.log.contains("sender is not the transaction's signer"),
+        "{}",
+        r.log
+    );
+    assert_eq!(native(&a, &stranger_addr), BALANCE);
+
+    // More than the sender holds.
+    let before = native(&a, &stranger_addr);
+    let greedy = transfer(&a, &stranger_addr, &relayer_addr, NATIVE_DENOM, BALANCE);
+    let r = a.submit(&stranger(), vec![greedy.to_any()]);
+    assert_eq!(r.code, TxCode::MessageFailed.as_u32(), "{}", r.log);
+    assert_eq!(native(&a, &stranger_addr), before - FEE);
+    assert_eq!(native(&a, &escrow), 0);
+}
