@@ -39,6 +39,7 @@ use ibc_core::host::types::error::HostError;
 use ibc_core::host::types::identifiers::{ChannelId, ConnectionId, PortId};
 use ibc_core::primitives::Signer;
 use ibc_core::router::module::Module;
+use ibc_core::router::types::event::ModuleEvent;
 use ibc_core::router::types::module::ModuleExtras;
 
 /// The native token's ICS-20 denomination.
@@ -59,6 +60,15 @@ pub fn escrow_address(port: &PortId, channel: &ChannelId) -> Address {
     let mut address = [0u8; 20];
     address.copy_from_slice(&digest.0[..20]);
     Address(address)
+}
+
+/// The `ibc/<HASH>` name of a voucher denomination, as ibc-go and wallets show it: upper-case hex of
+/// SHA-256 of the full trace (`transfer/channel-0/basalt`). Reported in the `denomination_trace` event
+/// of a receipt; balances are kept under the full trace.
+pub fn ibc_denom(denom: &PrefixedDenom) -> String {
+    use sha2::Digest as _;
+    let digest = sha2::Sha256::digest(denom.to_string().as_bytes());
+    format!("ibc/{}", hex::encode_upper(digest))
 }
 
 /// The state key of `owner`'s balance of voucher `denom`.
@@ -311,8 +321,8 @@ impl TokenTransferValidationContext for Transfers<'_> {
         self.check_move(Some(from), None, coin).map(drop)
     }
 
-    fn denom_hash_string(&self, _denom: &PrefixedDenom) -> Option<String> {
-        None
+    fn denom_hash_string(&self, denom: &PrefixedDenom) -> Option<String> {
+        Some(ibc_denom(denom))
     }
 }
 
@@ -360,6 +370,31 @@ impl TokenTransferExecutionContext for Transfers<'_> {
     ) -> Result<(), HostError> {
         self.apply_move(Some(from), None, coin)
     }
+}
+
+/// The error acknowledgement every refused packet gets (ibc-go's deterministic text; the reason goes in
+/// the `ics20_receive_error` event instead).
+pub const ERROR_ACK: &[u8] =
+    br#"{"error":"ABCI code: 1: error handling packet: see events for details"}"#;
+
+/// ibc-rs writes an error acknowledgement by pasting the error's text between quotes, unescaped: a
+/// reason containing `"` (a receiver or denomination from the packet) makes JSON the sender's chain cannot
+/// parse, and the tokens stay escrowed for ever. Any acknowledgement but success becomes [`ERROR_ACK`]
+/// (ibc-go never puts reasons in acknowledgements either: they would have to be identical on every
+/// node and version); the reason is kept as an event.
+fn canonical_ack(ack: Acknowledgement, extras: &mut ModuleExtras) -> Acknowledgement {
+    let success = format!(
+        r#"{{"result":"{}"}}"#,
+        ibc_app_transfer::types::ACK_SUCCESS_B64
+    );
+    if ack.as_bytes() == success.as_bytes() {
+        return ack;
+    }
+    extras.events.push(ModuleEvent {
+        kind: "ics20_receive_error".to_owned(),
+        attributes: vec![("acknowledgement", String::from_utf8_lossy(ack.as_bytes())).into()],
+    });
+    Acknowledgement::try_from(ERROR_ACK.to_vec()).unwrap_or(ack)
 }
 
 fn app_error(e: TokenTransferError) -> ChannelError {
@@ -529,7 +564,8 @@ impl Module for Transfers<'_> {
         packet: &Packet,
         _relayer: &Signer,
     ) -> (ModuleExtras, Option<Acknowledgement>) {
-        let (extras, ack) = ics20::on_recv_packet_execute(self, packet);
+        let (mut extras, ack) = ics20::on_recv_packet_execute(self, packet);
+        let ack = canonical_ack(ack, &mut extras);
         (extras, Some(ack))
     }
 
@@ -623,6 +659,17 @@ mod tests {
                 voucher_key(&who, "transfer/channel-0/x"),
                 Some(u128::MAX.to_be_bytes().to_vec())
             )])
+        );
+    }
+
+    #[test]
+    fn a_voucher_is_named_as_ibc_go_names_it() {
+        // ibc-go: "ibc/" + upper-case hex SHA-256 of the full trace; the value below is ATOM's
+        // well-known voucher on Osmosis channel-0 (transfer/channel-0/uatom).
+        let denom: PrefixedDenom = "transfer/channel-0/uatom".parse().unwrap();
+        assert_eq!(
+            ibc_denom(&denom),
+            "ibc/27394FB092D2ECCD56123C74F36E4C1F926001CEADA9CA97EA622B25F41E5EB2"
         );
     }
 

@@ -7,8 +7,8 @@
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use basalt_consensus::light::fixture::{light_block, seed_of, set};
-use basalt_consensus::light::TrustLevel;
-use basalt_consensus::types::{ChainId, Hash, PrivateKey};
+use basalt_consensus::light::{LightBlock, Options, TrustLevel, TrustedBlock};
+use basalt_consensus::types::{ChainId, Commit, Hash, Header, PrivateKey, ValidatorSet};
 use basalt_consensus::Height;
 use basalt_ibc::client::{ClientState, ConsensusState};
 use basalt_ibc::tx::{IbcMessage, IbcTxBody};
@@ -75,6 +75,22 @@ fn ibc_tx(chain_id: &str, key: &PrivateKey, nonce: u64, fee: u128) -> Vec<u8> {
     }
     .sign(key)
     .to_bytes()
+}
+
+/// The `light_block` of `height`: header, commit, validators and next validators.
+async fn fetch_light_block(
+    net: &Testnet,
+    height: u64,
+) -> (Header, Commit, ValidatorSet, ValidatorSet) {
+    let r = net
+        .rpc(0, "light_block", json!({"height": height.to_string()}))
+        .await
+        .unwrap();
+    assert_eq!(r["height"], height.to_string(), "{r}");
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(r["light_block"].as_str().unwrap())
+        .unwrap();
+    basalt_consensus::types::decode("light block", &bytes, 1 << 24).unwrap()
 }
 
 fn attribute<'a>(events: &'a Value, kind: &str, key: &str) -> Option<&'a str> {
@@ -153,6 +169,33 @@ async fn a_live_node_executes_an_ibc_create_client_transaction() {
     let stored = ClientState::from_any(&Any::decode(value.as_slice()).unwrap()).unwrap();
     assert_eq!(stored.chain_id.as_str(), "basalt-b");
     assert_eq!(stored.latest_height, Height(10));
+
+    // What a relayer builds client headers from: `light_block`, verified here as the client will.
+    let (h1, h2) = (
+        2u64,
+        committed["height"]
+            .as_str()
+            .unwrap()
+            .parse::<u64>()
+            .unwrap(),
+    );
+    let (header1, _, _, next1) = fetch_light_block(&net, h1).await;
+    let (header2, commit2, validators2, _) = fetch_light_block(&net, h2).await;
+    let trusted = TrustedBlock::of(&header1);
+    let untrusted = LightBlock {
+        header: header2,
+        commit: commit2,
+        validators: validators2,
+    };
+    let options = Options {
+        trust_level: TrustLevel::ONE_THIRD,
+        trusting_period_ms: 3_600_000,
+        max_clock_drift_ms: 10_000,
+    };
+    let now_ms = untrusted.header.time_ms + 1;
+    basalt_consensus::light::verify(&trusted, &next1, &untrusted, &options, now_ms).unwrap();
+    // And the proof of the client state above is against the app hash of the block after it.
+    assert_eq!(untrusted.header.height.0, h2);
 
     // Its nonce again (other bytes: another fee) is a replay: refused at admission.
     let again = net

@@ -10,7 +10,7 @@ use ibc_core::channel::types::acknowledgement::Acknowledgement;
 use ibc_core::channel::types::channel::{ChannelEnd, Order};
 use ibc_core::channel::types::msgs::{
     MsgAcknowledgement, MsgChannelOpenAck, MsgChannelOpenConfirm, MsgChannelOpenInit,
-    MsgChannelOpenTry, MsgRecvPacket,
+    MsgChannelOpenTry, MsgRecvPacket, MsgTimeout,
 };
 use ibc_core::channel::types::packet::Packet;
 use ibc_core::channel::types::Version as ChannelVersion;
@@ -24,7 +24,7 @@ use ibc_core::connection::types::{ConnectionEnd, Counterparty};
 use ibc_core::host::types::identifiers::{ChannelId, ClientId, ConnectionId, PortId};
 use ibc_core::host::types::path::{
     AckPath, ChannelEndPath, ClientConsensusStatePath, ClientStatePath, CommitmentPath,
-    ConnectionPath,
+    ConnectionPath, ReceiptPath,
 };
 use ibc_core::primitives::proto::{Any, Protobuf};
 use ibc_core::primitives::ToProto;
@@ -278,6 +278,23 @@ pub fn acknowledge(from: &mut Chain, to: &mut Chain, packet: &Packet, ack: Vec<u
         packet: packet.clone(),
         acknowledgement: Acknowledgement::try_from(ack).unwrap(),
         proof_acked_on_b: proof,
+        proof_height_on_b: height,
+        signer: signer(&me()),
+    };
+    let update = update(from, &first_client(), to);
+    from.submit(&relayer(), vec![update, msg.to_any()])
+}
+
+/// Tells `from` that `to` never received `packet` (proved absent at `to`'s latest state).
+pub fn time_out(from: &mut Chain, to: &mut Chain, packet: &Packet) -> TxResult {
+    to.block(vec![]);
+    let path = ReceiptPath::new(&packet.port_id_on_b, &packet.chan_id_on_b, packet.seq_on_a);
+    let (stored, proof, height) = to.prove(path.into());
+    assert!(stored.is_none(), "no receipt on the destination");
+    let msg = MsgTimeout {
+        packet: packet.clone(),
+        next_seq_recv_on_b: packet.seq_on_a,
+        proof_unreceived_on_b: proof,
         proof_height_on_b: height,
         signer: signer(&me()),
     };

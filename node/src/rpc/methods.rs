@@ -8,7 +8,7 @@ use std::time::Duration;
 use serde_json::{json, Value};
 use tokio::sync::{broadcast, Semaphore};
 
-use basalt_consensus::types::{merkle_proof, Block, Hash, Tx, TxError};
+use basalt_consensus::types::{merkle_proof, Block, Commit, Hash, Tx, TxError, ValidatorSet};
 
 use super::backend::{
     BackendError, ConsensusStateView, IndexedTx, NodeEvent, RoundStep, RpcBackend, SearchError,
@@ -42,6 +42,7 @@ pub const METHODS: &[(&str, &[&str])] = &[
     ("header", &["height"]),
     ("header_by_hash", &["hash"]),
     ("commit", &["height"]),
+    ("light_block", &["height"]),
     ("validators", &["height", "page", "per_page"]),
     ("consensus_state", &[]),
     ("dump_consensus_state", &[]),
@@ -202,6 +203,7 @@ fn call_storage(b: &dyn RpcBackend, method: &str, params: &Params) -> Result<Val
             None => Ok(json!({"header": null})),
         },
         "commit" => commit(b, params),
+        "light_block" => light_block(b, params),
         "validators" => validators(b, params),
         "consensus_state" => Ok(consensus_state(b, false)),
         "dump_consensus_state" => Ok(consensus_state(b, true)),
@@ -494,8 +496,20 @@ fn blockchain(b: &dyn RpcBackend, params: &Params) -> Result<Value, RpcErr> {
 fn commit(b: &dyn RpcBackend, params: &Params) -> Result<Value, RpcErr> {
     let h = height_param(b, params, "height", false)?;
     let block = load_block(b, h)?;
-    // The latest block's commit is this node's "seen" commit; earlier ones are canonical: the
-    // `last_commit` of the next block, which its proposer may have completed with late precommits.
+    let (c, canonical) = commit_of(b, h)?;
+    let set = validators_of(b, h)?;
+    let commit = shapes::commit(&c, &set, block.header().time_ms)
+        .map_err(|e| RpcErr::internal(e.to_string()))?;
+    Ok(json!({
+        "signed_header": {"header": shapes::header(block.header()), "commit": commit},
+        "canonical": canonical,
+    }))
+}
+
+/// The commit of block `h` and whether it is canonical. The latest block's commit is this node's
+/// "seen" commit; earlier ones are canonical: the `last_commit` of the next block, which its proposer
+/// may have completed with late precommits.
+fn commit_of(b: &dyn RpcBackend, h: u64) -> Result<(Commit, bool), RpcErr> {
     let canonical = h < b.sync_info().latest_block_height;
     let in_next_block = if canonical {
         b.block(h + 1)
@@ -511,15 +525,30 @@ fn commit(b: &dyn RpcBackend, params: &Params) -> Result<Value, RpcErr> {
             .map_err(backend_err)?
             .ok_or_else(|| RpcErr::internal(format!("commit for height {h} not found")))?,
     };
-    let set = b
-        .validators(h)
+    Ok((c, canonical))
+}
+
+fn validators_of(b: &dyn RpcBackend, h: u64) -> Result<ValidatorSet, RpcErr> {
+    b.validators(h)
         .map_err(backend_err)?
-        .ok_or_else(|| RpcErr::internal(format!("validator set of height {h} not found")))?;
-    let commit = shapes::commit(&c, &set, block.header().time_ms)
-        .map_err(|e| RpcErr::internal(e.to_string()))?;
+        .ok_or_else(|| RpcErr::internal(format!("validator set of height {h} not found")))
+}
+
+/// `light_block` (a Basalt extension; CometBFT has none): what a light client of this chain verifies at
+/// `height`, in Basalt's own encoding so nothing is lost in JSON — `light_block` is base64 of the Borsh
+/// tuple `(header, commit, validators, next_validators)` (the commit as [`commit_of`] picks it, the sets
+/// of `height` and `height + 1`). An IBC relayer builds `99-basalt` client headers from it.
+fn light_block(b: &dyn RpcBackend, params: &Params) -> Result<Value, RpcErr> {
+    let h = height_param(b, params, "height", false)?;
+    let block = load_block(b, h)?;
+    let (c, canonical) = commit_of(b, h)?;
+    let validators = validators_of(b, h)?;
+    let next = validators_of(b, h + 1)?;
+    let bytes = basalt_consensus::types::encode(&(block.header(), &c, &validators, &next));
     Ok(json!({
-        "signed_header": {"header": shapes::header(block.header()), "commit": commit},
+        "height": h.to_string(),
         "canonical": canonical,
+        "light_block": b64(&bytes),
     }))
 }
 
