@@ -197,6 +197,57 @@ async fn a_live_node_executes_an_ibc_create_client_transaction() {
     // And the proof of the client state above is against the app hash of the block after it.
     assert_eq!(untrusted.header.height.0, h2);
 
+    // `basalt tx ibc-transfer` builds and submits an ICS-20 transfer: admitted (the ante rules pass),
+    // then refused by IBC in the block (this chain has no channel), its fee paid.
+    let out = std::process::Command::new(basalt_tests::testnet::basalt_bin().unwrap())
+        .args([
+            "tx",
+            "ibc-transfer",
+            "--channel",
+            "channel-0",
+            "--amount",
+            "5",
+        ])
+        .args([
+            "--receiver",
+            &address,
+            "--fee",
+            "2",
+            "--node",
+            &net.rpc_url(0),
+        ])
+        .arg("--key-file")
+        .arg(net.root().join("accounts.json"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let hash = String::from_utf8(out.stdout).unwrap().trim().to_owned();
+    let mut outcome = Value::Null;
+    for _ in 0..200 {
+        match net.rpc(0, "tx", json!({"hash": hash})).await {
+            Ok(found) => {
+                outcome = found;
+                break;
+            }
+            Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
+        }
+    }
+    assert_eq!(outcome["tx_result"]["code"], 8, "{outcome}");
+    assert!(
+        outcome["tx_result"]["log"]
+            .as_str()
+            .is_some_and(|l| l.contains("channel")),
+        "{outcome}"
+    );
+    assert_eq!(
+        attribute(&outcome["tx_result"]["events"], "tx", "fee"),
+        Some("2")
+    );
+
     // Its nonce again (other bytes: another fee) is a replay: refused at admission.
     let again = net
         .rpc(

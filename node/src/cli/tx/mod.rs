@@ -1,7 +1,9 @@
-//! `basalt tx transfer` (sign and submit a bank transfer) and `basalt tx build` (sign and print it).
+//! `basalt tx transfer` (sign and submit a bank transfer), `basalt tx build` (sign and print it) and
+//! `basalt tx ibc-transfer` (sign and submit an ICS-20 transfer).
 
 pub mod build;
 pub mod client;
+pub mod ibc;
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -76,6 +78,9 @@ pub enum TxCommand {
     Transfer(TransferArgs),
     /// Sign a transfer and print it as base64 without submitting it (needs --chain-id and --nonce).
     Build(BuildArgs),
+    /// Sign an ICS-20 token transfer to another chain over an IBC channel and submit it; prints the
+    /// transaction hash.
+    IbcTransfer(ibc::IbcTransferArgs),
 }
 
 /// The transfer's fields, shared by `transfer` and `build`.
@@ -144,17 +149,19 @@ pub fn run(command: &TxCommand) -> Result<(), TxError> {
             println!("{line}");
             Ok(())
         }
-        TxCommand::Transfer(args) => {
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .map_err(|e| TxError::Rpc {
-                    method: "connect",
-                    reason: format!("cannot start a tokio runtime: {e}"),
-                })?;
-            runtime.block_on(transfer_command(args))
-        }
+        TxCommand::Transfer(args) => runtime()?.block_on(transfer_command(args)),
+        TxCommand::IbcTransfer(args) => runtime()?.block_on(ibc::ibc_transfer_command(args)),
     }
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime, TxError> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| TxError::Rpc {
+            method: "connect",
+            reason: format!("cannot start a tokio runtime: {e}"),
+        })
 }
 
 fn check_fields(fields: &TransferFields) -> Result<Address, TxError> {
@@ -244,7 +251,12 @@ async fn transfer_command(args: &TransferArgs) -> Result<(), TxError> {
         },
     )?;
     let result = client.broadcast_tx_sync(&built.bytes).await?;
-    match fields.output {
+    report(fields.output, result)
+}
+
+/// Prints a broadcast's outcome; a refusal is an error.
+fn report(output: OutputFormat, result: client::BroadcastResult) -> Result<(), TxError> {
+    match output {
         OutputFormat::Text => println!("{}", result.hash),
         OutputFormat::Json => println!(
             "{}",
