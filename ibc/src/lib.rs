@@ -13,5 +13,6 @@ pub mod client;
 pub mod commitment;
 pub mod host;
 pub mod module;
+pub mod relay;
 pub mod transfer;
 pub mod tx;

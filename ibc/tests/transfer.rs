@@ -7,6 +7,7 @@
 mod common;
 
 use basalt_consensus::types::{Address, PrivateKey};
+use basalt_ibc::relay;
 use basalt_ibc::transfer::{escrow_address, voucher_key, NATIVE_DENOM};
 use basalt_state::app::CODE_OK;
 use basalt_state::bank::TxCode;
@@ -61,32 +62,34 @@ fn transfer(chain: &Chain, from: &Address, to: &Address, denom: &str, amount: u1
     }
 }
 
-/// The packet a transfer sent (as ibc-rs builds it), checked against the chain's `send_packet` event.
+/// The packet a transfer sent, read from the chain's `send_packet` event as a relayer reads it, and
+/// checked against the transfer (its data is the packet data's JSON, as ibc-rs builds it).
 fn sent_packet(msg: &MsgTransfer, sequence: u64, result: &basalt_state::app::TxResult) -> Packet {
-    let packet = Packet {
-        seq_on_a: Sequence::from(sequence),
-        port_id_on_a: PortId::transfer(),
-        chan_id_on_a: ChannelId::new(0),
-        port_id_on_b: PortId::transfer(),
-        chan_id_on_b: ChannelId::new(0),
-        data: serde_json::to_vec(&msg.packet_data).unwrap(),
-        timeout_height_on_b: msg.timeout_height_on_b,
-        timeout_timestamp_on_b: msg.timeout_timestamp_on_b,
-    };
+    let event = result
+        .events
+        .iter()
+        .find(|e| e.kind == "send_packet")
+        .expect("a send_packet event");
+    let packet = relay::packet_from_event(event).unwrap();
+    assert_eq!(packet.seq_on_a, Sequence::from(sequence));
+    assert_eq!(packet.data, serde_json::to_vec(&msg.packet_data).unwrap());
+    assert_eq!(packet.timeout_height_on_b, msg.timeout_height_on_b);
+    assert_eq!(packet.timeout_timestamp_on_b, msg.timeout_timestamp_on_b);
     assert_eq!(
-        attribute(result, "send_packet", "packet_data_hex"),
-        hex::encode(&packet.data)
-    );
-    assert_eq!(
-        attribute(result, "send_packet", "packet_sequence"),
-        sequence.to_string()
+        (&packet.port_id_on_b, &packet.chan_id_on_b),
+        (&PortId::transfer(), &ChannelId::new(0))
     );
     packet
 }
 
-/// The acknowledgement `result` (a `RecvPacket`) wrote.
+/// The acknowledgement `result` (a `RecvPacket`) wrote, from its `write_acknowledgement` event.
 fn written_ack(result: &basalt_state::app::TxResult) -> Vec<u8> {
-    hex::decode(attribute(result, "write_acknowledgement", "packet_ack_hex")).unwrap()
+    let event = result
+        .events
+        .iter()
+        .find(|e| e.kind == "write_acknowledgement")
+        .expect("a write_acknowledgement event");
+    relay::ack_from_event(event).unwrap()
 }
 
 fn channel_ready() -> (Chain, Chain) {
@@ -208,6 +211,10 @@ fn an_error_acknowledgement_refunds_the_sender() {
     let sender = address(&relayer());
     let escrow = escrow_address(&PortId::transfer(), &ChannelId::new(0));
     let mut msg = transfer(&a, &sender, &sender, NATIVE_DENOM, 250);
+    // Also a time limit (far off), carried through the send_packet event to the relayer.
+    msg.timeout_timestamp_on_b = TimeoutTimestamp::At(
+        ibc_core::primitives::Timestamp::from_nanoseconds(1_800_000_000_000_000_000),
+    );
     // Not an account on b: b acknowledges with an error and keeps nothing.
     msg.packet_data.receiver = ibc_core::primitives::Signer::from("cosmos1notbasalt".to_owned());
     let sent = ok(a.submit(&relayer(), vec![msg.clone().to_any()]));

@@ -13,7 +13,7 @@ use basalt_consensus::light::fixture::{commit, seed_of, set};
 use basalt_consensus::light::{LightBlock, TrustLevel};
 use basalt_consensus::types::{Address, ChainId, PrivateKey, Tx, ValidatorSet};
 use basalt_consensus::Height;
-use basalt_ibc::client::{ClientHeader, ClientState, ConsensusState};
+use basalt_ibc::client::{ClientState, ConsensusState};
 use basalt_ibc::commitment::{path_key, proof_bytes};
 use basalt_ibc::module::IbcModule;
 use basalt_ibc::tx::{IbcMessage, IbcTxBody};
@@ -23,7 +23,7 @@ use basalt_state::app::{
 };
 use basalt_state::bank::Account;
 use basalt_state::{StateStore, StoreConfig};
-use ibc_core::client::types::msgs::{MsgCreateClient, MsgUpdateClient};
+use ibc_core::client::types::msgs::MsgCreateClient;
 use ibc_core::client::types::Height as IbcHeight;
 use ibc_core::commitment_types::commitment::CommitmentProofBytes;
 use ibc_core::host::types::identifiers::ClientId;
@@ -177,13 +177,23 @@ impl Chain {
     /// What a relayer proves: the value at `path` in the state *before* the latest block, with its
     /// proof, and the proof height — the latest block, whose header's app hash is that state's root.
     pub fn prove(&self, path: Path) -> (Option<Vec<u8>>, CommitmentProofBytes, IbcHeight) {
+        let (value, proven) = self.proven(path);
+        (value, proven.proof, proven.height)
+    }
+
+    /// [`Chain::prove`] as the relay library takes it.
+    pub fn proven(&self, path: Path) -> (Option<Vec<u8>>, basalt_ibc::relay::Proven) {
         let proof_height = self.latest();
         let (value, proof) = self
             .app
             .store()
             .get_with_proof(&path_key(&path), proof_height - 1)
             .unwrap();
-        (value, proof_bytes(proof), self.ibc_height(proof_height))
+        let proven = basalt_ibc::relay::Proven {
+            proof: proof_bytes(proof),
+            height: self.ibc_height(proof_height),
+        };
+        (value, proven)
     }
 
     /// `height` of this chain as IBC names it.
@@ -229,17 +239,7 @@ pub fn update_client_msg(
     trusted: u64,
     by: &Address,
 ) -> Any {
-    MsgUpdateClient {
-        client_id: client_id.clone(),
-        client_message: ClientHeader {
-            block,
-            trusted_height: Height(trusted),
-            trusted_next_validators: vals(),
-        }
-        .to_any(),
-        signer: signer(by),
-    }
-    .to_any()
+    basalt_ibc::relay::update_client(client_id, block, trusted, vals(), by)
 }
 
 /// The first client a chain creates.

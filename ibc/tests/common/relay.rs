@@ -5,12 +5,11 @@
 use basalt_consensus::types::Address;
 use basalt_ibc::client::ClientState;
 use basalt_ibc::commitment::commitment_prefix;
+use basalt_ibc::relay;
 use basalt_state::app::{TxResult, CODE_OK};
-use ibc_core::channel::types::acknowledgement::Acknowledgement;
 use ibc_core::channel::types::channel::{ChannelEnd, Order};
 use ibc_core::channel::types::msgs::{
-    MsgAcknowledgement, MsgChannelOpenAck, MsgChannelOpenConfirm, MsgChannelOpenInit,
-    MsgChannelOpenTry, MsgRecvPacket, MsgTimeout,
+    MsgChannelOpenAck, MsgChannelOpenConfirm, MsgChannelOpenInit, MsgChannelOpenTry,
 };
 use ibc_core::channel::types::packet::Packet;
 use ibc_core::channel::types::Version as ChannelVersion;
@@ -253,53 +252,40 @@ pub fn open_transfer_channel(a: &mut Chain, b: &mut Chain, conn: &ConnectionId) 
 pub fn recv(to: &mut Chain, from: &mut Chain, packet: &Packet) -> TxResult {
     from.block(vec![]);
     let path = CommitmentPath::new(&packet.port_id_on_a, &packet.chan_id_on_a, packet.seq_on_a);
-    let (stored, proof, height) = from.prove(path.into());
+    let (stored, proven) = from.proven(path.into());
     assert!(stored.is_some(), "the packet is committed on its source");
-    let msg = MsgRecvPacket {
-        packet: packet.clone(),
-        proof_commitment_on_a: proof,
-        proof_height_on_a: height,
-        signer: signer(&me()),
-    };
     let update = update(to, &first_client(), from);
-    to.submit(&relayer(), vec![update, msg.to_any()])
+    to.submit(
+        &relayer(),
+        vec![update, relay::recv_packet(packet.clone(), proven, &me())],
+    )
 }
 
 /// Delivers `to`'s acknowledgement `ack` of `packet` back to its sender `from`.
 pub fn acknowledge(from: &mut Chain, to: &mut Chain, packet: &Packet, ack: Vec<u8>) -> TxResult {
     to.block(vec![]);
     let path = AckPath::new(&packet.port_id_on_b, &packet.chan_id_on_b, packet.seq_on_a);
-    let (stored, proof, height) = to.prove(path.into());
+    let (stored, proven) = to.proven(path.into());
     assert!(
         stored.is_some(),
         "the acknowledgement is written on the destination"
     );
-    let msg = MsgAcknowledgement {
-        packet: packet.clone(),
-        acknowledgement: Acknowledgement::try_from(ack).unwrap(),
-        proof_acked_on_b: proof,
-        proof_height_on_b: height,
-        signer: signer(&me()),
-    };
+    let msg = relay::acknowledge(packet.clone(), ack, proven, &me()).unwrap();
     let update = update(from, &first_client(), to);
-    from.submit(&relayer(), vec![update, msg.to_any()])
+    from.submit(&relayer(), vec![update, msg])
 }
 
 /// Tells `from` that `to` never received `packet` (proved absent at `to`'s latest state).
 pub fn time_out(from: &mut Chain, to: &mut Chain, packet: &Packet) -> TxResult {
     to.block(vec![]);
     let path = ReceiptPath::new(&packet.port_id_on_b, &packet.chan_id_on_b, packet.seq_on_a);
-    let (stored, proof, height) = to.prove(path.into());
+    let (stored, proven) = to.proven(path.into());
     assert!(stored.is_none(), "no receipt on the destination");
-    let msg = MsgTimeout {
-        packet: packet.clone(),
-        next_seq_recv_on_b: packet.seq_on_a,
-        proof_unreceived_on_b: proof,
-        proof_height_on_b: height,
-        signer: signer(&me()),
-    };
     let update = update(from, &first_client(), to);
-    from.submit(&relayer(), vec![update, msg.to_any()])
+    from.submit(
+        &relayer(),
+        vec![update, relay::timeout(packet.clone(), proven, &me())],
+    )
 }
 
 /// The value of attribute `key` of the first event of `kind` in `result`.

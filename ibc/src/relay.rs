@@ -1,0 +1,264 @@
+//! A relayer's messages, built from what it reads off two chains (pure: no I/O; `basalt relay` and the
+//! in-process tests feed it).
+//!
+//! Proof heights follow [`crate::commitment`]: a value of state version `v` is proved against the
+//! consensus state of height `v + 1` (whose header's `app_hash` is that state's root), so the relayer
+//! first updates the destination's client to `v + 1` — a [`Proven`] carries that height.
+
+use basalt_consensus::light::LightBlock;
+use basalt_consensus::types::{Address, ValidatorSet};
+use basalt_consensus::Height;
+use basalt_state::app::Event;
+use ibc_core::channel::types::acknowledgement::Acknowledgement;
+use ibc_core::channel::types::msgs::{MsgAcknowledgement, MsgRecvPacket, MsgTimeout};
+use ibc_core::channel::types::packet::Packet;
+use ibc_core::channel::types::timeout::{TimeoutHeight, TimeoutTimestamp};
+use ibc_core::client::types::msgs::MsgUpdateClient;
+use ibc_core::client::types::Height as IbcHeight;
+use ibc_core::commitment_types::commitment::CommitmentProofBytes;
+use ibc_core::host::types::identifiers::{ChannelId, ClientId, PortId, Sequence};
+use ibc_core::primitives::proto::Any;
+use ibc_core::primitives::{Signer, Timestamp, ToProto};
+
+use crate::client::ClientHeader;
+
+/// Why a relayer cannot build a message.
+#[derive(Debug, thiserror::Error)]
+pub enum RelayError {
+    /// An event lacks an attribute or carries one that does not parse.
+    #[error("event {kind}: attribute {key}: {reason}")]
+    BadEvent {
+        /// The event's type.
+        kind: String,
+        /// The attribute.
+        key: &'static str,
+        /// Why.
+        reason: String,
+    },
+    /// The acknowledgement bytes are empty.
+    #[error("empty acknowledgement")]
+    EmptyAcknowledgement,
+}
+
+/// A proof read from a chain: the value (or its absence) and the height to check it at.
+#[derive(Clone, Debug)]
+pub struct Proven {
+    /// The proof (ICS-23 inside ibc-rs's `MerkleProof`).
+    pub proof: CommitmentProofBytes,
+    /// The proof height (the state version read, plus one).
+    pub height: IbcHeight,
+}
+
+/// `address` as a message signer.
+pub fn signer(address: &Address) -> Signer {
+    Signer::from(address.to_hex_upper())
+}
+
+/// `MsgUpdateClient` bringing `client_id` to `target`, trusting its consensus state of `trusted_height`
+/// whose next validator set is `trusted_next`.
+pub fn update_client(
+    client_id: &ClientId,
+    target: LightBlock,
+    trusted_height: u64,
+    trusted_next: ValidatorSet,
+    by: &Address,
+) -> Any {
+    MsgUpdateClient {
+        client_id: client_id.clone(),
+        client_message: ClientHeader {
+            block: target,
+            trusted_height: Height(trusted_height),
+            trusted_next_validators: trusted_next,
+        }
+        .to_any(),
+        signer: signer(by),
+    }
+    .to_any()
+}
+
+/// `MsgRecvPacket` for `packet`, with the proof of its commitment on the source.
+pub fn recv_packet(packet: Packet, commitment: Proven, by: &Address) -> Any {
+    MsgRecvPacket {
+        packet,
+        proof_commitment_on_a: commitment.proof,
+        proof_height_on_a: commitment.height,
+        signer: signer(by),
+    }
+    .to_any()
+}
+
+/// `MsgAcknowledgement` of `packet` with the destination's `ack` and the proof that it wrote it.
+pub fn acknowledge(
+    packet: Packet,
+    ack: Vec<u8>,
+    acked: Proven,
+    by: &Address,
+) -> Result<Any, RelayError> {
+    Ok(MsgAcknowledgement {
+        packet,
+        acknowledgement: Acknowledgement::try_from(ack)
+            .map_err(|_| RelayError::EmptyAcknowledgement)?,
+        proof_acked_on_b: acked.proof,
+        proof_height_on_b: acked.height,
+        signer: signer(by),
+    }
+    .to_any())
+}
+
+/// `MsgTimeout` of `packet` (unordered channel) with the proof that the destination has no receipt.
+pub fn timeout(packet: Packet, unreceived: Proven, by: &Address) -> Any {
+    MsgTimeout {
+        next_seq_recv_on_b: packet.seq_on_a,
+        packet,
+        proof_unreceived_on_b: unreceived.proof,
+        proof_height_on_b: unreceived.height,
+        signer: signer(by),
+    }
+    .to_any()
+}
+
+/// The packet a `send_packet` event (ibc-go's attributes, as Basalt emits them) announces.
+pub fn packet_from_event(event: &Event) -> Result<Packet, RelayError> {
+    let get = |key: &'static str| -> Result<&str, RelayError> {
+        event
+            .attributes
+            .iter()
+            .find(|a| a.key == key)
+            .map(|a| a.value.as_str())
+            .ok_or_else(|| RelayError::BadEvent {
+                kind: event.kind.clone(),
+                key,
+                reason: "missing".to_owned(),
+            })
+    };
+    let bad = |key: &'static str, reason: String| RelayError::BadEvent {
+        kind: event.kind.clone(),
+        key,
+        reason,
+    };
+    let port = |key: &'static str| -> Result<PortId, RelayError> {
+        get(key)?.parse().map_err(|e| bad(key, format!("{e}")))
+    };
+    let channel = |key: &'static str| -> Result<ChannelId, RelayError> {
+        get(key)?.parse().map_err(|e| bad(key, format!("{e}")))
+    };
+    let sequence: u64 = get("packet_sequence")?
+        .parse()
+        .map_err(|e| bad("packet_sequence", format!("{e}")))?;
+    let data =
+        hex::decode(get("packet_data_hex")?).map_err(|e| bad("packet_data_hex", e.to_string()))?;
+    let timeout_height = match get("packet_timeout_height")? {
+        "0-0" => TimeoutHeight::Never,
+        text => TimeoutHeight::At(
+            text.parse::<IbcHeight>()
+                .map_err(|e| bad("packet_timeout_height", e.to_string()))?,
+        ),
+    };
+    let timeout_ns: u64 = get("packet_timeout_timestamp")?
+        .parse()
+        .map_err(|e| bad("packet_timeout_timestamp", format!("{e}")))?;
+    let timeout_timestamp = match timeout_ns {
+        0 => TimeoutTimestamp::Never,
+        ns => TimeoutTimestamp::At(Timestamp::from_nanoseconds(ns)),
+    };
+    Ok(Packet {
+        seq_on_a: Sequence::from(sequence),
+        port_id_on_a: port("packet_src_port")?,
+        chan_id_on_a: channel("packet_src_channel")?,
+        port_id_on_b: port("packet_dst_port")?,
+        chan_id_on_b: channel("packet_dst_channel")?,
+        data,
+        timeout_height_on_b: timeout_height,
+        timeout_timestamp_on_b: timeout_timestamp,
+    })
+}
+
+/// The acknowledgement a `write_acknowledgement` event carries.
+pub fn ack_from_event(event: &Event) -> Result<Vec<u8>, RelayError> {
+    let value = event
+        .attributes
+        .iter()
+        .find(|a| a.key == "packet_ack_hex")
+        .map(|a| a.value.as_str())
+        .ok_or_else(|| RelayError::BadEvent {
+            kind: event.kind.clone(),
+            key: "packet_ack_hex",
+            reason: "missing".to_owned(),
+        })?;
+    hex::decode(value).map_err(|e| RelayError::BadEvent {
+        kind: event.kind.clone(),
+        key: "packet_ack_hex",
+        reason: e.to_string(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::panic)]
+
+    use super::*;
+
+    fn send_packet(overrides: &[(&str, &str)]) -> Event {
+        let mut attributes = vec![
+            ("packet_sequence", "7"),
+            ("packet_src_port", "transfer"),
+            ("packet_src_channel", "channel-0"),
+            ("packet_dst_port", "transfer"),
+            ("packet_dst_channel", "channel-4"),
+            ("packet_data_hex", "7b7d"),
+            ("packet_timeout_height", "2-90"),
+            ("packet_timeout_timestamp", "0"),
+        ];
+        for (key, value) in overrides {
+            match attributes.iter_mut().find(|(k, _)| k == key) {
+                Some(slot) => slot.1 = value,
+                None => attributes.push((key, value)),
+            }
+        }
+        attributes.retain(|(_, v)| *v != "<none>");
+        let owned: Vec<(&str, String)> = attributes
+            .iter()
+            .map(|(k, v)| (*k, (*v).to_owned()))
+            .collect();
+        Event::new("send_packet", &owned)
+    }
+
+    #[test]
+    fn a_send_packet_event_gives_back_the_packet() {
+        let packet = packet_from_event(&send_packet(&[])).unwrap();
+        assert_eq!(packet.seq_on_a, Sequence::from(7));
+        assert_eq!(packet.chan_id_on_b, ChannelId::new(4));
+        assert_eq!(packet.data, b"{}");
+        assert_eq!(
+            packet.timeout_height_on_b,
+            TimeoutHeight::At(IbcHeight::new(2, 90).unwrap())
+        );
+        assert_eq!(packet.timeout_timestamp_on_b, TimeoutTimestamp::Never);
+        let never = packet_from_event(&send_packet(&[
+            ("packet_timeout_height", "0-0"),
+            ("packet_timeout_timestamp", "5"),
+        ]))
+        .unwrap();
+        assert_eq!(never.timeout_height_on_b, TimeoutHeight::Never);
+        assert_eq!(
+            never.timeout_timestamp_on_b,
+            TimeoutTimestamp::At(Timestamp::from_nanoseconds(5))
+        );
+    }
+
+    #[test]
+    fn a_broken_send_packet_event_names_the_attribute() {
+        for (key, value) in [
+            ("packet_data_hex", "<none>"),
+            ("packet_data_hex", "zz"),
+            ("packet_sequence", "-1"),
+            ("packet_timeout_height", "ninety"),
+            ("packet_src_channel", "chan 0"),
+        ] {
+            match packet_from_event(&send_packet(&[(key, value)])) {
+                Err(RelayError::BadEvent { key: got, .. }) => assert_eq!(got, key),
+                other => panic!("{key}={value}: {other:?}"),
+            }
+        }
+    }
+}
