@@ -6,6 +6,7 @@ use std::process::ExitCode;
 
 use basalt_node::cli::init::InitArgs;
 use basalt_node::cli::load::LoadArgs;
+use basalt_node::cli::relay::RelayCommand;
 use basalt_node::cli::testnet::TestnetArgs;
 use basalt_node::cli::tx::TxCommand;
 use basalt_node::cli::version::{self, VersionArgs};
@@ -42,6 +43,9 @@ enum Command {
     /// Sign and submit (or just build) transactions.
     #[command(subcommand)]
     Tx(TxCommand),
+    /// IBC relayer between two Basalt chains.
+    #[command(subcommand)]
+    Relay(RelayCommand),
     /// Push pre-signed transfers at nodes for a bounded time; report committed tx/s and latency.
     Load(LoadArgs),
     /// Consensus write-ahead log maintenance.
@@ -62,6 +66,7 @@ fn run(cli: Cli) -> Result<(), CliError> {
         Command::UnsafeResetAll => cli::reset::run(&home()?),
         Command::Wal(command) => cli::wal::run(&home()?, *command),
         Command::Tx(command) => Ok(cli::tx::run(command)?),
+        Command::Relay(command) => Ok(cli::relay::run(command)?),
         Command::Load(args) => cli::load::run(args),
         Command::Version(args) => version::run(args).map_err(|source| CliError::Io {
             action: "cannot write",

@@ -128,6 +128,16 @@ impl Testnet {
         full_nodes: usize,
         accounts: usize,
     ) -> Result<Testnet, HarnessError> {
+        Testnet::generate_chain(validators, full_nodes, accounts, None)
+    }
+
+    /// [`Testnet::generate`] with chain id `chain_id` (default: `basalt testnet`'s).
+    pub fn generate_chain(
+        validators: usize,
+        full_nodes: usize,
+        accounts: usize,
+        chain_id: Option<&str>,
+    ) -> Result<Testnet, HarnessError> {
         let bin = basalt_bin()?;
         let dir = tempfile::tempdir().map_err(|e| HarnessError::Command {
             what: "tempdir".into(),
@@ -136,8 +146,14 @@ impl Testnet {
         let root = dir.path().join("net");
         let total = validators + full_nodes;
         let base_port = free_base_port(total)?;
-        let output = Command::new(&bin)
-            .args(["testnet", "--validators"])
+        let mut command = Command::new(&bin);
+        if let Some(chain_id) = chain_id {
+            command.args(["testnet", "--chain-id", chain_id]);
+        } else {
+            command.arg("testnet");
+        }
+        let output = command
+            .arg("--validators")
             .arg(validators.to_string())
             .arg("--full-nodes")
             .arg(full_nodes.to_string())

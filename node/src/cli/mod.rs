@@ -7,6 +7,7 @@
 pub mod init;
 pub mod load;
 pub mod logging;
+pub mod relay;
 pub mod reset;
 pub mod show;
 pub mod start;
@@ -71,6 +72,9 @@ pub enum CliError {
     /// A transaction command failed (RPC, key file, rejection).
     #[error(transparent)]
     Tx(#[from] tx::TxError),
+    /// The relayer failed.
+    #[error("relay: {0}")]
+    Relay(#[from] relay::RelayError),
 }
 
 impl CliError {

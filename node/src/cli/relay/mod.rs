@@ -1,0 +1,176 @@
+//! `basalt relay`: an IBC relayer between two Basalt chains, in the same binary, as its own process.
+//!
+//! `basalt relay create-path --config relay.toml` finds or creates a client of each chain on the other,
+//! an open connection and an open ICS-20 channel, and prints their identifiers. (Relaying packets,
+//! `basalt relay start`, is still to come: issue 16.)
+//!
+//! The config names the two chains:
+//!
+//! ```toml
+//! [a]
+//! rpc = "http://127.0.0.1:26657"
+//! key_file = "accounts.json"   # a priv_validator_key.json, an accounts.json entry or array
+//! key_index = 0                # with an array
+//! fee = 0                      # paid per relayer transaction
+//! [b]
+//! rpc = "http://127.0.0.1:27657"
+//! key_file = "accounts.json"
+//! ```
+
+pub mod path;
+pub mod remote;
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::cli::tx::build::load_signing_key;
+use crate::cli::tx::TxError;
+use remote::Remote;
+
+/// Why the relayer stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum RelayError {
+    /// The config file cannot be used.
+    #[error("config {}: {reason}", path.display())]
+    Config {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        reason: String,
+    },
+    /// A JSON-RPC call failed or answered something unexpected.
+    #[error("rpc {method}: {reason}")]
+    Rpc {
+        /// The method.
+        method: &'static str,
+        /// Why.
+        reason: String,
+    },
+    /// A chain refused a relayer transaction.
+    #[error("{chain} refused the relayer's transaction at {stage} with code {code}: {log}")]
+    Refused {
+        /// The chain.
+        chain: String,
+        /// `check_tx` or `tx_result`.
+        stage: &'static str,
+        /// Its code.
+        code: u64,
+        /// Its log.
+        log: String,
+    },
+    /// A chain's IBC state is not what the relayer expected.
+    #[error("unexpected IBC state: {0}")]
+    State(String),
+    /// Key file, RPC or signing (shared with `basalt tx`).
+    #[error(transparent)]
+    Tx(#[from] TxError),
+}
+
+/// One chain of the relayer's config.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ChainConfig {
+    /// Its node's RPC address.
+    pub rpc: String,
+    /// The relayer's key on it.
+    pub key_file: PathBuf,
+    /// With an accounts.json array, which entry.
+    #[serde(default)]
+    pub key_index: usize,
+    /// Fee per relayer transaction.
+    #[serde(default)]
+    pub fee: u128,
+}
+
+/// The relayer's config file.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RelayConfig {
+    /// One chain.
+    pub a: ChainConfig,
+    /// The other.
+    pub b: ChainConfig,
+}
+
+/// Largest config file read.
+pub const MAX_CONFIG_BYTES: u64 = 64 * 1024;
+
+impl RelayConfig {
+    /// Reads `path`; key files are relative to its directory.
+    pub fn load(path: &Path) -> Result<RelayConfig, RelayError> {
+        let bad = |reason: String| RelayError::Config {
+            path: path.to_path_buf(),
+            reason,
+        };
+        let len = std::fs::metadata(path)
+            .map_err(|e| bad(e.to_string()))?
+            .len();
+        if len > MAX_CONFIG_BYTES {
+            return Err(bad(format!("{len} bytes, more than {MAX_CONFIG_BYTES}")));
+        }
+        let text = std::fs::read_to_string(path).map_err(|e| bad(e.to_string()))?;
+        let mut config: RelayConfig = toml::from_str(&text).map_err(|e| bad(e.to_string()))?;
+        let dir = path.parent().unwrap_or(Path::new("."));
+        for chain in [&mut config.a, &mut config.b] {
+            if chain.key_file.is_relative() {
+                chain.key_file = dir.join(&chain.key_file);
+            }
+        }
+        Ok(config)
+    }
+}
+
+/// Arguments shared by the relay commands.
+#[derive(Debug, Clone, clap::Args)]
+pub struct RelayArgs {
+    /// The relayer's config (two chains: RPC address and key).
+    #[arg(long)]
+    pub config: PathBuf,
+    /// Timeout of each RPC request.
+    #[arg(long, default_value = "30s", value_parser = crate::config::parse_duration)]
+    pub timeout: Duration,
+}
+
+/// `basalt relay <command>`.
+#[derive(Debug, Clone, clap::Subcommand)]
+pub enum RelayCommand {
+    /// Find or create clients, a connection and an ICS-20 channel between the two chains; print them as
+    /// JSON.
+    CreatePath(RelayArgs),
+}
+
+async fn connect(chain: &ChainConfig, timeout: Duration) -> Result<Remote, RelayError> {
+    let key = load_signing_key(&chain.key_file, chain.key_index)?;
+    Remote::connect(&chain.rpc, key, chain.fee, timeout).await
+}
+
+/// Runs a relay command.
+pub fn run(command: &RelayCommand) -> Result<(), RelayError> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| RelayError::Rpc {
+            method: "connect",
+            reason: format!("cannot start a tokio runtime: {e}"),
+        })?;
+    match command {
+        RelayCommand::CreatePath(args) => runtime.block_on(async {
+            let config = RelayConfig::load(&args.config)?;
+            let a = connect(&config.a, args.timeout).await?;
+            let b = connect(&config.b, args.timeout).await?;
+            let ids = path::create_path(&a, &b).await?;
+            println!(
+                "{}",
+                serde_json::json!({
+                    "a": {"chain_id": a.chain_id.to_string(), "client": ids.clients.0.to_string(),
+                          "connection": ids.connections.0.to_string(), "channel": ids.channels.0.to_string()},
+                    "b": {"chain_id": b.chain_id.to_string(), "client": ids.clients.1.to_string(),
+                          "connection": ids.connections.1.to_string(), "channel": ids.channels.1.to_string()},
+                })
+            );
+            Ok(())
+        }),
+    }
+}

@@ -1,0 +1,244 @@
+//! One chain as the relayer sees it over JSON-RPC: heights, light blocks (`light_block`), IBC state with
+//! proofs (`abci_query` `/store/ibc/key`), and transactions signed by the relayer's key and committed
+//! (`broadcast_tx_commit`).
+
+use std::time::Duration;
+
+use basalt_consensus::light::LightBlock;
+use basalt_consensus::types::{decode, encoding::MAX_BLOCK_BYTES, Address, ChainId, Commit};
+use basalt_consensus::types::{Header, PrivateKey, ValidatorSet};
+use basalt_ibc::commitment::proof_bytes;
+use basalt_ibc::relay::Proven;
+use basalt_ibc::tx::{IbcMessage, IbcTxBody};
+use basalt_state::ics23::CommitmentProof;
+use base64::engine::general_purpose::STANDARD as BASE64;
+use base64::Engine as _;
+use ibc_core::client::types::Height as IbcHeight;
+use ibc_core::host::types::path::Path;
+use ibc_core::primitives::proto::Any;
+use prost::Message;
+use serde_json::{json, Value};
+
+use super::RelayError;
+use crate::cli::tx::client::RpcClient;
+
+/// Gas limit of the relayer's transactions (a header of a large set plus a few messages fits).
+pub const RELAY_GAS: u64 = 5_000_000;
+/// Largest answer read from a node (a light block of 10,000 validators is ~2 MiB).
+pub const MAX_ANSWER_BYTES: usize = 16 * 1024 * 1024;
+/// How long the relayer waits for a chain to reach a height.
+pub const HEIGHT_WAIT: Duration = Duration::from_secs(60);
+
+/// A chain reached over JSON-RPC, with the relayer's key on it.
+pub struct Remote {
+    /// The chain.
+    pub chain_id: ChainId,
+    rpc: RpcClient,
+    key: PrivateKey,
+    fee: u128,
+}
+
+fn bad(method: &'static str, reason: impl Into<String>) -> RelayError {
+    RelayError::Rpc {
+        method,
+        reason: reason.into(),
+    }
+}
+
+impl Remote {
+    /// Connects to `url` (reads the chain id) with the relayer's `key`, paying `fee` per transaction.
+    pub async fn connect(
+        url: &str,
+        key: PrivateKey,
+        fee: u128,
+        timeout: Duration,
+    ) -> Result<Remote, RelayError> {
+        let rpc = RpcClient::new(url, timeout)?.with_max_response_bytes(MAX_ANSWER_BYTES);
+        let chain_id = rpc.chain_id().await?;
+        Ok(Remote {
+            chain_id,
+            rpc,
+            key,
+            fee,
+        })
+    }
+
+    /// The relayer's account on this chain.
+    pub fn address(&self) -> Address {
+        self.key.public_key().address()
+    }
+
+    /// The latest committed height.
+    pub async fn latest(&self) -> Result<u64, RelayError> {
+        let status = self.rpc.call("status", json!({})).await?;
+        status
+            .pointer("/sync_info/latest_block_height")
+            .and_then(Value::as_str)
+            .and_then(|h| h.parse().ok())
+            .ok_or_else(|| bad("status", "no sync_info.latest_block_height"))
+    }
+
+    /// Waits until the chain is past `height`; returns the latest height.
+    pub async fn wait_past(&self, height: u64) -> Result<u64, RelayError> {
+        let deadline = tokio::time::Instant::now() + HEIGHT_WAIT;
+        loop {
+            let latest = self.latest().await?;
+            if latest > height {
+                return Ok(latest);
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return Err(bad(
+                    "status",
+                    format!("still at height {latest}, waiting for {}", height + 1),
+                ));
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// The light block of `height` and the validator set of `height + 1`.
+    pub async fn light_block(&self, height: u64) -> Result<(LightBlock, ValidatorSet), RelayError> {
+        let answer = self
+            .rpc
+            .call("light_block", json!({"height": height.to_string()}))
+            .await?;
+        let text = answer
+            .get("light_block")
+            .and_then(Value::as_str)
+            .ok_or_else(|| bad("light_block", "no light_block"))?;
+        let bytes = BASE64
+            .decode(text)
+            .map_err(|e| bad("light_block", e.to_string()))?;
+        let (header, commit, validators, next): (Header, Commit, ValidatorSet, ValidatorSet) =
+            decode("light block", &bytes, MAX_BLOCK_BYTES)
+                .map_err(|e| bad("light_block", e.to_string()))?;
+        Ok((
+            LightBlock {
+                header,
+                commit,
+                validators,
+            },
+            next,
+        ))
+    }
+
+    /// The value at an ICS-24 path in the latest state (no proof).
+    pub async fn get(&self, path: &Path) -> Result<Option<Vec<u8>>, RelayError> {
+        let (value, _) = self.query(path, 0, false).await?;
+        Ok(value)
+    }
+
+    /// The value at `path` in state version `height - 1` with its proof at proof height `height`.
+    pub async fn prove(
+        &self,
+        path: &Path,
+        height: u64,
+    ) -> Result<(Option<Vec<u8>>, Proven), RelayError> {
+        let (value, proof) = self.query(path, height - 1, true).await?;
+        let proof = proof.ok_or_else(|| bad("abci_query", "no proof"))?;
+        let height =
+            basalt_ibc::client::wire::ibc_height(&self.chain_id, basalt_consensus::Height(height))
+                .map_err(|e| bad("abci_query", e.to_string()))?;
+        Ok((
+            value,
+            Proven {
+                proof: proof_bytes(proof),
+                height,
+            },
+        ))
+    }
+
+    async fn query(
+        &self,
+        path: &Path,
+        version: u64,
+        prove: bool,
+    ) -> Result<(Option<Vec<u8>>, Option<CommitmentProof>), RelayError> {
+        let answer = self
+            .rpc
+            .call(
+                "abci_query",
+                json!({
+                    "path": "/store/ibc/key",
+                    "data": hex::encode(path.to_string()),
+                    "height": version.to_string(),
+                    "prove": prove,
+                }),
+            )
+            .await?;
+        let response = answer
+            .get("response")
+            .ok_or_else(|| bad("abci_query", "no response"))?;
+        if response.get("code").and_then(Value::as_u64).unwrap_or(0) != 0 {
+            return Err(bad("abci_query", response.to_string()));
+        }
+        let value = BASE64
+            .decode(response.get("value").and_then(Value::as_str).unwrap_or(""))
+            .map_err(|e| bad("abci_query", e.to_string()))?;
+        let proof = match response
+            .pointer("/proofOps/ops/0/data")
+            .and_then(Value::as_str)
+        {
+            None => None,
+            Some(data) => {
+                let bytes = BASE64
+                    .decode(data)
+                    .map_err(|e| bad("abci_query", e.to_string()))?;
+                Some(
+                    CommitmentProof::decode(bytes.as_slice())
+                        .map_err(|e| bad("abci_query", e.to_string()))?,
+                )
+            }
+        };
+        Ok(((!value.is_empty()).then_some(value), proof))
+    }
+
+    /// Signs `messages` as one IBC transaction and waits for it to be committed; returns its result
+    /// (`tx_result`) and height. A refusal at admission or in the block is an error.
+    pub async fn submit(&self, messages: Vec<Any>) -> Result<(Value, u64), RelayError> {
+        let nonce = self.rpc.account(&self.address()).await?.nonce;
+        let tx = IbcTxBody {
+            chain_id: self.chain_id.clone(),
+            from: self.key.public_key(),
+            nonce,
+            fee: self.fee,
+            gas_limit: RELAY_GAS,
+            messages: messages.into_iter().map(IbcMessage::from).collect(),
+        }
+        .sign(&self.key)
+        .to_bytes();
+        let answer = self
+            .rpc
+            .call("broadcast_tx_commit", json!({"tx": BASE64.encode(&tx)}))
+            .await?;
+        for stage in ["check_tx", "tx_result"] {
+            let code = answer
+                .pointer(&format!("/{stage}/code"))
+                .and_then(Value::as_u64)
+                .unwrap_or(0);
+            if code != 0 {
+                let log = answer
+                    .pointer(&format!("/{stage}/log"))
+                    .and_then(Value::as_str)
+                    .unwrap_or("");
+                return Err(RelayError::Refused {
+                    chain: self.chain_id.to_string(),
+                    stage,
+                    code,
+                    log: log.to_owned(),
+                });
+            }
+        }
+        let height = answer
+            .get("height")
+            .and_then(Value::as_str)
+            .and_then(|h| h.parse().ok())
+            .ok_or_else(|| bad("broadcast_tx_commit", "no height"))?;
+        Ok((answer["tx_result"].clone(), height))
+    }
+}
+
+/// `IbcHeight`'s revision height.
+pub fn revision_height(height: &IbcHeight) -> u64 {
+    height.revision_height()
+}
