@@ -2,10 +2,12 @@
 //! the relayer process creates a client of each on the other, opens a connection and an ICS-20 channel
 //! (every handshake step proved over JSON-RPC with `light_block` and `abci_query`), and a second run finds
 //! the same path instead of creating another. Then `basalt tx ibc-transfer` sends tokens into the
-//! channel: they are escrowed on the source.
+//! channel and `basalt relay start` delivers them (a voucher on the other chain) and brings the
+//! acknowledgement back; a transfer that times out while the relayer is stopped is refunded once it
+//! runs again.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::process::Command;
+use std::process::{Child, Command};
 use std::time::Duration;
 
 use basalt_tests::testnet::{basalt_bin, Testnet};
@@ -33,6 +35,102 @@ fn create_path(config: &std::path::Path) -> Value {
         String::from_utf8_lossy(&out.stderr)
     );
     serde_json::from_slice(&out.stdout).unwrap()
+}
+
+/// A running `basalt relay start`, killed when dropped (also when the test fails).
+struct Relayer(Child);
+
+impl Drop for Relayer {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn start_relayer(config: &std::path::Path, log: &std::path::Path) -> Relayer {
+    Relayer(
+        Command::new(basalt_bin().unwrap())
+            .args(["relay", "start", "--config"])
+            .arg(config)
+            .stderr(std::fs::File::create(log).unwrap())
+            .spawn()
+            .unwrap(),
+    )
+}
+
+/// Sends `amount` from a's first account over channel-0 to `receiver`; returns the committed tx.
+async fn ibc_transfer(a: &Testnet, receiver: &str, amount: u64, extra: &[&str]) -> Value {
+    let out = Command::new(basalt_bin().unwrap())
+        .args(["tx", "ibc-transfer", "--channel", "channel-0"])
+        .args(["--amount", &amount.to_string(), "--receiver", receiver])
+        .args(["--node", &a.rpc_url(0)])
+        .args(extra)
+        .arg("--key-file")
+        .arg(a.root().join("accounts.json"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let hash = String::from_utf8(out.stdout).unwrap().trim().to_owned();
+    let committed = wait_for(WAIT, || async {
+        a.rpc(0, "tx", json!({"hash": hash})).await.ok()
+    })
+    .await;
+    assert_eq!(committed["tx_result"]["code"], 0, "{committed}");
+    committed
+}
+
+/// Polls `probe` until it gives a value, for at most `limit`.
+async fn wait_for<T, F, Fut>(limit: Duration, probe: F) -> T
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + limit;
+    loop {
+        if let Some(value) = probe().await {
+            return value;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "timed out waiting");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// The raw value at `key` of a `/store/<store>/key` query on node `i` (empty when absent).
+async fn store(net: &Testnet, i: usize, store: &str, key: &str) -> Vec<u8> {
+    let answer = net
+        .rpc(
+            i,
+            "abci_query",
+            json!({"path": format!("/store/{store}/key"), "data": hex::encode(key)}),
+        )
+        .await
+        .unwrap();
+    base64::Engine::decode(
+        &base64::engine::general_purpose::STANDARD,
+        answer["response"]["value"].as_str().unwrap(),
+    )
+    .unwrap()
+}
+
+async fn native_balance(net: &Testnet, address: &str) -> u128 {
+    let answer = net
+        .rpc(
+            0,
+            "abci_query",
+            json!({"path": format!("/bank/balance/{address}"), "data": ""}),
+        )
+        .await
+        .unwrap();
+    let value = base64::Engine::decode(
+        &base64::engine::general_purpose::STANDARD,
+        answer["response"]["value"].as_str().unwrap(),
+    )
+    .unwrap();
+    String::from_utf8(value).unwrap().parse().unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -80,38 +178,10 @@ async fn the_relayer_creates_a_path_between_two_live_networks_once() {
     let again = create_path(&config);
     assert_eq!(again, path);
 
-    // A transfer into the channel: escrowed on a.
+    // A transfer into the channel: a send_packet with the transfer's data.
     let (sender, _) = a.accounts().unwrap().remove(0);
     let (receiver, _) = b.accounts().unwrap().remove(1);
-    let out = Command::new(basalt_bin().unwrap())
-        .args([
-            "tx",
-            "ibc-transfer",
-            "--channel",
-            "channel-0",
-            "--amount",
-            "77",
-        ])
-        .args(["--receiver", &receiver, "--node", &a.rpc_url(0)])
-        .arg("--key-file")
-        .arg(a.root().join("accounts.json"))
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let hash = String::from_utf8(out.stdout).unwrap().trim().to_owned();
-    let mut committed = Value::Null;
-    for _ in 0..400 {
-        if let Ok(found) = a.rpc(0, "tx", json!({"hash": hash})).await {
-            committed = found;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    assert_eq!(committed["tx_result"]["code"], 0, "{committed}");
+    let committed = ibc_transfer(&a, &receiver, 77, &[]).await;
     let events = committed["tx_result"]["events"].as_array().unwrap();
     let send = events.iter().find(|e| e["type"] == "send_packet").unwrap();
     let attr = |key: &str| {
@@ -134,4 +204,70 @@ async fn the_relayer_creates_a_path_between_two_live_networks_once() {
         data["sender"].as_str().unwrap().to_uppercase(),
         sender.to_uppercase()
     );
+
+    // The relayer delivers it: a voucher on b, and the acknowledgement clears the commitment on a.
+    let escrow = basalt_ibc::transfer::escrow_address(
+        &"transfer".parse().unwrap(),
+        &"channel-0".parse().unwrap(),
+    )
+    .to_hex_upper();
+    let voucher_key = format!(
+        "balances/{}/transfer/channel-0/basalt",
+        receiver.to_ascii_lowercase()
+    );
+    let relayer = start_relayer(&config, &dir.path().join("relay-1.log"));
+    let voucher = wait_for(WAIT, || async {
+        let v = store(&b, 0, "transfer", &voucher_key).await;
+        (!v.is_empty()).then_some(v)
+    })
+    .await;
+    assert_eq!(u128::from_be_bytes(voucher.try_into().unwrap()), 77);
+    let commitment = "commitments/ports/transfer/channels/channel-0/sequences/1";
+    wait_for(WAIT, || async {
+        store(&a, 0, "ibc", commitment)
+            .await
+            .is_empty()
+            .then_some(())
+    })
+    .await;
+    assert_eq!(native_balance(&a, &escrow).await, 77);
+    drop(relayer);
+
+    // With the relayer stopped, a transfer that times out two heights into b's future...
+    let b_now = b.height(0).await.unwrap();
+    let timeout = (b_now + 2).to_string();
+    let sent = ibc_transfer(
+        &a,
+        &receiver,
+        5,
+        &["--timeout-height", &timeout, "--timeout-seconds", "0"],
+    )
+    .await;
+    assert!(sent["tx_result"]["events"]
+        .to_string()
+        .contains("send_packet"));
+    assert_eq!(native_balance(&a, &escrow).await, 82);
+    b.wait_height(0, b_now + 3, WAIT).await.unwrap();
+    // ...is refunded when the relayer runs again: the timeout clears it, the escrow gives it back.
+    let relayer = start_relayer(&config, &dir.path().join("relay-2.log"));
+    let commitment = "commitments/ports/transfer/channels/channel-0/sequences/2";
+    wait_for(WAIT, || async {
+        store(&a, 0, "ibc", commitment)
+            .await
+            .is_empty()
+            .then_some(())
+    })
+    .await;
+    assert_eq!(native_balance(&a, &escrow).await, 77);
+    assert_eq!(
+        u128::from_be_bytes(
+            store(&b, 0, "transfer", &voucher_key)
+                .await
+                .try_into()
+                .unwrap()
+        ),
+        77,
+        "the timed-out packet was not received"
+    );
+    drop(relayer);
 }

@@ -42,6 +42,8 @@ pub const QUERY_CODE_BAD_KEY: u32 = 4;
 /// The prefix of every IBC key in the state (the chain's ICS-23 commitment prefix): the key of ICS-24
 /// path `p` is `ibc/ ‖ p`. `/store/ibc/key` queries read under it.
 pub const IBC_STORE_PREFIX: &[u8] = b"ibc/";
+/// The prefix of ICS-20's own state (voucher balances), read by `/store/transfer/key` queries.
+pub const TRANSFER_STORE_PREFIX: &[u8] = b"transfer/";
 /// Longest key a `/store/…/key` query may name (an ICS-24 path is far shorter).
 pub const MAX_QUERY_KEY_BYTES: usize = 1020;
 
@@ -264,7 +266,10 @@ impl BankApp {
         };
         let version = if height == 0 { latest } else { height };
         if path == "/store/ibc/key" || path == "store/ibc/key" {
-            return self.query_ibc_key(data, version, prove);
+            return self.query_store_key(IBC_STORE_PREFIX, data, version, prove);
+        }
+        if path == "/store/transfer/key" || path == "store/transfer/key" {
+            return self.query_store_key(TRANSFER_STORE_PREFIX, data, version, prove);
         }
         let (kind, rest) = if let Some(rest) = path.strip_prefix("/bank/account") {
             (QueryKind::Account, rest)
@@ -332,7 +337,16 @@ impl BankApp {
     /// `/store/ibc/key` (Cosmos SDK's raw store query, as relayers use it): `data` is an ICS-24 path,
     /// the answer its value at `version` (empty when absent) and, with `prove`, an ICS-23 proof of
     /// `ibc/ ‖ path` — of existence, or of absence — against that version's root.
-    fn query_ibc_key(&self, data: &[u8], version: u64, prove: bool) -> QueryResult {
+    ///
+    /// `/store/transfer/key` reads under `transfer/` the same way (ICS-20's voucher balances:
+    /// `balances/<lower-case hex address>/<denomination trace>`, a big-endian `u128`).
+    fn query_store_key(
+        &self,
+        prefix: &[u8],
+        data: &[u8],
+        version: u64,
+        prove: bool,
+    ) -> QueryResult {
         if data.is_empty() || data.len() > MAX_QUERY_KEY_BYTES {
             return QueryResult::error(
                 QUERY_CODE_BAD_KEY,
@@ -343,7 +357,7 @@ impl BankApp {
                 version,
             );
         }
-        let mut key = IBC_STORE_PREFIX.to_vec();
+        let mut key = prefix.to_vec();
         key.extend_from_slice(data);
         match self.read(&key, version, prove) {
             Ok((value, proof)) => QueryResult {

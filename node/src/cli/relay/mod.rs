@@ -1,8 +1,9 @@
 //! `basalt relay`: an IBC relayer between two Basalt chains, in the same binary, as its own process.
 //!
 //! `basalt relay create-path --config relay.toml` finds or creates a client of each chain on the other,
-//! an open connection and an open ICS-20 channel, and prints their identifiers. (Relaying packets,
-//! `basalt relay start`, is still to come: issue 16.)
+//! an open connection and an open ICS-20 channel, and prints their identifiers. `basalt relay start`
+//! (same config) then relays packets, acknowledgements and timeouts both ways on that path until
+//! stopped, reconciling from chain state on every pass ([`packets`]).
 //!
 //! The config names the two chains:
 //!
@@ -17,6 +18,7 @@
 //! key_file = "accounts.json"
 //! ```
 
+pub mod packets;
 pub mod path;
 pub mod remote;
 
@@ -139,6 +141,20 @@ pub enum RelayCommand {
     /// Find or create clients, a connection and an ICS-20 channel between the two chains; print them as
     /// JSON.
     CreatePath(RelayArgs),
+    /// Relay packets, acknowledgements and timeouts both ways on the path (found as create-path finds
+    /// it) until stopped.
+    Start(StartArgs),
+}
+
+/// Arguments of `basalt relay start`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct StartArgs {
+    /// Config and RPC timeout.
+    #[command(flatten)]
+    pub relay: RelayArgs,
+    /// Pause between passes when nothing was in flight.
+    #[arg(long, default_value = "200ms", value_parser = crate::config::parse_duration)]
+    pub poll: Duration,
 }
 
 async fn connect(chain: &ChainConfig, timeout: Duration) -> Result<Remote, RelayError> {
@@ -172,5 +188,54 @@ pub fn run(command: &RelayCommand) -> Result<(), RelayError> {
             );
             Ok(())
         }),
+        RelayCommand::Start(args) => runtime.block_on(start(args)),
+    }
+}
+
+/// `relay start`: passes over both directions until stopped; one line per pass that moved something.
+/// An RPC failure is reported and the pass retried (a node may restart); state errors stop the relayer.
+async fn start(args: &StartArgs) -> Result<(), RelayError> {
+    let config = RelayConfig::load(&args.relay.config)?;
+    let a = connect(&config.a, args.relay.timeout).await?;
+    let b = connect(&config.b, args.relay.timeout).await?;
+    let ids = path::create_path(&a, &b).await?;
+    eprintln!(
+        "relaying {} {} <-> {} {}",
+        a.chain_id, ids.channels.0, b.chain_id, ids.channels.1
+    );
+    let mut floors = [1u64, 1u64];
+    loop {
+        let mut moved = false;
+        for (i, direction) in packets::directions(&a, &b, &ids).iter().enumerate() {
+            match packets::relay_pass(direction, floors[i]).await {
+                Ok((pass, first_pending)) => {
+                    floors[i] = first_pending;
+                    if pass.received + pass.acknowledged + pass.timed_out > 0 {
+                        moved = true;
+                        eprintln!(
+                            "{} -> {}: received {}, acknowledged {}, timed out {}, in flight {}",
+                            direction.src.chain_id,
+                            direction.dst.chain_id,
+                            pass.received,
+                            pass.acknowledged,
+                            pass.timed_out,
+                            pass.pending
+                        );
+                    }
+                }
+                Err(RelayError::Rpc { method, reason }) => {
+                    eprintln!("rpc {method} failed ({reason}); retrying");
+                }
+                Err(e @ RelayError::Refused { .. }) => {
+                    // Another relayer may have delivered first, or a nonce moved: the next pass
+                    // re-reads the state and decides again.
+                    eprintln!("{e}; retrying");
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        if !moved {
+            tokio::time::sleep(args.poll).await;
+        }
     }
 }

@@ -23,7 +23,7 @@ use ibc_core::connection::types::{ConnectionEnd, Counterparty};
 use ibc_core::host::types::identifiers::{ChannelId, ClientId, ConnectionId, PortId};
 use ibc_core::host::types::path::{
     ChannelEndPath, ClientConsensusStatePath, ClientStatePath, ConnectionPath,
-    NextChannelSequencePath, NextClientSequencePath, NextConnectionSequencePath, Path,
+    NextChannelSequencePath, NextClientSequencePath, NextConnectionSequencePath,
 };
 use ibc_core::primitives::proto::{Any, Protobuf};
 use ibc_core::primitives::ToProto;
@@ -52,17 +52,6 @@ fn corrupt(what: &str, e: impl std::fmt::Display) -> RelayError {
     RelayError::State(format!("{what}: {e}"))
 }
 
-async fn counter(chain: &Remote, path: Path) -> Result<u64, RelayError> {
-    match chain.get(&path).await? {
-        None => Ok(0),
-        Some(bytes) => Ok(u64::from_be_bytes(
-            bytes
-                .try_into()
-                .map_err(|_| corrupt("counter", "not 8 bytes"))?,
-        )),
-    }
-}
-
 async fn client_state(
     chain: &Remote,
     client: &ClientId,
@@ -82,7 +71,7 @@ async fn client_state(
 
 /// The newest client on `host` of `of`'s chain that is not frozen.
 async fn find_client(host: &Remote, of: &Remote) -> Result<Option<ClientId>, RelayError> {
-    let count = counter(host, NextClientSequencePath.into()).await?;
+    let count = host.counter(&NextClientSequencePath.into()).await?;
     for i in (0..count).rev() {
         let id = basalt_ibc::client::ics02::client_type().build_client_id(i);
         if let Some(state) = client_state(host, &id).await? {
@@ -120,7 +109,7 @@ async fn ensure_client(host: &Remote, of: &Remote) -> Result<ClientId, RelayErro
 }
 
 /// `MsgUpdateClient` bringing `client` on `host` to `source`'s `height` (none if it is there already).
-async fn update(
+pub async fn update(
     host: &Remote,
     client: &ClientId,
     source: &Remote,
@@ -202,7 +191,7 @@ async fn find_connection(
     client_a: &ClientId,
     client_b: &ClientId,
 ) -> Result<Option<(ConnectionId, ConnectionId)>, RelayError> {
-    let count = counter(a, NextConnectionSequencePath.into()).await?;
+    let count = a.counter(&NextConnectionSequencePath.into()).await?;
     for i in (0..count).rev() {
         let id = ConnectionId::new(i);
         let Some(bytes) = a.get(&ConnectionPath::new(&id).into()).await? else {
@@ -314,7 +303,7 @@ async fn find_channel(
     conn_a: &ConnectionId,
 ) -> Result<Option<(ChannelId, ChannelId)>, RelayError> {
     let port = PortId::transfer();
-    let count = counter(a, NextChannelSequencePath.into()).await?;
+    let count = a.counter(&NextChannelSequencePath.into()).await?;
     for i in (0..count).rev() {
         let id = ChannelId::new(i);
         let Some(bytes) = a.get(&ChannelEndPath::new(&port, &id).into()).await? else {

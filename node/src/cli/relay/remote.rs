@@ -128,6 +128,32 @@ impl Remote {
         Ok(value)
     }
 
+    /// A sequence or counter at `path` (big-endian `u64`; absent is 0).
+    pub async fn counter(&self, path: &Path) -> Result<u64, RelayError> {
+        match self.get(path).await? {
+            None => Ok(0),
+            Some(bytes) => Ok(u64::from_be_bytes(bytes.try_into().map_err(|_| {
+                RelayError::State(format!("{path} is not an 8-byte counter"))
+            })?)),
+        }
+    }
+
+    /// The transactions `query` finds (first page, oldest first).
+    pub async fn tx_search(&self, query: &str) -> Result<Vec<Value>, RelayError> {
+        let answer = self
+            .rpc
+            .call(
+                "tx_search",
+                json!({"query": query, "page": "1", "per_page": "100", "order_by": "asc"}),
+            )
+            .await?;
+        Ok(answer
+            .get("txs")
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default())
+    }
+
     /// The value at `path` in state version `height - 1` with its proof at proof height `height`.
     pub async fn prove(
         &self,
