@@ -23,6 +23,27 @@ async fn network(chain_id: &str) -> Testnet {
     net
 }
 
+/// Two running networks and a relayer config naming them (node 0 of a, node 1 of b; the relayer signs
+/// with each chain's first test account).
+async fn two_networks() -> (Testnet, Testnet, tempfile::TempDir, std::path::PathBuf) {
+    let a = network("basalt-a").await;
+    let b = network("basalt-b").await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("relay.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[a]\nrpc = \"{}\"\nkey_file = \"{}\"\n[b]\nrpc = \"{}\"\nkey_file = \"{}\"\n",
+            a.rpc_url(0),
+            a.root().join("accounts.json").display(),
+            b.rpc_url(1),
+            b.root().join("accounts.json").display(),
+        ),
+    )
+    .unwrap();
+    (a, b, dir, config)
+}
+
 fn create_path(config: &std::path::Path) -> Value {
     let out = Command::new(basalt_bin().unwrap())
         .args(["relay", "create-path", "--config"])
@@ -135,21 +156,7 @@ async fn native_balance(net: &Testnet, address: &str) -> u128 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_relayer_creates_a_path_between_two_live_networks_once() {
-    let a = network("basalt-a").await;
-    let b = network("basalt-b").await;
-    let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("relay.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "[a]\nrpc = \"{}\"\nkey_file = \"{}\"\n[b]\nrpc = \"{}\"\nkey_file = \"{}\"\n",
-            a.rpc_url(0),
-            a.root().join("accounts.json").display(),
-            b.rpc_url(1),
-            b.root().join("accounts.json").display(),
-        ),
-    )
-    .unwrap();
+    let (a, b, dir, config) = two_networks().await;
 
     let path = create_path(&config);
     assert_eq!(path["a"]["chain_id"], "basalt-a", "{path}");
@@ -270,4 +277,71 @@ async fn the_relayer_creates_a_path_between_two_live_networks_once() {
         "the timed-out packet was not received"
     );
     drop(relayer);
+}
+
+/// Two relayers race on one path, and one of them is killed with SIGKILL while packets are in flight
+/// and started again: every packet is delivered and acknowledged, none twice (the vouchers add up to
+/// exactly what was sent).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn racing_and_killed_relayers_deliver_every_packet_exactly_once() {
+    let (a, b, dir, config) = two_networks().await;
+    create_path(&config);
+    let (receiver, _) = b.accounts().unwrap().remove(1);
+    // Six transfers, 1 to 6 tokens, sent by a's second account (the relayers sign with the first).
+    for amount in 1..=6u64 {
+        let out = Command::new(basalt_bin().unwrap())
+            .args([
+                "tx",
+                "ibc-transfer",
+                "--channel",
+                "channel-0",
+                "--key-index",
+                "1",
+            ])
+            .args(["--amount", &amount.to_string(), "--receiver", &receiver])
+            .args([
+                "--node",
+                &a.rpc_url(0),
+                "--nonce",
+                &(amount - 1).to_string(),
+            ])
+            .arg("--key-file")
+            .arg(a.root().join("accounts.json"))
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let first_log = dir.path().join("relay-killed.log");
+    let mut killed = start_relayer(&config, &first_log);
+    let _racer = start_relayer(&config, &dir.path().join("relay-racer.log"));
+    // Kill the first one as soon as it has sent something.
+    wait_for(WAIT, || async {
+        let log = std::fs::read_to_string(&first_log).unwrap_or_default();
+        log.contains("recv ").then_some(())
+    })
+    .await;
+    killed.0.kill().unwrap();
+    killed.0.wait().unwrap();
+    let _restarted = start_relayer(&config, &dir.path().join("relay-restarted.log"));
+
+    for seq in 1..=6 {
+        let commitment = format!("commitments/ports/transfer/channels/channel-0/sequences/{seq}");
+        wait_for(WAIT, || async {
+            store(&a, 0, "ibc", &commitment)
+                .await
+                .is_empty()
+                .then_some(())
+        })
+        .await;
+    }
+    let voucher_key = format!(
+        "balances/{}/transfer/channel-0/basalt",
+        receiver.to_ascii_lowercase()
+    );
+    let voucher = store(&b, 0, "transfer", &voucher_key).await;
+    assert_eq!(u128::from_be_bytes(voucher.try_into().unwrap()), 21);
 }

@@ -9,14 +9,15 @@
 //!
 //! Events (`send_packet`, `write_acknowledgement`, found with `tx_search`) only supply what state does
 //! not keep: the packet's data and the acknowledgement's bytes. Each message is checked against the
-//! destination's state right before it is sent, so the relayer never pays for a redundant one.
+//! destination's state of the height it is proved at, so the relayer does not pay for a redundant one
+//! (and if another relayer was faster in between, the batch fails and the next pass sends the rest).
 
-use basalt_ibc::relay::{self, Proven};
+use basalt_ibc::relay;
 use basalt_state::app::{Event, EventAttribute};
 use ibc_core::channel::types::packet::Packet;
 use ibc_core::channel::types::timeout::{TimeoutHeight, TimeoutTimestamp};
 use ibc_core::host::types::identifiers::{ChannelId, ClientId, PortId, Sequence};
-use ibc_core::host::types::path::{AckPath, CommitmentPath, Path, ReceiptPath, SeqSendPath};
+use ibc_core::host::types::path::{AckPath, CommitmentPath, ReceiptPath, SeqSendPath};
 use serde_json::Value;
 
 use super::path::{update, PathIds};
@@ -74,42 +75,105 @@ pub fn directions<'a>(a: &'a Remote, b: &'a Remote, ids: &'a PathIds) -> [Direct
     ]
 }
 
+/// Most packet messages in one relayer transaction (besides its client update): a batch is one fee
+/// and one header verification for many packets, and bounded so a transaction stays small.
+pub const MAX_BATCH: usize = 32;
+
 /// One pass over a direction's packets from `from` (earlier ones are known done); returns what it did
-/// and the first sequence still in flight.
+/// and the first sequence still in flight. Each chain's state is read at one height, proved at the
+/// next (its latest block), and every message for a chain goes in one transaction with the client
+/// update to that height, up to [`MAX_BATCH`] packets per pass.
 pub async fn relay_pass(d: &Direction<'_>, from: u64) -> Result<(Pass, u64), RelayError> {
     let port = PortId::transfer();
     let next_send = d
         .src
         .counter(&SeqSendPath::new(&port, d.src_channel).into())
         .await?;
+    let (src_height, dst_height) = (d.src.latest().await?, d.dst.latest().await?);
+    let (dst_block, _) = d.dst.light_block(dst_height).await?;
     let mut pass = Pass::default();
     let mut first_pending = next_send.max(from);
+    let (mut to_dst, mut to_src) = (Vec::new(), Vec::new());
     for seq in from.max(1)..next_send {
+        if to_dst.len() + to_src.len() >= MAX_BATCH {
+            first_pending = first_pending.min(seq);
+            break;
+        }
         let sequence = Sequence::from(seq);
         let commitment = CommitmentPath::new(&port, d.src_channel, sequence);
-        if d.src.get(&commitment.into()).await?.is_none() {
+        // The latest state says whether anything is left to do (the proved state is a block older: a
+        // packet acknowledged in the latest block still shows there, and re-sending it would be paid
+        // for nothing).
+        if d.src.get(&commitment.clone().into()).await?.is_none() {
             continue; // acknowledged or timed out
+        }
+        let (committed, commitment_proof) = d.src.prove(&commitment.into(), src_height).await?;
+        if committed.is_none() {
+            // Sent in the latest block: not provable yet, next pass.
+            first_pending = first_pending.min(seq);
+            pass.pending += 1;
+            continue;
         }
         first_pending = first_pending.min(seq);
         let packet = sent_packet(d, seq).await?;
         let receipt = ReceiptPath::new(&port, d.dst_channel, sequence);
-        if d.dst.get(&receipt.into()).await?.is_none() {
-            if timed_out(d, &packet).await? {
-                pass.timed_out += u64::from(deliver_timeout(d, packet).await?);
+        let received_now = d.dst.get(&receipt.clone().into()).await?.is_some();
+        let (received, receipt_proof) = d.dst.prove(&receipt.into(), dst_height).await?;
+        if received.is_none() && received_now {
+            pass.pending += 1; // received in the latest block: acknowledged in a later pass
+            continue;
+        }
+        if received.is_none() {
+            if timed_out(&packet, dst_height, dst_block.header.time_ms) {
+                log(d, "timeout", seq);
+                to_src.push(relay::timeout(packet, receipt_proof, &d.src.address()));
+                pass.timed_out += 1;
             } else {
-                pass.received += u64::from(deliver_packet(d, packet).await?);
+                log(d, "recv", seq);
+                to_dst.push(relay::recv_packet(
+                    packet,
+                    commitment_proof,
+                    &d.dst.address(),
+                ));
+                pass.received += 1;
             }
             continue;
         }
         let ack_path = AckPath::new(&port, d.dst_channel, sequence);
-        if d.dst.get(&ack_path.into()).await?.is_some() {
+        let (acked, ack_proof) = d.dst.prove(&ack_path.into(), dst_height).await?;
+        if acked.is_some() {
             let ack = written_ack(d, seq).await?;
-            pass.acknowledged += u64::from(deliver_ack(d, packet, ack).await?);
+            log(d, "ack", seq);
+            to_src.push(
+                relay::acknowledge(packet, ack, ack_proof, &d.src.address())
+                    .map_err(|e| RelayError::State(e.to_string()))?,
+            );
+            pass.acknowledged += 1;
         } else {
             pass.pending += 1;
         }
     }
+    // Each side's messages with the update its proofs need, all or none (a message another relayer
+    // delivered first fails the batch; the next pass reads the state again and sends the rest).
+    if !to_dst.is_empty() {
+        let mut msgs = update(d.dst, d.client_on_dst, d.src, src_height).await?;
+        msgs.extend(to_dst);
+        d.dst.submit(msgs).await?;
+    }
+    if !to_src.is_empty() {
+        let mut msgs = update(d.src, d.client_on_src, d.dst, dst_height).await?;
+        msgs.extend(to_src);
+        d.src.submit(msgs).await?;
+    }
     Ok((pass, first_pending))
+}
+
+/// One line per packet message: what, which packet, from where to where.
+fn log(d: &Direction<'_>, what: &str, seq: u64) {
+    eprintln!(
+        "{what} {} {} sequence {seq} -> {} {}",
+        d.src.chain_id, d.src_channel, d.dst.chain_id, d.dst_channel
+    );
 }
 
 /// The packet `seq` as its `send_packet` event on the source tells it.
@@ -189,76 +253,16 @@ async fn find_event(
     )))
 }
 
-/// Whether `packet` can no longer be received: the destination's latest height or block time is at
-/// or past its timeout.
-async fn timed_out(d: &Direction<'_>, packet: &Packet) -> Result<bool, RelayError> {
-    let latest = d.dst.latest().await?;
-    let (block, _) = d.dst.light_block(latest).await?;
+/// Whether `packet` can no longer be received at the destination's `height` and block time: at or
+/// past its timeout height or time (what ibc-rs checks against the proof height's consensus state).
+fn timed_out(packet: &Packet, height: u64, time_ms: u64) -> bool {
     let by_height = match packet.timeout_height_on_b {
         TimeoutHeight::Never => false,
-        TimeoutHeight::At(h) => latest >= h.revision_height(),
+        TimeoutHeight::At(h) => height >= h.revision_height(),
     };
     let by_time = match packet.timeout_timestamp_on_b {
         TimeoutTimestamp::Never => false,
-        TimeoutTimestamp::At(t) => {
-            block.header.time_ms.saturating_mul(1_000_000) >= t.nanoseconds()
-        }
+        TimeoutTimestamp::At(t) => time_ms.saturating_mul(1_000_000) >= t.nanoseconds(),
     };
-    Ok(by_height || by_time)
-}
-
-/// The value at `path` on `chain` proved at its latest height (after waiting for one more block, so the
-/// state read is committed under a header).
-async fn proven(chain: &Remote, path: Path) -> Result<(Option<Vec<u8>>, Proven, u64), RelayError> {
-    let latest = chain.latest().await?;
-    let (value, proof) = chain.prove(&path, latest).await?;
-    Ok((value, proof, latest))
-}
-
-/// Sends `packet` to the destination; whether a transaction went out (`false`: nothing to do now).
-async fn deliver_packet(d: &Direction<'_>, packet: Packet) -> Result<bool, RelayError> {
-    let path = CommitmentPath::new(&packet.port_id_on_a, &packet.chan_id_on_a, packet.seq_on_a);
-    let (value, proof, height) = proven(d.src, path.into()).await?;
-    if value.is_none() {
-        return Ok(false); // acknowledged or timed out meanwhile
-    }
-    let receipt = ReceiptPath::new(&packet.port_id_on_b, &packet.chan_id_on_b, packet.seq_on_a);
-    if d.dst.get(&receipt.into()).await?.is_some() {
-        return Ok(false); // another relayer was faster
-    }
-    let mut msgs = update(d.dst, d.client_on_dst, d.src, height).await?;
-    msgs.push(relay::recv_packet(packet, proof, &d.dst.address()));
-    d.dst.submit(msgs).await.map(|_| true)
-}
-
-/// Sends the acknowledgement back to the source; whether a transaction went out.
-async fn deliver_ack(d: &Direction<'_>, packet: Packet, ack: Vec<u8>) -> Result<bool, RelayError> {
-    let path = AckPath::new(&packet.port_id_on_b, &packet.chan_id_on_b, packet.seq_on_a);
-    let (value, proof, height) = proven(d.dst, path.into()).await?;
-    if value.is_none() {
-        return Ok(false); // not yet under a header the proof can use
-    }
-    let commitment =
-        CommitmentPath::new(&packet.port_id_on_a, &packet.chan_id_on_a, packet.seq_on_a);
-    if d.src.get(&commitment.into()).await?.is_none() {
-        return Ok(false); // already acknowledged
-    }
-    let mut msgs = update(d.src, d.client_on_src, d.dst, height).await?;
-    msgs.push(
-        relay::acknowledge(packet, ack, proof, &d.src.address())
-            .map_err(|e| RelayError::State(e.to_string()))?,
-    );
-    d.src.submit(msgs).await.map(|_| true)
-}
-
-/// Sends the timeout to the source; whether a transaction went out.
-async fn deliver_timeout(d: &Direction<'_>, packet: Packet) -> Result<bool, RelayError> {
-    let path = ReceiptPath::new(&packet.port_id_on_b, &packet.chan_id_on_b, packet.seq_on_a);
-    let (value, proof, height) = proven(d.dst, path.into()).await?;
-    if value.is_some() {
-        return Ok(false); // received after all
-    }
-    let mut msgs = update(d.src, d.client_on_src, d.dst, height).await?;
-    msgs.push(relay::timeout(packet, proof, &d.src.address()));
-    d.src.submit(msgs).await.map(|_| true)
+    by_height || by_time
 }
