@@ -439,6 +439,28 @@ impl Testnet {
         }
     }
 
+    /// The committed transaction `hash` as node `i`'s `tx` method returns it, once it is committed.
+    pub async fn wait_tx(
+        &self,
+        i: usize,
+        hash: &str,
+        timeout: Duration,
+    ) -> Result<Value, HarnessError> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Ok(found) = self.rpc(i, "tx", serde_json::json!({"hash": hash})).await {
+                return Ok(found);
+            }
+            if Instant::now() >= deadline {
+                return Err(HarnessError::Timeout {
+                    what: format!("transaction {hash} on node {i}"),
+                    secs: timeout.as_secs(),
+                });
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
     /// (block hash, app hash) of node `i` at `height`, from `block`.
     pub async fn block_hashes(
         &self,

@@ -226,16 +226,7 @@ async fn a_live_node_executes_an_ibc_create_client_transaction() {
         String::from_utf8_lossy(&out.stderr)
     );
     let hash = String::from_utf8(out.stdout).unwrap().trim().to_owned();
-    let mut outcome = Value::Null;
-    for _ in 0..200 {
-        match net.rpc(0, "tx", json!({"hash": hash})).await {
-            Ok(found) => {
-                outcome = found;
-                break;
-            }
-            Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
-        }
-    }
+    let outcome = net.wait_tx(0, &hash, WAIT).await.unwrap();
     assert_eq!(outcome["tx_result"]["code"], 8, "{outcome}");
     assert!(
         outcome["tx_result"]["log"]

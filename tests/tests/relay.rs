@@ -96,10 +96,7 @@ async fn ibc_transfer(a: &Testnet, receiver: &str, amount: u64, extra: &[&str]) 
         String::from_utf8_lossy(&out.stderr)
     );
     let hash = String::from_utf8(out.stdout).unwrap().trim().to_owned();
-    let committed = wait_for(WAIT, || async {
-        a.rpc(0, "tx", json!({"hash": hash})).await.ok()
-    })
-    .await;
+    let committed = a.wait_tx(0, &hash, WAIT).await.unwrap();
     assert_eq!(committed["tx_result"]["code"], 0, "{committed}");
     committed
 }
@@ -135,6 +132,18 @@ async fn store(net: &Testnet, i: usize, store: &str, key: &str) -> Vec<u8> {
         answer["response"]["value"].as_str().unwrap(),
     )
     .unwrap()
+}
+
+/// Waits until a's packet `seq` on channel-0 is no longer committed (acknowledged or timed out).
+async fn wait_cleared(a: &Testnet, seq: u64) {
+    let commitment = format!("commitments/ports/transfer/channels/channel-0/sequences/{seq}");
+    wait_for(WAIT, || async {
+        store(a, 0, "ibc", &commitment)
+            .await
+            .is_empty()
+            .then_some(())
+    })
+    .await;
 }
 
 async fn native_balance(net: &Testnet, address: &str) -> u128 {
@@ -229,14 +238,7 @@ async fn the_relayer_creates_a_path_between_two_live_networks_once() {
     })
     .await;
     assert_eq!(u128::from_be_bytes(voucher.try_into().unwrap()), 77);
-    let commitment = "commitments/ports/transfer/channels/channel-0/sequences/1";
-    wait_for(WAIT, || async {
-        store(&a, 0, "ibc", commitment)
-            .await
-            .is_empty()
-            .then_some(())
-    })
-    .await;
+    wait_cleared(&a, 1).await;
     assert_eq!(native_balance(&a, &escrow).await, 77);
     drop(relayer);
 
@@ -257,14 +259,7 @@ async fn the_relayer_creates_a_path_between_two_live_networks_once() {
     b.wait_height(0, b_now + 3, WAIT).await.unwrap();
     // ...is refunded when the relayer runs again: the timeout clears it, the escrow gives it back.
     let relayer = start_relayer(&config, &dir.path().join("relay-2.log"));
-    let commitment = "commitments/ports/transfer/channels/channel-0/sequences/2";
-    wait_for(WAIT, || async {
-        store(&a, 0, "ibc", commitment)
-            .await
-            .is_empty()
-            .then_some(())
-    })
-    .await;
+    wait_cleared(&a, 2).await;
     assert_eq!(native_balance(&a, &escrow).await, 77);
     assert_eq!(
         u128::from_be_bytes(
@@ -329,14 +324,7 @@ async fn racing_and_killed_relayers_deliver_every_packet_exactly_once() {
     let _restarted = start_relayer(&config, &dir.path().join("relay-restarted.log"));
 
     for seq in 1..=6 {
-        let commitment = format!("commitments/ports/transfer/channels/channel-0/sequences/{seq}");
-        wait_for(WAIT, || async {
-            store(&a, 0, "ibc", &commitment)
-                .await
-                .is_empty()
-                .then_some(())
-        })
-        .await;
+        wait_cleared(&a, seq).await;
     }
     let voucher_key = format!(
         "balances/{}/transfer/channel-0/basalt",
