@@ -26,6 +26,13 @@ async fn network(chain_id: &str) -> Testnet {
 /// Two running networks and a relayer config naming them (node 0 of a, node 1 of b; the relayer signs
 /// with each chain's first test account).
 async fn two_networks() -> (Testnet, Testnet, tempfile::TempDir, std::path::PathBuf) {
+    two_networks_with("").await
+}
+
+/// [`two_networks`] with `extra` lines at the top of the relayer's config.
+async fn two_networks_with(
+    extra: &str,
+) -> (Testnet, Testnet, tempfile::TempDir, std::path::PathBuf) {
     let a = network("basalt-a").await;
     let b = network("basalt-b").await;
     let dir = tempfile::tempdir().unwrap();
@@ -33,7 +40,7 @@ async fn two_networks() -> (Testnet, Testnet, tempfile::TempDir, std::path::Path
     std::fs::write(
         &config,
         format!(
-            "[a]\nrpc = \"{}\"\nkey_file = \"{}\"\n[b]\nrpc = \"{}\"\nkey_file = \"{}\"\n",
+            "{extra}[a]\nrpc = \"{}\"\nkey_file = \"{}\"\n[b]\nrpc = \"{}\"\nkey_file = \"{}\"\n",
             a.rpc_url(0),
             a.root().join("accounts.json").display(),
             b.rpc_url(1),
@@ -332,4 +339,47 @@ async fn racing_and_killed_relayers_deliver_every_packet_exactly_once() {
     );
     let voucher = store(&b, 0, "transfer", &voucher_key).await;
     assert_eq!(u128::from_be_bytes(voucher.try_into().unwrap()), 21);
+}
+
+/// The latest height of the first client (of the other chain) on `net`.
+async fn client_height(net: &Testnet) -> u64 {
+    use prost::Message as _;
+    let bytes = store(net, 0, "ibc", "clients/99-basalt-0/clientState").await;
+    let any = ibc_core::primitives::proto::Any::decode(bytes.as_slice()).unwrap();
+    basalt_ibc::client::ClientState::from_any(&any)
+        .unwrap()
+        .latest_height
+        .0
+}
+
+/// With nothing to relay, the relayer still updates each chain's client of the other before a third of
+/// its trusting period has passed (6 s here), so the path never expires: a transfer sent after more than
+/// a trusting period still arrives.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_idle_path_keeps_its_clients_from_expiring() {
+    let (a, b, dir, config) = two_networks_with("trusting_period = \"6s\"\n").await;
+    create_path(&config);
+    let (on_a, on_b) = (client_height(&a).await, client_height(&b).await);
+    let _relayer = start_relayer(&config, &dir.path().join("relay.log"));
+    wait_for(WAIT, || async {
+        (client_height(&a).await > on_a && client_height(&b).await > on_b).then_some(())
+    })
+    .await;
+    // Past a whole trusting period of the first clients' states, by b's clock.
+    let start = b.height(0).await.unwrap();
+    let started = std::time::Instant::now();
+    wait_for(WAIT, || async {
+        (started.elapsed() > Duration::from_secs(7)).then_some(())
+    })
+    .await;
+    assert!(b.height(0).await.unwrap() > start);
+    let (receiver, _) = b.accounts().unwrap().remove(1);
+    ibc_transfer(&a, &receiver, 9, &["--key-index", "1"]).await;
+    wait_cleared(&a, 1).await;
+    let voucher_key = format!(
+        "balances/{}/transfer/channel-0/basalt",
+        receiver.to_ascii_lowercase()
+    );
+    let voucher = store(&b, 0, "transfer", &voucher_key).await;
+    assert_eq!(u128::from_be_bytes(voucher.try_into().unwrap()), 9);
 }

@@ -8,6 +8,7 @@
 //! The config names the two chains:
 //!
 //! ```toml
+//! trusting_period = "14d"      # of the clients it creates (default); refreshed at a third of it
 //! [a]
 //! rpc = "http://127.0.0.1:26657"
 //! key_file = "accounts.json"   # a priv_validator_key.json, an accounts.json entry or array
@@ -90,6 +91,10 @@ pub struct ChainConfig {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RelayConfig {
+    /// Trusting period of the clients the relayer creates (`"14d"`, `"1h"`; default 14 days). The
+    /// relayer refreshes a client once its newest state is a third of this old.
+    #[serde(default)]
+    pub trusting_period: Option<String>,
     /// One chain.
     pub a: ChainConfig,
     /// The other.
@@ -100,6 +105,16 @@ pub struct RelayConfig {
 pub const MAX_CONFIG_BYTES: u64 = 64 * 1024;
 
 impl RelayConfig {
+    /// The trusting period of new clients, in ms.
+    pub fn trusting_period_ms(&self) -> u64 {
+        self.trusting_period
+            .as_deref()
+            .and_then(|t| crate::config::parse_duration(t).ok())
+            .map_or(path::TRUSTING_PERIOD_MS, |d| {
+                u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+            })
+    }
+
     /// Reads `path`; key files are relative to its directory.
     pub fn load(path: &Path) -> Result<RelayConfig, RelayError> {
         let bad = |reason: String| RelayError::Config {
@@ -114,6 +129,13 @@ impl RelayConfig {
         }
         let text = std::fs::read_to_string(path).map_err(|e| bad(e.to_string()))?;
         let mut config: RelayConfig = toml::from_str(&text).map_err(|e| bad(e.to_string()))?;
+        if let Some(text) = &config.trusting_period {
+            let period = crate::config::parse_duration(text)
+                .map_err(|e| bad(format!("trusting_period: {e}")))?;
+            if period.as_millis() == 0 || period.as_millis() > u128::from(u64::MAX) {
+                return Err(bad("trusting_period: must be positive".to_owned()));
+            }
+        }
         let dir = path.parent().unwrap_or(Path::new("."));
         for chain in [&mut config.a, &mut config.b] {
             if chain.key_file.is_relative() {
@@ -176,7 +198,7 @@ pub fn run(command: &RelayCommand) -> Result<(), RelayError> {
             let config = RelayConfig::load(&args.config)?;
             let a = connect(&config.a, args.timeout).await?;
             let b = connect(&config.b, args.timeout).await?;
-            let ids = path::create_path(&a, &b).await?;
+            let ids = path::create_path(&a, &b, config.trusting_period_ms()).await?;
             println!(
                 "{}",
                 serde_json::json!({
@@ -198,7 +220,7 @@ async fn start(args: &StartArgs) -> Result<(), RelayError> {
     let config = RelayConfig::load(&args.relay.config)?;
     let a = connect(&config.a, args.relay.timeout).await?;
     let b = connect(&config.b, args.relay.timeout).await?;
-    let ids = path::create_path(&a, &b).await?;
+    let ids = path::create_path(&a, &b, config.trusting_period_ms()).await?;
     eprintln!(
         "relaying {} {} <-> {} {}",
         a.chain_id, ids.channels.0, b.chain_id, ids.channels.1
@@ -206,6 +228,15 @@ async fn start(args: &StartArgs) -> Result<(), RelayError> {
     let mut floors = [1u64, 1u64];
     loop {
         let mut moved = false;
+        for (host, client, source) in [(&a, &ids.clients.0, &b), (&b, &ids.clients.1, &a)] {
+            match path::refresh_client(host, client, source).await {
+                Ok(refreshed) => moved |= refreshed,
+                Err(e @ (RelayError::Rpc { .. } | RelayError::Refused { .. })) => {
+                    eprintln!("{e}; retrying");
+                }
+                Err(e) => return Err(e),
+            }
+        }
         for (i, direction) in packets::directions(&a, &b, &ids).iter().enumerate() {
             match packets::relay_pass(direction, floors[i]).await {
                 Ok((pass, first_pending)) => {
@@ -236,6 +267,69 @@ async fn start(args: &StartArgs) -> Result<(), RelayError> {
         }
         if !moved {
             tokio::time::sleep(args.poll).await;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::panic)]
+
+    use super::*;
+
+    fn load(text: &str) -> Result<RelayConfig, RelayError> {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("relay.toml");
+        std::fs::write(&path, text).unwrap();
+        RelayConfig::load(&path).map(|mut c| {
+            // Relative key files are resolved against the config's directory.
+            for chain in [&mut c.a, &mut c.b] {
+                chain.key_file = chain
+                    .key_file
+                    .strip_prefix(dir.path())
+                    .unwrap()
+                    .to_path_buf();
+            }
+            c
+        })
+    }
+
+    const CHAINS: &str = "[a]\nrpc = \"http://127.0.0.1:1\"\nkey_file = \"k.json\"\n\
+                          [b]\nrpc = \"http://127.0.0.1:2\"\nkey_file = \"k.json\"\nkey_index = 3\n";
+
+    #[test]
+    fn a_relay_config_reads_both_chains_and_the_trusting_period() {
+        let config = load(CHAINS).unwrap();
+        assert_eq!(config.a.key_file, PathBuf::from("k.json"));
+        assert_eq!((config.b.key_index, config.b.fee), (3, 0));
+        assert_eq!(config.trusting_period_ms(), path::TRUSTING_PERIOD_MS);
+        let config = load(&format!("trusting_period = \"90s\"\n{CHAINS}")).unwrap();
+        assert_eq!(config.trusting_period_ms(), 90_000);
+    }
+
+    #[test]
+    fn a_bad_relay_config_is_refused_with_its_reason() {
+        for (text, reason) in [
+            (
+                format!("trusting_period = \"soon\"\n{CHAINS}"),
+                "trusting_period",
+            ),
+            (
+                format!("trusting_period = \"0s\"\n{CHAINS}"),
+                "trusting_period",
+            ),
+            (format!("colour = \"red\"\n{CHAINS}"), "unknown field"),
+            (
+                "[a]\nrpc = \"x\"\nkey_file = \"k\"\n".to_owned(),
+                "missing field",
+            ),
+        ] {
+            match load(&text) {
+                Err(RelayError::Config { reason: got, .. }) => {
+                    assert!(got.contains(reason), "{got} lacks {reason}")
+                }
+                other => panic!("{text}: {other:?}"),
+            }
         }
     }
 }

@@ -32,7 +32,8 @@ use serde_json::Value;
 use super::remote::Remote;
 use super::RelayError;
 
-/// Trusting period of the clients the relayer creates (two weeks, as a Cosmos chain's default).
+/// Default trusting period of the clients the relayer creates (two weeks, as a Cosmos chain's default;
+/// `trusting_period` in the config).
 pub const TRUSTING_PERIOD_MS: u64 = 14 * 24 * 3_600_000;
 /// Largest clock difference between the chains the clients accept.
 pub const MAX_CLOCK_DRIFT_MS: u64 = 10_000;
@@ -50,6 +51,48 @@ pub struct PathIds {
 
 fn corrupt(what: &str, e: impl std::fmt::Display) -> RelayError {
     RelayError::State(format!("{what}: {e}"))
+}
+
+/// Updates `client` on `host` (a client of `source`) to `source`'s latest height when its newest
+/// consensus state is older, by `host`'s block time, than a third of its trusting period — so an idle
+/// path's clients never expire. Returns whether it updated.
+pub async fn refresh_client(
+    host: &Remote,
+    client: &ClientId,
+    source: &Remote,
+) -> Result<bool, RelayError> {
+    let state = client_state(host, client)
+        .await?
+        .ok_or_else(|| RelayError::State(format!("no client {client}")))?;
+    let revision = basalt_ibc::client::wire::revision_number(&state.chain_id);
+    let path = ClientConsensusStatePath::new(client.clone(), revision, state.latest_height.0);
+    let bytes = host.get(&path.into()).await?.ok_or_else(|| {
+        RelayError::State(format!(
+            "{client} has no consensus state at its latest height"
+        ))
+    })?;
+    let any = <Any as prost::Message>::decode(bytes.as_slice())
+        .map_err(|e| corrupt("consensus state", e))?;
+    let consensus = ConsensusState::from_any(&any).map_err(|e| corrupt("consensus state", e))?;
+    let host_height = host.latest().await?;
+    let (host_block, _) = host.light_block(host_height).await?;
+    let age_ms = host_block.header.time_ms.saturating_sub(consensus.time_ms);
+    if age_ms < state.trusting_period_ms / 3 {
+        return Ok(false);
+    }
+    let latest = source.latest().await?;
+    let msgs = update(host, client, source, latest).await?;
+    if msgs.is_empty() {
+        return Ok(false);
+    }
+    host.submit(msgs).await?;
+    eprintln!(
+        "refreshed {client} on {} to {} height {latest} (its newest state was {} s old)",
+        host.chain_id,
+        source.chain_id,
+        age_ms / 1000
+    );
+    Ok(true)
 }
 
 async fn client_state(
@@ -83,8 +126,12 @@ async fn find_client(host: &Remote, of: &Remote) -> Result<Option<ClientId>, Rel
     Ok(None)
 }
 
-/// A client of `of` on `host`: found, or created at `of`'s latest height.
-async fn ensure_client(host: &Remote, of: &Remote) -> Result<ClientId, RelayError> {
+/// A client of `of` on `host`: found, or created at `of`'s latest height with `trusting_period_ms`.
+async fn ensure_client(
+    host: &Remote,
+    of: &Remote,
+    trusting_period_ms: u64,
+) -> Result<ClientId, RelayError> {
     if let Some(id) = find_client(host, of).await? {
         return Ok(id);
     }
@@ -94,7 +141,7 @@ async fn ensure_client(host: &Remote, of: &Remote) -> Result<ClientId, RelayErro
         of.chain_id.clone(),
         block.header.height,
         TrustLevel::ONE_THIRD,
-        TRUSTING_PERIOD_MS,
+        trusting_period_ms,
         MAX_CLOCK_DRIFT_MS,
     )
     .map_err(|e| corrupt("client state", e))?;
@@ -404,9 +451,17 @@ async fn ensure_channel(
     Ok((chan_a, chan_b))
 }
 
-/// Finds or creates the whole path between `a` and `b`.
-pub async fn create_path(a: &Remote, b: &Remote) -> Result<PathIds, RelayError> {
-    let clients = (ensure_client(a, b).await?, ensure_client(b, a).await?);
+/// Finds or creates the whole path between `a` and `b` (new clients trust headers for
+/// `trusting_period_ms`).
+pub async fn create_path(
+    a: &Remote,
+    b: &Remote,
+    trusting_period_ms: u64,
+) -> Result<PathIds, RelayError> {
+    let clients = (
+        ensure_client(a, b, trusting_period_ms).await?,
+        ensure_client(b, a, trusting_period_ms).await?,
+    );
     let connections = ensure_connection(a, b, &clients.0, &clients.1).await?;
     let channels = ensure_channel(a, b, &clients, &connections).await?;
     Ok(PathIds {
