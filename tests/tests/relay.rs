@@ -76,14 +76,37 @@ impl Drop for Relayer {
 }
 
 fn start_relayer(config: &std::path::Path, log: &std::path::Path) -> Relayer {
+    start_relayer_with(config, log, &[])
+}
+
+fn start_relayer_with(config: &std::path::Path, log: &std::path::Path, extra: &[&str]) -> Relayer {
     Relayer(
         Command::new(basalt_bin().unwrap())
             .args(["relay", "start", "--config"])
             .arg(config)
+            .args(extra)
             .stderr(std::fs::File::create(log).unwrap())
             .spawn()
             .unwrap(),
     )
+}
+
+/// The relayer's metrics address, from the line it prints when it serves them.
+async fn metrics_url(log: &std::path::Path) -> String {
+    wait_for(WAIT, || async {
+        let text = std::fs::read_to_string(log).unwrap_or_default();
+        text.lines()
+            .find_map(|l| l.strip_prefix("metrics on "))
+            .map(str::to_owned)
+    })
+    .await
+}
+
+/// The value of the series `name{labels}` (labels as Prometheus prints them, sorted) in `text`.
+fn series(text: &str, name_and_labels: &str) -> f64 {
+    text.lines()
+        .find_map(|l| l.strip_prefix(name_and_labels)?.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no {name_and_labels} in\n{text}"))
 }
 
 /// Sends `amount` from a's first account over channel-0 to `receiver`; returns the committed tx.
@@ -238,7 +261,9 @@ async fn the_relayer_creates_a_path_between_two_live_networks_once() {
         "balances/{}/transfer/channel-0/basalt",
         receiver.to_ascii_lowercase()
     );
-    let relayer = start_relayer(&config, &dir.path().join("relay-1.log"));
+    let log = dir.path().join("relay-1.log");
+    let relayer = start_relayer_with(&config, &log, &["--metrics", "127.0.0.1:0"]);
+    let metrics = metrics_url(&log).await;
     let voucher = wait_for(WAIT, || async {
         let v = store(&b, 0, "transfer", &voucher_key).await;
         (!v.is_empty()).then_some(v)
@@ -247,6 +272,36 @@ async fn the_relayer_creates_a_path_between_two_live_networks_once() {
     assert_eq!(u128::from_be_bytes(voucher.try_into().unwrap()), 77);
     wait_cleared(&a, 1).await;
     assert_eq!(native_balance(&a, &escrow).await, 77);
+    // Its metrics: the packet and its acknowledgement, committed transactions, client expiry and the
+    // relayer's balance on each chain.
+    let text = reqwest::get(&metrics).await.unwrap().text().await.unwrap();
+    let direction = r#"dst_chain="basalt-b",kind="#;
+    assert_eq!(
+        series(
+            &text,
+            &format!(r#"basalt_relayer_packets_total{{{direction}"recv",src_chain="basalt-a"}}"#)
+        ),
+        1.0
+    );
+    assert_eq!(
+        series(
+            &text,
+            &format!(r#"basalt_relayer_packets_total{{{direction}"ack",src_chain="basalt-a"}}"#)
+        ),
+        1.0
+    );
+    assert!(
+        series(
+            &text,
+            r#"basalt_relayer_transactions_total{chain="basalt-a",outcome="committed"}"#
+        ) >= 1.0
+    );
+    let expiry = series(
+        &text,
+        r#"basalt_relayer_client_expiry_seconds{chain="basalt-b",client="99-basalt-0"}"#,
+    );
+    assert!(expiry > 13.0 * 24.0 * 3600.0, "{expiry}");
+    assert!(series(&text, r#"basalt_relayer_balance{chain="basalt-a"}"#) > 0.0);
     drop(relayer);
 
     // With the relayer stopped, a transfer that times out two heights into b's future...

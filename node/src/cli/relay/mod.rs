@@ -19,6 +19,7 @@
 //! key_file = "accounts.json"
 //! ```
 
+pub mod metrics;
 pub mod packets;
 pub mod path;
 pub mod remote;
@@ -177,6 +178,10 @@ pub struct StartArgs {
     /// Pause between passes when nothing was in flight.
     #[arg(long, default_value = "200ms", value_parser = crate::config::parse_duration)]
     pub poll: Duration,
+    /// Serve Prometheus metrics on this address (`127.0.0.1:0` picks a free port; the address is
+    /// printed).
+    #[arg(long)]
+    pub metrics: Option<String>,
 }
 
 async fn connect(chain: &ChainConfig, timeout: Duration) -> Result<Remote, RelayError> {
@@ -225,50 +230,121 @@ async fn start(args: &StartArgs) -> Result<(), RelayError> {
         "relaying {} {} <-> {} {}",
         a.chain_id, ids.channels.0, b.chain_id, ids.channels.1
     );
+    let metrics = metrics::RelayMetrics::new().map_err(|e| RelayError::State(e.to_string()))?;
+    if let Some(addr) = &args.metrics {
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .map_err(|e| RelayError::State(format!("metrics address {addr}: {e}")))?;
+        let bound = listener
+            .local_addr()
+            .map_err(|e| RelayError::State(format!("metrics address {addr}: {e}")))?;
+        eprintln!("metrics on http://{bound}/metrics");
+        let registry = metrics.registry.clone();
+        tokio::spawn(async move {
+            if let Err(e) =
+                crate::metrics::serve_metrics(listener, registry, std::future::pending()).await
+            {
+                eprintln!("metrics server stopped: {e}");
+            }
+        });
+    }
     let mut floors = [1u64, 1u64];
     loop {
         let mut moved = false;
         for (host, client, source) in [(&a, &ids.clients.0, &b), (&b, &ids.clients.1, &a)] {
+            let chain = host.chain_id.to_string();
             match path::refresh_client(host, client, source).await {
-                Ok(refreshed) => moved |= refreshed,
-                Err(e @ (RelayError::Rpc { .. } | RelayError::Refused { .. })) => {
-                    eprintln!("{e}; retrying");
+                Ok((refreshed, left_ms)) => {
+                    moved |= refreshed;
+                    if refreshed {
+                        metrics
+                            .transactions
+                            .with_label_values(&[&chain, "committed"])
+                            .inc();
+                    }
+                    metrics
+                        .client_expiry
+                        .with_label_values(&[&chain, client.as_str()])
+                        .set(left_ms / 1000);
                 }
-                Err(e) => return Err(e),
+                Err(e) => failed(&metrics, &chain, e)?,
+            }
+            if let Ok(account) = host.account().await {
+                metrics
+                    .balance
+                    .with_label_values(&[&chain])
+                    .set(i64::try_from(account.balance).unwrap_or(i64::MAX));
             }
         }
         for (i, direction) in packets::directions(&a, &b, &ids).iter().enumerate() {
+            let (src, dst) = (
+                direction.src.chain_id.to_string(),
+                direction.dst.chain_id.to_string(),
+            );
             match packets::relay_pass(direction, floors[i]).await {
                 Ok((pass, first_pending)) => {
                     floors[i] = first_pending;
+                    for (kind, n) in [
+                        ("recv", pass.received),
+                        ("ack", pass.acknowledged),
+                        ("timeout", pass.timed_out),
+                    ] {
+                        metrics
+                            .packets
+                            .with_label_values(&[&src, &dst, kind])
+                            .inc_by(n);
+                    }
+                    metrics
+                        .pending
+                        .with_label_values(&[&src, &dst])
+                        .set(i64::try_from(pass.pending).unwrap_or(i64::MAX));
+                    // Each transaction of the pass was committed on one of the two chains.
+                    metrics
+                        .transactions
+                        .with_label_values(&[&src, "committed"])
+                        .inc_by(pass.transactions);
                     if pass.received + pass.acknowledged + pass.timed_out > 0 {
                         moved = true;
                         eprintln!(
-                            "{} -> {}: received {}, acknowledged {}, timed out {}, in flight {}",
-                            direction.src.chain_id,
-                            direction.dst.chain_id,
-                            pass.received,
-                            pass.acknowledged,
-                            pass.timed_out,
-                            pass.pending
+                            "{src} -> {dst}: received {}, acknowledged {}, timed out {}, in flight {}",
+                            pass.received, pass.acknowledged, pass.timed_out, pass.pending
                         );
                     }
                 }
-                Err(RelayError::Rpc { method, reason }) => {
-                    eprintln!("rpc {method} failed ({reason}); retrying");
-                }
-                Err(e @ RelayError::Refused { .. }) => {
-                    // Another relayer may have delivered first, or a nonce moved: the next pass
-                    // re-reads the state and decides again.
-                    eprintln!("{e}; retrying");
-                }
-                Err(e) => return Err(e),
+                Err(e) => failed(&metrics, &src, e)?,
             }
         }
         if !moved {
             tokio::time::sleep(args.poll).await;
         }
     }
+}
+
+/// A pass's failure: RPC failures and refusals are counted, reported and retried on the next pass
+/// (a node may restart; another relayer may have delivered first, or a nonce moved); anything else
+/// stops the relayer.
+fn failed(metrics: &metrics::RelayMetrics, chain: &str, e: RelayError) -> Result<(), RelayError> {
+    let outcome = match &e {
+        RelayError::Refused {
+            chain: refused_by, ..
+        } => {
+            metrics
+                .transactions
+                .with_label_values(&[refused_by, "refused"])
+                .inc();
+            "refused"
+        }
+        RelayError::Rpc { .. } => "failed",
+        _ => return Err(e),
+    };
+    if outcome == "failed" {
+        metrics
+            .transactions
+            .with_label_values(&[chain, "failed"])
+            .inc();
+    }
+    eprintln!("{e}; retrying");
+    Ok(())
 }
 
 #[cfg(test)]

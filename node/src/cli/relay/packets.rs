@@ -51,6 +51,8 @@ pub struct Pass {
     pub timed_out: u64,
     /// Packets still in flight after the pass.
     pub pending: u64,
+    /// Transactions committed.
+    pub transactions: u64,
 }
 
 /// The two directions of `ids` between `a` and `b`.
@@ -159,11 +161,13 @@ pub async fn relay_pass(d: &Direction<'_>, from: u64) -> Result<(Pass, u64), Rel
         let mut msgs = update(d.dst, d.client_on_dst, d.src, src_height).await?;
         msgs.extend(to_dst);
         d.dst.submit(msgs).await?;
+        pass.transactions += 1;
     }
     if !to_src.is_empty() {
         let mut msgs = update(d.src, d.client_on_src, d.dst, dst_height).await?;
         msgs.extend(to_src);
         d.src.submit(msgs).await?;
+        pass.transactions += 1;
     }
     Ok((pass, first_pending))
 }

@@ -55,12 +55,13 @@ fn corrupt(what: &str, e: impl std::fmt::Display) -> RelayError {
 
 /// Updates `client` on `host` (a client of `source`) to `source`'s latest height when its newest
 /// consensus state is older, by `host`'s block time, than a third of its trusting period — so an idle
-/// path's clients never expire. Returns whether it updated.
+/// path's clients never expire. Returns whether it updated, and how long (ms) the newest state it
+/// had has before it expires.
 pub async fn refresh_client(
     host: &Remote,
     client: &ClientId,
     source: &Remote,
-) -> Result<bool, RelayError> {
+) -> Result<(bool, i64), RelayError> {
     let state = client_state(host, client)
         .await?
         .ok_or_else(|| RelayError::State(format!("no client {client}")))?;
@@ -77,13 +78,15 @@ pub async fn refresh_client(
     let host_height = host.latest().await?;
     let (host_block, _) = host.light_block(host_height).await?;
     let age_ms = host_block.header.time_ms.saturating_sub(consensus.time_ms);
+    let left_ms = i64::try_from(state.trusting_period_ms).unwrap_or(i64::MAX)
+        - i64::try_from(age_ms).unwrap_or(i64::MAX);
     if age_ms < state.trusting_period_ms / 3 {
-        return Ok(false);
+        return Ok((false, left_ms));
     }
     let latest = source.latest().await?;
     let msgs = update(host, client, source, latest).await?;
     if msgs.is_empty() {
-        return Ok(false);
+        return Ok((false, left_ms));
     }
     host.submit(msgs).await?;
     eprintln!(
@@ -92,7 +95,7 @@ pub async fn refresh_client(
         source.chain_id,
         age_ms / 1000
     );
-    Ok(true)
+    Ok((true, left_ms))
 }
 
 async fn client_state(

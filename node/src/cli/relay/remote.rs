@@ -63,6 +63,11 @@ impl Remote {
         })
     }
 
+    /// The relayer's account record on this chain.
+    pub async fn account(&self) -> Result<basalt_state::bank::Account, RelayError> {
+        Ok(self.rpc.account(&self.address()).await?)
+    }
+
     /// The relayer's account on this chain.
     pub fn address(&self) -> Address {
         self.key.public_key().address()
