@@ -114,6 +114,7 @@ impl TxModule for IbcModule {
             StoredHeaders {
                 store: block.store,
                 below: header.height.0,
+                reads: std::cell::Cell::new(0),
             },
             BlockInfo {
                 chain_id: block.chain_id.clone(),
@@ -196,11 +197,17 @@ impl StateRead for View<'_> {
     }
 }
 
+/// Most of its own earlier headers the host reads for one transaction. Each read decodes a stored block
+/// (up to 16 MiB) and gas does not price it; an honest handshake message needs one.
+pub const MAX_HEADER_READS_PER_TX: u32 = 4;
+
 /// The chain's committed blocks' headers (the host's own consensus states).
 struct StoredHeaders<'a> {
     store: &'a StateStore,
     /// The block being executed: only heights below it are committed.
     below: u64,
+    /// Reads so far (bounded by [`MAX_HEADER_READS_PER_TX`]).
+    reads: std::cell::Cell<u32>,
 }
 
 impl HostHeaders for StoredHeaders<'_> {
@@ -208,6 +215,13 @@ impl HostHeaders for StoredHeaders<'_> {
         if height.0 >= self.below {
             return Ok(None);
         }
+        let reads = self.reads.get().saturating_add(1);
+        if reads > MAX_HEADER_READS_PER_TX {
+            return Err(HostError::invalid_state(format!(
+                "more than {MAX_HEADER_READS_PER_TX} of the host's own headers read in one transaction"
+            )));
+        }
+        self.reads.set(reads);
         let Some(bytes) = self
             .store
             .block(height.0)
@@ -240,5 +254,56 @@ impl Router for Applications<'_> {
     }
     fn lookup_module(&self, port: &PortId) -> Option<ModuleId> {
         (port.as_str() == PORT_ID_STR).then(|| ModuleId::new(MODULE_ID_STR.to_owned()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use std::sync::Arc;
+
+    use basalt_consensus::types::{Address, ChainId};
+    use basalt_state::app::testkit::ChainBuilder;
+    use basalt_state::app::{Application, BankApp, BankAppConfig};
+    use basalt_state::StoreConfig;
+
+    use super::*;
+
+    #[test]
+    fn the_host_reads_a_bounded_number_of_its_own_headers_per_transaction() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(StateStore::open(dir.path(), StoreConfig::default()).unwrap());
+        let chain = ChainId::new("basalt-a").unwrap();
+        let mut app = BankApp::new(
+            store.clone(),
+            BankAppConfig {
+                chain_id: chain.clone(),
+            },
+        );
+        app.init_chain(1, &serde_json::json!({ "accounts": [] }))
+            .unwrap();
+        let mut blocks = ChainBuilder::new(chain, 1, Address([1; 20]));
+        for _ in 0..6 {
+            let block = blocks
+                .block(app.info().unwrap().last_app_hash, vec![])
+                .unwrap();
+            app.finalize_block(&block).unwrap();
+            app.commit(ChainBuilder::commit_bytes(&block)).unwrap();
+        }
+        let headers = StoredHeaders {
+            store: &store,
+            below: 7,
+            reads: std::cell::Cell::new(0),
+        };
+        // Heights not yet committed cost nothing and are absent.
+        assert!(headers.header(Height(7)).unwrap().is_none());
+        for h in 1..=u64::from(MAX_HEADER_READS_PER_TX) {
+            assert_eq!(
+                headers.header(Height(h)).unwrap().unwrap().height,
+                Height(h)
+            );
+        }
+        assert!(headers.header(Height(5)).is_err());
     }
 }

@@ -165,7 +165,7 @@ impl Remote {
         path: &Path,
         height: u64,
     ) -> Result<(Option<Vec<u8>>, Proven), RelayError> {
-        let (value, proof) = self.query(path, height - 1, true).await?;
+        let (value, proof) = self.query(path, height.saturating_sub(1), true).await?;
         let proof = proof.ok_or_else(|| bad("abci_query", "no proof"))?;
         let height =
             basalt_ibc::client::wire::ibc_height(&self.chain_id, basalt_consensus::Height(height))
