@@ -24,6 +24,7 @@ use ibc_core::channel::types::packet::Packet;
 use ibc_core::channel::types::timeout::{TimeoutHeight, TimeoutTimestamp};
 use ibc_core::client::types::Height as IbcHeight;
 use ibc_core::host::types::identifiers::{ChannelId, PortId, Sequence};
+use ibc_core::host::types::path::{AckPath, CommitmentPath, ReceiptPath};
 use ibc_core::primitives::ToProto;
 
 fn address(key: &PrivateKey) -> Address {
@@ -114,12 +115,41 @@ fn native_tokens_go_to_the_other_chain_as_vouchers_and_come_back() {
     let sent = ok(a.submit(&relayer(), vec![msg.clone().to_any()]));
     let packet = sent_packet(&msg, 1, &sent);
     assert_eq!(native(&a, &sender), sender_before - 700 - FEE);
+    // Golden vector: the stored packet commitment is ibc-go's `CommitPacket` — SHA-256 of timeout
+    // timestamp, revision number and height (big-endian u64s) and SHA-256 of the data — computed
+    // independently (Python hashlib) for this packet (data below, timeout height 0-1012, no time).
+    assert_eq!(
+        hex::encode(&packet.data),
+        "7b2264656e6f6d223a22626173616c74222c22616d6f756e74223a22373030222c2273656e646572223a22\
+         45413039443735323134303742303443373341454534384243353945424632384136454137374538222c22\
+         7265636569766572223a2234323041384139303042334645423738423533434145374238433742314641\
+         413143353236373044222c226d656d6f223a22227d"
+    );
+    let seq1 = Sequence::from(1);
+    let (port, chan) = (PortId::transfer(), ChannelId::new(0));
+    assert_eq!(
+        hex::encode(
+            a.get(CommitmentPath::new(&port, &chan, seq1).into())
+                .unwrap()
+        ),
+        "64c06beb98a13339a1c6e5e5840af154b045e80d6e8952115c14aa1291acd8f8"
+    );
     assert_eq!(native(&a, &escrow), 700);
 
     // b receives it: a voucher of the traced denomination is minted for the receiver.
     let received = ok(recv(&mut b, &mut a, &packet));
     let ack = written_ack(&received);
     assert_eq!(ack, br#"{"result":"AQ=="}"#);
+    // Golden vectors: the acknowledgement commitment is SHA-256 of the acknowledgement (Python
+    // hashlib), the receipt the single byte 1 (ibc-go's).
+    assert_eq!(
+        hex::encode(b.get(AckPath::new(&port, &chan, seq1).into()).unwrap()),
+        "08f7557ed51826fe18d84512bf24ec75001edbaf2123a477df72a0a9f3640a7c"
+    );
+    assert_eq!(
+        b.get(ReceiptPath::new(&port, &chan, seq1).into()),
+        Some(vec![1])
+    );
     let traced = format!("transfer/channel-0/{NATIVE_DENOM}");
     assert_eq!(voucher(&b, &receiver, &traced), 700);
     assert_eq!(native(&b, &receiver), BALANCE, "b's own token untouched");
