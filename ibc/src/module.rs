@@ -24,8 +24,11 @@ use basalt_state::bank::{TxCode, TxFailure};
 use basalt_state::StateStore;
 use ibc_app_transfer::handler::send_transfer;
 use ibc_app_transfer::types::{MODULE_ID_STR, PORT_ID_STR};
+use ibc_core::channel::types::msgs::PacketMsg;
+use ibc_core::channel::types::timeout::{TimeoutHeight, TimeoutTimestamp};
 use ibc_core::entrypoint::dispatch;
 use ibc_core::handler::types::events::IbcEvent;
+use ibc_core::handler::types::msgs::MsgEnvelope;
 use ibc_core::host::types::error::HostError;
 use ibc_core::host::types::identifiers::PortId;
 use ibc_core::router::module::Module;
@@ -130,9 +133,9 @@ impl TxModule for IbcModule {
         };
         for (index, action) in actions.into_iter().enumerate() {
             let result = match action {
-                IbcAction::Core(envelope) => {
+                IbcAction::Core(envelope) => receivable(&envelope, header).and_then(|()| {
                     dispatch(&mut host, &mut router, envelope).map_err(|e| e.to_string())
-                }
+                }),
                 IbcAction::Transfer(msg) => {
                     send_transfer(&mut host, &mut router.transfer, msg).map_err(|e| e.to_string())
                 }
@@ -166,6 +169,41 @@ impl TxModule for IbcModule {
             }),
         }
     }
+}
+
+/// ICS-04's receive rule, which ibc-rs 0.57 relaxes by one: a packet may be received only in a block
+/// *below* its timeout height and *before* its timeout time (`recvPacket` asserts
+/// `height < timeoutHeight` and `time < timeoutTimestamp`; ibc-rs accepts it at the timeout height and
+/// time). At the boundary a counterparty following the spec (ibc-go) may already prove the packet timed
+/// out — its proof at height `h` shows the state before block `h` — so receiving it there too would
+/// pay it out twice.
+fn receivable(envelope: &MsgEnvelope, header: &Header) -> Result<(), String> {
+    // Heights compare as IBC heights: revision number first (ours is the chain id's), then height.
+    let MsgEnvelope::Packet(PacketMsg::Recv(msg)) = envelope else {
+        return Ok(());
+    };
+    let packet = &msg.packet;
+    if let TimeoutHeight::At(timeout) = packet.timeout_height_on_b {
+        let here = crate::client::wire::ibc_height(&header.chain_id, header.height)
+            .map_err(|e| e.to_string())?;
+        if here >= timeout {
+            return Err(format!(
+                "packet {} timed out at height {timeout}; this block is {}",
+                packet.seq_on_a, header.height.0
+            ));
+        }
+    }
+    if let TimeoutTimestamp::At(timeout) = packet.timeout_timestamp_on_b {
+        let now_ns = u128::from(header.time_ms) * 1_000_000;
+        if now_ns >= u128::from(timeout.nanoseconds()) {
+            return Err(format!(
+                "packet {} timed out at {} ns; this block's time is {now_ns} ns",
+                packet.seq_on_a,
+                timeout.nanoseconds()
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// An ibc-rs event as the chain's event (ibc-go's event types and attribute names, all indexed).

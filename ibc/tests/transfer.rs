@@ -267,3 +267,64 @@ fn an_error_acknowledgement_refunds_the_sender() {
     assert_ne!(again.code, CODE_OK);
     assert_eq!(native(&a, &sender), before + 250 - 2 * FEE);
 }
+
+/// The boundaries, as ICS-04 defines them: a packet whose timeout height is `h` can be received in a
+/// block below `h` and not in block `h`; one whose timeout time is `t` can be received in a block whose
+/// time is below `t` and not in one at `t`.
+#[test]
+fn a_packet_is_received_before_its_timeout_and_not_at_it() {
+    let (mut a, mut b) = channel_ready();
+    let (sender, receiver) = (address(&relayer()), address(&stranger()));
+    let traced = format!("transfer/channel-0/{NATIVE_DENOM}");
+    // The receiving transaction goes into b's next block, b.latest() + 1, whose time the in-process
+    // chains set to 1,700,000,000,000 ms + 1,000 ms per height.
+    let block_ns = |height: u64| (1_700_000_000_000 + height * 1_000) * 1_000_000;
+    type Timeout = fn(u64, &dyn Fn(u64) -> u64) -> (TimeoutHeight, TimeoutTimestamp);
+    let cases: [(Timeout, u128, bool); 4] = [
+        (
+            |next, _| {
+                (
+                    TimeoutHeight::At(IbcHeight::new(0, next).unwrap()),
+                    TimeoutTimestamp::Never,
+                )
+            },
+            1,
+            false,
+        ),
+        (
+            |next, _| {
+                (
+                    TimeoutHeight::At(IbcHeight::new(0, next + 1).unwrap()),
+                    TimeoutTimestamp::Never,
+                )
+            },
+            2,
+            true,
+        ),
+        (
+            |next, ns| {
+                let at = ibc_core::primitives::Timestamp::from_nanoseconds(ns(next));
+                (TimeoutHeight::Never, TimeoutTimestamp::At(at))
+            },
+            4,
+            false,
+        ),
+        (
+            |next, ns| {
+                let at = ibc_core::primitives::Timestamp::from_nanoseconds(ns(next) + 1);
+                (TimeoutHeight::Never, TimeoutTimestamp::At(at))
+            },
+            8,
+            true,
+        ),
+    ];
+    for (sequence, (timeout, amount, arrives)) in (1u64..).zip(cases) {
+        let mut msg = transfer(&a, &sender, &receiver, NATIVE_DENOM, amount);
+        (msg.timeout_height_on_b, msg.timeout_timestamp_on_b) = timeout(b.latest() + 1, &block_ns);
+        let sent = ok(a.submit(&relayer(), vec![msg.clone().to_any()]));
+        let packet = sent_packet(&msg, sequence, &sent);
+        let r = recv(&mut b, &mut a, &packet);
+        assert_eq!(r.code == CODE_OK, arrives, "packet {sequence}: {}", r.log);
+    }
+    assert_eq!(voucher(&b, &receiver, &traced), 2 + 8);
+}

@@ -126,18 +126,22 @@ pub async fn relay_pass(d: &Direction<'_>, from: u64) -> Result<(Pass, u64), Rel
             continue;
         }
         if received.is_none() {
-            if timed_out(&packet, dst_height, dst_block.header.time_ms) {
-                log(d, "timeout", seq);
-                to_src.push(relay::timeout(packet, receipt_proof, &d.src.address()));
-                pass.timed_out += 1;
-            } else {
-                log(d, "recv", seq);
-                to_dst.push(relay::recv_packet(
-                    packet,
-                    commitment_proof,
-                    &d.dst.address(),
-                ));
-                pass.received += 1;
+            match fate(&packet, dst_height, dst_block.header.time_ms) {
+                Fate::TimeOut => {
+                    log(d, "timeout", seq);
+                    to_src.push(relay::timeout(packet, receipt_proof, &d.src.address()));
+                    pass.timed_out += 1;
+                }
+                Fate::Receive => {
+                    log(d, "recv", seq);
+                    to_dst.push(relay::recv_packet(
+                        packet,
+                        commitment_proof,
+                        &d.dst.address(),
+                    ));
+                    pass.received += 1;
+                }
+                Fate::Wait => pass.pending += 1,
             }
             continue;
         }
@@ -257,16 +261,82 @@ async fn find_event(
     )))
 }
 
-/// Whether `packet` can no longer be received at the destination's `height` and block time: at or
-/// past its timeout height or time (what ibc-rs checks against the proof height's consensus state).
-fn timed_out(packet: &Packet, height: u64, time_ms: u64) -> bool {
-    let by_height = match packet.timeout_height_on_b {
-        TimeoutHeight::Never => false,
-        TimeoutHeight::At(h) => height >= h.revision_height(),
+/// What can be done with a packet not yet received, judged at the destination's latest `height` and
+/// block time (the proof height of what the relayer sends).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Fate {
+    /// It lands in the next block, below its timeout height and before its timeout time (ICS-04's
+    /// receive rule, which Basalt enforces).
+    Receive,
+    /// Its timeout is provable: the proof height (or its block's time) is past the timeout — ibc-rs
+    /// checks "past", not "at".
+    TimeOut,
+    /// Neither yet (the next block would be at the timeout): wait a block.
+    Wait,
+}
+
+fn fate(packet: &Packet, height: u64, time_ms: u64) -> Fate {
+    let time_ns = time_ms.saturating_mul(1_000_000);
+    let (past, next_blocked) = match packet.timeout_height_on_b {
+        TimeoutHeight::Never => (false, false),
+        TimeoutHeight::At(h) => (
+            height > h.revision_height(),
+            height.saturating_add(1) >= h.revision_height(),
+        ),
     };
-    let by_time = match packet.timeout_timestamp_on_b {
-        TimeoutTimestamp::Never => false,
-        TimeoutTimestamp::At(t) => time_ms.saturating_mul(1_000_000) >= t.nanoseconds(),
+    let (past_time, at_time) = match packet.timeout_timestamp_on_b {
+        TimeoutTimestamp::Never => (false, false),
+        TimeoutTimestamp::At(t) => (time_ns > t.nanoseconds(), time_ns >= t.nanoseconds()),
     };
-    by_height || by_time
+    if past || past_time {
+        Fate::TimeOut
+    } else if next_blocked || at_time {
+        Fate::Wait
+    } else {
+        Fate::Receive
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use ibc_core::client::types::Height as IbcHeight;
+    use ibc_core::primitives::Timestamp;
+
+    use super::*;
+
+    fn packet(height: Option<u64>, ns: Option<u64>) -> Packet {
+        Packet {
+            seq_on_a: Sequence::from(1),
+            port_id_on_a: PortId::transfer(),
+            chan_id_on_a: ChannelId::new(0),
+            port_id_on_b: PortId::transfer(),
+            chan_id_on_b: ChannelId::new(0),
+            data: vec![1],
+            timeout_height_on_b: height.map_or(TimeoutHeight::Never, |h| {
+                TimeoutHeight::At(IbcHeight::new(0, h).unwrap())
+            }),
+            timeout_timestamp_on_b: ns.map_or(TimeoutTimestamp::Never, |t| {
+                TimeoutTimestamp::At(Timestamp::from_nanoseconds(t))
+            }),
+        }
+    }
+
+    #[test]
+    fn a_packet_is_received_below_its_timeout_and_timed_out_past_it() {
+        // Timeout height 10: received while the next block is below 10; at latest 9 the next block
+        // would be 10: wait; provable as timed out from proof height 11.
+        let p = packet(Some(10), None);
+        assert_eq!(fate(&p, 8, 0), Fate::Receive);
+        assert_eq!(fate(&p, 9, 0), Fate::Wait);
+        assert_eq!(fate(&p, 10, 0), Fate::Wait);
+        assert_eq!(fate(&p, 11, 0), Fate::TimeOut);
+        // Timeout time 5 ms: at a block time of 5 ms it can no longer be received, past it it times out.
+        let p = packet(None, Some(5_000_000));
+        assert_eq!(fate(&p, 100, 4), Fate::Receive);
+        assert_eq!(fate(&p, 100, 5), Fate::Wait);
+        assert_eq!(fate(&p, 100, 6), Fate::TimeOut);
+        assert_eq!(fate(&packet(None, None), u64::MAX, u64::MAX), Fate::Receive);
+    }
 }
