@@ -439,6 +439,37 @@ impl Testnet {
         }
     }
 
+    /// Runs `basalt tx ibc-transfer` against node `i`: `amount` over `channel-0` to `receiver`, signed
+    /// with the network's `accounts.json` (entry 0 unless `extra` says `--key-index`); returns the
+    /// transaction hash it prints.
+    pub fn ibc_transfer(
+        &self,
+        i: usize,
+        receiver: &str,
+        amount: u64,
+        extra: &[&str],
+    ) -> Result<String, HarnessError> {
+        let output = Command::new(&self.bin)
+            .args(["tx", "ibc-transfer", "--channel", "channel-0"])
+            .args(["--amount", &amount.to_string(), "--receiver", receiver])
+            .args(["--node", &self.rpc_url(i)])
+            .args(extra)
+            .arg("--key-file")
+            .arg(self.root.join("accounts.json"))
+            .output()
+            .map_err(|e| HarnessError::Command {
+                what: "basalt tx ibc-transfer".into(),
+                detail: e.to_string(),
+            })?;
+        if !output.status.success() {
+            return Err(HarnessError::Command {
+                what: "basalt tx ibc-transfer".into(),
+                detail: String::from_utf8_lossy(&output.stderr).into_owned(),
+            });
+        }
+        Ok(String::from_utf8_lossy(&output.stdout).trim().to_owned())
+    }
+
     /// The committed transaction `hash` as node `i`'s `tx` method returns it, once it is committed.
     pub async fn wait_tx(
         &self,

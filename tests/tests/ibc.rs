@@ -199,33 +199,7 @@ async fn a_live_node_executes_an_ibc_create_client_transaction() {
 
     // `basalt tx ibc-transfer` builds and submits an ICS-20 transfer: admitted (the ante rules pass),
     // then refused by IBC in the block (this chain has no channel), its fee paid.
-    let out = std::process::Command::new(basalt_tests::testnet::basalt_bin().unwrap())
-        .args([
-            "tx",
-            "ibc-transfer",
-            "--channel",
-            "channel-0",
-            "--amount",
-            "5",
-        ])
-        .args([
-            "--receiver",
-            &address,
-            "--fee",
-            "2",
-            "--node",
-            &net.rpc_url(0),
-        ])
-        .arg("--key-file")
-        .arg(net.root().join("accounts.json"))
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let hash = String::from_utf8(out.stdout).unwrap().trim().to_owned();
+    let hash = net.ibc_transfer(0, &address, 5, &["--fee", "2"]).unwrap();
     let outcome = net.wait_tx(0, &hash, WAIT).await.unwrap();
     assert_eq!(outcome["tx_result"]["code"], 8, "{outcome}");
     assert!(

@@ -111,21 +111,7 @@ fn series(text: &str, name_and_labels: &str) -> f64 {
 
 /// Sends `amount` from a's first account over channel-0 to `receiver`; returns the committed tx.
 async fn ibc_transfer(a: &Testnet, receiver: &str, amount: u64, extra: &[&str]) -> Value {
-    let out = Command::new(basalt_bin().unwrap())
-        .args(["tx", "ibc-transfer", "--channel", "channel-0"])
-        .args(["--amount", &amount.to_string(), "--receiver", receiver])
-        .args(["--node", &a.rpc_url(0)])
-        .args(extra)
-        .arg("--key-file")
-        .arg(a.root().join("accounts.json"))
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let hash = String::from_utf8(out.stdout).unwrap().trim().to_owned();
+    let hash = a.ibc_transfer(0, receiver, amount, extra).unwrap();
     let committed = a.wait_tx(0, &hash, WAIT).await.unwrap();
     assert_eq!(committed["tx_result"]["code"], 0, "{committed}");
     committed
@@ -162,6 +148,15 @@ async fn store(net: &Testnet, i: usize, store: &str, key: &str) -> Vec<u8> {
         answer["response"]["value"].as_str().unwrap(),
     )
     .unwrap()
+}
+
+/// The `/store/transfer/key` key of `owner`'s voucher of chain a's native token (received over
+/// channel-0).
+fn voucher_key(owner: &str) -> String {
+    format!(
+        "balances/{}/transfer/channel-0/basalt",
+        owner.to_ascii_lowercase()
+    )
 }
 
 /// Waits until a's packet `seq` on channel-0 is no longer committed (acknowledged or timed out).
@@ -257,10 +252,7 @@ async fn the_relayer_creates_a_path_between_two_live_networks_once() {
         &"channel-0".parse().unwrap(),
     )
     .to_hex_upper();
-    let voucher_key = format!(
-        "balances/{}/transfer/channel-0/basalt",
-        receiver.to_ascii_lowercase()
-    );
+    let voucher_key = voucher_key(&receiver);
     let log = dir.path().join("relay-1.log");
     let relayer = start_relayer_with(&config, &log, &["--metrics", "127.0.0.1:0"]);
     let metrics = metrics_url(&log).await;
@@ -346,31 +338,14 @@ async fn racing_and_killed_relayers_deliver_every_packet_exactly_once() {
     let (receiver, _) = b.accounts().unwrap().remove(1);
     // Six transfers, 1 to 6 tokens, sent by a's second account (the relayers sign with the first).
     for amount in 1..=6u64 {
-        let out = Command::new(basalt_bin().unwrap())
-            .args([
-                "tx",
-                "ibc-transfer",
-                "--channel",
-                "channel-0",
-                "--key-index",
-                "1",
-            ])
-            .args(["--amount", &amount.to_string(), "--receiver", &receiver])
-            .args([
-                "--node",
-                &a.rpc_url(0),
-                "--nonce",
-                &(amount - 1).to_string(),
-            ])
-            .arg("--key-file")
-            .arg(a.root().join("accounts.json"))
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        let nonce = (amount - 1).to_string();
+        a.ibc_transfer(
+            0,
+            &receiver,
+            amount,
+            &["--key-index", "1", "--nonce", &nonce],
+        )
+        .unwrap();
     }
     let first_log = dir.path().join("relay-killed.log");
     let mut killed = start_relayer(&config, &first_log);
@@ -388,10 +363,7 @@ async fn racing_and_killed_relayers_deliver_every_packet_exactly_once() {
     for seq in 1..=6 {
         wait_cleared(&a, seq).await;
     }
-    let voucher_key = format!(
-        "balances/{}/transfer/channel-0/basalt",
-        receiver.to_ascii_lowercase()
-    );
+    let voucher_key = voucher_key(&receiver);
     let voucher = store(&b, 0, "transfer", &voucher_key).await;
     assert_eq!(u128::from_be_bytes(voucher.try_into().unwrap()), 21);
 }
@@ -431,10 +403,7 @@ async fn an_idle_path_keeps_its_clients_from_expiring() {
     let (receiver, _) = b.accounts().unwrap().remove(1);
     ibc_transfer(&a, &receiver, 9, &["--key-index", "1"]).await;
     wait_cleared(&a, 1).await;
-    let voucher_key = format!(
-        "balances/{}/transfer/channel-0/basalt",
-        receiver.to_ascii_lowercase()
-    );
+    let voucher_key = voucher_key(&receiver);
     let voucher = store(&b, 0, "transfer", &voucher_key).await;
     assert_eq!(u128::from_be_bytes(voucher.try_into().unwrap()), 9);
 }

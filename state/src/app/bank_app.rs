@@ -17,7 +17,7 @@ use basalt_consensus::types::{
     encode, verify_batch, Address, Block, ChainId, Hash, PublicKey, Signature, Tx,
 };
 
-use super::module::{Ante, BlockContext, Effects, StateView, TxModule};
+use super::module::{Ante, BlockContext, StateView, TxModule};
 use super::sigcache::SignatureCache;
 use super::{
     bounded_log, AppError, AppInfo, Application, CheckTxResult, Event, FinalizeResult,
@@ -498,7 +498,16 @@ fn execute_module(
                 executed.gas_used, ante.gas_limit
             ),
         )),
-        Ok(effects) => apply_effects(overlay, effects)?,
+        Ok(effects) => {
+            let moves: Vec<(Address, Address, u128)> = effects
+                .moves
+                .iter()
+                .map(|m| (m.from, m.to, m.amount))
+                .collect();
+            overlay
+                .apply_module(&moves, effects.writes)?
+                .map(|()| effects.events)
+        }
         Err(f) => Err(f),
     };
     Ok(match outcome {
@@ -521,40 +530,6 @@ fn execute_module(
             events: vec![fee_event],
         },
     })
-}
-
-/// A module's effects on the block's overlay, all or none: writes first checked (no account records),
-/// then the native-token moves (funds and overflow checked), then the writes.
-fn apply_effects(
-    overlay: &mut Overlay<'_>,
-    effects: Effects,
-) -> Result<Result<Vec<Event>, TxFailure>, AppError> {
-    if effects
-        .writes
-        .iter()
-        .any(|(key, _)| key.starts_with(crate::bank::ACCOUNT_KEY_PREFIX.as_bytes()))
-    {
-        return Ok(Err(TxFailure::new(
-            TxCode::MessageFailed,
-            crate::bank::AccountWriteRefused.to_string(),
-        )));
-    }
-    let moves: Vec<(Address, Address, u128)> = effects
-        .moves
-        .iter()
-        .map(|m| (m.from, m.to, m.amount))
-        .collect();
-    if let Err(f) = overlay.move_native(&moves)? {
-        return Ok(Err(TxFailure::new(TxCode::MessageFailed, f.log)));
-    }
-    if let Err(refused) = overlay.write_other(effects.writes) {
-        // Unreachable after the check above; kept as the overlay's own guard.
-        return Ok(Err(TxFailure::new(
-            TxCode::MessageFailed,
-            refused.to_string(),
-        )));
-    }
-    Ok(Ok(effects.events))
 }
 
 /// The `tx` event: who paid what fee at which nonce (CometBFT/Cosmos SDK's `fee`, `fee_payer`,

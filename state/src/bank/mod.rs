@@ -330,11 +330,6 @@ pub struct Overlay<'a> {
     other: BTreeMap<Vec<u8>, Option<Vec<u8>>>,
 }
 
-/// A module tried to write an account record (only the bank writes balances and nonces).
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-#[error("a module may not write the bank's account records")]
-pub struct AccountWriteRefused;
-
 impl<'a> Overlay<'a> {
     /// An empty overlay over `version` of `store`.
     pub fn new(store: &'a StateStore, version: u64) -> Overlay<'a> {
@@ -397,16 +392,29 @@ impl<'a> Overlay<'a> {
         Ok(Ok(()))
     }
 
-    /// Applies a module's writes (all of them, or none if any names an account record).
-    pub fn write_other(&mut self, writes: Vec<Write>) -> Result<(), AccountWriteRefused> {
+    /// Applies a module's effects, all or none: its native-token `moves` (as
+    /// [`Overlay::move_native`]) and its state `writes`, which may not name an account record (only the
+    /// bank writes balances and nonces). A refusal ([`TxCode::MessageFailed`]) leaves the overlay as it
+    /// was.
+    pub fn apply_module(
+        &mut self,
+        moves: &[(Address, Address, u128)],
+        writes: Vec<Write>,
+    ) -> Result<Result<(), TxFailure>, BankError> {
         if writes
             .iter()
             .any(|(key, _)| key.starts_with(ACCOUNT_KEY_PREFIX.as_bytes()))
         {
-            return Err(AccountWriteRefused);
+            return Ok(Err(TxFailure::new(
+                TxCode::MessageFailed,
+                "a module may not write the bank's account records",
+            )));
+        }
+        if let Err(f) = self.move_native(moves)? {
+            return Ok(Err(TxFailure::new(TxCode::MessageFailed, f.log)));
         }
         self.other.extend(writes);
-        Ok(())
+        Ok(Ok(()))
     }
 
     /// The account as of the overlay (pending writes included).

@@ -13,7 +13,6 @@ use basalt_ibc::tx::{IbcMessage, IbcTxBody};
 use basalt_state::ics23::CommitmentProof;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine as _;
-use ibc_core::client::types::Height as IbcHeight;
 use ibc_core::host::types::path::Path;
 use ibc_core::primitives::proto::Any;
 use prost::Message;
@@ -267,9 +266,4 @@ impl Remote {
             .ok_or_else(|| bad("broadcast_tx_commit", "no height"))?;
         Ok((answer["tx_result"].clone(), height))
     }
-}
-
-/// `IbcHeight`'s revision height.
-pub fn revision_height(height: &IbcHeight) -> u64 {
-    height.revision_height()
 }
