@@ -203,6 +203,16 @@ fn replayed_lock_regression_seed() {
     assert_seeds_pass(&[(Family::Byzantine, 1_005_743)]);
 }
 
+/// Seeds of the block sync probe's stall clock, with the node's doubling re-gossip: at 1001110 validators
+/// the others had decided without kept cycling rounds of the old height, each round reset a stall clock
+/// measured from the last new round, and the probe for the missed block came only after 9 rounds (the
+/// bound is 6). The clock now runs from the last new height. 1001201 failed a sweep of that clock with
+/// re-gossip on every tick (the round bound exceeded at height 66 beside a garbage peer).
+#[test]
+fn probe_clock_regression_seeds() {
+    assert_seeds_pass(&[1_001_110, 1_001_201].map(|seed| (Family::Byzantine, seed)));
+}
+
 /// `SIM_SEED=<n> SIM_FAMILY=<family>` replays one run and prints its summary.
 #[test]
 fn replay() {

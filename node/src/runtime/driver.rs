@@ -598,7 +598,7 @@ impl Shell {
             return;
         }
         let ours = self.d.chain.height();
-        let stalled_for = self.regossip.last_progress().elapsed();
+        let stalled_for = self.regossip.last_height_progress().elapsed();
         if let Some(request) = self
             .sync
             .probe_if_stalled(ours, stalled_for, Instant::now())

@@ -38,6 +38,9 @@ pub struct RegossipPacer {
     config: RegossipConfig,
     position: (Height, Round),
     last_progress: Instant,
+    /// The last new height (a commit, consensus joined, a height seen on a tick): block sync probes
+    /// measure their stall from here, not from round changes (see [`RegossipPacer::last_height_progress`]).
+    last_height_progress: Instant,
     next: Instant,
     interval: Duration,
     last_proposals: Option<Instant>,
@@ -50,6 +53,7 @@ impl RegossipPacer {
             config,
             position: (Height(0), Round(0)),
             last_progress: now,
+            last_height_progress: now,
             next: now + config.base,
             interval: config.base,
             last_proposals: None,
@@ -59,6 +63,7 @@ impl RegossipPacer {
     /// Progress was made (a decision, consensus joined): the cadence starts again from the base.
     pub fn progressed(&mut self, now: Instant) {
         self.last_progress = now;
+        self.last_height_progress = now;
         self.interval = self.config.base;
         self.next = now + self.interval;
     }
@@ -68,13 +73,26 @@ impl RegossipPacer {
         self.last_progress
     }
 
+    /// When the node last reached a new height. A node whose peers decided without it can keep moving
+    /// through rounds of the old height (each a "progress" for re-gossip), with round timeouts shorter
+    /// than the block sync probe's wait; measured from here, the probe for the block it missed still
+    /// comes (the simulation found validators lagging for dozens of rounds behind the others).
+    pub fn last_height_progress(&self) -> Instant {
+        self.last_height_progress
+    }
+
     /// A gossip tick at `now` with the engine at `position`: a new position counts as progress.
     /// Returns `Some(with_proposals)` when the node should re-send its messages now (never while block
     /// syncing), and then waits twice as long (up to the cap) before the next time.
     pub fn tick(&mut self, position: (Height, Round), syncing: bool, now: Instant) -> Option<bool> {
         if position != self.position {
+            if position.0 != self.position.0 {
+                self.last_height_progress = now;
+            }
             self.position = position;
-            self.progressed(now);
+            self.last_progress = now;
+            self.interval = self.config.base;
+            self.next = now + self.interval;
         }
         if syncing || now < self.next {
             return None;
@@ -138,15 +156,20 @@ mod tests {
         let t0 = Instant::now();
         let mut p = RegossipPacer::new(config(), t0);
         due_ticks(&mut p, t0, 0, 1000);
-        // A new round seen on a tick is progress: nothing until one base interval later.
+        // A new round seen on a tick is progress: nothing until one base interval later. It is no new
+        // height: the block sync probe's stall clock runs on.
         assert_eq!(p.tick((Height(1), Round(1)), false, t0 + ms(1050)), None);
         assert_eq!(p.last_progress(), t0 + ms(1050));
+        assert_eq!(p.last_height_progress(), t0);
         assert_eq!(p.tick((Height(1), Round(1)), false, t0 + ms(1100)), None);
         assert!(p
             .tick((Height(1), Round(1)), false, t0 + ms(1150))
             .is_some());
-        // A commit (reported by the caller) likewise.
+        // A commit (reported by the caller) likewise, and it is a new height.
         p.progressed(t0 + ms(1200));
+        assert_eq!(p.last_height_progress(), t0 + ms(1200));
+        assert_eq!(p.tick((Height(2), Round(0)), false, t0 + ms(1210)), None);
+        assert_eq!(p.last_height_progress(), t0 + ms(1210));
         assert_eq!(p.tick((Height(1), Round(1)), false, t0 + ms(1250)), None);
         // While block syncing nothing is re-sent, however long the stall.
         assert_eq!(p.tick((Height(1), Round(1)), true, t0 + ms(5000)), None);

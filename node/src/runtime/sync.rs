@@ -17,8 +17,8 @@ use std::time::{Duration, Instant};
 use basalt_consensus::types::{Block, Commit};
 use basalt_p2p::{Misbehaviour, PeerId};
 
-/// How long the round must have made no progress before a node in consensus asks a peer that claims
-/// later blocks for them (a node merely one height behind catches up through consensus itself).
+/// How long a node in consensus must have reached no new height before it asks a peer that claims later
+/// blocks for them (a node merely a moment behind catches up through consensus itself).
 pub const PROBE_AFTER_STALL: Duration = Duration::from_secs(1);
 /// How long a node in block sync waits for any peer's claim before it joins consensus alone.
 pub const SYNC_STARTUP_WAIT: Duration = Duration::from_secs(3);
@@ -48,8 +48,8 @@ pub struct SyncConfig {
     pub max_parallel_requests: usize,
     /// Blocks per request.
     pub batch_blocks: u32,
-    /// How long the round must have made no progress before a node in consensus asks a peer that
-    /// claims later blocks for them (the node: [`PROBE_AFTER_STALL`]).
+    /// How long a node in consensus must have reached no new height before it asks a peer that claims
+    /// later blocks for them (the node: [`PROBE_AFTER_STALL`]).
     pub probe_after_stall: Duration,
     /// How long a node in block sync waits for any peer's claim before it joins consensus alone (the
     /// node: [`SYNC_STARTUP_WAIT`]).
@@ -328,8 +328,9 @@ impl<P: Copy + Ord> BlockSync<P> {
         self.ready.remove(&height)
     }
 
-    /// In consensus, when a peer claims blocks after `ours` and the round has made no progress for
-    /// `probe_after_stall` (`stalled_for`): one request (one at a time) for them. The answer, if it
+    /// In consensus, when a peer claims blocks after `ours` and the node has reached no new height for
+    /// `probe_after_stall` (`stalled_for`; new rounds of the same height do not count: a node the others
+    /// decided without keeps moving through rounds): one request (one at a time) for them. The answer, if it
     /// holds the next block, moves the node to block sync ([`BlockSync::should_enter_sync`]); a peer that
     /// fails to serve what it claimed loses its claim ([`BlockSync::on_response`]). Claims alone never
     /// take a validator out of consensus; served blocks do.
