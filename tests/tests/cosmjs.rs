@@ -109,11 +109,12 @@ async fn cosmjs_reads_the_node_and_finds_transactions_by_its_own_hash() {
 
 /// Issue 15: CosmJS's `txSearchAll` over a chain longer than 10,000 blocks with transactions spread over
 /// it returns every transaction, in order, with a true `totalCount` (on 9496b9c a height-range query was
-/// cut to the newest 10,000 blocks without a word). Minutes long, so `#[ignore]`d and recorded in
-/// BENCHMARKS.md: `BASALT_BIN=<release basalt> cargo test -p basalt-tests --test cosmjs -- --ignored
-/// --nocapture` (`LONG_CHAIN_HEIGHT` changes the length).
+/// cut to the newest 10,000 blocks without a word). Minutes long even with the release binary, so
+/// `#[ignore]`d in `cargo test` and run by `.ci/run` through `scripts/long-tests.sh` with the release
+/// binary the build-info check built: `BASALT_BIN=<release basalt> cargo test -p basalt-tests --test
+/// cosmjs -- --ignored --nocapture` (`LONG_CHAIN_HEIGHT` changes the length). Timing in BENCHMARKS.md.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "builds a 10,000-block chain: minutes; see the doc comment"]
+#[ignore = "builds a 10,000-block chain: minutes; CI runs it with the release binary (scripts/long-tests.sh)"]
 async fn cosmjs_tx_search_all_is_complete_over_a_long_chain() {
     let dir = cosmjs_dir();
     let target: u64 = std::env::var("LONG_CHAIN_HEIGHT")
