@@ -31,6 +31,7 @@ use ibc_core::handler::types::events::IbcEvent;
 use ibc_core::handler::types::msgs::MsgEnvelope;
 use ibc_core::host::types::error::HostError;
 use ibc_core::host::types::identifiers::PortId;
+use ibc_core::host::types::path::CommitmentPath;
 use ibc_core::router::module::Module;
 use ibc_core::router::router::Router;
 use ibc_core::router::types::module::ModuleId;
@@ -134,6 +135,9 @@ impl TxModule for IbcModule {
         for (index, action) in actions.into_iter().enumerate() {
             let result = match action {
                 IbcAction::Core(envelope) => receivable(&envelope, header).and_then(|()| {
+                    if settled(&host, &envelope)? {
+                        return Ok(());
+                    }
                     dispatch(&mut host, &mut router, envelope).map_err(|e| e.to_string())
                 }),
                 IbcAction::Transfer(msg) => {
@@ -204,6 +208,28 @@ fn receivable(envelope: &MsgEnvelope, header: &Header) -> Result<(), String> {
         }
     }
     Ok(())
+}
+
+/// Whether `envelope` is an acknowledgement or timeout of a packet that is no longer committed here
+/// (already acknowledged or timed out, or never sent): then it is a no-op, as in ibc-go — the
+/// transaction succeeds (a relayer's batch is not lost to another relayer's race), nothing changes and
+/// no packet event is emitted. ibc-rs 0.57 would emit `acknowledge_packet` / `timeout_packet` for it
+/// anyway (an explorer would show an acknowledged packet as timed out) and first run the application's
+/// checks, so a timeout after the acknowledgement failed or passed depending on the escrow's balance.
+fn settled<R: StateRead, H: HostHeaders>(
+    host: &IbcHost<R, H>,
+    envelope: &MsgEnvelope,
+) -> Result<bool, String> {
+    let packet = match envelope {
+        MsgEnvelope::Packet(PacketMsg::Ack(msg)) => &msg.packet,
+        MsgEnvelope::Packet(PacketMsg::Timeout(msg)) => &msg.packet,
+        MsgEnvelope::Packet(PacketMsg::TimeoutOnClose(msg)) => &msg.packet,
+        _ => return Ok(false),
+    };
+    let path = CommitmentPath::new(&packet.port_id_on_a, &packet.chan_id_on_a, packet.seq_on_a);
+    host.packet_committed(&path)
+        .map(|committed| !committed)
+        .map_err(|e| e.to_string())
 }
 
 /// An ibc-rs event as the chain's event (ibc-go's event types and attribute names, all indexed).

@@ -20,6 +20,7 @@ use ibc_core::host::types::identifiers::{ChannelId, ClientId, PortId, Sequence};
 use ibc_core::primitives::proto::Any;
 use ibc_core::primitives::{Signer, Timestamp, ToProto};
 
+use crate::client::wire::Misbehaviour;
 use crate::client::ClientHeader;
 
 /// Why a relayer cannot build a message.
@@ -119,18 +120,7 @@ pub fn timeout(packet: Packet, unreceived: Proven, by: &Address) -> Any {
 
 /// The packet a `send_packet` event (ibc-go's attributes, as Basalt emits them) announces.
 pub fn packet_from_event(event: &Event) -> Result<Packet, RelayError> {
-    let get = |key: &'static str| -> Result<&str, RelayError> {
-        event
-            .attributes
-            .iter()
-            .find(|a| a.key == key)
-            .map(|a| a.value.as_str())
-            .ok_or_else(|| RelayError::BadEvent {
-                kind: event.kind.clone(),
-                key,
-                reason: "missing".to_owned(),
-            })
-    };
+    let get = |key: &'static str| attribute(event, key);
     let bad = |key: &'static str, reason: String| RelayError::BadEvent {
         kind: event.kind.clone(),
         key,
@@ -175,21 +165,63 @@ pub fn packet_from_event(event: &Event) -> Result<Packet, RelayError> {
 
 /// The acknowledgement a `write_acknowledgement` event carries.
 pub fn ack_from_event(event: &Event) -> Result<Vec<u8>, RelayError> {
-    let value = event
-        .attributes
-        .iter()
-        .find(|a| a.key == "packet_ack_hex")
-        .map(|a| a.value.as_str())
-        .ok_or_else(|| RelayError::BadEvent {
-            kind: event.kind.clone(),
-            key: "packet_ack_hex",
-            reason: "missing".to_owned(),
-        })?;
-    hex::decode(value).map_err(|e| RelayError::BadEvent {
+    hex::decode(attribute(event, "packet_ack_hex")?).map_err(|e| RelayError::BadEvent {
         kind: event.kind.clone(),
         key: "packet_ack_hex",
         reason: e.to_string(),
     })
+}
+
+/// The client an `update_client` event updated and the header that did it: ibc-rs puts the whole client
+/// message in its `header` attribute (hex of the encoded `Any`). A misbehaviour watcher compares that
+/// header with the block the counterparty really committed at its height.
+pub fn header_from_update_event(event: &Event) -> Result<(ClientId, ClientHeader), RelayError> {
+    let bad = |key: &'static str, reason: String| RelayError::BadEvent {
+        kind: event.kind.clone(),
+        key,
+        reason,
+    };
+    let client_id = attribute(event, "client_id")?
+        .parse()
+        .map_err(|e| bad("client_id", format!("{e}")))?;
+    let bytes =
+        hex::decode(attribute(event, "header")?).map_err(|e| bad("header", e.to_string()))?;
+    let any = <Any as prost::Message>::decode(bytes.as_slice())
+        .map_err(|e| bad("header", e.to_string()))?;
+    let header = ClientHeader::from_any(&any).map_err(|e| bad("header", e.to_string()))?;
+    Ok((client_id, header))
+}
+
+/// Misbehaviour evidence freezing `client_id`: two headers of one height naming different blocks, each
+/// verifiable from a consensus state the client holds (the light client checks both). Sent as
+/// `MsgUpdateClient` with the evidence as its client message, as ibc-go and ibc-rs now want it
+/// (`MsgSubmitMisbehaviour` is deprecated in both; Basalt's client handles either).
+pub fn submit_misbehaviour(
+    client_id: &ClientId,
+    first: ClientHeader,
+    second: ClientHeader,
+    by: &Address,
+) -> Any {
+    MsgUpdateClient {
+        client_id: client_id.clone(),
+        client_message: Misbehaviour { first, second }.to_any(),
+        signer: signer(by),
+    }
+    .to_any()
+}
+
+/// The value of attribute `key` of `event`.
+fn attribute<'e>(event: &'e Event, key: &'static str) -> Result<&'e str, RelayError> {
+    event
+        .attributes
+        .iter()
+        .find(|a| a.key == key)
+        .map(|a| a.value.as_str())
+        .ok_or_else(|| RelayError::BadEvent {
+            kind: event.kind.clone(),
+            key,
+            reason: "missing".to_owned(),
+        })
 }
 
 #[cfg(test)]
@@ -260,5 +292,82 @@ mod tests {
                 other => panic!("{key}={value}: {other:?}"),
             }
         }
+    }
+
+    fn header(height: u64, app_hash: u8) -> ClientHeader {
+        use basalt_consensus::light::fixture;
+        let chain = basalt_consensus::types::ChainId::new("basalt-b").unwrap();
+        let set = fixture::set(&[(1, 10), (2, 10)]);
+        ClientHeader {
+            block: fixture::light_block(
+                &chain,
+                height,
+                1_000 * height,
+                &set,
+                &set,
+                basalt_consensus::types::Hash([app_hash; 32]),
+                &[1, 2],
+            ),
+            trusted_height: Height(3),
+            trusted_next_validators: set,
+        }
+    }
+
+    /// The event ibc-rs emits for an update (its `header` attribute: hex of the encoded `Any`).
+    fn update_event(client: &str, header_hex: &str) -> Event {
+        Event::new(
+            "update_client",
+            &[
+                ("client_id", client.to_owned()),
+                ("client_type", "99-basalt".to_owned()),
+                ("consensus_height", "0-9".to_owned()),
+                ("header", header_hex.to_owned()),
+            ],
+        )
+    }
+
+    #[test]
+    fn an_update_client_event_gives_back_the_header_that_updated() {
+        let header = header(9, 7);
+        let hex = hex::encode(prost::Message::encode_to_vec(&header.to_any()));
+        let (client, got) = header_from_update_event(&update_event("99-basalt-4", &hex)).unwrap();
+        assert_eq!(client.as_str(), "99-basalt-4");
+        assert_eq!(got, header);
+        for (event, key) in [
+            (update_event("99-basalt-4", "zz"), "header"),
+            (update_event("99-basalt-4", "0a00"), "header"),
+            (update_event("not a client", &hex), "client_id"),
+            (
+                Event::new("update_client", &[("header", hex.clone())]),
+                "client_id",
+            ),
+        ] {
+            match header_from_update_event(&event) {
+                Err(RelayError::BadEvent { key: got, .. }) => assert_eq!(got, key),
+                other => panic!("{key}: {other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn submitted_misbehaviour_carries_both_headers_for_the_client() {
+        use ibc_core::client::types::msgs::ClientMsg;
+        use ibc_core::handler::types::msgs::MsgEnvelope;
+        let (first, second) = (header(9, 7), header(9, 8));
+        let by = Address([0x11; 20]);
+        let any = submit_misbehaviour(
+            &"99-basalt-0".parse().unwrap(),
+            first.clone(),
+            second.clone(),
+            &by,
+        );
+        let Ok(MsgEnvelope::Client(ClientMsg::UpdateClient(msg))) = MsgEnvelope::try_from(any)
+        else {
+            panic!("not a client update");
+        };
+        assert_eq!(msg.client_id.as_str(), "99-basalt-0");
+        assert_eq!(msg.signer, signer(&by));
+        let evidence = Misbehaviour::from_any(&msg.client_message).unwrap();
+        assert_eq!((evidence.first, evidence.second), (first, second));
     }
 }

@@ -294,6 +294,16 @@ async fn the_relayer_creates_a_path_between_two_live_networks_once() {
     );
     assert!(expiry > 13.0 * 24.0 * 3600.0, "{expiry}");
     assert!(series(&text, r#"basalt_relayer_balance{chain="basalt-a"}"#) > 0.0);
+    // Exported for both directions (seconds of source chain time; what it reads depends on the pass).
+    for (src, dst) in [("basalt-a", "basalt-b"), ("basalt-b", "basalt-a")] {
+        let age = series(
+            &text,
+            &format!(
+                r#"basalt_relayer_packets_oldest_pending_seconds{{dst_chain="{dst}",src_chain="{src}"}}"#
+            ),
+        );
+        assert!(age >= 0.0, "{age}");
+    }
     drop(relayer);
 
     // With the relayer stopped, a transfer that times out two heights into b's future...
@@ -406,4 +416,223 @@ async fn an_idle_path_keeps_its_clients_from_expiring() {
     let voucher_key = voucher_key(&receiver);
     let voucher = store(&b, 0, "transfer", &voucher_key).await;
     assert_eq!(u128::from_be_bytes(voucher.try_into().unwrap()), 9);
+}
+
+/// B's real light block at `height` turned into a forgery: another app hash (so another block), its
+/// commit re-signed by B's validators (their keys from B's homes) — what a coalition of B's validators
+/// signing two blocks at one height would produce. Verifies from any trusted state the real one does.
+async fn forged_light_block(b: &Testnet, height: u64) -> basalt_consensus::light::LightBlock {
+    use basalt_consensus::types::{BlockId, CommitSig, Hash, Vote};
+    use basalt_consensus::{ValidatorIndex, VoteType};
+    let (mut header, commit, validators, _) = light_block(b, height).await;
+    header.app_hash = Hash([0xee; 32]);
+    let block_id = BlockId {
+        hash: header.hash(),
+    };
+    let keys: Vec<_> = (0..2)
+        .map(|i| {
+            basalt_node::keys::PrivValidatorKey::load(
+                &b.home(i).join("config/priv_validator_key.json"),
+            )
+            .unwrap()
+            .private_key()
+            .clone()
+        })
+        .collect();
+    let signatures = validators
+        .validators()
+        .iter()
+        .enumerate()
+        .map(|(index, validator)| {
+            let key = keys
+                .iter()
+                .find(|k| k.public_key().address() == validator.address)
+                .unwrap();
+            let vote = Vote {
+                vote_type: VoteType::Precommit,
+                height: header.height,
+                round: commit.round,
+                block_id: Some(block_id),
+                validator_index: ValidatorIndex(u32::try_from(index).unwrap()),
+            };
+            CommitSig::ForBlock(key.sign(&vote.sign_bytes(&header.chain_id)))
+        })
+        .collect();
+    basalt_consensus::light::LightBlock {
+        commit: basalt_consensus::types::Commit {
+            height: header.height,
+            round: commit.round,
+            block_id,
+            signatures,
+        },
+        header,
+        validators,
+    }
+}
+
+/// The `light_block` of `height` on node 0 of `net`: header, commit, validators and next validators.
+async fn light_block(
+    net: &Testnet,
+    height: u64,
+) -> (
+    basalt_consensus::types::Header,
+    basalt_consensus::types::Commit,
+    basalt_consensus::types::ValidatorSet,
+    basalt_consensus::types::ValidatorSet,
+) {
+    let r = net
+        .rpc(0, "light_block", json!({"height": height.to_string()}))
+        .await
+        .unwrap();
+    let bytes = base64::Engine::decode(
+        &base64::engine::general_purpose::STANDARD,
+        r["light_block"].as_str().unwrap(),
+    )
+    .unwrap();
+    basalt_consensus::types::decode("light block", &bytes, 1 << 24).unwrap()
+}
+
+/// The first client on `net` (of the other chain).
+async fn client_state(net: &Testnet) -> basalt_ibc::client::ClientState {
+    use prost::Message as _;
+    let bytes = store(net, 0, "ibc", "clients/99-basalt-0/clientState").await;
+    let any = ibc_core::primitives::proto::Any::decode(bytes.as_slice()).unwrap();
+    basalt_ibc::client::ClientState::from_any(&any).unwrap()
+}
+
+/// Signs `messages` as one IBC transaction of `net`'s test account `account` (its next nonce) and
+/// commits it; the `broadcast_tx_commit` answer.
+async fn submit_ibc(
+    net: &Testnet,
+    account: usize,
+    messages: Vec<ibc_core::primitives::proto::Any>,
+) -> Value {
+    use basalt_ibc::tx::{IbcMessage, IbcTxBody};
+    let (address, seed) = net.accounts().unwrap().remove(account);
+    let key = basalt_consensus::types::PrivateKey::from_seed(
+        &hex::decode(&seed).unwrap().try_into().unwrap(),
+    );
+    let status = net.rpc(0, "status", json!({})).await.unwrap();
+    let chain_id = status["node_info"]["network"].as_str().unwrap();
+    let account_state = net
+        .rpc(
+            0,
+            "abci_query",
+            json!({"path": format!("/bank/account/{address}"), "data": ""}),
+        )
+        .await
+        .unwrap();
+    let bytes = base64::Engine::decode(
+        &base64::engine::general_purpose::STANDARD,
+        account_state["response"]["value"].as_str().unwrap(),
+    )
+    .unwrap();
+    let nonce = basalt_state::bank::Account::from_bytes(&bytes)
+        .unwrap()
+        .nonce;
+    let tx = IbcTxBody {
+        chain_id: basalt_consensus::types::ChainId::new(chain_id).unwrap(),
+        from: key.public_key(),
+        nonce,
+        fee: 0,
+        gas_limit: 5_000_000,
+        messages: messages.into_iter().map(IbcMessage::from).collect(),
+    }
+    .sign(&key)
+    .to_bytes();
+    net.rpc(
+        0,
+        "broadcast_tx_commit",
+        json!({"tx": base64::Engine::encode(&base64::engine::general_purpose::STANDARD, &tx)}),
+    )
+    .await
+    .unwrap()
+}
+
+/// An injected conflicting header freezes the client (issue 16): after a transfer relayed honestly (the
+/// watcher finds nothing wrong in the relayer's own updates), a header of chain b at a height past a's
+/// client, naming another block than b committed there and signed by b's validators, is accepted by a's
+/// client as an update. The relayer's watcher compares it with b's real block, submits both headers as
+/// misbehaviour, and the client freezes; from then on a's chain refuses packets over the path (a
+/// transfer into the channel fails) and the relayer relays nothing more (its metrics say so).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_conflicting_header_freezes_the_client_and_later_packets_are_refused() {
+    let (a, b, dir, config) = two_networks().await;
+    create_path(&config);
+    let log = dir.path().join("relay.log");
+    let _relayer = start_relayer_with(&config, &log, &["--metrics", "127.0.0.1:0"]);
+    let metrics = metrics_url(&log).await;
+    let (receiver, _) = b.accounts().unwrap().remove(1);
+    ibc_transfer(&a, &receiver, 3, &["--key-index", "1"]).await;
+    wait_cleared(&a, 1).await;
+
+    // The relayer is idle now: a's client of b stays at its latest height. Forge b's block two heights
+    // past it, from that trusted state.
+    let trusted = client_state(&a).await.latest_height.0;
+    let height = trusted + 2;
+    b.wait_height(0, height, WAIT).await.unwrap();
+    let (_, _, _, trusted_next) = light_block(&b, trusted).await;
+    let forged = forged_light_block(&b, height).await;
+    let (real, _, _, _) = light_block(&b, height).await;
+    assert_ne!(forged.header.hash(), real.hash());
+    let (someone, _) = a.accounts().unwrap().remove(1);
+    let update = basalt_ibc::relay::update_client(
+        &"99-basalt-0".parse().unwrap(),
+        forged,
+        trusted,
+        trusted_next,
+        &basalt_consensus::types::Address::from_hex(&someone).unwrap(),
+    );
+    let committed = submit_ibc(&a, 1, vec![update]).await;
+    assert_eq!(
+        committed["tx_result"]["code"], 0,
+        "the forged update was accepted: {committed}"
+    );
+
+    // The watcher finds it and freezes the client.
+    wait_for(WAIT, || async { client_state(&a).await.frozen_height }).await;
+    let found = a
+        .rpc(
+            0,
+            "tx_search",
+            json!({"query": "client_misbehaviour.client_id='99-basalt-0'"}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(found["total_count"], "1", "{found}");
+    let text = wait_for(WAIT, || async {
+        let text = reqwest::get(&metrics).await.ok()?.text().await.ok()?;
+        text.contains(r#"basalt_relayer_client_frozen{chain="basalt-a",client="99-basalt-0"} 1"#)
+            .then_some(text)
+    })
+    .await;
+    assert_eq!(
+        series(
+            &text,
+            r#"basalt_relayer_misbehaviour_total{chain="basalt-a"}"#
+        ),
+        1.0
+    );
+    assert!(
+        !client_state(&b).await.is_frozen(),
+        "b's client of a is sound"
+    );
+
+    // Later packets are refused: a transfer into the channel fails on a (its client of b is frozen).
+    let hash = a
+        .ibc_transfer(0, &receiver, 4, &["--key-index", "1"])
+        .unwrap();
+    let refused = a.wait_tx(0, &hash, WAIT).await.unwrap();
+    assert_eq!(
+        refused["tx_result"]["code"], 8,
+        "a transfer over a frozen client must fail: {refused}"
+    );
+    assert!(
+        refused["tx_result"]["log"]
+            .as_str()
+            .unwrap()
+            .to_lowercase()
+            .contains("frozen"),
+        "{refused}"
+    );
 }

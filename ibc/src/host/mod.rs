@@ -155,6 +155,11 @@ impl<R: StateRead, H: HostHeaders> IbcHost<R, H> {
         &self.block.chain_id
     }
 
+    /// Whether the packet of `path` is still committed here (sent, neither acknowledged nor timed out).
+    pub fn packet_committed(&self, path: &CommitmentPath) -> Result<bool, HostError> {
+        Ok(self.get(path.clone())?.is_some())
+    }
+
     fn get(&self, path: impl Into<Path>) -> Result<Option<Vec<u8>>, HostError> {
         self.get_key(&path_key(&path.into()))
     }

@@ -1,6 +1,6 @@
 //! The relayer's Prometheus metrics (`basalt relay start --metrics ADDR`): what it relayed, what is in
-//! flight, its transactions' outcomes, how long its clients have before they expire, and its balance on
-//! each chain (a relayer that runs out of fees stops relaying).
+//! flight, its transactions' outcomes, how long its clients have before they expire, its balance on
+//! each chain (a relayer that runs out of fees stops relaying), and misbehaviour it found.
 
 use prometheus::{IntCounterVec, IntGaugeVec, Opts, Registry};
 
@@ -15,12 +15,19 @@ pub struct RelayMetrics {
     pub packets: IntCounterVec,
     /// Packets in flight after the last pass, by direction.
     pub pending: IntGaugeVec,
+    /// Age of the oldest packet in flight (source chain time since the block that sent it), by
+    /// direction.
+    pub oldest_pending: IntGaugeVec,
     /// Relayer transactions by chain and outcome (`committed`, `refused`, `failed`).
     pub transactions: IntCounterVec,
     /// Seconds until a client's newest consensus state expires, by host chain and client.
     pub client_expiry: IntGaugeVec,
     /// The relayer's native balance on each chain.
     pub balance: IntGaugeVec,
+    /// 1 once a client of the path is frozen (relaying over it has stopped), by host chain and client.
+    pub client_frozen: IntGaugeVec,
+    /// Misbehaviour the relayer submitted (conflicting headers it found), by host chain.
+    pub misbehaviour: IntCounterVec,
 }
 
 fn register<T: prometheus::core::Collector + Clone + 'static>(
@@ -68,6 +75,14 @@ impl RelayMetrics {
                     &["src_chain", "dst_chain"],
                 )?,
             )?,
+            oldest_pending: register(
+                &registry,
+                gauge(
+                    "packets_oldest_pending_seconds",
+                    "Age of the oldest packet in flight, source chain time since the block that sent it.",
+                    &["src_chain", "dst_chain"],
+                )?,
+            )?,
             transactions: register(
                 &registry,
                 counter(
@@ -89,6 +104,22 @@ impl RelayMetrics {
                 gauge(
                     "balance",
                     "The relayer account's native balance (saturated to i64).",
+                    &["chain"],
+                )?,
+            )?,
+            client_frozen: register(
+                &registry,
+                gauge(
+                    "client_frozen",
+                    "1 once the client is frozen by misbehaviour: the path no longer relays.",
+                    &["chain", "client"],
+                )?,
+            )?,
+            misbehaviour: register(
+                &registry,
+                counter(
+                    "misbehaviour_total",
+                    "Conflicting headers found and submitted as misbehaviour.",
                     &["chain"],
                 )?,
             )?,

@@ -3,7 +3,8 @@
 //! `basalt relay create-path --config relay.toml` finds or creates a client of each chain on the other,
 //! an open connection and an open ICS-20 channel, and prints their identifiers. `basalt relay start`
 //! (same config) then relays packets, acknowledgements and timeouts both ways on that path until
-//! stopped, reconciling from chain state on every pass ([`packets`]).
+//! stopped, reconciling from chain state on every pass ([`packets`]), and watches both clients for
+//! conflicting headers, which it submits as misbehaviour ([`watch`]).
 //!
 //! The config names the two chains:
 //!
@@ -23,6 +24,7 @@ pub mod metrics;
 pub mod packets;
 pub mod path;
 pub mod remote;
+pub mod watch;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -249,8 +251,52 @@ async fn start(args: &StartArgs) -> Result<(), RelayError> {
         });
     }
     let mut floors = [1u64, 1u64];
+    let mut watchers = [
+        watch::Watcher::new(ids.clients.0.clone()),
+        watch::Watcher::new(ids.clients.1.clone()),
+    ];
+    let mut halted = false;
     loop {
         let mut moved = false;
+        // Misbehaviour first: nothing is relayed over a client that accepted a forged header. A frozen
+        // client halts the whole path (acknowledgements and timeouts need both clients).
+        let mut frozen = false;
+        for (watcher, (host, client, source)) in watchers
+            .iter_mut()
+            .zip([(&a, &ids.clients.0, &b), (&b, &ids.clients.1, &a)])
+        {
+            let chain = host.chain_id.to_string();
+            let was = metrics
+                .client_frozen
+                .with_label_values(&[&chain, client.as_str()])
+                .get();
+            match watcher.pass(host, source).await {
+                Ok(watch::ClientHealth::Sound) => {}
+                Ok(watch::ClientHealth::Frozen { height, submitted }) => {
+                    frozen = true;
+                    if submitted {
+                        metrics.misbehaviour.with_label_values(&[&chain]).inc();
+                    }
+                    if was == 0 {
+                        metrics
+                            .client_frozen
+                            .with_label_values(&[&chain, client.as_str()])
+                            .set(1);
+                        eprintln!(
+                            "{client} on {chain} is frozen (misbehaviour of {} at height {height}): \
+                             this path relays nothing more",
+                            source.chain_id
+                        );
+                    }
+                }
+                Err(e) => failed(&metrics, &chain, e)?,
+            }
+        }
+        if frozen || halted {
+            halted = true;
+            tokio::time::sleep(args.poll).await;
+            continue;
+        }
         for (host, client, source) in [(&a, &ids.clients.0, &b), (&b, &ids.clients.1, &a)] {
             let chain = host.chain_id.to_string();
             match path::refresh_client(host, client, source).await {
@@ -298,6 +344,10 @@ async fn start(args: &StartArgs) -> Result<(), RelayError> {
                         .pending
                         .with_label_values(&[&src, &dst])
                         .set(i64::try_from(pass.pending).unwrap_or(i64::MAX));
+                    metrics
+                        .oldest_pending
+                        .with_label_values(&[&src, &dst])
+                        .set(i64::try_from(pass.oldest_pending_ms / 1000).unwrap_or(i64::MAX));
                     // Each transaction of the pass was committed on one of the two chains.
                     metrics
                         .transactions

@@ -13,15 +13,14 @@
 //! (and if another relayer was faster in between, the batch fails and the next pass sends the rest).
 
 use basalt_ibc::relay;
-use basalt_state::app::{Event, EventAttribute};
+use basalt_state::app::Event;
 use ibc_core::channel::types::packet::Packet;
 use ibc_core::channel::types::timeout::{TimeoutHeight, TimeoutTimestamp};
 use ibc_core::host::types::identifiers::{ChannelId, ClientId, PortId, Sequence};
 use ibc_core::host::types::path::{AckPath, CommitmentPath, ReceiptPath, SeqSendPath};
-use serde_json::Value;
 
 use super::path::{update, PathIds};
-use super::remote::Remote;
+use super::remote::{tx_events, tx_height, Remote};
 use super::RelayError;
 
 /// One direction of a path: packets sent on `src`'s channel to `dst`'s.
@@ -53,6 +52,9 @@ pub struct Pass {
     pub pending: u64,
     /// Transactions committed.
     pub transactions: u64,
+    /// How long the oldest packet still in flight has been (source chain time from the block that sent
+    /// it to the latest; 0 with none in flight), ms.
+    pub oldest_pending_ms: u64,
 }
 
 /// The two directions of `ids` between `a` and `b`.
@@ -95,6 +97,8 @@ pub async fn relay_pass(d: &Direction<'_>, from: u64) -> Result<(Pass, u64), Rel
     let (dst_block, _) = d.dst.light_block(dst_height).await?;
     let mut pass = Pass::default();
     let mut first_pending = next_send.max(from);
+    // The source height that sent the oldest packet still in flight (the first committed one met).
+    let mut oldest_sent: Option<u64> = None;
     let (mut to_dst, mut to_src) = (Vec::new(), Vec::new());
     for seq in from.max(1)..next_send {
         if to_dst.len() + to_src.len() >= MAX_BATCH {
@@ -113,11 +117,13 @@ pub async fn relay_pass(d: &Direction<'_>, from: u64) -> Result<(Pass, u64), Rel
         if committed.is_none() {
             // Sent in the latest block: not provable yet, next pass.
             first_pending = first_pending.min(seq);
+            oldest_sent.get_or_insert(src_height);
             pass.pending += 1;
             continue;
         }
         first_pending = first_pending.min(seq);
-        let packet = sent_packet(d, seq).await?;
+        let (packet, sent_at) = sent_packet(d, seq).await?;
+        oldest_sent.get_or_insert(sent_at);
         let receipt = ReceiptPath::new(&port, d.dst_channel, sequence);
         let received_now = d.dst.get(&receipt.clone().into()).await?.is_some();
         let (received, receipt_proof) = d.dst.prove(&receipt.into(), dst_height).await?;
@@ -173,6 +179,11 @@ pub async fn relay_pass(d: &Direction<'_>, from: u64) -> Result<(Pass, u64), Rel
         d.src.submit(msgs).await?;
         pass.transactions += 1;
     }
+    if let Some(sent_at) = oldest_sent {
+        let (sent, _) = d.src.light_block(sent_at).await?;
+        let (latest, _) = d.src.light_block(src_height).await?;
+        pass.oldest_pending_ms = latest.header.time_ms.saturating_sub(sent.header.time_ms);
+    }
     Ok((pass, first_pending))
 }
 
@@ -184,18 +195,19 @@ fn log(d: &Direction<'_>, what: &str, seq: u64) {
     );
 }
 
-/// The packet `seq` as its `send_packet` event on the source tells it.
-async fn sent_packet(d: &Direction<'_>, seq: u64) -> Result<Packet, RelayError> {
+/// The packet `seq` as its `send_packet` event on the source tells it, and the height that sent it.
+async fn sent_packet(d: &Direction<'_>, seq: u64) -> Result<(Packet, u64), RelayError> {
     let query = format!(
         "send_packet.packet_src_channel='{}' AND send_packet.packet_sequence='{seq}'",
         d.src_channel
     );
-    let event = find_event(d.src, &query, "send_packet", |e| {
+    let (event, height) = find_event(d.src, &query, "send_packet", |e| {
         attribute(e, "packet_src_channel") == Some(d.src_channel.as_str())
             && attribute(e, "packet_sequence") == Some(seq.to_string().as_str())
     })
     .await?;
-    relay::packet_from_event(&event).map_err(|e| RelayError::State(e.to_string()))
+    let packet = relay::packet_from_event(&event).map_err(|e| RelayError::State(e.to_string()))?;
+    Ok((packet, height))
 }
 
 /// The acknowledgement of packet `seq` as its `write_acknowledgement` event on the destination tells it.
@@ -204,7 +216,7 @@ async fn written_ack(d: &Direction<'_>, seq: u64) -> Result<Vec<u8>, RelayError>
         "write_acknowledgement.packet_dst_channel='{}' AND write_acknowledgement.packet_sequence='{seq}'",
         d.dst_channel
     );
-    let event = find_event(d.dst, &query, "write_acknowledgement", |e| {
+    let (event, _) = find_event(d.dst, &query, "write_acknowledgement", |e| {
         attribute(e, "packet_dst_channel") == Some(d.dst_channel.as_str())
             && attribute(e, "packet_sequence") == Some(seq.to_string().as_str())
     })
@@ -220,39 +232,17 @@ fn attribute<'e>(event: &'e Event, key: &str) -> Option<&'e str> {
         .map(|a| a.value.as_str())
 }
 
-/// The first event of `kind` satisfying `pick` in the transactions `query` finds.
+/// The first event of `kind` satisfying `pick` in the transactions `query` finds, and the height of
+/// its transaction.
 async fn find_event(
     chain: &Remote,
     query: &str,
     kind: &str,
     pick: impl Fn(&Event) -> bool,
-) -> Result<Event, RelayError> {
+) -> Result<(Event, u64), RelayError> {
     for tx in chain.tx_search(query).await? {
-        let events = tx
-            .pointer("/tx_result/events")
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten();
-        for raw in events {
-            if raw["type"] != kind {
-                continue;
-            }
-            let event = Event {
-                kind: kind.to_owned(),
-                attributes: raw["attributes"]
-                    .as_array()
-                    .into_iter()
-                    .flatten()
-                    .map(|a| EventAttribute {
-                        key: a["key"].as_str().unwrap_or_default().to_owned(),
-                        value: a["value"].as_str().unwrap_or_default().to_owned(),
-                        index: true,
-                    })
-                    .collect(),
-            };
-            if pick(&event) {
-                return Ok(event);
-            }
+        if let Some(event) = tx_events(&tx, kind).into_iter().find(&pick) {
+            return Ok((event, tx_height(&tx)?));
         }
     }
     Err(RelayError::State(format!(

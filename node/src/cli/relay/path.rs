@@ -98,7 +98,8 @@ pub async fn refresh_client(
     Ok((true, left_ms))
 }
 
-async fn client_state(
+/// The state of `client` on `chain` (none if there is no such client).
+pub async fn client_state(
     chain: &Remote,
     client: &ClientId,
 ) -> Result<Option<ClientState>, RelayError> {

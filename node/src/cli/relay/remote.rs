@@ -10,6 +10,7 @@ use basalt_consensus::types::{Header, PrivateKey, ValidatorSet};
 use basalt_ibc::commitment::proof_bytes;
 use basalt_ibc::relay::Proven;
 use basalt_ibc::tx::{IbcMessage, IbcTxBody};
+use basalt_state::app::{Event, EventAttribute};
 use basalt_state::ics23::CommitmentProof;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine as _;
@@ -25,6 +26,8 @@ use crate::cli::tx::client::RpcClient;
 pub const RELAY_GAS: u64 = 5_000_000;
 /// Largest answer read from a node (a light block of 10,000 validators is ~2 MiB).
 pub const MAX_ANSWER_BYTES: usize = 16 * 1024 * 1024;
+/// Transactions per `tx_search` page the relayer asks for (CometBFT's largest).
+pub const TX_PAGE: u64 = 100;
 /// How long the relayer waits for a chain to reach a height.
 pub const HEIGHT_WAIT: Duration = Duration::from_secs(60);
 
@@ -144,18 +147,34 @@ impl Remote {
 
     /// The transactions `query` finds (first page, oldest first).
     pub async fn tx_search(&self, query: &str) -> Result<Vec<Value>, RelayError> {
+        Ok(self.tx_search_page(query, 1).await?.0)
+    }
+
+    /// Page `page` (of [`TX_PAGE`] transactions, oldest first) of what `query` finds, and the total.
+    pub async fn tx_search_page(
+        &self,
+        query: &str,
+        page: u64,
+    ) -> Result<(Vec<Value>, u64), RelayError> {
         let answer = self
             .rpc
             .call(
                 "tx_search",
-                json!({"query": query, "page": "1", "per_page": "100", "order_by": "asc"}),
+                json!({"query": query, "page": page.to_string(),
+                       "per_page": TX_PAGE.to_string(), "order_by": "asc"}),
             )
             .await?;
-        Ok(answer
+        let total = answer
+            .get("total_count")
+            .and_then(Value::as_str)
+            .and_then(|t| t.parse().ok())
+            .unwrap_or(0);
+        let txs = answer
             .get("txs")
             .and_then(Value::as_array)
             .cloned()
-            .unwrap_or_default())
+            .unwrap_or_default();
+        Ok((txs, total))
     }
 
     /// The value at `path` in state version `height - 1` with its proof at proof height `height`.
@@ -266,4 +285,35 @@ impl Remote {
             .ok_or_else(|| bad("broadcast_tx_commit", "no height"))?;
         Ok((answer["tx_result"].clone(), height))
     }
+}
+
+/// The events of `kind` in a `tx_search` transaction (its `tx_result.events`).
+pub fn tx_events(tx: &Value, kind: &str) -> Vec<Event> {
+    tx.pointer("/tx_result/events")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter(|raw| raw["type"] == kind)
+        .map(|raw| Event {
+            kind: kind.to_owned(),
+            attributes: raw["attributes"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|a| EventAttribute {
+                    key: a["key"].as_str().unwrap_or_default().to_owned(),
+                    value: a["value"].as_str().unwrap_or_default().to_owned(),
+                    index: true,
+                })
+                .collect(),
+        })
+        .collect()
+}
+
+/// The height of a `tx_search` transaction.
+pub fn tx_height(tx: &Value) -> Result<u64, RelayError> {
+    tx.get("height")
+        .and_then(Value::as_str)
+        .and_then(|h| h.parse().ok())
+        .ok_or_else(|| RelayError::State(format!("a tx_search result without a height: {tx}")))
 }
