@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Stops what testnet/ibc-up.sh started: the relayer, then both chains (down.sh; --clean removes their
-# data and the relayer's files too).
+# Stops what testnet/ibc-up.sh started: the relayer and its Prometheus, then both chains (down.sh;
+# --clean removes their data and the relayer's files too).
 #
 # Usage: testnet/ibc-down.sh [--clean] [--dir DIR]
 # Environment: BASALT_IBC_DIR=DIR  run directory (default testnet/.run-ibc; --dir wins)
@@ -27,8 +27,10 @@ while [ $# -gt 0 ]; do
   esac
 done
 [ -d "$run_dir" ] || { echo "ibc-down.sh: nothing in $run_dir"; exit 0; }
-pid_file=$run_dir/relay.pid
-if [ -f "$pid_file" ]; then
+# Stops the process whose pid is in file $1 (TERM, then KILL after 5 s) and removes the file.
+stop_pid_file() {
+  local pid_file=$1 pid
+  [ -f "$pid_file" ] || return 0
   pid=$(cat "$pid_file")
   if kill -0 "$pid" 2>/dev/null; then
     kill "$pid"
@@ -39,7 +41,9 @@ if [ -f "$pid_file" ]; then
     kill -9 "$pid" 2>/dev/null || true
   fi
   rm -f "$pid_file"
-fi
+}
+stop_pid_file "$run_dir/relay.pid"
+stop_pid_file "$run_dir/prometheus.pid"
 for chain in a b; do
   [ -d "$run_dir/$chain" ] && "$script_dir/down.sh" "${clean[@]}" --dir "$run_dir/$chain"
 done

@@ -16,6 +16,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use basalt_consensus::types::Address;
+use basalt_tests::relayer;
 use basalt_tests::testnet::{transfer_tx, Testnet};
 use base64::Engine as _;
 use serde_json::{json, Value};
@@ -68,8 +69,16 @@ fn collect_panels<'a>(panels: &'a [Value], out: &mut Vec<&'a Value>) {
     }
 }
 
-/// Every panel query and variable query of every dashboard, after checking the shape Grafana needs.
-fn load_dashboards() -> (Vec<PanelQuery>, Vec<VariableQuery>) {
+/// What a dashboard shows: the nodes' metrics, or `basalt relay start`'s (tagged `relayer`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Source {
+    Nodes,
+    Relayer,
+}
+
+/// Every panel query and variable query of every dashboard of `source`, after checking the shape
+/// Grafana needs.
+fn load_dashboards(source: Source) -> (Vec<PanelQuery>, Vec<VariableQuery>) {
     let dir = dashboards_dir();
     let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
         .unwrap_or_else(|e| panic!("reading {}: {e}", dir.display()))
@@ -87,6 +96,12 @@ fn load_dashboards() -> (Vec<PanelQuery>, Vec<VariableQuery>) {
             serde_json::from_str(&text).unwrap_or_else(|e| panic!("{name} is not JSON: {e}"));
         assert!(dashboard["uid"].is_string(), "{name}: no uid");
         assert!(dashboard["title"].is_string(), "{name}: no title");
+        let relayer = dashboard["tags"]
+            .as_array()
+            .is_some_and(|tags| tags.iter().any(|t| t == "relayer"));
+        if relayer != (source == Source::Relayer) {
+            continue;
+        }
         let templating = dashboard["templating"]["list"]
             .as_array()
             .cloned()
@@ -126,7 +141,8 @@ fn load_dashboards() -> (Vec<PanelQuery>, Vec<VariableQuery>) {
                     .as_str()
                     .filter(|e| !e.trim().is_empty())
                     .unwrap_or_else(|| panic!("{place}: empty expr"));
-                // Every node series carries chain_id; a query without it mixes chains on one Prometheus.
+                // Every series is of one chain (the nodes' chain_id, the relayer's chain or src_chain
+                // label): a query that does not select it mixes chains on one Prometheus.
                 assert!(
                     expr.contains("$chain_id"),
                     "{place}: does not select chain_id: {expr}"
@@ -379,11 +395,56 @@ async fn submit_transfers(net: &Testnet, chain_id: &str) -> usize {
     accepted
 }
 
+/// The panel and variable queries that return no data for `chain_id` yet, each with what it got.
+async fn missing_data(
+    prometheus: &Prometheus,
+    http: &reqwest::Client,
+    queries: &[PanelQuery],
+    variables: &[VariableQuery],
+    chain_id: &str,
+) -> Vec<String> {
+    let mut failing = Vec::new();
+    for q in queries {
+        let expr = substitute(&q.place, &q.expr, chain_id).unwrap();
+        match prometheus.query(http, &expr).await {
+            Ok(samples) if samples.iter().any(|(_, v)| v != "NaN") => {}
+            Ok(samples) => failing.push(format!(
+                "{}: {expr}\n    -> {} sample(s), none a number",
+                q.place,
+                samples.len()
+            )),
+            Err(e) => failing.push(format!("{}: {expr}\n    -> error {e}", q.place)),
+        }
+    }
+    for v in variables {
+        let selector = v
+            .selector
+            .as_deref()
+            .map(|s| substitute(&v.place, s, chain_id).unwrap());
+        match prometheus
+            .label_values(http, &v.label, selector.as_deref())
+            .await
+        {
+            Ok(values) if v.label == "chain_id" && !values.iter().any(|v| v == chain_id) => failing
+                .push(format!(
+                    "{}: label_values({selector:?}, {}) lacks {chain_id}: {values:?}",
+                    v.place, v.label
+                )),
+            Ok(values) if !values.is_empty() => {}
+            other => failing.push(format!(
+                "{}: label_values({selector:?}, {}) -> {other:?}",
+                v.place, v.label
+            )),
+        }
+    }
+    failing
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_dashboard_panel_returns_data_from_a_live_network() {
     let started = Instant::now();
     // Parse first: a broken dashboard fails before any process starts.
-    let (queries, variables) = load_dashboards();
+    let (queries, variables) = load_dashboards(Source::Nodes);
     // Unknown variables fail here too, before any process starts (the chain id is filled in later).
     for q in &queries {
         substitute(&q.place, &q.expr, "chain").unwrap_or_else(|e| panic!("{e}"));
@@ -436,40 +497,7 @@ async fn every_dashboard_panel_returns_data_from_a_live_network() {
                     .any(|(_, v)| v.parse::<f64>().is_ok_and(|v| v >= submitted as f64)) => {}
             other => failing.push(format!("{total} >= {submitted}: got {other:?}")),
         }
-        for q in &queries {
-            let expr = substitute(&q.place, &q.expr, &chain_id).unwrap();
-            match prometheus.query(&http, &expr).await {
-                Ok(samples) if samples.iter().any(|(_, v)| v != "NaN") => {}
-                Ok(samples) => failing.push(format!(
-                    "{}: {expr}\n    -> {} sample(s), none a number",
-                    q.place,
-                    samples.len()
-                )),
-                Err(e) => failing.push(format!("{}: {expr}\n    -> error {e}", q.place)),
-            }
-        }
-        for v in &variables {
-            let selector = v
-                .selector
-                .as_deref()
-                .map(|s| substitute(&v.place, s, &chain_id).unwrap());
-            match prometheus
-                .label_values(&http, &v.label, selector.as_deref())
-                .await
-            {
-                Ok(values) if v.label == "chain_id" && !values.contains(&chain_id) => {
-                    failing.push(format!(
-                        "{}: label_values({selector:?}, {}) lacks {chain_id}: {values:?}",
-                        v.place, v.label
-                    ))
-                }
-                Ok(values) if !values.is_empty() => {}
-                other => failing.push(format!(
-                    "{}: label_values({selector:?}, {}) -> {other:?}",
-                    v.place, v.label
-                )),
-            }
-        }
+        failing.extend(missing_data(&prometheus, &http, &queries, &variables, &chain_id).await);
         if failing.is_empty() || Instant::now() >= deadline {
             break;
         }
@@ -494,6 +522,87 @@ async fn every_dashboard_panel_returns_data_from_a_live_network() {
     for i in 0..4 {
         net.kill(i);
     }
+}
+
+/// The relayer dashboards (tagged `relayer`) against a live `basalt relay start`: two chains of one
+/// validator each, a path between them, a transfer each way relayed and acknowledged, and a real
+/// Prometheus scraping the relayer's `--metrics` endpoint each second; every panel and variable query
+/// must return data for chain `basalt-a`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_relayer_panel_returns_data_from_a_live_relayer() {
+    let started = Instant::now();
+    let (queries, variables) = load_dashboards(Source::Relayer);
+    for q in &queries {
+        substitute(&q.place, &q.expr, "chain").unwrap_or_else(|e| panic!("{e}"));
+    }
+    let bin = prometheus_bin();
+    let mut chains = Vec::new();
+    for chain_id in ["basalt-a", "basalt-b"] {
+        let mut net = Testnet::generate_chain(1, 0, 2, Some(chain_id)).unwrap();
+        net.start(0, &[]).unwrap();
+        net.wait_height(0, 2, NODES_WAIT).await.unwrap();
+        chains.push(net);
+    }
+    let (a, b) = (&chains[0], &chains[1]);
+    let dir = tempfile::tempdir().unwrap();
+    let config = relayer::write_config(a, b, 0, dir.path(), "").unwrap();
+    relayer::create_path(&config).unwrap();
+    let log = dir.path().join("relay.log");
+    let _relayer = relayer::start(&config, &log, &["--metrics", "127.0.0.1:0"]).unwrap();
+    let metrics = relayer::metrics_url(&log, NODES_WAIT).await.unwrap();
+
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(5))
+        .build()
+        .unwrap();
+    let prom_dir = tempfile::tempdir().unwrap();
+    let target = metrics
+        .trim_start_matches("http://")
+        .trim_end_matches("/metrics")
+        .to_owned();
+    let prometheus = Prometheus::start(&bin, prom_dir.path(), &[target], &http).await;
+
+    // A transfer each way (from each chain's second account: the relayer signs with the first).
+    for (from, to) in [(a, b), (b, a)] {
+        let (receiver, _) = to.accounts().unwrap().remove(1);
+        let hash = from
+            .ibc_transfer(0, &receiver, 5, &["--key-index", "1"])
+            .unwrap();
+        let committed = from.wait_tx(0, &hash, NODES_WAIT).await.unwrap();
+        assert_eq!(committed["tx_result"]["code"], 0, "{committed}");
+    }
+
+    let deadline = Instant::now() + DATA_WAIT;
+    let mut failing: Vec<String>;
+    loop {
+        failing = Vec::new();
+        // Prometheus must have scraped the relayed packets, not only the relayer's start.
+        let relayed = r#"sum(basalt_relayer_packets_total{src_chain="basalt-a",kind="ack"})"#;
+        match prometheus.query(&http, relayed).await {
+            Ok(samples) if samples.iter().any(|(_, v)| v == "1") => {}
+            other => failing.push(format!("{relayed} = 1: got {other:?}")),
+        }
+        failing.extend(missing_data(&prometheus, &http, &queries, &variables, "basalt-a").await);
+        if failing.is_empty() || Instant::now() >= deadline {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    assert!(
+        failing.is_empty(),
+        "{} of {} relayer dashboard queries returned no data within {}s (Prometheus log tail:\n{}):\n{}",
+        failing.len(),
+        queries.len() + variables.len() + 1,
+        DATA_WAIT.as_secs(),
+        prometheus.log_tail(),
+        failing.join("\n")
+    );
+    eprintln!(
+        "{} relayer panel queries and {} variables returned data in {:.1}s",
+        queries.len(),
+        variables.len(),
+        started.elapsed().as_secs_f64()
+    );
 }
 
 #[test]

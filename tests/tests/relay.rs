@@ -7,10 +7,10 @@
 //! runs again.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::process::{Child, Command};
 use std::time::Duration;
 
-use basalt_tests::testnet::{basalt_bin, Testnet};
+use basalt_tests::relayer::{self, Relayer};
+use basalt_tests::testnet::Testnet;
 use serde_json::{json, Value};
 
 const WAIT: Duration = Duration::from_secs(60);
@@ -36,70 +36,24 @@ async fn two_networks_with(
     let a = network("basalt-a").await;
     let b = network("basalt-b").await;
     let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("relay.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "{extra}[a]\nrpc = \"{}\"\nkey_file = \"{}\"\n[b]\nrpc = \"{}\"\nkey_file = \"{}\"\n",
-            a.rpc_url(0),
-            a.root().join("accounts.json").display(),
-            b.rpc_url(1),
-            b.root().join("accounts.json").display(),
-        ),
-    )
-    .unwrap();
+    let config = relayer::write_config(&a, &b, 1, dir.path(), extra).unwrap();
     (a, b, dir, config)
 }
 
 fn create_path(config: &std::path::Path) -> Value {
-    let out = Command::new(basalt_bin().unwrap())
-        .args(["relay", "create-path", "--config"])
-        .arg(config)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "create-path failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).unwrap()
-}
-
-/// A running `basalt relay start`, killed when dropped (also when the test fails).
-struct Relayer(Child);
-
-impl Drop for Relayer {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
+    relayer::create_path(config).unwrap()
 }
 
 fn start_relayer(config: &std::path::Path, log: &std::path::Path) -> Relayer {
-    start_relayer_with(config, log, &[])
+    relayer::start(config, log, &[]).unwrap()
 }
 
 fn start_relayer_with(config: &std::path::Path, log: &std::path::Path, extra: &[&str]) -> Relayer {
-    Relayer(
-        Command::new(basalt_bin().unwrap())
-            .args(["relay", "start", "--config"])
-            .arg(config)
-            .args(extra)
-            .stderr(std::fs::File::create(log).unwrap())
-            .spawn()
-            .unwrap(),
-    )
+    relayer::start(config, log, extra).unwrap()
 }
 
-/// The relayer's metrics address, from the line it prints when it serves them.
 async fn metrics_url(log: &std::path::Path) -> String {
-    wait_for(WAIT, || async {
-        let text = std::fs::read_to_string(log).unwrap_or_default();
-        text.lines()
-            .find_map(|l| l.strip_prefix("metrics on "))
-            .map(str::to_owned)
-    })
-    .await
+    relayer::metrics_url(log, WAIT).await.unwrap()
 }
 
 /// The value of the series `name{labels}` (labels as Prometheus prints them, sorted) in `text`.

@@ -250,6 +250,13 @@ async fn start(args: &StartArgs) -> Result<(), RelayError> {
             }
         });
     }
+    // Series that only count rare events exist from the start (a dashboard shows 0, not "no data").
+    for chain in [&a.chain_id, &b.chain_id] {
+        metrics
+            .misbehaviour
+            .with_label_values(&[chain.as_str()])
+            .inc_by(0);
+    }
     let mut floors = [1u64, 1u64];
     let mut watchers = [
         watch::Watcher::new(ids.clients.0.clone()),
