@@ -294,14 +294,17 @@ async fn the_relayer_creates_a_path_between_two_live_networks_once() {
 
 /// Two relayers race on one path, and one of them is killed with SIGKILL while packets are in flight
 /// and started again: every packet is delivered and acknowledged, none twice (the vouchers add up to
-/// exactly what was sent).
+/// exactly what was sent). Forty packets: more than one relayer transaction holds, so full batches are
+/// relayed too (a batch of 32 packets plus its client update exceeded the message limit once, and the
+/// relayer retried it for ever).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn racing_and_killed_relayers_deliver_every_packet_exactly_once() {
+    const PACKETS: u64 = 40;
     let (a, b, dir, config) = two_networks().await;
     create_path(&config);
     let (receiver, _) = b.accounts().unwrap().remove(1);
-    // Six transfers, 1 to 6 tokens, sent by a's second account (the relayers sign with the first).
-    for amount in 1..=6u64 {
+    // Forty transfers, 1 to 40 tokens, sent by a's second account (the relayers sign with the first).
+    for amount in 1..=PACKETS {
         let nonce = (amount - 1).to_string();
         a.ibc_transfer(
             0,
@@ -324,12 +327,15 @@ async fn racing_and_killed_relayers_deliver_every_packet_exactly_once() {
     killed.0.wait().unwrap();
     let _restarted = start_relayer(&config, &dir.path().join("relay-restarted.log"));
 
-    for seq in 1..=6 {
+    for seq in 1..=PACKETS {
         wait_cleared(&a, seq).await;
     }
     let voucher_key = voucher_key(&receiver);
     let voucher = store(&b, 0, "transfer", &voucher_key).await;
-    assert_eq!(u128::from_be_bytes(voucher.try_into().unwrap()), 21);
+    assert_eq!(
+        u128::from_be_bytes(voucher.try_into().unwrap()),
+        u128::from(PACKETS * (PACKETS + 1) / 2)
+    );
 }
 
 /// The latest height of the first client (of the other chain) on `net`.

@@ -279,9 +279,9 @@ async fn start(args: &StartArgs) -> Result<(), RelayError> {
                 .get();
             match watcher.pass(host, source).await {
                 Ok(watch::ClientHealth::Sound) => {}
-                Ok(watch::ClientHealth::Frozen { height, submitted }) => {
+                Ok(watch::ClientHealth::Frozen { conflict }) => {
                     frozen = true;
-                    if submitted {
+                    if conflict.is_some() {
                         metrics.misbehaviour.with_label_values(&[&chain]).inc();
                     }
                     if was == 0 {
@@ -289,10 +289,12 @@ async fn start(args: &StartArgs) -> Result<(), RelayError> {
                             .client_frozen
                             .with_label_values(&[&chain, client.as_str()])
                             .set(1);
+                        let why = conflict.map_or_else(
+                            || "by misbehaviour".to_owned(),
+                            |h| format!("by our evidence of {} at height {h}", source.chain_id),
+                        );
                         eprintln!(
-                            "{client} on {chain} is frozen (misbehaviour of {} at height {height}): \
-                             this path relays nothing more",
-                            source.chain_id
+                            "{client} on {chain} is frozen {why}: this path relays nothing more"
                         );
                     }
                 }

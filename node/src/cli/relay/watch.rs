@@ -32,12 +32,11 @@ pub const MAX_CACHED_HASHES: usize = 4096;
 pub enum ClientHealth {
     /// Every update seen so far matches the counterparty's blocks.
     Sound,
-    /// The client is frozen at `height`; `submitted` when this pass's evidence froze it.
+    /// The client is frozen: by this pass's evidence of a conflict at `conflict` (a height of the
+    /// counterparty), or earlier (`None`; the client keeps no record of the height).
     Frozen {
-        /// The misbehaviour's height.
-        height: u64,
-        /// Whether the watcher submitted the misbehaviour that froze it just now.
-        submitted: bool,
+        /// The conflicting header's height, when this pass submitted the evidence.
+        conflict: Option<u64>,
     },
 }
 
@@ -81,11 +80,8 @@ impl Watcher {
         let state = client_state(host, &self.client)
             .await?
             .ok_or_else(|| RelayError::State(format!("no client {}", self.client)))?;
-        if let Some(frozen) = state.frozen_height {
-            return Ok(ClientHealth::Frozen {
-                height: frozen.0,
-                submitted: false,
-            });
+        if state.is_frozen() {
+            return Ok(ClientHealth::Frozen { conflict: None });
         }
         let Some(conflict) = self.scan(host, source).await? else {
             return Ok(ClientHealth::Sound);
@@ -108,8 +104,7 @@ impl Watcher {
         );
         host.submit(vec![msg]).await?;
         Ok(ClientHealth::Frozen {
-            height,
-            submitted: true,
+            conflict: Some(height),
         })
     }
 
