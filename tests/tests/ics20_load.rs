@@ -328,10 +328,13 @@ async fn ics20_transfers_relayed_and_acknowledged_under_load() {
         })
     );
     let log = std::fs::read_to_string(dir.path().join("relay.log")).unwrap_or_default();
-    let lines: Vec<&str> = log.lines().collect();
-    assert!(
-        acked > 0,
-        "nothing was acknowledged; relayer log tail:\n{}",
-        lines[lines.len().saturating_sub(30)..].join("\n")
+    let lines: Vec<&str> = log
+        .lines()
+        .filter(|l| !l.starts_with("recv ") && !l.starts_with("ack "))
+        .collect();
+    eprintln!(
+        "relayer log (packet lines left out), tail:\n{}",
+        lines[lines.len().saturating_sub(20)..].join("\n")
     );
+    assert!(acked > 0, "nothing was acknowledged");
 }

@@ -45,8 +45,13 @@ use crate::storage::{Cf, Storage};
 pub const MAX_INDEXED_KEY_BYTES: usize = 128;
 /// Longest indexed attribute value, in bytes.
 pub const MAX_INDEXED_VALUE_BYTES: usize = 256;
-/// Most distinct attributes indexed per transaction.
-pub const MAX_INDEXED_ATTRIBUTES_PER_TX: usize = 64;
+/// Most distinct attributes indexed per transaction. Sized for the largest legitimate transaction: a
+/// relayer's IBC transaction of 32 messages emits about 30 distinct attributes per packet (`recv_packet`,
+/// `write_acknowledgement`, ICS-20's events), ~1,000 in all, and a relayer finds each packet by its own
+/// sequence (`write_acknowledgement.packet_sequence='N'`), as Hermes does against CometBFT, which indexes
+/// every attribute. At 64, packets after the first few of a batch were unfindable and the relayer
+/// stalled. At most 1,024 × (128 + 256) bytes of keys per transaction, inside its 1 MiB size bound.
+pub const MAX_INDEXED_ATTRIBUTES_PER_TX: usize = 1024;
 /// Most `(height, index)` pairs one search returns.
 pub const MAX_SEARCH_RESULTS: usize = 10_000;
 /// The composite key that searches by inclusion height instead of by event (CometBFT's `tx.height`).

@@ -69,9 +69,29 @@ pub enum RelayError {
     /// A chain's IBC state is not what the relayer expected.
     #[error("unexpected IBC state: {0}")]
     State(String),
-    /// Key file, RPC or signing (shared with `basalt tx`).
+    /// The state shows a packet or acknowledgement whose event `tx_search` does not find (yet: a node
+    /// indexes a block's events after committing it, and may lag under load). Retried next pass.
+    #[error("{chain}: no event found yet for {query}")]
+    NotIndexed {
+        /// The chain searched.
+        chain: String,
+        /// The query.
+        query: String,
+    },
+    /// Key file or signing (shared with `basalt tx`).
     #[error(transparent)]
-    Tx(#[from] TxError),
+    Tx(TxError),
+}
+
+impl From<TxError> for RelayError {
+    /// A failed JSON-RPC call is [`RelayError::Rpc`], whichever client made it: the relayer retries
+    /// those (a node may restart or be busy), while other `basalt tx` errors stop it.
+    fn from(e: TxError) -> RelayError {
+        match e {
+            TxError::Rpc { method, reason } => RelayError::Rpc { method, reason },
+            other => RelayError::Tx(other),
+        }
+    }
 }
 
 /// One chain of the relayer's config.
@@ -379,9 +399,9 @@ async fn start(args: &StartArgs) -> Result<(), RelayError> {
     }
 }
 
-/// A pass's failure: RPC failures and refusals are counted, reported and retried on the next pass
-/// (a node may restart; another relayer may have delivered first, or a nonce moved); anything else
-/// stops the relayer.
+/// A pass's failure: RPC failures, refusals and events not indexed yet are reported and retried on the
+/// next pass (a node may restart or lag; another relayer may have delivered first, or a nonce moved);
+/// anything else stops the relayer.
 fn failed(metrics: &metrics::RelayMetrics, chain: &str, e: RelayError) -> Result<(), RelayError> {
     let outcome = match &e {
         RelayError::Refused {
@@ -394,6 +414,7 @@ fn failed(metrics: &metrics::RelayMetrics, chain: &str, e: RelayError) -> Result
             "refused"
         }
         RelayError::Rpc { .. } => "failed",
+        RelayError::NotIndexed { .. } => "waiting",
         _ => return Err(e),
     };
     if outcome == "failed" {
@@ -431,6 +452,31 @@ mod tests {
 
     const CHAINS: &str = "[a]\nrpc = \"http://127.0.0.1:1\"\nkey_file = \"k.json\"\n\
                           [b]\nrpc = \"http://127.0.0.1:2\"\nkey_file = \"k.json\"\nkey_index = 3\n";
+
+    /// A JSON-RPC failure from the shared `basalt tx` client is retried like the relayer's own (it once
+    /// stopped the relayer: a node's refusal of one `tx_search` ended `relay start`); a key error is not.
+    #[test]
+    fn rpc_failures_are_retried_and_other_errors_stop_the_relayer() {
+        let metrics = metrics::RelayMetrics::new().unwrap();
+        let rpc = RelayError::from(TxError::Rpc {
+            method: "tx_search",
+            reason: "query refused".to_owned(),
+        });
+        assert!(matches!(rpc, RelayError::Rpc { .. }), "{rpc:?}");
+        assert!(failed(&metrics, "basalt-a", rpc).is_ok());
+        let key = RelayError::from(TxError::KeyFile {
+            path: PathBuf::from("k.json"),
+            reason: "missing".to_owned(),
+        });
+        assert!(failed(&metrics, "basalt-a", key).is_err());
+        assert_eq!(
+            metrics
+                .transactions
+                .with_label_values(&["basalt-a", "failed"])
+                .get(),
+            1
+        );
+    }
 
     #[test]
     fn a_relay_config_reads_both_chains_and_the_trusting_period() {

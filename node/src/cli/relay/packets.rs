@@ -199,8 +199,9 @@ fn log(d: &Direction<'_>, what: &str, seq: u64) {
 
 /// The packet `seq` as its `send_packet` event on the source tells it, and the height that sent it.
 async fn sent_packet(d: &Direction<'_>, seq: u64) -> Result<(Packet, u64), RelayError> {
+    // The sequence first (see `written_ack`).
     let query = format!(
-        "send_packet.packet_src_channel='{}' AND send_packet.packet_sequence='{seq}'",
+        "send_packet.packet_sequence='{seq}' AND send_packet.packet_src_channel='{}'",
         d.src_channel
     );
     let (event, height) = find_event(d.src, &query, "send_packet", |e| {
@@ -214,8 +215,10 @@ async fn sent_packet(d: &Direction<'_>, seq: u64) -> Result<(Packet, u64), Relay
 
 /// The acknowledgement of packet `seq` as its `write_acknowledgement` event on the destination tells it.
 async fn written_ack(d: &Direction<'_>, seq: u64) -> Result<Vec<u8>, RelayError> {
+    // The sequence first: the node's search reads candidates from the first attribute equality's index,
+    // and a channel's every packet would be too many to check (found at 10,000 packets).
     let query = format!(
-        "write_acknowledgement.packet_dst_channel='{}' AND write_acknowledgement.packet_sequence='{seq}'",
+        "write_acknowledgement.packet_sequence='{seq}' AND write_acknowledgement.packet_dst_channel='{}'",
         d.dst_channel
     );
     let (event, _) = find_event(d.dst, &query, "write_acknowledgement", |e| {
@@ -247,10 +250,10 @@ async fn find_event(
             return Ok((event, tx_height(&tx)?));
         }
     }
-    Err(RelayError::State(format!(
-        "no {kind} event on {} for {query}",
-        chain.chain_id
-    )))
+    Err(RelayError::NotIndexed {
+        chain: chain.chain_id.to_string(),
+        query: query.to_owned(),
+    })
 }
 
 /// What can be done with a packet not yet received, judged at the destination's latest `height` and
