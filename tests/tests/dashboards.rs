@@ -440,6 +440,42 @@ async fn missing_data(
     failing
 }
 
+/// Polls until `probe` (what must be true of the data first: `(expr, what it must show)`) and every
+/// panel and variable query answer with data for `chain_id`, for at most [`DATA_WAIT`]; fails listing
+/// every query that never did.
+async fn wait_for_every_query(
+    prometheus: &Prometheus,
+    http: &reqwest::Client,
+    (queries, variables): (&[PanelQuery], &[VariableQuery]),
+    chain_id: &str,
+    probe: (&str, &dyn Fn(&str) -> bool),
+) {
+    let (expr, wanted) = probe;
+    let deadline = Instant::now() + DATA_WAIT;
+    let mut failing: Vec<String>;
+    loop {
+        failing = Vec::new();
+        match prometheus.query(http, expr).await {
+            Ok(samples) if samples.iter().any(|(_, v)| wanted(v)) => {}
+            other => failing.push(format!("{expr}: got {other:?}")),
+        }
+        failing.extend(missing_data(prometheus, http, queries, variables, chain_id).await);
+        if failing.is_empty() || Instant::now() >= deadline {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    assert!(
+        failing.is_empty(),
+        "{} of {} dashboard queries returned no data within {}s (Prometheus log tail:\n{}):\n{}",
+        failing.len(),
+        queries.len() + variables.len() + 1,
+        DATA_WAIT.as_secs(),
+        prometheus.log_tail(),
+        failing.join("\n")
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_dashboard_panel_returns_data_from_a_live_network() {
     let started = Instant::now();
@@ -483,35 +519,18 @@ async fn every_dashboard_panel_returns_data_from_a_live_network() {
 
     let submitted = submit_transfers(&net, &chain_id).await;
 
-    // Wait (bounded) until every query answers with data; report every one that never did.
-    let deadline = Instant::now() + DATA_WAIT;
-    let mut failing: Vec<String>;
-    loop {
-        failing = Vec::new();
-        // Prometheus must see the committed transfers: the samples are the chain's, not stale zeros.
-        let total = format!("max(cometbft_consensus_total_txs{{chain_id=\"{chain_id}\"}})");
-        match prometheus.query(&http, &total).await {
-            Ok(samples)
-                if samples
-                    .iter()
-                    .any(|(_, v)| v.parse::<f64>().is_ok_and(|v| v >= submitted as f64)) => {}
-            other => failing.push(format!("{total} >= {submitted}: got {other:?}")),
-        }
-        failing.extend(missing_data(&prometheus, &http, &queries, &variables, &chain_id).await);
-        if failing.is_empty() || Instant::now() >= deadline {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
-    assert!(
-        failing.is_empty(),
-        "{} of {} dashboard queries returned no data within {}s (Prometheus log tail:\n{}):\n{}",
-        failing.len(),
-        queries.len() + variables.len() + 1,
-        DATA_WAIT.as_secs(),
-        prometheus.log_tail(),
-        failing.join("\n")
-    );
+    // Wait (bounded) until every query answers with data; report every one that never did. Prometheus
+    // must see the committed transfers first: the samples are the chain's, not stale zeros.
+    let total = format!("max(cometbft_consensus_total_txs{{chain_id=\"{chain_id}\"}})");
+    let enough = |v: &str| v.parse::<f64>().is_ok_and(|v| v >= submitted as f64);
+    wait_for_every_query(
+        &prometheus,
+        &http,
+        (&queries, &variables),
+        &chain_id,
+        (&total, &enough),
+    )
+    .await;
     eprintln!(
         "{} panel queries and {} variables returned data in {:.1}s",
         queries.len(),
@@ -572,31 +591,16 @@ async fn every_relayer_panel_returns_data_from_a_live_relayer() {
         assert_eq!(committed["tx_result"]["code"], 0, "{committed}");
     }
 
-    let deadline = Instant::now() + DATA_WAIT;
-    let mut failing: Vec<String>;
-    loop {
-        failing = Vec::new();
-        // Prometheus must have scraped the relayed packets, not only the relayer's start.
-        let relayed = r#"sum(basalt_relayer_packets_total{src_chain="basalt-a",kind="ack"})"#;
-        match prometheus.query(&http, relayed).await {
-            Ok(samples) if samples.iter().any(|(_, v)| v == "1") => {}
-            other => failing.push(format!("{relayed} = 1: got {other:?}")),
-        }
-        failing.extend(missing_data(&prometheus, &http, &queries, &variables, "basalt-a").await);
-        if failing.is_empty() || Instant::now() >= deadline {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
-    assert!(
-        failing.is_empty(),
-        "{} of {} relayer dashboard queries returned no data within {}s (Prometheus log tail:\n{}):\n{}",
-        failing.len(),
-        queries.len() + variables.len() + 1,
-        DATA_WAIT.as_secs(),
-        prometheus.log_tail(),
-        failing.join("\n")
-    );
+    // Prometheus must have scraped the relayed packets, not only the relayer's start.
+    let relayed = r#"sum(basalt_relayer_packets_total{src_chain="basalt-a",kind="ack"})"#;
+    wait_for_every_query(
+        &prometheus,
+        &http,
+        (&queries, &variables),
+        "basalt-a",
+        (relayed, &|v: &str| v == "1"),
+    )
+    .await;
     eprintln!(
         "{} relayer panel queries and {} variables returned data in {:.1}s",
         queries.len(),
