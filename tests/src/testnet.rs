@@ -470,6 +470,39 @@ impl Testnet {
         Ok(String::from_utf8_lossy(&output.stdout).trim().to_owned())
     }
 
+    /// Node `i`'s `light_block` of `height`: header, commit, validators and next validators.
+    pub async fn light_block(
+        &self,
+        i: usize,
+        height: u64,
+    ) -> Result<
+        (
+            basalt_consensus::types::Header,
+            basalt_consensus::types::Commit,
+            basalt_consensus::types::ValidatorSet,
+            basalt_consensus::types::ValidatorSet,
+        ),
+        HarnessError,
+    > {
+        use base64::Engine as _;
+        let bad = |detail: String| HarnessError::Rpc {
+            node: i,
+            method: "light_block".into(),
+            detail,
+        };
+        let r = self
+            .rpc(i, "light_block", json!({"height": height.to_string()}))
+            .await?;
+        if r["height"].as_str() != Some(height.to_string().as_str()) {
+            return Err(bad(format!("asked for {height}, got {r}")));
+        }
+        let bytes = base64::engine::general_purpose::STANDARD
+            .decode(r["light_block"].as_str().unwrap_or_default())
+            .map_err(|e| bad(e.to_string()))?;
+        basalt_consensus::types::decode("light block", &bytes, 1 << 24)
+            .map_err(|e| bad(e.to_string()))
+    }
+
     /// The committed transaction `hash` as node `i`'s `tx` method returns it, once it is committed.
     pub async fn wait_tx(
         &self,

@@ -8,7 +8,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use basalt_consensus::light::fixture::{light_block, seed_of, set};
 use basalt_consensus::light::{LightBlock, Options, TrustLevel, TrustedBlock};
-use basalt_consensus::types::{ChainId, Commit, Hash, Header, PrivateKey, ValidatorSet};
+use basalt_consensus::types::{ChainId, Hash, PrivateKey};
 use basalt_consensus::Height;
 use basalt_ibc::client::{ClientState, ConsensusState};
 use basalt_ibc::tx::{IbcMessage, IbcTxBody};
@@ -75,22 +75,6 @@ fn ibc_tx(chain_id: &str, key: &PrivateKey, nonce: u64, fee: u128) -> Vec<u8> {
     }
     .sign(key)
     .to_bytes()
-}
-
-/// The `light_block` of `height`: header, commit, validators and next validators.
-async fn fetch_light_block(
-    net: &Testnet,
-    height: u64,
-) -> (Header, Commit, ValidatorSet, ValidatorSet) {
-    let r = net
-        .rpc(0, "light_block", json!({"height": height.to_string()}))
-        .await
-        .unwrap();
-    assert_eq!(r["height"], height.to_string(), "{r}");
-    let bytes = base64::engine::general_purpose::STANDARD
-        .decode(r["light_block"].as_str().unwrap())
-        .unwrap();
-    basalt_consensus::types::decode("light block", &bytes, 1 << 24).unwrap()
 }
 
 fn attribute<'a>(events: &'a Value, kind: &str, key: &str) -> Option<&'a str> {
@@ -179,8 +163,8 @@ async fn a_live_node_executes_an_ibc_create_client_transaction() {
             .parse::<u64>()
             .unwrap(),
     );
-    let (header1, _, _, next1) = fetch_light_block(&net, h1).await;
-    let (header2, commit2, validators2, _) = fetch_light_block(&net, h2).await;
+    let (header1, _, _, next1) = net.light_block(0, h1).await.unwrap();
+    let (header2, commit2, validators2, _) = net.light_block(0, h2).await.unwrap();
     let trusted = TrustedBlock::of(&header1);
     let untrusted = LightBlock {
         header: header2,

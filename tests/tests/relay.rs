@@ -87,14 +87,10 @@ where
     }
 }
 
-/// The raw value at `key` of a `/store/<store>/key` query on node `i` (empty when absent).
-async fn store(net: &Testnet, i: usize, store: &str, key: &str) -> Vec<u8> {
+/// The raw value of an `abci_query` of `path` with `data` on node `i` (empty when absent).
+async fn query_value(net: &Testnet, i: usize, path: &str, data: &str) -> Vec<u8> {
     let answer = net
-        .rpc(
-            i,
-            "abci_query",
-            json!({"path": format!("/store/{store}/key"), "data": hex::encode(key)}),
-        )
+        .rpc(i, "abci_query", json!({"path": path, "data": data}))
         .await
         .unwrap();
     base64::Engine::decode(
@@ -102,6 +98,11 @@ async fn store(net: &Testnet, i: usize, store: &str, key: &str) -> Vec<u8> {
         answer["response"]["value"].as_str().unwrap(),
     )
     .unwrap()
+}
+
+/// The raw value at `key` of a `/store/<store>/key` query on node `i` (empty when absent).
+async fn store(net: &Testnet, i: usize, store: &str, key: &str) -> Vec<u8> {
+    query_value(net, i, &format!("/store/{store}/key"), &hex::encode(key)).await
 }
 
 /// The `/store/transfer/key` key of `owner`'s voucher of chain a's native token (received over
@@ -126,19 +127,7 @@ async fn wait_cleared(a: &Testnet, seq: u64) {
 }
 
 async fn native_balance(net: &Testnet, address: &str) -> u128 {
-    let answer = net
-        .rpc(
-            0,
-            "abci_query",
-            json!({"path": format!("/bank/balance/{address}"), "data": ""}),
-        )
-        .await
-        .unwrap();
-    let value = base64::Engine::decode(
-        &base64::engine::general_purpose::STANDARD,
-        answer["response"]["value"].as_str().unwrap(),
-    )
-    .unwrap();
+    let value = query_value(net, 0, &format!("/bank/balance/{address}"), "").await;
     String::from_utf8(value).unwrap().parse().unwrap()
 }
 
@@ -340,13 +329,7 @@ async fn racing_and_killed_relayers_deliver_every_packet_exactly_once() {
 
 /// The latest height of the first client (of the other chain) on `net`.
 async fn client_height(net: &Testnet) -> u64 {
-    use prost::Message as _;
-    let bytes = store(net, 0, "ibc", "clients/99-basalt-0/clientState").await;
-    let any = ibc_core::primitives::proto::Any::decode(bytes.as_slice()).unwrap();
-    basalt_ibc::client::ClientState::from_any(&any)
-        .unwrap()
-        .latest_height
-        .0
+    client_state(net).await.latest_height.0
 }
 
 /// With nothing to relay, the relayer still updates each chain's client of the other before a third of
@@ -384,7 +367,7 @@ async fn an_idle_path_keeps_its_clients_from_expiring() {
 async fn forged_light_block(b: &Testnet, height: u64) -> basalt_consensus::light::LightBlock {
     use basalt_consensus::types::{BlockId, CommitSig, Hash, Vote};
     use basalt_consensus::{ValidatorIndex, VoteType};
-    let (mut header, commit, validators, _) = light_block(b, height).await;
+    let (mut header, commit, validators, _) = b.light_block(0, height).await.unwrap();
     header.app_hash = Hash([0xee; 32]);
     let block_id = BlockId {
         hash: header.hash(),
@@ -430,28 +413,6 @@ async fn forged_light_block(b: &Testnet, height: u64) -> basalt_consensus::light
     }
 }
 
-/// The `light_block` of `height` on node 0 of `net`: header, commit, validators and next validators.
-async fn light_block(
-    net: &Testnet,
-    height: u64,
-) -> (
-    basalt_consensus::types::Header,
-    basalt_consensus::types::Commit,
-    basalt_consensus::types::ValidatorSet,
-    basalt_consensus::types::ValidatorSet,
-) {
-    let r = net
-        .rpc(0, "light_block", json!({"height": height.to_string()}))
-        .await
-        .unwrap();
-    let bytes = base64::Engine::decode(
-        &base64::engine::general_purpose::STANDARD,
-        r["light_block"].as_str().unwrap(),
-    )
-    .unwrap();
-    basalt_consensus::types::decode("light block", &bytes, 1 << 24).unwrap()
-}
-
 /// The first client on `net` (of the other chain).
 async fn client_state(net: &Testnet) -> basalt_ibc::client::ClientState {
     use prost::Message as _;
@@ -474,19 +435,7 @@ async fn submit_ibc(
     );
     let status = net.rpc(0, "status", json!({})).await.unwrap();
     let chain_id = status["node_info"]["network"].as_str().unwrap();
-    let account_state = net
-        .rpc(
-            0,
-            "abci_query",
-            json!({"path": format!("/bank/account/{address}"), "data": ""}),
-        )
-        .await
-        .unwrap();
-    let bytes = base64::Engine::decode(
-        &base64::engine::general_purpose::STANDARD,
-        account_state["response"]["value"].as_str().unwrap(),
-    )
-    .unwrap();
+    let bytes = query_value(net, 0, &format!("/bank/account/{address}"), "").await;
     let nonce = basalt_state::bank::Account::from_bytes(&bytes)
         .unwrap()
         .nonce;
@@ -531,9 +480,9 @@ async fn a_conflicting_header_freezes_the_client_and_later_packets_are_refused()
     let trusted = client_state(&a).await.latest_height.0;
     let height = trusted + 2;
     b.wait_height(0, height, WAIT).await.unwrap();
-    let (_, _, _, trusted_next) = light_block(&b, trusted).await;
+    let (_, _, _, trusted_next) = b.light_block(0, trusted).await.unwrap();
     let forged = forged_light_block(&b, height).await;
-    let (real, _, _, _) = light_block(&b, height).await;
+    let (real, _, _, _) = b.light_block(0, height).await.unwrap();
     assert_ne!(forged.header.hash(), real.hash());
     let (someone, _) = a.accounts().unwrap().remove(1);
     let update = basalt_ibc::relay::update_client(
