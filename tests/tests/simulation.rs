@@ -213,6 +213,18 @@ fn probe_clock_regression_seeds() {
     assert_seeds_pass(&[1_001_110, 1_001_201].map(|seed| (Family::Byzantine, seed)));
 }
 
+/// A seed of the 10,000-seed byzantine sweep of 10ccc9a (powers [5, 6, 7, 2], the validator of power 6
+/// sending invalid votes, so the honest quorum needs all three others): the validator of power 2 started
+/// height 5 late, its round-0 prevote completed a polka only after the others had left round 0, and it
+/// locked on that block while nobody else took it as a valid value; every later proposer proposed a new
+/// block, the locked validator prevoted nil, and the height was decided only in round 11, when its own
+/// turn to propose came (bound 6). A polka of a round already left now sets the valid value
+/// (`state_machine::on_polka_past`).
+#[test]
+fn past_polka_regression_seed() {
+    assert_seeds_pass(&[(Family::Byzantine, 1_002_716)]);
+}
+
 /// `SIM_SEED=<n> SIM_FAMILY=<family>` replays one run and prints its summary.
 #[test]
 fn replay() {

@@ -5,7 +5,8 @@
 //! # How it evaluates the rules
 //! After every input the driver stores what arrived (a proposal, a vote) and then repeatedly offers the state
 //! machine every condition that currently holds, in priority order (line 49 decide, line 55 round skip,
-//! lines 22/28 prevote, 36 lock, 44 nil, 34 and 47 timeouts), until none changes anything. The state machine
+//! lines 22/28 prevote, 36 lock, 44 nil, 34 and 47 timeouts, then 42-43 for rounds already left), until
+//! none changes anything. The state machine
 //! guards every rule ("for the first time", step, round), so this level-triggered evaluation is idempotent and
 //! a condition that became true *before* its step was reached (a polka that arrived while we were still in
 //! the propose step, a proposal buffered for a future round) fires as soon as the step or round is reached.
@@ -683,6 +684,25 @@ impl<C: Context, P: ProposerSelector> Driver<C, P> {
         }
         if self.keeper.has_precommit_any(round) {
             out.push(Sm::PrecommitAny { round }); // line 47
+        }
+        // Lines 42-43 for rounds already left (see `state_machine::on_polka_past`): only rounds
+        // after the valid round can change anything.
+        let after_valid = self
+            .state
+            .valid
+            .as_ref()
+            .map_or(Round(0), |v| Round(v.round.0.saturating_add(1)));
+        if after_valid < round {
+            for (&r, kept) in self.proposals.range(after_valid..round) {
+                for p in kept {
+                    if p.validity.is_valid() && self.keeper.has_polka_for(r, &p.value) {
+                        out.push(Sm::ProposalAndPolkaPast {
+                            round: r,
+                            value: p.value.clone(),
+                        });
+                    }
+                }
+            }
         }
         out
     }

@@ -156,6 +156,16 @@ pub enum Input<V> {
         /// The value.
         value: V,
     },
+    /// Lines 42-43 for an *earlier* round (a deviation from the paper, which updates `validValue` only
+    /// in the current round): a valid proposal for `value` in `round < round_p` and
+    /// `2f+1 ⟨PREVOTE, h_p, round, id(v)⟩`, with `round > validRound_p`. The driver feeds this only for
+    /// valid proposals. See [`on_polka_past`] for why liveness needs it and why it is safe.
+    ProposalAndPolkaPast {
+        /// The earlier round of the proposal and the polka.
+        round: Round,
+        /// The value.
+        value: V,
+    },
     /// Line 55: `f+1 ⟨∗, h_p, round, ∗, ∗⟩` with `round > round_p`.
     SkipRound {
         /// The higher round.
@@ -260,6 +270,7 @@ pub fn apply<V: Clone + Eq>(state: State<V>, input: Input<V>) -> Transition<V> {
             valid,
         } => on_proposal_with_pol(state, round, value, pol_round, valid),
         Input::ProposalAndPolkaCurrent { round, value } => on_polka_current(state, round, value),
+        Input::ProposalAndPolkaPast { round, value } => on_polka_past(state, round, value),
         Input::PolkaAny { round } => on_polka_any(state, round),
         Input::PolkaNil { round } => on_polka_nil(state, round),
         Input::PrecommitAny { round } => on_precommit_any(state, round),
@@ -399,6 +410,33 @@ fn on_polka_current<V: Clone>(mut state: State<V>, round: Round, value: V) -> Tr
     // Lines 42-43: whatever the step, this value is now the valid value.
     state.valid = Some(RoundValue { round, value });
     Transition::with(state, outputs)
+}
+
+/// A polka completed for a round we have already left: its value becomes the valid value if that round
+/// is later than the valid round (lines 42-43, extended to earlier rounds; nothing else changes: no
+/// lock, no vote).
+///
+/// Why: the paper sets `validValue` only from a polka of the current round. A correct validator that
+/// saw a polka while the others had already left that round (they timed out waiting for its own late
+/// prevote: it started the height late) locks on it, and nobody else learns it as a valid value. Every
+/// correct proposer then proposes something new, the locked validator prevotes nil, and when its vote is
+/// needed for a quorum no round succeeds until the locked validator itself proposes (simulation seed
+/// 1002716: a validator of power 2 of 20 locked in round 0, the height decided in round 11 when its turn
+/// came). With this rule every correct validator that receives the polka (gossip delivers it after GST)
+/// takes its value as valid, so the next correct proposer re-proposes it with that POL round, and the
+/// locked validator (locked at most at that round) prevotes it.
+///
+/// Safe: `validValue`/`validRound` are read only when proposing, and a proposal with POL round `vr` is
+/// prevoted only by validators that themselves hold `2f+1` prevotes for it in `vr` (line 28) — the
+/// invariant "a polka for `validValue` exists in `validRound`" is all the safety argument uses, and it
+/// holds here; a byzantine proposer may propose any such value anyway. Locks are untouched.
+fn on_polka_past<V>(mut state: State<V>, round: Round, value: V) -> Transition<V> {
+    let later = state.valid.as_ref().is_none_or(|v| round > v.round);
+    if round >= state.round || !later {
+        return Transition::unchanged(state);
+    }
+    state.valid = Some(RoundValue { round, value });
+    Transition::unchanged(state)
 }
 
 /// Lines 44-46: +2/3 prevotes for nil while prevoting: precommit nil.

@@ -554,6 +554,107 @@ fn proposer_with_valid_value_reproposes_it_with_pol_round() {
     );
 }
 
+/// Simulation seed 1002716 in miniature: powers [7, 6, 5, 2], validator 1 byzantine; the honest quorum
+/// needs all of 0, 2 and 3 (14 of 20). Validator 3 started the height late: its round-0 prevote for 7
+/// arrives after we (validator 2) left round 0, completing a polka it also saw — it is locked on 7.
+/// The polka of a round already left makes 7 our valid value, so when we propose (round 2) we
+/// re-propose 7 with POL round 0, which the locked validator can prevote; a fresh value would get its
+/// nil prevote in every round until its own turn to propose.
+#[test]
+fn a_polka_completed_after_we_left_its_round_becomes_our_valid_value() {
+    let mut d = driver(&[7, 6, 5, 2], Some(2));
+    start(&mut d, 0);
+    assert_eq!(
+        propose(&mut d, 0, 7, None),
+        vec![out_vote(Prevote, 0, Some(7))]
+    );
+    votes(&mut d, &[2, 0], Prevote, 0, Some(7));
+    votes(&mut d, &[1], Prevote, 0, Some(99));
+    timeout(&mut d, TPrevote, 0);
+    votes(&mut d, &[2, 0, 1], Precommit, 0, None);
+    timeout(&mut d, TPrecommit, 0);
+    assert_eq!(d.round(), r(1));
+    assert!(d.state().valid.is_none());
+    // Round 1's proposer (the byzantine validator) proposes garbage; meanwhile the late prevote of
+    // round 0 arrives: 7 + 5 + 2 = 14 > 2/3 of 20.
+    assert_eq!(votes(&mut d, &[3], Prevote, 0, Some(7)), vec![]);
+    let valid = d.state().valid.as_ref().map(|v| (v.round, v.value));
+    assert_eq!(valid, Some((r(0), 7)));
+    assert!(d.state().locked.is_none(), "a past polka does not lock");
+    // Round 1 ends without a polka; round 2 is ours: re-propose 7 with its POL round.
+    d.process(proposal_input(1, 99, None, Validity::Invalid))
+        .unwrap();
+    votes(&mut d, &[0, 2, 3], Prevote, 1, None);
+    votes(&mut d, &[0, 2, 3], Precommit, 1, None);
+    assert_eq!(
+        timeout(&mut d, TPrecommit, 1),
+        vec![
+            Output::Propose {
+                round: r(2),
+                value: 7,
+                pol_round: Some(r(0))
+            },
+            sched(TPropose, 2)
+        ]
+    );
+}
+
+/// The valid round only rises: a polka of a round left, but earlier than the valid round, changes
+/// nothing; one later than it replaces the valid value; an invalid proposal's polka is never taken.
+#[test]
+fn a_past_polka_only_raises_the_valid_round_and_needs_a_valid_proposal() {
+    let mut d = driver(&[1, 1, 1, 1], Some(3));
+    start(&mut d, 0);
+    propose(&mut d, 0, 7, None);
+    // Round 1 (by skip): 8 is proposed and gets a polka while we are there (line 36).
+    votes(&mut d, &[0, 1], Precommit, 1, None);
+    assert_eq!(d.round(), r(1));
+    propose(&mut d, 1, 8, None);
+    votes(&mut d, &[0, 1, 3], Prevote, 1, Some(8));
+    assert_eq!(
+        d.state().valid.as_ref().map(|v| (v.round, v.value)),
+        Some((r(1), 8))
+    );
+    // Round 3 (skip); round 0's polka for 7 completes now: earlier than the valid round, no change.
+    votes(&mut d, &[0, 1], Precommit, 3, None);
+    assert_eq!(d.round(), r(3));
+    votes(&mut d, &[0, 1, 2], Prevote, 0, Some(7));
+    assert_eq!(
+        d.state().valid.as_ref().map(|v| (v.round, v.value)),
+        Some((r(1), 8))
+    );
+    // Round 2's invalid proposal gets a polka (byzantine prevotes count): never a valid value.
+    d.process(proposal_input(2, 66, None, Validity::Invalid))
+        .unwrap();
+    votes(&mut d, &[0, 1, 2], Prevote, 2, Some(66));
+    assert_eq!(
+        d.state().valid.as_ref().map(|v| (v.round, v.value)),
+        Some((r(1), 8))
+    );
+    // A valid one of round 2 with a polka: later than round 1, taken.
+    d.process(Input::Proposal {
+        round: r(2),
+        value: 9,
+        pol_round: None,
+        proposer: ValidatorIndex(2),
+        validity: Validity::Valid,
+        msg: SProposal {
+            round: 2,
+            value: 9,
+            pol_round: None,
+        },
+    })
+    .unwrap();
+    votes(&mut d, &[0, 1, 3], Prevote, 2, Some(9));
+    assert_eq!(
+        d.state().valid.as_ref().map(|v| (v.round, v.value)),
+        Some((r(2), 9))
+    );
+    // The lock stays where line 36 put it.
+    let locked = d.state().locked.as_ref().map(|l| (l.round, l.value));
+    assert_eq!(locked, Some((r(1), 8)));
+}
+
 #[test]
 fn typed_errors() {
     let mut d = driver(&[1, 1, 1, 1], Some(3));
