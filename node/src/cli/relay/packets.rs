@@ -14,10 +14,12 @@
 
 use basalt_ibc::relay;
 use basalt_state::app::Event;
+use futures::StreamExt as _;
 use ibc_core::channel::types::packet::Packet;
 use ibc_core::channel::types::timeout::{TimeoutHeight, TimeoutTimestamp};
 use ibc_core::host::types::identifiers::{ChannelId, ClientId, PortId, Sequence};
 use ibc_core::host::types::path::{AckPath, CommitmentPath, ReceiptPath, SeqSendPath};
+use ibc_core::primitives::proto::Any;
 
 use super::path::{update, PathIds};
 use super::remote::{tx_events, tx_height, Remote};
@@ -79,16 +81,59 @@ pub fn directions<'a>(a: &'a Remote, b: &'a Remote, ids: &'a PathIds) -> [Direct
     ]
 }
 
-/// Most packet messages in one pass (so in one relayer transaction, besides its client update): a batch
-/// is one fee and one header verification for many packets. With the update it must fit an IBC
-/// transaction's message limit (at 32 packets plus the update, every full batch was refused and the
-/// relayer retried it for ever: found by the ICS-20 load benchmark).
+/// Most packet messages in one relayer transaction besides its client update: a batch is one fee and
+/// one header verification for many packets. With the update it must fit an IBC transaction's message
+/// limit (at 32 packets plus the update, every full batch was refused and the relayer retried it for
+/// ever: found by the ICS-20 load benchmark).
 pub const MAX_BATCH: usize = basalt_ibc::tx::MAX_IBC_MESSAGES - 1;
+
+/// Transactions one pass submits to a chain, nonce after nonce (all admitted at once: below the
+/// mempool's nonce window), then waited for together: one pass, one block, up to
+/// `MAX_TXS_PER_PASS * MAX_BATCH` packets — where one transaction per pass and a block's wait each
+/// held the relayer to ~40 packets a second (the ICS-20 load benchmark).
+pub const MAX_TXS_PER_PASS: usize = 8;
+
+/// Packets judged at once: each needs a few sequential reads (state, proofs, the event that carries
+/// its data), so a pass reads many packets' at a time instead of one packet's after another.
+pub const CONCURRENT_PACKETS: usize = 32;
+
+/// Most packets one pass looks at, delivered or not: a pass over a long queue of packets that are all
+/// still waiting (received in the latest block, say) ends and the next pass starts from the first of
+/// them, instead of reading the whole queue each time.
+pub const MAX_JUDGED_PER_PASS: usize = 4 * MAX_TXS_PER_PASS * MAX_BATCH;
+
+/// The two chains' heights a pass works at.
+#[derive(Clone, Copy, Debug)]
+struct Heights {
+    /// The source's latest height: its state of `src - 1` is proved at `src`.
+    src: u64,
+    /// The destination's latest height, likewise.
+    dst: u64,
+    /// The destination's block time at `dst`, ms.
+    dst_time_ms: u64,
+}
+
+/// What one packet needs, as both chains' state says.
+enum Judged {
+    /// Acknowledged or timed out: nothing left to do.
+    Done,
+    /// In flight with nothing to send yet; sent at this source height.
+    Waiting { sent_at: u64 },
+    /// A message for the destination (`MsgRecvPacket`).
+    Receive { message: Any, sent_at: u64 },
+    /// A message for the source: an acknowledgement or a timeout.
+    Settle {
+        message: Any,
+        timed_out: bool,
+        sent_at: u64,
+    },
+}
 
 /// One pass over a direction's packets from `from` (earlier ones are known done); returns what it did
 /// and the first sequence still in flight. Each chain's state is read at one height, proved at the
-/// next (its latest block), and every message for a chain goes in one transaction with the client
-/// update to that height, up to [`MAX_BATCH`] packets per pass.
+/// next (its latest block); the packets are judged [`CONCURRENT_PACKETS`] at a time, and every message
+/// for a chain goes out in up to [`MAX_TXS_PER_PASS`] transactions, the first with the client update
+/// their proofs need.
 pub async fn relay_pass(d: &Direction<'_>, from: u64) -> Result<(Pass, u64), RelayError> {
     let port = PortId::transfer();
     let next_send = d
@@ -97,89 +142,74 @@ pub async fn relay_pass(d: &Direction<'_>, from: u64) -> Result<(Pass, u64), Rel
         .await?;
     let (src_height, dst_height) = (d.src.latest().await?, d.dst.latest().await?);
     let (dst_block, _) = d.dst.light_block(dst_height).await?;
+    let heights = Heights {
+        src: src_height,
+        dst: dst_height,
+        dst_time_ms: dst_block.header.time_ms,
+    };
     let mut pass = Pass::default();
     let mut first_pending = next_send.max(from);
-    // The source height that sent the oldest packet still in flight (the first committed one met).
+    // The source height that sent the oldest packet still in flight (the first met).
     let mut oldest_sent: Option<u64> = None;
     let (mut to_dst, mut to_src) = (Vec::new(), Vec::new());
-    for seq in from.max(1)..next_send {
-        if to_dst.len() + to_src.len() >= MAX_BATCH {
+    let most = MAX_TXS_PER_PASS * MAX_BATCH;
+    let mut judged = futures::stream::iter(from.max(1)..next_send)
+        .map(|seq| async move { (seq, judge(d, heights, seq).await) })
+        .buffered(CONCURRENT_PACKETS)
+        .take(MAX_JUDGED_PER_PASS);
+    let mut looked_at = 0;
+    while let Some((seq, judgement)) = judged.next().await {
+        looked_at += 1;
+        if to_dst.len() + to_src.len() >= most {
             first_pending = first_pending.min(seq);
             break;
         }
-        let sequence = Sequence::from(seq);
-        let commitment = CommitmentPath::new(&port, d.src_channel, sequence);
-        // The latest state says whether anything is left to do (the proved state is a block older: a
-        // packet acknowledged in the latest block still shows there, and re-sending it would be paid
-        // for nothing).
-        if d.src.get(&commitment.clone().into()).await?.is_none() {
-            continue; // acknowledged or timed out
-        }
-        let (committed, commitment_proof) = d.src.prove(&commitment.into(), src_height).await?;
-        if committed.is_none() {
-            // Sent in the latest block: not provable yet, next pass.
-            first_pending = first_pending.min(seq);
-            oldest_sent.get_or_insert(src_height);
-            pass.pending += 1;
-            continue;
-        }
-        first_pending = first_pending.min(seq);
-        let (packet, sent_at) = sent_packet(d, seq).await?;
-        oldest_sent.get_or_insert(sent_at);
-        let receipt = ReceiptPath::new(&port, d.dst_channel, sequence);
-        let received_now = d.dst.get(&receipt.clone().into()).await?.is_some();
-        let (received, receipt_proof) = d.dst.prove(&receipt.into(), dst_height).await?;
-        if received.is_none() && received_now {
-            pass.pending += 1; // received in the latest block: acknowledged in a later pass
-            continue;
-        }
-        if received.is_none() {
-            match fate(&packet, dst_height, dst_block.header.time_ms) {
-                Fate::TimeOut => {
-                    log(d, "timeout", seq);
-                    to_src.push(relay::timeout(packet, receipt_proof, &d.src.address()));
-                    pass.timed_out += 1;
-                }
-                Fate::Receive => {
-                    log(d, "recv", seq);
-                    to_dst.push(relay::recv_packet(
-                        packet,
-                        commitment_proof,
-                        &d.dst.address(),
-                    ));
-                    pass.received += 1;
-                }
-                Fate::Wait => pass.pending += 1,
+        let sent_at = match judgement? {
+            Judged::Done => continue,
+            Judged::Waiting { sent_at } => {
+                pass.pending += 1;
+                sent_at
             }
-            continue;
-        }
-        let ack_path = AckPath::new(&port, d.dst_channel, sequence);
-        let (acked, ack_proof) = d.dst.prove(&ack_path.into(), dst_height).await?;
-        if acked.is_some() {
-            let ack = written_ack(d, seq).await?;
-            log(d, "ack", seq);
-            to_src.push(
-                relay::acknowledge(packet, ack, ack_proof, &d.src.address())
-                    .map_err(|e| RelayError::State(e.to_string()))?,
-            );
-            pass.acknowledged += 1;
-        } else {
-            pass.pending += 1;
-        }
+            Judged::Receive { message, sent_at } => {
+                log(d, "recv", seq);
+                to_dst.push(message);
+                pass.received += 1;
+                sent_at
+            }
+            Judged::Settle {
+                message,
+                timed_out,
+                sent_at,
+            } => {
+                log(d, if timed_out { "timeout" } else { "ack" }, seq);
+                to_src.push(message);
+                if timed_out {
+                    pass.timed_out += 1;
+                } else {
+                    pass.acknowledged += 1;
+                }
+                sent_at
+            }
+        };
+        first_pending = first_pending.min(seq);
+        oldest_sent.get_or_insert(sent_at);
     }
-    // Each side's messages with the update its proofs need, all or none (a message another relayer
-    // delivered first fails the batch; the next pass reads the state again and sends the rest).
+    drop(judged);
+    if looked_at == MAX_JUDGED_PER_PASS {
+        // The rest were not looked at: the next pass starts with them at the latest.
+        let next_unjudged = from.max(1).saturating_add(MAX_JUDGED_PER_PASS as u64);
+        first_pending = first_pending.min(next_unjudged);
+    }
+    // Each side's messages with the update its proofs need, all or none per transaction (a message
+    // another relayer delivered first fails its transaction; the next pass reads the state again and
+    // sends the rest).
     if !to_dst.is_empty() {
-        let mut msgs = update(d.dst, d.client_on_dst, d.src, src_height).await?;
-        msgs.extend(to_dst);
-        d.dst.submit(msgs).await?;
-        pass.transactions += 1;
+        let update = update(d.dst, d.client_on_dst, d.src, src_height).await?;
+        pass.transactions += d.dst.submit_all(batches(update, to_dst)).await?;
     }
     if !to_src.is_empty() {
-        let mut msgs = update(d.src, d.client_on_src, d.dst, dst_height).await?;
-        msgs.extend(to_src);
-        d.src.submit(msgs).await?;
-        pass.transactions += 1;
+        let update = update(d.src, d.client_on_src, d.dst, dst_height).await?;
+        pass.transactions += d.src.submit_all(batches(update, to_src)).await?;
     }
     if let Some(sent_at) = oldest_sent {
         let (sent, _) = d.src.light_block(sent_at).await?;
@@ -187,6 +217,77 @@ pub async fn relay_pass(d: &Direction<'_>, from: u64) -> Result<(Pass, u64), Rel
         pass.oldest_pending_ms = latest.header.time_ms.saturating_sub(sent.header.time_ms);
     }
     Ok((pass, first_pending))
+}
+
+/// `messages` in transactions of at most an IBC transaction's message count, the first led by `update`
+/// (the later ones, committed after it in nonce order, rely on the consensus state it stores).
+fn batches(update: Vec<Any>, messages: Vec<Any>) -> Vec<Vec<Any>> {
+    let mut out = Vec::new();
+    let mut current = update;
+    for message in messages {
+        if current.len() >= basalt_ibc::tx::MAX_IBC_MESSAGES {
+            out.push(std::mem::take(&mut current));
+        }
+        current.push(message);
+    }
+    if !current.is_empty() {
+        out.push(current);
+    }
+    out
+}
+
+/// Judges packet `seq` of `d` at `heights`: the reads one packet needs, one after another.
+async fn judge(d: &Direction<'_>, heights: Heights, seq: u64) -> Result<Judged, RelayError> {
+    let port = PortId::transfer();
+    let sequence = Sequence::from(seq);
+    let commitment = CommitmentPath::new(&port, d.src_channel, sequence);
+    // The latest state says whether anything is left to do (the proved state is a block older: a
+    // packet acknowledged in the latest block still shows there, and re-sending it would be paid
+    // for nothing).
+    if d.src.get(&commitment.clone().into()).await?.is_none() {
+        return Ok(Judged::Done); // acknowledged or timed out
+    }
+    let (committed, commitment_proof) = d.src.prove(&commitment.into(), heights.src).await?;
+    if committed.is_none() {
+        // Sent in the latest block: not provable yet, next pass.
+        return Ok(Judged::Waiting {
+            sent_at: heights.src,
+        });
+    }
+    let (packet, sent_at) = sent_packet(d, seq).await?;
+    let receipt = ReceiptPath::new(&port, d.dst_channel, sequence);
+    let received_now = d.dst.get(&receipt.clone().into()).await?.is_some();
+    let (received, receipt_proof) = d.dst.prove(&receipt.into(), heights.dst).await?;
+    if received.is_none() && received_now {
+        // Received in the latest block: acknowledged in a later pass.
+        return Ok(Judged::Waiting { sent_at });
+    }
+    if received.is_none() {
+        return Ok(match fate(&packet, heights.dst, heights.dst_time_ms) {
+            Fate::TimeOut => Judged::Settle {
+                message: relay::timeout(packet, receipt_proof, &d.src.address()),
+                timed_out: true,
+                sent_at,
+            },
+            Fate::Receive => Judged::Receive {
+                message: relay::recv_packet(packet, commitment_proof, &d.dst.address()),
+                sent_at,
+            },
+            Fate::Wait => Judged::Waiting { sent_at },
+        });
+    }
+    let ack_path = AckPath::new(&port, d.dst_channel, sequence);
+    let (acked, ack_proof) = d.dst.prove(&ack_path.into(), heights.dst).await?;
+    if acked.is_none() {
+        return Ok(Judged::Waiting { sent_at });
+    }
+    let ack = written_ack(d, seq).await?;
+    Ok(Judged::Settle {
+        message: relay::acknowledge(packet, ack, ack_proof, &d.src.address())
+            .map_err(|e| RelayError::State(e.to_string()))?,
+        timed_out: false,
+        sent_at,
+    })
 }
 
 /// One line per packet message: what, which packet, from where to where.
@@ -316,6 +417,49 @@ mod tests {
                 TimeoutTimestamp::At(Timestamp::from_nanoseconds(t))
             }),
         }
+    }
+
+    fn any(n: usize) -> Any {
+        Any {
+            type_url: format!("/m{n}"),
+            value: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn batches_fill_transactions_to_the_message_limit_with_the_update_first() {
+        let limit = basalt_ibc::tx::MAX_IBC_MESSAGES;
+        let messages = |n: usize| (0..n).map(any).collect::<Vec<_>>();
+        // With an update: it leads the first transaction, which then holds limit - 1 packets.
+        let out = batches(vec![any(999)], messages(2 * limit + 1));
+        let sizes: Vec<usize> = out.iter().map(Vec::len).collect();
+        assert_eq!(sizes, vec![limit, limit, 2]);
+        assert_eq!(out[0][0].type_url, "/m999");
+        assert_eq!(out[0][1].type_url, "/m0");
+        // Every message once, in order.
+        let urls: Vec<&str> = out
+            .iter()
+            .flatten()
+            .skip(1)
+            .map(|m| m.type_url.as_str())
+            .collect();
+        let expected: Vec<String> = (0..2 * limit + 1).map(|n| format!("/m{n}")).collect();
+        assert_eq!(
+            urls,
+            expected.iter().map(String::as_str).collect::<Vec<_>>()
+        );
+        // Without one (the client is already at the proof height): full transactions of packets.
+        let sizes: Vec<usize> = batches(Vec::new(), messages(limit))
+            .iter()
+            .map(Vec::len)
+            .collect();
+        assert_eq!(sizes, vec![limit]);
+        assert!(batches(Vec::new(), Vec::new()).is_empty());
+        // A full pass fits the transactions a pass may send.
+        assert_eq!(
+            batches(vec![any(999)], messages(MAX_TXS_PER_PASS * MAX_BATCH)).len(),
+            MAX_TXS_PER_PASS
+        );
     }
 
     #[test]

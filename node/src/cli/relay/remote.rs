@@ -1,11 +1,13 @@
 //! One chain as the relayer sees it over JSON-RPC: heights, light blocks (`light_block`), IBC state with
 //! proofs (`abci_query` `/store/ibc/key`), and transactions signed by the relayer's key and committed
-//! (`broadcast_tx_commit`).
+//! (one by `broadcast_tx_commit`, or several admitted at once by `broadcast_tx_sync` and found by hash).
 
 use std::time::Duration;
 
 use basalt_consensus::light::LightBlock;
-use basalt_consensus::types::{decode, encoding::MAX_BLOCK_BYTES, Address, ChainId, Commit};
+use basalt_consensus::types::{
+    decode, encoding::MAX_BLOCK_BYTES, tx_hash, Address, ChainId, Commit,
+};
 use basalt_consensus::types::{Header, PrivateKey, ValidatorSet};
 use basalt_ibc::commitment::proof_bytes;
 use basalt_ibc::relay::Proven;
@@ -242,11 +244,61 @@ impl Remote {
         Ok(((!value.is_empty()).then_some(value), proof))
     }
 
-    /// Signs `messages` as one IBC transaction and waits for it to be committed; returns its result
-    /// (`tx_result`) and height. A refusal at admission or in the block is an error.
-    pub async fn submit(&self, messages: Vec<Any>) -> Result<(Value, u64), RelayError> {
-        let nonce = self.rpc.account(&self.address()).await?.nonce;
-        let tx = IbcTxBody {
+    /// Signs each of `transactions` (nonce after nonce from the account's), submits them all with
+    /// `broadcast_tx_sync` and waits until every one is committed; returns how many were. A refusal at
+    /// admission stops the submission (those already admitted still commit); a refusal in the block is
+    /// an error once all have committed. The chain's mempool admits nonces up to
+    /// [`basalt_state::bank::NONCE_WINDOW`] ahead, so at most that many transactions are accepted here.
+    pub async fn submit_all(&self, transactions: Vec<Vec<Any>>) -> Result<u64, RelayError> {
+        let window = usize::try_from(basalt_state::bank::NONCE_WINDOW).unwrap_or(usize::MAX);
+        if transactions.len() > window {
+            return Err(RelayError::State(format!(
+                "{} transactions at once, more than the nonce window of {window}",
+                transactions.len()
+            )));
+        }
+        let first = self.rpc.account(&self.address()).await?.nonce;
+        let mut hashes = Vec::with_capacity(transactions.len());
+        for (nonce, messages) in (first..).zip(transactions) {
+            let tx = self.sign(nonce, messages);
+            let admitted = self.rpc.broadcast_tx_sync(&tx).await?;
+            if admitted.code != 0 {
+                return Err(RelayError::Refused {
+                    chain: self.chain_id.to_string(),
+                    stage: "check_tx",
+                    code: u64::from(admitted.code),
+                    log: admitted.log,
+                });
+            }
+            hashes.push(tx_hash(&tx).to_hex_upper());
+        }
+        let deadline = tokio::time::Instant::now() + HEIGHT_WAIT;
+        let mut committed = 0;
+        for hash in hashes {
+            let result = loop {
+                let (found, _) = self
+                    .tx_search_page(&format!("tx.hash = '{hash}'"), 1)
+                    .await?;
+                if let Some(tx) = found.into_iter().next() {
+                    break tx;
+                }
+                if tokio::time::Instant::now() >= deadline {
+                    return Err(bad(
+                        "tx_search",
+                        format!("transaction {hash} not committed within {HEIGHT_WAIT:?}"),
+                    ));
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            };
+            refused_in_block(&self.chain_id, &result["tx_result"])?;
+            committed += 1;
+        }
+        Ok(committed)
+    }
+
+    /// `messages` as one IBC transaction with `nonce`, signed by the relayer's key, as bytes.
+    fn sign(&self, nonce: u64, messages: Vec<Any>) -> Vec<u8> {
+        IbcTxBody {
             chain_id: self.chain_id.clone(),
             from: self.key.public_key(),
             nonce,
@@ -255,7 +307,14 @@ impl Remote {
             messages: messages.into_iter().map(IbcMessage::from).collect(),
         }
         .sign(&self.key)
-        .to_bytes();
+        .to_bytes()
+    }
+
+    /// Signs `messages` as one IBC transaction and waits for it to be committed; returns its result
+    /// (`tx_result`) and height. A refusal at admission or in the block is an error.
+    pub async fn submit(&self, messages: Vec<Any>) -> Result<(Value, u64), RelayError> {
+        let nonce = self.rpc.account(&self.address()).await?.nonce;
+        let tx = self.sign(nonce, messages);
         let answer = self
             .rpc
             .call("broadcast_tx_commit", json!({"tx": BASE64.encode(&tx)}))
@@ -285,6 +344,24 @@ impl Remote {
             .ok_or_else(|| bad("broadcast_tx_commit", "no height"))?;
         Ok((answer["tx_result"].clone(), height))
     }
+}
+
+/// A `tx_result` whose code is not 0, as the relayer's error.
+fn refused_in_block(chain: &ChainId, result: &Value) -> Result<(), RelayError> {
+    let code = result.get("code").and_then(Value::as_u64).unwrap_or(0);
+    if code == 0 {
+        return Ok(());
+    }
+    Err(RelayError::Refused {
+        chain: chain.to_string(),
+        stage: "tx_result",
+        code,
+        log: result
+            .get("log")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_owned(),
+    })
 }
 
 /// The events of `kind` in a `tx_search` transaction (its `tx_result.events`).
