@@ -160,7 +160,8 @@ pub async fn relay_pass(d: &Direction<'_>, from: u64) -> Result<(Pass, u64), Rel
     let mut looked_at = 0;
     while let Some((seq, judgement)) = judged.next().await {
         looked_at += 1;
-        if to_dst.len() + to_src.len() >= most {
+        // Each chain's transactions are full: the rest wait for the next pass.
+        if to_dst.len() >= most || to_src.len() >= most {
             first_pending = first_pending.min(seq);
             break;
         }
@@ -202,21 +203,36 @@ pub async fn relay_pass(d: &Direction<'_>, from: u64) -> Result<(Pass, u64), Rel
     }
     // Each side's messages with the update its proofs need, all or none per transaction (a message
     // another relayer delivered first fails its transaction; the next pass reads the state again and
-    // sends the rest).
-    if !to_dst.is_empty() {
-        let update = update(d.dst, d.client_on_dst, d.src, src_height).await?;
-        pass.transactions += d.dst.submit_all(batches(update, to_dst)).await?;
-    }
-    if !to_src.is_empty() {
-        let update = update(d.src, d.client_on_src, d.dst, dst_height).await?;
-        pass.transactions += d.src.submit_all(batches(update, to_src)).await?;
-    }
+    // sends the rest). The two chains' transactions are independent (their own nonces, their own
+    // blocks), so both are submitted and awaited at once.
+    let (to_dst_sent, to_src_sent) = futures::future::join(
+        deliver(d.dst, d.client_on_dst, d.src, src_height, to_dst),
+        deliver(d.src, d.client_on_src, d.dst, dst_height, to_src),
+    )
+    .await;
+    pass.transactions += to_dst_sent? + to_src_sent?;
     if let Some(sent_at) = oldest_sent {
         let (sent, _) = d.src.light_block(sent_at).await?;
         let (latest, _) = d.src.light_block(src_height).await?;
         pass.oldest_pending_ms = latest.header.time_ms.saturating_sub(sent.header.time_ms);
     }
     Ok((pass, first_pending))
+}
+
+/// Submits `messages` to `host` behind the update of its client of `source` to `height` (nothing when
+/// there are none); returns the transactions committed.
+async fn deliver(
+    host: &Remote,
+    client: &ClientId,
+    source: &Remote,
+    height: u64,
+    messages: Vec<Any>,
+) -> Result<u64, RelayError> {
+    if messages.is_empty() {
+        return Ok(0);
+    }
+    let update = update(host, client, source, height).await?;
+    host.submit_all(batches(update, messages)).await
 }
 
 /// `messages` in transactions of at most an IBC transaction's message count, the first led by `update`
@@ -236,7 +252,9 @@ fn batches(update: Vec<Any>, messages: Vec<Any>) -> Vec<Vec<Any>> {
     out
 }
 
-/// Judges packet `seq` of `d` at `heights`: the reads one packet needs, one after another.
+/// Judges packet `seq` of `d` at `heights`: the reads one packet needs, one after another, cheapest
+/// first and only the proofs its message carries (an acknowledgement is proved by the acknowledgement
+/// alone, a receive by the commitment alone, a timeout by the receipt's absence alone).
 async fn judge(d: &Direction<'_>, heights: Heights, seq: u64) -> Result<Judged, RelayError> {
     let port = PortId::transfer();
     let sequence = Sequence::from(seq);
@@ -247,6 +265,26 @@ async fn judge(d: &Direction<'_>, heights: Heights, seq: u64) -> Result<Judged, 
     if d.src.get(&commitment.clone().into()).await?.is_none() {
         return Ok(Judged::Done); // acknowledged or timed out
     }
+    // Acknowledged on the destination (so received) in the proved state: acknowledge it on the source.
+    let ack_path = AckPath::new(&port, d.dst_channel, sequence);
+    let (acked, ack_proof) = d.dst.prove(&ack_path.into(), heights.dst).await?;
+    if acked.is_some() {
+        let (packet, sent_at) = sent_packet(d, seq).await?;
+        let ack = written_ack(d, seq).await?;
+        return Ok(Judged::Settle {
+            message: relay::acknowledge(packet, ack, ack_proof, &d.src.address())
+                .map_err(|e| RelayError::State(e.to_string()))?,
+            timed_out: false,
+            sent_at,
+        });
+    }
+    // Received in the latest block (not provable yet), or received with its acknowledgement still to
+    // be written: a later pass.
+    let receipt = ReceiptPath::new(&port, d.dst_channel, sequence);
+    if d.dst.get(&receipt.clone().into()).await?.is_some() {
+        let (_, sent_at) = sent_packet(d, seq).await?;
+        return Ok(Judged::Waiting { sent_at });
+    }
     let (committed, commitment_proof) = d.src.prove(&commitment.into(), heights.src).await?;
     if committed.is_none() {
         // Sent in the latest block: not provable yet, next pass.
@@ -255,38 +293,23 @@ async fn judge(d: &Direction<'_>, heights: Heights, seq: u64) -> Result<Judged, 
         });
     }
     let (packet, sent_at) = sent_packet(d, seq).await?;
-    let receipt = ReceiptPath::new(&port, d.dst_channel, sequence);
-    let received_now = d.dst.get(&receipt.clone().into()).await?.is_some();
-    let (received, receipt_proof) = d.dst.prove(&receipt.into(), heights.dst).await?;
-    if received.is_none() && received_now {
-        // Received in the latest block: acknowledged in a later pass.
-        return Ok(Judged::Waiting { sent_at });
-    }
-    if received.is_none() {
-        return Ok(match fate(&packet, heights.dst, heights.dst_time_ms) {
-            Fate::TimeOut => Judged::Settle {
+    Ok(match fate(&packet, heights.dst, heights.dst_time_ms) {
+        Fate::Receive => Judged::Receive {
+            message: relay::recv_packet(packet, commitment_proof, &d.dst.address()),
+            sent_at,
+        },
+        Fate::TimeOut => {
+            let (received, receipt_proof) = d.dst.prove(&receipt.into(), heights.dst).await?;
+            if received.is_some() {
+                return Ok(Judged::Waiting { sent_at }); // received just now after all
+            }
+            Judged::Settle {
                 message: relay::timeout(packet, receipt_proof, &d.src.address()),
                 timed_out: true,
                 sent_at,
-            },
-            Fate::Receive => Judged::Receive {
-                message: relay::recv_packet(packet, commitment_proof, &d.dst.address()),
-                sent_at,
-            },
-            Fate::Wait => Judged::Waiting { sent_at },
-        });
-    }
-    let ack_path = AckPath::new(&port, d.dst_channel, sequence);
-    let (acked, ack_proof) = d.dst.prove(&ack_path.into(), heights.dst).await?;
-    if acked.is_none() {
-        return Ok(Judged::Waiting { sent_at });
-    }
-    let ack = written_ack(d, seq).await?;
-    Ok(Judged::Settle {
-        message: relay::acknowledge(packet, ack, ack_proof, &d.src.address())
-            .map_err(|e| RelayError::State(e.to_string()))?,
-        timed_out: false,
-        sent_at,
+            }
+        }
+        Fate::Wait => Judged::Waiting { sent_at },
     })
 }
 
