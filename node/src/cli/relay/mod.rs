@@ -385,8 +385,14 @@ async fn start(args: &StartArgs) -> Result<(), RelayError> {
                     if pass.received + pass.acknowledged + pass.timed_out > 0 {
                         moved = true;
                         eprintln!(
-                            "{src} -> {dst}: received {}, acknowledged {}, timed out {}, in flight {}",
-                            pass.received, pass.acknowledged, pass.timed_out, pass.pending
+                            "{src} -> {dst}: received {}, acknowledged {}, timed out {}, in flight {} \
+                             (reads {} ms, transactions {} ms)",
+                            pass.received,
+                            pass.acknowledged,
+                            pass.timed_out,
+                            pass.pending,
+                            pass.judge_ms,
+                            pass.submit_ms
                         );
                     }
                 }

@@ -57,6 +57,14 @@ pub struct Pass {
     /// How long the oldest packet still in flight has been (source chain time from the block that sent
     /// it to the latest; 0 with none in flight), ms.
     pub oldest_pending_ms: u64,
+    /// How long judging the packets took (the reads), ms.
+    pub judge_ms: u64,
+    /// How long submitting and awaiting the transactions took, ms.
+    pub submit_ms: u64,
+}
+
+fn elapsed_ms(since: std::time::Instant) -> u64 {
+    u64::try_from(since.elapsed().as_millis()).unwrap_or(u64::MAX)
 }
 
 /// The two directions of `ids` between `a` and `b`.
@@ -158,16 +166,26 @@ pub async fn relay_pass(d: &Direction<'_>, from: u64) -> Result<(Pass, u64), Rel
         .buffered(CONCURRENT_PACKETS)
         .take(MAX_JUDGED_PER_PASS);
     let mut looked_at = 0;
+    let judging = std::time::Instant::now();
     while let Some((seq, judgement)) = judged.next().await {
         looked_at += 1;
-        // Each chain's transactions are full: the rest wait for the next pass.
-        if to_dst.len() >= most || to_src.len() >= most {
+        // Both chains' transactions are full: the rest wait for the next pass.
+        if to_dst.len() >= most && to_src.len() >= most {
             first_pending = first_pending.min(seq);
             break;
         }
         let sent_at = match judgement? {
             Judged::Done => continue,
             Judged::Waiting { sent_at } => {
+                pass.pending += 1;
+                sent_at
+            }
+            // One chain's transactions are full: its messages wait, the other's still fill up.
+            Judged::Receive { sent_at, .. } if to_dst.len() >= most => {
+                pass.pending += 1;
+                sent_at
+            }
+            Judged::Settle { sent_at, .. } if to_src.len() >= most => {
                 pass.pending += 1;
                 sent_at
             }
@@ -205,12 +223,15 @@ pub async fn relay_pass(d: &Direction<'_>, from: u64) -> Result<(Pass, u64), Rel
     // another relayer delivered first fails its transaction; the next pass reads the state again and
     // sends the rest). The two chains' transactions are independent (their own nonces, their own
     // blocks), so both are submitted and awaited at once.
+    pass.judge_ms = elapsed_ms(judging);
+    let submitting = std::time::Instant::now();
     let (to_dst_sent, to_src_sent) = futures::future::join(
         deliver(d.dst, d.client_on_dst, d.src, src_height, to_dst),
         deliver(d.src, d.client_on_src, d.dst, dst_height, to_src),
     )
     .await;
     pass.transactions += to_dst_sent? + to_src_sent?;
+    pass.submit_ms = elapsed_ms(submitting);
     if let Some(sent_at) = oldest_sent {
         let (sent, _) = d.src.light_block(sent_at).await?;
         let (latest, _) = d.src.light_block(src_height).await?;
