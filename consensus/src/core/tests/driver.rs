@@ -632,19 +632,7 @@ fn a_past_polka_only_raises_the_valid_round_and_needs_a_valid_proposal() {
         Some((r(1), 8))
     );
     // A valid one of round 2 with a polka: later than round 1, taken.
-    d.process(Input::Proposal {
-        round: r(2),
-        value: 9,
-        pol_round: None,
-        proposer: ValidatorIndex(2),
-        validity: Validity::Valid,
-        msg: SProposal {
-            round: 2,
-            value: 9,
-            pol_round: None,
-        },
-    })
-    .unwrap();
+    propose(&mut d, 2, 9, None);
     votes(&mut d, &[0, 1, 3], Prevote, 2, Some(9));
     assert_eq!(
         d.state().valid.as_ref().map(|v| (v.round, v.value)),
