@@ -290,7 +290,7 @@ impl Remote {
                 }
                 tokio::time::sleep(Duration::from_millis(50)).await;
             };
-            refused_in_block(&self.chain_id, &result["tx_result"])?;
+            refused(&self.chain_id, "tx_result", &result["tx_result"])?;
             committed += 1;
         }
         Ok(committed)
@@ -320,22 +320,7 @@ impl Remote {
             .call("broadcast_tx_commit", json!({"tx": BASE64.encode(&tx)}))
             .await?;
         for stage in ["check_tx", "tx_result"] {
-            let code = answer
-                .pointer(&format!("/{stage}/code"))
-                .and_then(Value::as_u64)
-                .unwrap_or(0);
-            if code != 0 {
-                let log = answer
-                    .pointer(&format!("/{stage}/log"))
-                    .and_then(Value::as_str)
-                    .unwrap_or("");
-                return Err(RelayError::Refused {
-                    chain: self.chain_id.to_string(),
-                    stage,
-                    code,
-                    log: log.to_owned(),
-                });
-            }
+            refused(&self.chain_id, stage, &answer[stage])?;
         }
         let height = answer
             .get("height")
@@ -346,15 +331,15 @@ impl Remote {
     }
 }
 
-/// A `tx_result` whose code is not 0, as the relayer's error.
-fn refused_in_block(chain: &ChainId, result: &Value) -> Result<(), RelayError> {
+/// A `check_tx` or `tx_result` (`stage`) whose code is not 0, as the relayer's error.
+fn refused(chain: &ChainId, stage: &'static str, result: &Value) -> Result<(), RelayError> {
     let code = result.get("code").and_then(Value::as_u64).unwrap_or(0);
     if code == 0 {
         return Ok(());
     }
     Err(RelayError::Refused {
         chain: chain.to_string(),
-        stage: "tx_result",
+        stage,
         code,
         log: result
             .get("log")
