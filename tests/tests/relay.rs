@@ -208,8 +208,17 @@ async fn the_relayer_creates_a_path_between_two_live_networks_once() {
     wait_cleared(&a, 1).await;
     assert_eq!(native_balance(&a, &escrow).await, 77);
     // Its metrics: the packet and its acknowledgement, committed transactions, client expiry and the
-    // relayer's balance on each chain.
-    let text = reqwest::get(&metrics).await.unwrap().text().await.unwrap();
+    // relayer's balance on each chain. The relayer counts the acknowledgement once it has seen its
+    // transaction committed, which can be a moment after the chain shows the commitment cleared.
+    let ack_series =
+        r#"basalt_relayer_packets_total{dst_chain="basalt-b",kind="ack",src_chain="basalt-a"}"#;
+    let text = wait_for(WAIT, || async {
+        let text = reqwest::get(&metrics).await.ok()?.text().await.ok()?;
+        text.lines()
+            .any(|l| l.strip_prefix(ack_series).is_some_and(|v| v.trim() == "1"))
+            .then_some(text)
+    })
+    .await;
     let direction = r#"dst_chain="basalt-b",kind="#;
     assert_eq!(
         series(
