@@ -10,6 +10,7 @@ use basalt_consensus::types::{Address, ValidatorSet};
 use basalt_consensus::Height;
 use basalt_state::app::Event;
 use ibc_core::channel::types::acknowledgement::Acknowledgement;
+use ibc_core::channel::types::commitment::compute_ack_commitment;
 use ibc_core::channel::types::msgs::{MsgAcknowledgement, MsgRecvPacket, MsgTimeout};
 use ibc_core::channel::types::packet::Packet;
 use ibc_core::channel::types::timeout::{TimeoutHeight, TimeoutTimestamp};
@@ -169,6 +170,22 @@ pub fn ack_from_event(event: &Event) -> Result<Vec<u8>, RelayError> {
         kind: event.kind.clone(),
         key: "packet_ack_hex",
         reason: e.to_string(),
+    })
+}
+
+/// The acknowledgement whose commitment (as stored at its ICS-24 path) is `commitment`, when it is one
+/// of the two a Basalt chain's ICS-20 writes ([`crate::transfer::success_ack`],
+/// [`crate::transfer::ERROR_ACK`]): the relayer then needs no `write_acknowledgement` event to learn its
+/// bytes — the proved commitment pins them. `None` for any other (another chain's error text).
+pub fn known_ack(commitment: &[u8]) -> Option<Vec<u8>> {
+    [
+        crate::transfer::success_ack(),
+        crate::transfer::ERROR_ACK.to_vec(),
+    ]
+    .into_iter()
+    .find(|ack| {
+        Acknowledgement::try_from(ack.clone())
+            .is_ok_and(|a| compute_ack_commitment(&a).as_ref() == commitment)
     })
 }
 
@@ -369,5 +386,25 @@ mod tests {
         assert_eq!(msg.signer, signer(&by));
         let evidence = Misbehaviour::from_any(&msg.client_message).unwrap();
         assert_eq!((evidence.first, evidence.second), (first, second));
+    }
+
+    #[test]
+    fn the_two_acknowledgements_a_basalt_chain_writes_are_known_by_their_commitment() {
+        // ICS-20's success acknowledgement, `{"result":"AQ=="}`: the golden commitment of
+        // `commitment/tests.rs`.
+        let success =
+            hex::decode("08f7557ed51826fe18d84512bf24ec75001edbaf2123a477df72a0a9f3640a7c")
+                .unwrap();
+        assert_eq!(known_ack(&success).unwrap(), br#"{"result":"AQ=="}"#);
+        let error = Acknowledgement::try_from(crate::transfer::ERROR_ACK.to_vec()).unwrap();
+        assert_eq!(
+            known_ack(compute_ack_commitment(&error).as_ref()).unwrap(),
+            crate::transfer::ERROR_ACK
+        );
+        // Anything else (another chain's error text, a wrong length) is left to the event.
+        let other = Acknowledgement::try_from(br#"{"error":"other"}"#.to_vec()).unwrap();
+        assert_eq!(known_ack(compute_ack_commitment(&other).as_ref()), None);
+        assert_eq!(known_ack(&success[..31]), None);
+        assert_eq!(known_ack(&[]), None);
     }
 }

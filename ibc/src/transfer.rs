@@ -372,6 +372,15 @@ impl TokenTransferExecutionContext for Transfers<'_> {
     }
 }
 
+/// The acknowledgement of a packet received: `{"result":"AQ=="}` (ibc-go's and ibc-rs's).
+pub fn success_ack() -> Vec<u8> {
+    format!(
+        r#"{{"result":"{}"}}"#,
+        ibc_app_transfer::types::ACK_SUCCESS_B64
+    )
+    .into_bytes()
+}
+
 /// The error acknowledgement every refused packet gets (ibc-go's deterministic text; the reason goes in
 /// the `ics20_receive_error` event instead).
 pub const ERROR_ACK: &[u8] =
@@ -383,11 +392,7 @@ pub const ERROR_ACK: &[u8] =
 /// (ibc-go never puts reasons in acknowledgements either: they would have to be identical on every
 /// node and version); the reason is kept as an event.
 fn canonical_ack(ack: Acknowledgement, extras: &mut ModuleExtras) -> Acknowledgement {
-    let success = format!(
-        r#"{{"result":"{}"}}"#,
-        ibc_app_transfer::types::ACK_SUCCESS_B64
-    );
-    if ack.as_bytes() == success.as_bytes() {
+    if ack.as_bytes() == success_ack() {
         return ack;
     }
     extras.events.push(ModuleEvent {

@@ -278,6 +278,10 @@ async fn start(args: &StartArgs) -> Result<(), RelayError> {
             .inc_by(0);
     }
     let mut floors = [1u64, 1u64];
+    let sent = [
+        packets::SentPackets::default(),
+        packets::SentPackets::default(),
+    ];
     let mut watchers = [
         watch::Watcher::new(ids.clients.0.clone()),
         watch::Watcher::new(ids.clients.1.clone()),
@@ -351,7 +355,7 @@ async fn start(args: &StartArgs) -> Result<(), RelayError> {
                     .set(i64::try_from(account.balance).unwrap_or(i64::MAX));
             }
         }
-        for (i, direction) in packets::directions(&a, &b, &ids).iter().enumerate() {
+        for (i, direction) in packets::directions(&a, &b, &ids, &sent).iter().enumerate() {
             let (src, dst) = (
                 direction.src.chain_id.to_string(),
                 direction.dst.chain_id.to_string(),

@@ -8,7 +8,9 @@
 //! - receipt and acknowledgement on the destination → `MsgAcknowledgement` on the source.
 //!
 //! Events (`send_packet`, `write_acknowledgement`, found with `tx_search`) only supply what state does
-//! not keep: the packet's data and the acknowledgement's bytes. Each message is checked against the
+//! not keep: the packet's data (read once per packet and kept, bounded, until it is done) and an
+//! acknowledgement's bytes (only when its proved commitment is not one of the two a Basalt chain
+//! writes). Each message is checked against the
 //! destination's state of the height it is proved at, so the relayer does not pay for a redundant one
 //! (and if another relayer was faster in between, the batch fails and the next pass sends the rest).
 
@@ -39,6 +41,92 @@ pub struct Direction<'a> {
     pub src_channel: &'a ChannelId,
     /// The channel on `dst`.
     pub dst_channel: &'a ChannelId,
+    /// Packets of this direction already read from their `send_packet` events.
+    pub sent: &'a SentPackets,
+}
+
+/// Most bytes of packets a [`SentPackets`] keeps (a packet's data plus [`PACKET_OVERHEAD`] each).
+pub const MAX_SENT_PACKET_BYTES: usize = 32 * 1024 * 1024;
+/// What a kept packet counts for besides its data (identifiers, timeouts, the map's own entry).
+pub const PACKET_OVERHEAD: usize = 256;
+
+/// The packets of one direction the relayer has read from their `send_packet` events, by sequence, with
+/// the source height that sent each: a packet is needed twice (its receive, then its acknowledgement or
+/// timeout) and the `tx_search` that finds it is a pass's costliest read. Bounded in bytes; a packet
+/// done is dropped, and a miss only costs the search again. Shared by a pass's concurrent judgements.
+#[derive(Debug, Default)]
+pub struct SentPackets {
+    inner: std::sync::Mutex<SentInner>,
+}
+
+#[derive(Debug, Default)]
+struct SentInner {
+    packets: std::collections::BTreeMap<u64, (Packet, u64)>,
+    bytes: usize,
+}
+
+fn packet_bytes(packet: &Packet) -> usize {
+    packet.data.len().saturating_add(PACKET_OVERHEAD)
+}
+
+impl SentPackets {
+    fn lock(&self) -> std::sync::MutexGuard<'_, SentInner> {
+        // A judgement never panics holding the lock; were one to, the map is still consistent.
+        self.inner
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Packet `seq` and the height that sent it, if kept.
+    pub fn get(&self, seq: u64) -> Option<(Packet, u64)> {
+        self.lock().packets.get(&seq).cloned()
+    }
+
+    /// Keeps packet `seq`. When full, the latest-sent packets give way to earlier ones (those are
+    /// acknowledged first, so needed again first); a packet later than every kept one is not kept.
+    pub fn insert(&self, seq: u64, packet: Packet, sent_at: u64) {
+        let size = packet_bytes(&packet);
+        if size > MAX_SENT_PACKET_BYTES {
+            return; // it would only empty the map
+        }
+        let mut inner = self.lock();
+        while inner.bytes.saturating_add(size) > MAX_SENT_PACKET_BYTES {
+            match inner.packets.last_key_value() {
+                Some((&last, _)) if last > seq => {
+                    if let Some((evicted, _)) = inner.packets.remove(&last) {
+                        inner.bytes -= packet_bytes(&evicted);
+                    }
+                }
+                _ => return,
+            }
+        }
+        if let Some((old, _)) = inner.packets.insert(seq, (packet, sent_at)) {
+            inner.bytes -= packet_bytes(&old);
+        }
+        inner.bytes += size;
+    }
+
+    /// Forgets every packet before `seq` (done: acknowledged or timed out).
+    pub fn forget_before(&self, seq: u64) {
+        let mut inner = self.lock();
+        let kept = inner.packets.split_off(&seq);
+        inner.packets = kept;
+        inner.bytes = inner.packets.values().map(|(p, _)| packet_bytes(p)).sum();
+    }
+
+    /// Forgets packet `seq` (done).
+    pub fn forget(&self, seq: u64) {
+        let mut inner = self.lock();
+        if let Some((old, _)) = inner.packets.remove(&seq) {
+            inner.bytes -= packet_bytes(&old);
+        }
+    }
+
+    /// How many packets are kept, and their bytes as counted against [`MAX_SENT_PACKET_BYTES`].
+    pub fn len_and_bytes(&self) -> (usize, usize) {
+        let inner = self.lock();
+        (inner.packets.len(), inner.bytes)
+    }
 }
 
 /// What one pass did.
@@ -67,8 +155,13 @@ fn elapsed_ms(since: std::time::Instant) -> u64 {
     u64::try_from(since.elapsed().as_millis()).unwrap_or(u64::MAX)
 }
 
-/// The two directions of `ids` between `a` and `b`.
-pub fn directions<'a>(a: &'a Remote, b: &'a Remote, ids: &'a PathIds) -> [Direction<'a>; 2] {
+/// The two directions of `ids` between `a` and `b`, each with its packets kept in `sent`.
+pub fn directions<'a>(
+    a: &'a Remote,
+    b: &'a Remote,
+    ids: &'a PathIds,
+    sent: &'a [SentPackets; 2],
+) -> [Direction<'a>; 2] {
     [
         Direction {
             src: a,
@@ -77,6 +170,7 @@ pub fn directions<'a>(a: &'a Remote, b: &'a Remote, ids: &'a PathIds) -> [Direct
             client_on_src: &ids.clients.0,
             src_channel: &ids.channels.0,
             dst_channel: &ids.channels.1,
+            sent: &sent[0],
         },
         Direction {
             src: b,
@@ -85,6 +179,7 @@ pub fn directions<'a>(a: &'a Remote, b: &'a Remote, ids: &'a PathIds) -> [Direct
             client_on_src: &ids.clients.1,
             src_channel: &ids.channels.1,
             dst_channel: &ids.channels.0,
+            sent: &sent[1],
         },
     ]
 }
@@ -99,11 +194,11 @@ pub const MAX_BATCH: usize = basalt_ibc::tx::MAX_IBC_MESSAGES - 1;
 /// mempool's nonce window), then waited for together: one pass, one block, up to
 /// `MAX_TXS_PER_PASS * MAX_BATCH` packets — where one transaction per pass and a block's wait each
 /// held the relayer to ~40 packets a second (the ICS-20 load benchmark).
-pub const MAX_TXS_PER_PASS: usize = 8;
+pub const MAX_TXS_PER_PASS: usize = 16;
 
 /// Packets judged at once: each needs a few sequential reads (state, proofs, the event that carries
 /// its data), so a pass reads many packets' at a time instead of one packet's after another.
-pub const CONCURRENT_PACKETS: usize = 32;
+pub const CONCURRENT_PACKETS: usize = 64;
 
 /// Most packets one pass looks at, delivered or not: a pass over a long queue of packets that are all
 /// still waiting (received in the latest block, say) ends and the next pass starts from the first of
@@ -125,8 +220,9 @@ struct Heights {
 enum Judged {
     /// Acknowledged or timed out: nothing left to do.
     Done,
-    /// In flight with nothing to send yet; sent at this source height.
-    Waiting { sent_at: u64 },
+    /// In flight with nothing to send yet; sent at this source height, when known without a read
+    /// (only the oldest packet in flight's is needed, see [`relay_pass`]).
+    Waiting { sent_at: Option<u64> },
     /// A message for the destination (`MsgRecvPacket`).
     Receive { message: Any, sent_at: u64 },
     /// A message for the source: an acknowledgement or a timeout.
@@ -157,10 +253,11 @@ pub async fn relay_pass(d: &Direction<'_>, from: u64) -> Result<(Pass, u64), Rel
     };
     let mut pass = Pass::default();
     let mut first_pending = next_send.max(from);
-    // The source height that sent the oldest packet still in flight (the first met).
-    let mut oldest_sent: Option<u64> = None;
+    // The oldest packet still in flight (the first met) and the source height that sent it, if known.
+    let mut oldest: Option<(u64, Option<u64>)> = None;
     let (mut to_dst, mut to_src) = (Vec::new(), Vec::new());
     let most = MAX_TXS_PER_PASS * MAX_BATCH;
+    d.sent.forget_before(from);
     let mut judged = futures::stream::iter(from.max(1)..next_send)
         .map(|seq| async move { (seq, judge(d, heights, seq).await) })
         .buffered(CONCURRENT_PACKETS)
@@ -183,17 +280,17 @@ pub async fn relay_pass(d: &Direction<'_>, from: u64) -> Result<(Pass, u64), Rel
             // One chain's transactions are full: its messages wait, the other's still fill up.
             Judged::Receive { sent_at, .. } if to_dst.len() >= most => {
                 pass.pending += 1;
-                sent_at
+                Some(sent_at)
             }
             Judged::Settle { sent_at, .. } if to_src.len() >= most => {
                 pass.pending += 1;
-                sent_at
+                Some(sent_at)
             }
             Judged::Receive { message, sent_at } => {
                 log(d, "recv", seq);
                 to_dst.push(message);
                 pass.received += 1;
-                sent_at
+                Some(sent_at)
             }
             Judged::Settle {
                 message,
@@ -207,11 +304,11 @@ pub async fn relay_pass(d: &Direction<'_>, from: u64) -> Result<(Pass, u64), Rel
                 } else {
                     pass.acknowledged += 1;
                 }
-                sent_at
+                Some(sent_at)
             }
         };
         first_pending = first_pending.min(seq);
-        oldest_sent.get_or_insert(sent_at);
+        oldest.get_or_insert((seq, sent_at));
     }
     drop(judged);
     if looked_at == MAX_JUDGED_PER_PASS {
@@ -232,7 +329,11 @@ pub async fn relay_pass(d: &Direction<'_>, from: u64) -> Result<(Pass, u64), Rel
     .await;
     pass.transactions += to_dst_sent? + to_src_sent?;
     pass.submit_ms = elapsed_ms(submitting);
-    if let Some(sent_at) = oldest_sent {
+    if let Some((seq, sent_at)) = oldest {
+        let sent_at = match sent_at {
+            Some(height) => height,
+            None => sent_packet(d, seq).await?.1,
+        };
         let (sent, _) = d.src.light_block(sent_at).await?;
         let (latest, _) = d.src.light_block(src_height).await?;
         pass.oldest_pending_ms = latest.header.time_ms.saturating_sub(sent.header.time_ms);
@@ -274,8 +375,10 @@ fn batches(update: Vec<Any>, messages: Vec<Any>) -> Vec<Vec<Any>> {
 }
 
 /// Judges packet `seq` of `d` at `heights`: the reads one packet needs, one after another, cheapest
-/// first and only the proofs its message carries (an acknowledgement is proved by the acknowledgement
-/// alone, a receive by the commitment alone, a timeout by the receipt's absence alone).
+/// first and only the proofs its message carries (a receive is proved by the commitment alone, an
+/// acknowledgement by the acknowledgement alone, a timeout by the receipt's absence alone). A packet's
+/// data comes from its `send_packet` event once ([`SentPackets`]); an acknowledgement's bytes from its
+/// proved commitment when it is one a Basalt chain writes ([`relay::known_ack`]), else its event.
 async fn judge(d: &Direction<'_>, heights: Heights, seq: u64) -> Result<Judged, RelayError> {
     let port = PortId::transfer();
     let sequence = Sequence::from(seq);
@@ -284,14 +387,23 @@ async fn judge(d: &Direction<'_>, heights: Heights, seq: u64) -> Result<Judged, 
     // packet acknowledged in the latest block still shows there, and re-sending it would be paid
     // for nothing).
     if d.src.get(&commitment.clone().into()).await?.is_none() {
+        d.sent.forget(seq);
         return Ok(Judged::Done); // acknowledged or timed out
     }
-    // Acknowledged on the destination (so received) in the proved state: acknowledge it on the source.
-    let ack_path = AckPath::new(&port, d.dst_channel, sequence);
-    let (acked, ack_proof) = d.dst.prove(&ack_path.into(), heights.dst).await?;
-    if acked.is_some() {
+    let receipt = ReceiptPath::new(&port, d.dst_channel, sequence);
+    if d.dst.get(&receipt.clone().into()).await?.is_some() {
+        // Received. Acknowledged in the proved state: acknowledge it on the source. Otherwise the
+        // receipt or the acknowledgement is in the latest block only (not provable yet): a later pass.
+        let ack_path = AckPath::new(&port, d.dst_channel, sequence);
+        let (acked, ack_proof) = d.dst.prove(&ack_path.into(), heights.dst).await?;
+        let Some(ack_commitment) = acked else {
+            return Ok(Judged::Waiting { sent_at: None });
+        };
         let (packet, sent_at) = sent_packet(d, seq).await?;
-        let ack = written_ack(d, seq).await?;
+        let ack = match relay::known_ack(&ack_commitment) {
+            Some(ack) => ack,
+            None => written_ack(d, seq).await?,
+        };
         return Ok(Judged::Settle {
             message: relay::acknowledge(packet, ack, ack_proof, &d.src.address())
                 .map_err(|e| RelayError::State(e.to_string()))?,
@@ -299,18 +411,12 @@ async fn judge(d: &Direction<'_>, heights: Heights, seq: u64) -> Result<Judged, 
             sent_at,
         });
     }
-    // Received in the latest block (not provable yet), or received with its acknowledgement still to
-    // be written: a later pass.
-    let receipt = ReceiptPath::new(&port, d.dst_channel, sequence);
-    if d.dst.get(&receipt.clone().into()).await?.is_some() {
-        let (_, sent_at) = sent_packet(d, seq).await?;
-        return Ok(Judged::Waiting { sent_at });
-    }
+    // Not received in the latest state, so not in the proved one either.
     let (committed, commitment_proof) = d.src.prove(&commitment.into(), heights.src).await?;
     if committed.is_none() {
         // Sent in the latest block: not provable yet, next pass.
         return Ok(Judged::Waiting {
-            sent_at: heights.src,
+            sent_at: Some(heights.src),
         });
     }
     let (packet, sent_at) = sent_packet(d, seq).await?;
@@ -322,7 +428,10 @@ async fn judge(d: &Direction<'_>, heights: Heights, seq: u64) -> Result<Judged, 
         Fate::TimeOut => {
             let (received, receipt_proof) = d.dst.prove(&receipt.into(), heights.dst).await?;
             if received.is_some() {
-                return Ok(Judged::Waiting { sent_at }); // received just now after all
+                // Received just now after all.
+                return Ok(Judged::Waiting {
+                    sent_at: Some(sent_at),
+                });
             }
             Judged::Settle {
                 message: relay::timeout(packet, receipt_proof, &d.src.address()),
@@ -330,7 +439,9 @@ async fn judge(d: &Direction<'_>, heights: Heights, seq: u64) -> Result<Judged, 
                 sent_at,
             }
         }
-        Fate::Wait => Judged::Waiting { sent_at },
+        Fate::Wait => Judged::Waiting {
+            sent_at: Some(sent_at),
+        },
     })
 }
 
@@ -342,8 +453,12 @@ fn log(d: &Direction<'_>, what: &str, seq: u64) {
     );
 }
 
-/// The packet `seq` as its `send_packet` event on the source tells it, and the height that sent it.
+/// The packet `seq` as its `send_packet` event on the source tells it, and the height that sent it
+/// (kept in the direction's [`SentPackets`] for the next time).
 async fn sent_packet(d: &Direction<'_>, seq: u64) -> Result<(Packet, u64), RelayError> {
+    if let Some(kept) = d.sent.get(seq) {
+        return Ok(kept);
+    }
     // The sequence first (see `written_ack`).
     let query = format!(
         "send_packet.packet_sequence='{seq}' AND send_packet.packet_src_channel='{}'",
@@ -355,6 +470,7 @@ async fn sent_packet(d: &Direction<'_>, seq: u64) -> Result<(Packet, u64), Relay
     })
     .await?;
     let packet = relay::packet_from_event(&event).map_err(|e| RelayError::State(e.to_string()))?;
+    d.sent.insert(seq, packet.clone(), height);
     Ok((packet, height))
 }
 
@@ -521,5 +637,45 @@ mod tests {
         assert_eq!(fate(&p, 100, 5), Fate::Wait);
         assert_eq!(fate(&p, 100, 6), Fate::TimeOut);
         assert_eq!(fate(&packet(None, None), u64::MAX, u64::MAX), Fate::Receive);
+    }
+
+    #[test]
+    fn kept_packets_stay_within_their_byte_bound_and_earlier_ones_win() {
+        let sent = SentPackets::default();
+        let big = |seq: u64| {
+            let mut p = packet(Some(10), None);
+            p.seq_on_a = Sequence::from(seq);
+            p.data = vec![0; 4 * 1024 * 1024 - PACKET_OVERHEAD];
+            p
+        };
+        // Eight 4-MiB packets fill the 32 MiB.
+        for seq in 10..18 {
+            sent.insert(seq, big(seq), seq * 2);
+        }
+        assert_eq!(sent.len_and_bytes(), (8, MAX_SENT_PACKET_BYTES));
+        assert_eq!(sent.get(12).unwrap().1, 24);
+        // A later one is not kept; an earlier one takes the latest's place.
+        sent.insert(18, big(18), 36);
+        assert!(sent.get(18).is_none());
+        sent.insert(5, big(5), 10);
+        assert_eq!(sent.get(5).unwrap().0.seq_on_a, Sequence::from(5));
+        assert!(sent.get(17).is_none());
+        assert_eq!(sent.len_and_bytes(), (8, MAX_SENT_PACKET_BYTES));
+        // A packet larger than the whole bound is never kept.
+        let mut huge = big(1);
+        huge.data = vec![0; MAX_SENT_PACKET_BYTES];
+        sent.insert(1, huge, 2);
+        assert!(sent.get(1).is_none());
+        assert_eq!(sent.len_and_bytes(), (8, MAX_SENT_PACKET_BYTES));
+        // Done packets are forgotten, one or all before a sequence; the count of bytes follows.
+        sent.forget(5);
+        sent.forget(5);
+        assert_eq!(sent.len_and_bytes().0, 7);
+        sent.forget_before(13);
+        assert_eq!(sent.len_and_bytes(), (4, 4 * 4 * 1024 * 1024));
+        assert!(sent.get(12).is_none() && sent.get(13).is_some());
+        // Re-inserting a kept one replaces it without counting it twice.
+        sent.insert(13, big(13), 26);
+        assert_eq!(sent.len_and_bytes(), (4, 4 * 4 * 1024 * 1024));
     }
 }
