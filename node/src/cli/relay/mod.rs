@@ -289,6 +289,7 @@ async fn start(args: &StartArgs) -> Result<(), RelayError> {
     let mut halted = false;
     loop {
         let mut moved = false;
+        let checking = std::time::Instant::now();
         // Misbehaviour first: nothing is relayed over a client that accepted a forged header. A frozen
         // client halts the whole path (acknowledgements and timeouts need both clients).
         let mut frozen = false;
@@ -355,6 +356,9 @@ async fn start(args: &StartArgs) -> Result<(), RelayError> {
                     .set(i64::try_from(account.balance).unwrap_or(i64::MAX));
             }
         }
+        // The clients' health and freshness and the balances, before the packets: how long they took
+        // is part of every pass line (the packets wait for them).
+        let checks_ms = u64::try_from(checking.elapsed().as_millis()).unwrap_or(u64::MAX);
         for (i, direction) in packets::directions(&a, &b, &ids, &sent).iter().enumerate() {
             let (src, dst) = (
                 direction.src.chain_id.to_string(),
@@ -390,7 +394,7 @@ async fn start(args: &StartArgs) -> Result<(), RelayError> {
                         moved = true;
                         eprintln!(
                             "{src} -> {dst}: received {}, acknowledged {}, timed out {}, in flight {} \
-                             (reads {} ms, transactions {} ms)",
+                             (client checks {checks_ms} ms, reads {} ms, transactions {} ms)",
                             pass.received,
                             pass.acknowledged,
                             pass.timed_out,

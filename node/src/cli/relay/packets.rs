@@ -10,17 +10,19 @@
 //! Events (`send_packet`, `write_acknowledgement`, found with `tx_search`) only supply what state does
 //! not keep: the packet's data (read once per packet and kept, bounded, until it is done) and an
 //! acknowledgement's bytes (only when its proved commitment is not one of the two a Basalt chain
-//! writes). Each message is checked against the
-//! destination's state of the height it is proved at, so the relayer does not pay for a redundant one
-//! (and if another relayer was faster in between, the batch fails and the next pass sends the rest).
+//! writes). Each message is checked against the destination's state of the height it is proved at, so
+//! the relayer does not pay for a redundant one (and if another relayer was faster in between, the
+//! batch fails and the next pass sends the rest). The reads go in JSON-RPC batches: each step of
+//! judging a window of packets is one request per [`super::remote::QUERIES_PER_REQUEST`] packets.
+
+use std::collections::{BTreeMap, HashMap};
 
 use basalt_ibc::relay;
 use basalt_state::app::Event;
-use futures::StreamExt as _;
 use ibc_core::channel::types::packet::Packet;
 use ibc_core::channel::types::timeout::{TimeoutHeight, TimeoutTimestamp};
 use ibc_core::host::types::identifiers::{ChannelId, ClientId, PortId, Sequence};
-use ibc_core::host::types::path::{AckPath, CommitmentPath, ReceiptPath, SeqSendPath};
+use ibc_core::host::types::path::{AckPath, CommitmentPath, Path, ReceiptPath, SeqSendPath};
 use ibc_core::primitives::proto::Any;
 
 use super::path::{update, PathIds};
@@ -196,9 +198,11 @@ pub const MAX_BATCH: usize = basalt_ibc::tx::MAX_IBC_MESSAGES - 1;
 /// held the relayer to ~40 packets a second (the ICS-20 load benchmark).
 pub const MAX_TXS_PER_PASS: usize = 16;
 
-/// Packets judged at once: each needs a few sequential reads (state, proofs, the event that carries
-/// its data), so a pass reads many packets' at a time instead of one packet's after another.
-pub const CONCURRENT_PACKETS: usize = 64;
+/// Packets judged together: each step of their judgement (commitments, receipts, proofs, events) is
+/// one JSON-RPC batch per chain for all of them, so a window costs a few round trips, not a few per
+/// packet — the nodes' cost of a small read is mostly its HTTP request (a node's profile under the
+/// ICS-20 load benchmark).
+pub const WINDOW: usize = 256;
 
 /// Most packets one pass looks at, delivered or not: a pass over a long queue of packets that are all
 /// still waiting (received in the latest block, say) ends and the next pass starts from the first of
@@ -235,7 +239,7 @@ enum Judged {
 
 /// One pass over a direction's packets from `from` (earlier ones are known done); returns what it did
 /// and the first sequence still in flight. Each chain's state is read at one height, proved at the
-/// next (its latest block); the packets are judged [`CONCURRENT_PACKETS`] at a time, and every message
+/// next (its latest block); the packets are judged [`WINDOW`] at a time, and every message
 /// for a chain goes out in up to [`MAX_TXS_PER_PASS`] transactions, the first with the client update
 /// their proofs need.
 pub async fn relay_pass(d: &Direction<'_>, from: u64) -> Result<(Pass, u64), RelayError> {
@@ -258,63 +262,65 @@ pub async fn relay_pass(d: &Direction<'_>, from: u64) -> Result<(Pass, u64), Rel
     let (mut to_dst, mut to_src) = (Vec::new(), Vec::new());
     let most = MAX_TXS_PER_PASS * MAX_BATCH;
     d.sent.forget_before(from);
-    let mut judged = futures::stream::iter(from.max(1)..next_send)
-        .map(|seq| async move { (seq, judge(d, heights, seq).await) })
-        .buffered(CONCURRENT_PACKETS)
-        .take(MAX_JUDGED_PER_PASS);
+    let first = from.max(1);
+    let last = next_send.min(first.saturating_add(MAX_JUDGED_PER_PASS as u64));
     let mut looked_at = 0;
     let judging = std::time::Instant::now();
-    while let Some((seq, judgement)) = judged.next().await {
-        looked_at += 1;
-        // Both chains' transactions are full: the rest wait for the next pass.
-        if to_dst.len() >= most && to_src.len() >= most {
-            first_pending = first_pending.min(seq);
-            break;
-        }
-        let sent_at = match judgement? {
-            Judged::Done => continue,
-            Judged::Waiting { sent_at } => {
-                pass.pending += 1;
-                sent_at
+    let mut window_start = first;
+    'windows: while window_start < last {
+        let window_end = last.min(window_start.saturating_add(WINDOW as u64));
+        let seqs: Vec<u64> = (window_start..window_end).collect();
+        window_start = window_end;
+        for (seq, judgement) in judge_window(d, heights, &seqs).await? {
+            looked_at += 1;
+            // Both chains' transactions are full: the rest wait for the next pass.
+            if to_dst.len() >= most && to_src.len() >= most {
+                first_pending = first_pending.min(seq);
+                break 'windows;
             }
-            // One chain's transactions are full: its messages wait, the other's still fill up.
-            Judged::Receive { sent_at, .. } if to_dst.len() >= most => {
-                pass.pending += 1;
-                Some(sent_at)
-            }
-            Judged::Settle { sent_at, .. } if to_src.len() >= most => {
-                pass.pending += 1;
-                Some(sent_at)
-            }
-            Judged::Receive { message, sent_at } => {
-                log(d, "recv", seq);
-                to_dst.push(message);
-                pass.received += 1;
-                Some(sent_at)
-            }
-            Judged::Settle {
-                message,
-                timed_out,
-                sent_at,
-            } => {
-                log(d, if timed_out { "timeout" } else { "ack" }, seq);
-                to_src.push(message);
-                if timed_out {
-                    pass.timed_out += 1;
-                } else {
-                    pass.acknowledged += 1;
+            let sent_at = match judgement {
+                Judged::Done => continue,
+                Judged::Waiting { sent_at } => {
+                    pass.pending += 1;
+                    sent_at
                 }
-                Some(sent_at)
-            }
-        };
-        first_pending = first_pending.min(seq);
-        oldest.get_or_insert((seq, sent_at));
+                // One chain's transactions are full: its messages wait, the other's still fill up.
+                Judged::Receive { sent_at, .. } if to_dst.len() >= most => {
+                    pass.pending += 1;
+                    Some(sent_at)
+                }
+                Judged::Settle { sent_at, .. } if to_src.len() >= most => {
+                    pass.pending += 1;
+                    Some(sent_at)
+                }
+                Judged::Receive { message, sent_at } => {
+                    log(d, "recv", seq);
+                    to_dst.push(message);
+                    pass.received += 1;
+                    Some(sent_at)
+                }
+                Judged::Settle {
+                    message,
+                    timed_out,
+                    sent_at,
+                } => {
+                    log(d, if timed_out { "timeout" } else { "ack" }, seq);
+                    to_src.push(message);
+                    if timed_out {
+                        pass.timed_out += 1;
+                    } else {
+                        pass.acknowledged += 1;
+                    }
+                    Some(sent_at)
+                }
+            };
+            first_pending = first_pending.min(seq);
+            oldest.get_or_insert((seq, sent_at));
+        }
     }
-    drop(judged);
     if looked_at == MAX_JUDGED_PER_PASS {
         // The rest were not looked at: the next pass starts with them at the latest.
-        let next_unjudged = from.max(1).saturating_add(MAX_JUDGED_PER_PASS as u64);
-        first_pending = first_pending.min(next_unjudged);
+        first_pending = first_pending.min(last);
     }
     // Each side's messages with the update its proofs need, all or none per transaction (a message
     // another relayer delivered first fails its transaction; the next pass reads the state again and
@@ -374,75 +380,148 @@ fn batches(update: Vec<Any>, messages: Vec<Any>) -> Vec<Vec<Any>> {
     out
 }
 
-/// Judges packet `seq` of `d` at `heights`: the reads one packet needs, one after another, cheapest
-/// first and only the proofs its message carries (a receive is proved by the commitment alone, an
-/// acknowledgement by the acknowledgement alone, a timeout by the receipt's absence alone). A packet's
-/// data comes from its `send_packet` event once ([`SentPackets`]); an acknowledgement's bytes from its
-/// proved commitment when it is one a Basalt chain writes ([`relay::known_ack`]), else its event.
-async fn judge(d: &Direction<'_>, heights: Heights, seq: u64) -> Result<Judged, RelayError> {
+/// Judges the packets `seqs` of `d` at `heights` (returned in sequence order): the reads they need,
+/// step by step, each step one batch per chain for the whole window, cheapest first and only the proofs
+/// their messages carry (a receive is proved by the commitment alone, an acknowledgement by the
+/// acknowledgement alone, a timeout by the receipt's absence alone). A packet's data comes from its
+/// `send_packet` event once ([`SentPackets`]); an acknowledgement's bytes from its proved commitment
+/// when it is one a Basalt chain writes ([`relay::known_ack`]), else its event.
+async fn judge_window(
+    d: &Direction<'_>,
+    heights: Heights,
+    seqs: &[u64],
+) -> Result<Vec<(u64, Judged)>, RelayError> {
     let port = PortId::transfer();
-    let sequence = Sequence::from(seq);
-    let commitment = CommitmentPath::new(&port, d.src_channel, sequence);
+    let commitment = |seq: u64| -> Path {
+        CommitmentPath::new(&port, d.src_channel, Sequence::from(seq)).into()
+    };
+    let receipt =
+        |seq: u64| -> Path { ReceiptPath::new(&port, d.dst_channel, Sequence::from(seq)).into() };
+    let ack = |seq: u64| -> Path { AckPath::new(&port, d.dst_channel, Sequence::from(seq)).into() };
+    let mut judged = BTreeMap::new();
     // The latest state says whether anything is left to do (the proved state is a block older: a
     // packet acknowledged in the latest block still shows there, and re-sending it would be paid
     // for nothing).
-    if d.src.get(&commitment.clone().into()).await?.is_none() {
-        d.sent.forget(seq);
-        return Ok(Judged::Done); // acknowledged or timed out
+    let live = d
+        .src
+        .get_many(&seqs.iter().map(|&seq| commitment(seq)).collect::<Vec<_>>())
+        .await?;
+    let mut open = Vec::new();
+    for (&seq, value) in seqs.iter().zip(live) {
+        if value.is_some() {
+            open.push(seq);
+        } else {
+            d.sent.forget(seq);
+            judged.insert(seq, Judged::Done); // acknowledged or timed out
+        }
     }
-    let receipt = ReceiptPath::new(&port, d.dst_channel, sequence);
-    if d.dst.get(&receipt.clone().into()).await?.is_some() {
-        // Received. Acknowledged in the proved state: acknowledge it on the source. Otherwise the
-        // receipt or the acknowledgement is in the latest block only (not provable yet): a later pass.
-        let ack_path = AckPath::new(&port, d.dst_channel, sequence);
-        let (acked, ack_proof) = d.dst.prove(&ack_path.into(), heights.dst).await?;
-        let Some(ack_commitment) = acked else {
-            return Ok(Judged::Waiting { sent_at: None });
-        };
-        let (packet, sent_at) = sent_packet(d, seq).await?;
+    let receipts = d
+        .dst
+        .get_many(&open.iter().map(|&seq| receipt(seq)).collect::<Vec<_>>())
+        .await?;
+    let (mut received, mut unreceived) = (Vec::new(), Vec::new());
+    for (seq, value) in open.into_iter().zip(receipts) {
+        if value.is_some() {
+            received.push(seq);
+        } else {
+            unreceived.push(seq);
+        }
+    }
+    // Received: acknowledged in the proved state, or waiting (the receipt or the acknowledgement is in
+    // the latest block only). Not received in the latest state, so not in the proved one either: the
+    // commitment's proof, absent only when sent in the latest block.
+    let ack_paths: Vec<Path> = received.iter().map(|&seq| ack(seq)).collect();
+    let commitment_paths: Vec<Path> = unreceived.iter().map(|&seq| commitment(seq)).collect();
+    let (acks, commitments) = futures::future::try_join(
+        d.dst.prove_many(&ack_paths, heights.dst),
+        d.src.prove_many(&commitment_paths, heights.src),
+    )
+    .await?;
+    let mut acked = Vec::new();
+    for (seq, (value, proof)) in received.into_iter().zip(acks) {
+        match value {
+            Some(ack_commitment) => acked.push((seq, ack_commitment, proof)),
+            None => {
+                judged.insert(seq, Judged::Waiting { sent_at: None });
+            }
+        }
+    }
+    let mut provable = Vec::new();
+    for (seq, (value, proof)) in unreceived.into_iter().zip(commitments) {
+        if value.is_some() {
+            provable.push((seq, proof));
+        } else {
+            let sent_at = Some(heights.src);
+            judged.insert(seq, Judged::Waiting { sent_at });
+        }
+    }
+    let needed: Vec<u64> = acked
+        .iter()
+        .map(|(seq, _, _)| *seq)
+        .chain(provable.iter().map(|(seq, _)| *seq))
+        .collect();
+    let mut packets = sent_packets(d, &needed).await?;
+    let mut take = |seq: u64| {
+        packets.remove(&seq).ok_or_else(|| {
+            RelayError::State(format!(
+                "packet {seq} was found and then lost (a relayer bug)"
+            ))
+        })
+    };
+    for (seq, ack_commitment, proof) in acked {
+        let (packet, sent_at) = take(seq)?;
         let ack = match relay::known_ack(&ack_commitment) {
             Some(ack) => ack,
             None => written_ack(d, seq).await?,
         };
-        return Ok(Judged::Settle {
-            message: relay::acknowledge(packet, ack, ack_proof, &d.src.address())
-                .map_err(|e| RelayError::State(e.to_string()))?,
-            timed_out: false,
-            sent_at,
-        });
-    }
-    // Not received in the latest state, so not in the proved one either.
-    let (committed, commitment_proof) = d.src.prove(&commitment.into(), heights.src).await?;
-    if committed.is_none() {
-        // Sent in the latest block: not provable yet, next pass.
-        return Ok(Judged::Waiting {
-            sent_at: Some(heights.src),
-        });
-    }
-    let (packet, sent_at) = sent_packet(d, seq).await?;
-    Ok(match fate(&packet, heights.dst, heights.dst_time_ms) {
-        Fate::Receive => Judged::Receive {
-            message: relay::recv_packet(packet, commitment_proof, &d.dst.address()),
-            sent_at,
-        },
-        Fate::TimeOut => {
-            let (received, receipt_proof) = d.dst.prove(&receipt.into(), heights.dst).await?;
-            if received.is_some() {
-                // Received just now after all.
-                return Ok(Judged::Waiting {
-                    sent_at: Some(sent_at),
-                });
-            }
+        let message = relay::acknowledge(packet, ack, proof, &d.src.address())
+            .map_err(|e| RelayError::State(e.to_string()))?;
+        judged.insert(
+            seq,
             Judged::Settle {
-                message: relay::timeout(packet, receipt_proof, &d.src.address()),
+                message,
+                timed_out: false,
+                sent_at,
+            },
+        );
+    }
+    let mut timing_out = Vec::new();
+    for (seq, proof) in provable {
+        let (packet, sent_at) = take(seq)?;
+        let judgement = match fate(&packet, heights.dst, heights.dst_time_ms) {
+            Fate::Receive => Judged::Receive {
+                message: relay::recv_packet(packet, proof, &d.dst.address()),
+                sent_at,
+            },
+            Fate::Wait => Judged::Waiting {
+                sent_at: Some(sent_at),
+            },
+            Fate::TimeOut => {
+                timing_out.push((seq, packet, sent_at));
+                continue;
+            }
+        };
+        judged.insert(seq, judgement);
+    }
+    // Past its timeout: the receipt's absence proved at the destination.
+    let receipt_paths: Vec<Path> = timing_out.iter().map(|(seq, _, _)| receipt(*seq)).collect();
+    let absences = d.dst.prove_many(&receipt_paths, heights.dst).await?;
+    for ((seq, packet, sent_at), (received, proof)) in timing_out.into_iter().zip(absences) {
+        let judgement = if received.is_some() {
+            // Received just now after all.
+            Judged::Waiting {
+                sent_at: Some(sent_at),
+            }
+        } else {
+            Judged::Settle {
+                message: relay::timeout(packet, proof, &d.src.address()),
                 timed_out: true,
                 sent_at,
             }
-        }
-        Fate::Wait => Judged::Waiting {
-            sent_at: Some(sent_at),
-        },
-    })
+        };
+        judged.insert(seq, judgement);
+    }
+    Ok(judged.into_iter().collect())
 }
 
 /// One line per packet message: what, which packet, from where to where.
@@ -453,25 +532,57 @@ fn log(d: &Direction<'_>, what: &str, seq: u64) {
     );
 }
 
-/// The packet `seq` as its `send_packet` event on the source tells it, and the height that sent it
-/// (kept in the direction's [`SentPackets`] for the next time).
+/// The packet `seq` as its `send_packet` event on the source tells it, and the height that sent it.
 async fn sent_packet(d: &Direction<'_>, seq: u64) -> Result<(Packet, u64), RelayError> {
-    if let Some(kept) = d.sent.get(seq) {
-        return Ok(kept);
+    sent_packets(d, &[seq])
+        .await?
+        .remove(&seq)
+        .ok_or_else(|| RelayError::State(format!("packet {seq} was found and then lost")))
+}
+
+/// The packets `seqs` as their `send_packet` events on the source tell them, and the heights that
+/// sent them: those kept in the direction's [`SentPackets`], the others searched for (one batch) and
+/// kept for the next time.
+async fn sent_packets(
+    d: &Direction<'_>,
+    seqs: &[u64],
+) -> Result<HashMap<u64, (Packet, u64)>, RelayError> {
+    let mut found = HashMap::with_capacity(seqs.len());
+    let mut missing = Vec::new();
+    for &seq in seqs {
+        match d.sent.get(seq) {
+            Some(kept) => {
+                found.insert(seq, kept);
+            }
+            None => missing.push(seq),
+        }
     }
     // The sequence first (see `written_ack`).
-    let query = format!(
-        "send_packet.packet_sequence='{seq}' AND send_packet.packet_src_channel='{}'",
-        d.src_channel
-    );
-    let (event, height) = find_event(d.src, &query, "send_packet", |e| {
-        attribute(e, "packet_src_channel") == Some(d.src_channel.as_str())
-            && attribute(e, "packet_sequence") == Some(seq.to_string().as_str())
-    })
-    .await?;
-    let packet = relay::packet_from_event(&event).map_err(|e| RelayError::State(e.to_string()))?;
-    d.sent.insert(seq, packet.clone(), height);
-    Ok((packet, height))
+    let queries: Vec<String> = missing
+        .iter()
+        .map(|seq| {
+            format!(
+                "send_packet.packet_sequence='{seq}' AND send_packet.packet_src_channel='{}'",
+                d.src_channel
+            )
+        })
+        .collect();
+    let answers = d.src.tx_search_many(&queries).await?;
+    for ((seq, query), txs) in missing.into_iter().zip(&queries).zip(answers) {
+        let (event, height) = pick_event(&txs, "send_packet", |e| {
+            attribute(e, "packet_src_channel") == Some(d.src_channel.as_str())
+                && attribute(e, "packet_sequence") == Some(seq.to_string().as_str())
+        })?
+        .ok_or_else(|| RelayError::NotIndexed {
+            chain: d.src.chain_id.to_string(),
+            query: query.clone(),
+        })?;
+        let packet =
+            relay::packet_from_event(&event).map_err(|e| RelayError::State(e.to_string()))?;
+        d.sent.insert(seq, packet.clone(), height);
+        found.insert(seq, (packet, height));
+    }
+    Ok(found)
 }
 
 /// The acknowledgement of packet `seq` as its `write_acknowledgement` event on the destination tells it.
@@ -506,15 +617,25 @@ async fn find_event(
     kind: &str,
     pick: impl Fn(&Event) -> bool,
 ) -> Result<(Event, u64), RelayError> {
-    for tx in chain.tx_search(query).await? {
-        if let Some(event) = tx_events(&tx, kind).into_iter().find(&pick) {
-            return Ok((event, tx_height(&tx)?));
-        }
-    }
-    Err(RelayError::NotIndexed {
+    pick_event(&chain.tx_search(query).await?, kind, pick)?.ok_or_else(|| RelayError::NotIndexed {
         chain: chain.chain_id.to_string(),
         query: query.to_owned(),
     })
+}
+
+/// The first event of `kind` satisfying `pick` in `txs` (as `tx_search` gives them), and the height
+/// of its transaction.
+fn pick_event(
+    txs: &[serde_json::Value],
+    kind: &str,
+    pick: impl Fn(&Event) -> bool,
+) -> Result<Option<(Event, u64)>, RelayError> {
+    for tx in txs {
+        if let Some(event) = tx_events(tx, kind).into_iter().find(&pick) {
+            return Ok(Some((event, tx_height(tx)?)));
+        }
+    }
+    Ok(None)
 }
 
 /// What can be done with a packet not yet received, judged at the destination's latest `height` and

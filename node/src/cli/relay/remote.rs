@@ -30,6 +30,12 @@ pub const RELAY_GAS: u64 = 5_000_000;
 pub const MAX_ANSWER_BYTES: usize = 16 * 1024 * 1024;
 /// Transactions per `tx_search` page the relayer asks for (CometBFT's largest).
 pub const TX_PAGE: u64 = 100;
+/// State queries per JSON-RPC batch request (below a Basalt node's default `max_batch_requests`, 100):
+/// a node's cost of one small query is mostly its HTTP request.
+pub const QUERIES_PER_REQUEST: usize = 50;
+/// `tx_search` calls per batch request: fewer, as each answer may hold up to [`TX_PAGE`] transactions
+/// and the whole answer must fit [`MAX_ANSWER_BYTES`].
+pub const SEARCHES_PER_REQUEST: usize = 8;
 /// How long the relayer waits for a chain to reach a height.
 pub const HEIGHT_WAIT: Duration = Duration::from_secs(60);
 
@@ -137,6 +143,12 @@ impl Remote {
         Ok(value)
     }
 
+    /// The values at `paths` in the latest state (no proofs), in [`QUERIES_PER_REQUEST`] batches.
+    pub async fn get_many(&self, paths: &[Path]) -> Result<Vec<Option<Vec<u8>>>, RelayError> {
+        let answers = self.query_many(paths, 0, false).await?;
+        Ok(answers.into_iter().map(|(value, _)| value).collect())
+    }
+
     /// A sequence or counter at `path` (big-endian `u64`; absent is 0).
     pub async fn counter(&self, path: &Path) -> Result<u64, RelayError> {
         match self.get(path).await? {
@@ -160,23 +172,9 @@ impl Remote {
     ) -> Result<(Vec<Value>, u64), RelayError> {
         let answer = self
             .rpc
-            .call(
-                "tx_search",
-                json!({"query": query, "page": page.to_string(),
-                       "per_page": TX_PAGE.to_string(), "order_by": "asc"}),
-            )
+            .call("tx_search", tx_search_params(query, page))
             .await?;
-        let total = answer
-            .get("total_count")
-            .and_then(Value::as_str)
-            .and_then(|t| t.parse().ok())
-            .unwrap_or(0);
-        let txs = answer
-            .get("txs")
-            .and_then(Value::as_array)
-            .cloned()
-            .unwrap_or_default();
-        Ok((txs, total))
+        Ok(tx_search_answer(&answer))
     }
 
     /// The value at `path` in state version `height - 1` with its proof at proof height `height`.
@@ -185,18 +183,35 @@ impl Remote {
         path: &Path,
         height: u64,
     ) -> Result<(Option<Vec<u8>>, Proven), RelayError> {
-        let (value, proof) = self.query(path, height.saturating_sub(1), true).await?;
-        let proof = proof.ok_or_else(|| bad("abci_query", "no proof"))?;
+        let mut proved = self.prove_many(std::slice::from_ref(path), height).await?;
+        proved.pop().ok_or_else(|| bad("abci_query", "no answer"))
+    }
+
+    /// [`Remote::prove`] for each of `paths`, in [`QUERIES_PER_REQUEST`] batches.
+    pub async fn prove_many(
+        &self,
+        paths: &[Path],
+        height: u64,
+    ) -> Result<Vec<(Option<Vec<u8>>, Proven)>, RelayError> {
+        let answers = self
+            .query_many(paths, height.saturating_sub(1), true)
+            .await?;
         let height =
             basalt_ibc::client::wire::ibc_height(&self.chain_id, basalt_consensus::Height(height))
                 .map_err(|e| bad("abci_query", e.to_string()))?;
-        Ok((
-            value,
-            Proven {
-                proof: proof_bytes(proof),
-                height,
-            },
-        ))
+        answers
+            .into_iter()
+            .map(|(value, proof)| {
+                let proof = proof.ok_or_else(|| bad("abci_query", "no proof"))?;
+                Ok((
+                    value,
+                    Proven {
+                        proof: proof_bytes(proof),
+                        height,
+                    },
+                ))
+            })
+            .collect()
     }
 
     async fn query(
@@ -207,41 +222,49 @@ impl Remote {
     ) -> Result<(Option<Vec<u8>>, Option<CommitmentProof>), RelayError> {
         let answer = self
             .rpc
-            .call(
-                "abci_query",
-                json!({
-                    "path": "/store/ibc/key",
-                    "data": hex::encode(path.to_string()),
-                    "height": version.to_string(),
-                    "prove": prove,
-                }),
-            )
+            .call("abci_query", query_params(path, version, prove))
             .await?;
-        let response = answer
-            .get("response")
-            .ok_or_else(|| bad("abci_query", "no response"))?;
-        if response.get("code").and_then(Value::as_u64).unwrap_or(0) != 0 {
-            return Err(bad("abci_query", response.to_string()));
+        query_answer(&answer)
+    }
+
+    async fn query_many(
+        &self,
+        paths: &[Path],
+        version: u64,
+        prove: bool,
+    ) -> Result<Vec<(Option<Vec<u8>>, Option<CommitmentProof>)>, RelayError> {
+        if paths.is_empty() {
+            return Ok(Vec::new());
         }
-        let value = BASE64
-            .decode(response.get("value").and_then(Value::as_str).unwrap_or(""))
-            .map_err(|e| bad("abci_query", e.to_string()))?;
-        let proof = match response
-            .pointer("/proofOps/ops/0/data")
-            .and_then(Value::as_str)
-        {
-            None => None,
-            Some(data) => {
-                let bytes = BASE64
-                    .decode(data)
-                    .map_err(|e| bad("abci_query", e.to_string()))?;
-                Some(
-                    CommitmentProof::decode(bytes.as_slice())
-                        .map_err(|e| bad("abci_query", e.to_string()))?,
-                )
-            }
-        };
-        Ok(((!value.is_empty()).then_some(value), proof))
+        let params = paths
+            .iter()
+            .map(|path| query_params(path, version, prove))
+            .collect();
+        self.rpc
+            .call_batch("abci_query", params, QUERIES_PER_REQUEST)
+            .await?
+            .iter()
+            .map(query_answer)
+            .collect()
+    }
+
+    /// The first page of what each of `queries` finds (as [`Remote::tx_search`]), in
+    /// [`SEARCHES_PER_REQUEST`] batches.
+    pub async fn tx_search_many(&self, queries: &[String]) -> Result<Vec<Vec<Value>>, RelayError> {
+        if queries.is_empty() {
+            return Ok(Vec::new());
+        }
+        let params = queries
+            .iter()
+            .map(|query| tx_search_params(query, 1))
+            .collect();
+        Ok(self
+            .rpc
+            .call_batch("tx_search", params, SEARCHES_PER_REQUEST)
+            .await?
+            .iter()
+            .map(|answer| tx_search_answer(answer).0)
+            .collect())
     }
 
     /// Signs each of `transactions` (nonce after nonce from the account's), submits them all with
@@ -329,6 +352,66 @@ impl Remote {
             .ok_or_else(|| bad("broadcast_tx_commit", "no height"))?;
         Ok((answer["tx_result"].clone(), height))
     }
+}
+
+/// `abci_query`'s parameters for the IBC store's `path` at state `version` (0: the latest).
+fn query_params(path: &Path, version: u64, prove: bool) -> Value {
+    json!({
+        "path": "/store/ibc/key",
+        "data": hex::encode(path.to_string()),
+        "height": version.to_string(),
+        "prove": prove,
+    })
+}
+
+/// An `abci_query` answer's value (absent when empty) and proof.
+fn query_answer(answer: &Value) -> Result<(Option<Vec<u8>>, Option<CommitmentProof>), RelayError> {
+    let response = answer
+        .get("response")
+        .ok_or_else(|| bad("abci_query", "no response"))?;
+    if response.get("code").and_then(Value::as_u64).unwrap_or(0) != 0 {
+        return Err(bad("abci_query", response.to_string()));
+    }
+    let value = BASE64
+        .decode(response.get("value").and_then(Value::as_str).unwrap_or(""))
+        .map_err(|e| bad("abci_query", e.to_string()))?;
+    let proof = match response
+        .pointer("/proofOps/ops/0/data")
+        .and_then(Value::as_str)
+    {
+        None => None,
+        Some(data) => {
+            let bytes = BASE64
+                .decode(data)
+                .map_err(|e| bad("abci_query", e.to_string()))?;
+            Some(
+                CommitmentProof::decode(bytes.as_slice())
+                    .map_err(|e| bad("abci_query", e.to_string()))?,
+            )
+        }
+    };
+    Ok(((!value.is_empty()).then_some(value), proof))
+}
+
+/// `tx_search`'s parameters for page `page` of `query`, oldest first.
+fn tx_search_params(query: &str, page: u64) -> Value {
+    json!({"query": query, "page": page.to_string(),
+           "per_page": TX_PAGE.to_string(), "order_by": "asc"})
+}
+
+/// A `tx_search` answer's transactions and total count.
+fn tx_search_answer(answer: &Value) -> (Vec<Value>, u64) {
+    let total = answer
+        .get("total_count")
+        .and_then(Value::as_str)
+        .and_then(|t| t.parse().ok())
+        .unwrap_or(0);
+    let txs = answer
+        .get("txs")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    (txs, total)
 }
 
 /// A `check_tx` or `tx_result` (`stage`) whose code is not 0, as the relayer's error.

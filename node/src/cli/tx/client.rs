@@ -76,13 +76,78 @@ impl RpcClient {
         method: &'static str,
         params: serde_json::Value,
     ) -> Result<serde_json::Value, TxError> {
-        let failed = |reason: String| TxError::Rpc { method, reason };
         let request =
             serde_json::json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": params});
+        let (status, reply) = self.exchange(method, &request).await?;
+        answer(method, status, &reply)
+    }
+
+    /// Calls `method` once per entry of `params`, in JSON-RPC batches of at most `per_request` calls
+    /// (sent at once), and returns each `result` in the order of `params`. One request per batch
+    /// instead of per call: a node's cost of a small call is mostly its HTTP request. A node refusing
+    /// the batch itself (too many calls for it) is sent the calls one by one; one refused call fails
+    /// the whole call.
+    pub async fn call_batch(
+        &self,
+        method: &'static str,
+        params: Vec<serde_json::Value>,
+        per_request: usize,
+    ) -> Result<Vec<serde_json::Value>, TxError> {
+        let failed = |reason: String| TxError::Rpc { method, reason };
+        let batches = params.chunks(per_request.max(1)).map(|chunk| async move {
+            let request: Vec<serde_json::Value> = chunk
+                .iter()
+                .enumerate()
+                .map(|(id, params)| {
+                    serde_json::json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params})
+                })
+                .collect();
+            let (status, reply) = self
+                .exchange(method, &serde_json::Value::Array(request))
+                .await?;
+            let Some(items) = reply.as_array() else {
+                // A refusal of the whole batch is one error object: a node allowing fewer calls per
+                // batch (`rpc.max_batch_requests`), or none. The calls go one by one instead.
+                if reply.get("error").is_none_or(serde_json::Value::is_null) {
+                    return Err(failed(format!("HTTP {status}: a batch answered with no array")));
+                }
+                let mut results = Vec::with_capacity(chunk.len());
+                for params in chunk {
+                    results.push(self.call(method, params.clone()).await?);
+                }
+                return Ok(results);
+            };
+            // Answers may come in any order: placed by their id.
+            let mut results = vec![None; chunk.len()];
+            for item in items {
+                let slot = item
+                    .get("id")
+                    .and_then(serde_json::Value::as_u64)
+                    .and_then(|id| usize::try_from(id).ok())
+                    .and_then(|id| results.get_mut(id))
+                    .ok_or_else(|| failed(format!("an answer with an unknown id: {item}")))?;
+                *slot = Some(answer(method, status, item)?);
+            }
+            results
+                .into_iter()
+                .map(|r| r.ok_or_else(|| failed("a call of the batch was not answered".to_owned())))
+                .collect::<Result<Vec<_>, _>>()
+        });
+        let answers = futures::future::try_join_all(batches).await?;
+        Ok(answers.into_iter().flatten().collect())
+    }
+
+    /// POSTs `request` and reads the answer (at most `max_response_bytes`) as JSON.
+    async fn exchange(
+        &self,
+        method: &'static str,
+        request: &serde_json::Value,
+    ) -> Result<(reqwest::StatusCode, serde_json::Value), TxError> {
+        let failed = |reason: String| TxError::Rpc { method, reason };
         let mut response = self
             .http
             .post(&self.url)
-            .json(&request)
+            .json(request)
             .send()
             .await
             .map_err(|e| failed(format!("{}: {e}", self.url)))?;
@@ -103,18 +168,7 @@ impl RpcClient {
         }
         let reply: serde_json::Value = serde_json::from_slice(&body)
             .map_err(|e| failed(format!("HTTP {status}: response is not JSON ({e})")))?;
-        if let Some(error) = reply.get("error").filter(|e| !e.is_null()) {
-            let message = error
-                .get("message")
-                .and_then(|m| m.as_str())
-                .unwrap_or("error");
-            let data = error.get("data").and_then(|d| d.as_str()).unwrap_or("");
-            return Err(failed(format!("{message} {data}").trim().to_owned()));
-        }
-        reply
-            .get("result")
-            .cloned()
-            .ok_or_else(|| failed(format!("HTTP {status}: no result in the response")))
+        Ok((status, reply))
     }
 
     /// The node's chain id (`status` → `result.node_info.network`).
@@ -177,5 +231,135 @@ impl RpcClient {
             method: "broadcast_tx_sync",
             reason: format!("unexpected result: {e}"),
         })
+    }
+}
+
+/// The `result` of one JSON-RPC answer, or its `error` as [`TxError::Rpc`].
+fn answer(
+    method: &'static str,
+    status: reqwest::StatusCode,
+    reply: &serde_json::Value,
+) -> Result<serde_json::Value, TxError> {
+    let failed = |reason: String| TxError::Rpc { method, reason };
+    if let Some(error) = reply.get("error").filter(|e| !e.is_null()) {
+        let message = error
+            .get("message")
+            .and_then(|m| m.as_str())
+            .unwrap_or("error");
+        let data = error.get("data").and_then(|d| d.as_str()).unwrap_or("");
+        return Err(failed(format!("{message} {data}").trim().to_owned()));
+    }
+    reply
+        .get("result")
+        .cloned()
+        .ok_or_else(|| failed(format!("HTTP {status}: no result in the response")))
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::panic)]
+
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+
+    use axum::routing::post;
+    use axum::{Json, Router};
+    use serde_json::{json, Value};
+
+    use super::*;
+
+    /// A JSON-RPC server on a free local port answering each batch call `{"n": n}` with `2n` (or an
+    /// error for `failing`), in reverse order; counts its requests.
+    async fn stub(failing: Option<u64>) -> (String, Arc<AtomicUsize>) {
+        stub_with_limit(failing, usize::MAX).await
+    }
+
+    /// [`stub`] refusing batches of more than `max_batch` calls as a Basalt node does (one error
+    /// object), and answering single calls.
+    async fn stub_with_limit(failing: Option<u64>, max_batch: usize) -> (String, Arc<AtomicUsize>) {
+        let requests = Arc::new(AtomicUsize::new(0));
+        let seen = requests.clone();
+        let app = Router::new().route(
+            "/",
+            post(move |Json(body): Json<Value>| {
+                let seen = seen.clone();
+                async move {
+                    seen.fetch_add(1, Ordering::SeqCst);
+                    let answer = |item: &Value| {
+                        let n = item["params"]["n"].as_u64().unwrap();
+                        if Some(n) == failing {
+                            json!({"jsonrpc": "2.0", "id": item["id"],
+                                   "error": {"code": -32603, "message": "Internal error",
+                                             "data": format!("no {n}")}})
+                        } else {
+                            json!({"jsonrpc": "2.0", "id": item["id"], "result": {"twice": n * 2}})
+                        }
+                    };
+                    let Some(items) = body.as_array() else {
+                        return Json(answer(&body));
+                    };
+                    if items.len() > max_batch {
+                        return Json(json!({"jsonrpc": "2.0", "id": null,
+                            "error": {"code": -32600, "message": "Invalid Request",
+                                      "data": "batch exceeds max_batch_requests"}}));
+                    }
+                    Json(Value::Array(items.iter().rev().map(answer).collect()))
+                }
+            }),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        (format!("http://{addr}"), requests)
+    }
+
+    #[tokio::test]
+    async fn batch_calls_come_back_in_order_in_bounded_requests() {
+        let (url, requests) = stub(None).await;
+        let client = RpcClient::new(&url, Duration::from_secs(10)).unwrap();
+        let params = (0..7u64).map(|n| json!({ "n": n })).collect();
+        let out = client.call_batch("status", params, 3).await.unwrap();
+        let twice: Vec<u64> = out.iter().map(|v| v["twice"].as_u64().unwrap()).collect();
+        assert_eq!(twice, vec![0, 2, 4, 6, 8, 10, 12]);
+        assert_eq!(
+            requests.load(Ordering::SeqCst),
+            3,
+            "7 calls in requests of 3"
+        );
+        assert!(client
+            .call_batch("status", Vec::new(), 3)
+            .await
+            .unwrap()
+            .is_empty());
+        assert_eq!(requests.load(Ordering::SeqCst), 3, "no calls, no request");
+    }
+
+    #[tokio::test]
+    async fn one_refused_call_fails_the_batch_with_its_reason() {
+        let (url, _) = stub(Some(4)).await;
+        let client = RpcClient::new(&url, Duration::from_secs(10)).unwrap();
+        let params = (0..6u64).map(|n| json!({ "n": n })).collect();
+        match client.call_batch("status", params, 50).await {
+            Err(TxError::Rpc { method, reason }) => {
+                assert_eq!(method, "status");
+                assert!(reason.contains("no 4"), "{reason}");
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_node_refusing_the_batch_size_is_asked_one_call_at_a_time() {
+        let (url, requests) = stub_with_limit(None, 2).await;
+        let client = RpcClient::new(&url, Duration::from_secs(10)).unwrap();
+        let params = (0..3u64).map(|n| json!({ "n": n })).collect();
+        let out = client.call_batch("status", params, 50).await.unwrap();
+        let twice: Vec<u64> = out.iter().map(|v| v["twice"].as_u64().unwrap()).collect();
+        assert_eq!(twice, vec![0, 2, 4]);
+        assert_eq!(
+            requests.load(Ordering::SeqCst),
+            4,
+            "the refused batch, then 3 calls"
+        );
     }
 }
