@@ -4,7 +4,8 @@
 //! the same path instead of creating another. Then `basalt tx ibc-transfer` sends tokens into the
 //! channel and `basalt relay start` delivers them (a voucher on the other chain) and brings the
 //! acknowledgement back; a transfer that times out while the relayer is stopped is refunded once it
-//! runs again.
+//! runs again. The relayer is woken by the chains' blocks (not its poll), also after the node it
+//! subscribes to restarts.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::time::Duration;
@@ -368,6 +369,58 @@ async fn an_idle_path_keeps_its_clients_from_expiring() {
     let voucher_key = voucher_key(&receiver);
     let voucher = store(&b, 0, "transfer", &voucher_key).await;
     assert_eq!(u128::from_be_bytes(voucher.try_into().unwrap()), 9);
+}
+
+/// Blocks wake the relayer, not its poll: with `--poll 10m` a transfer is still delivered and
+/// acknowledged within a minute. Then the node its subscription to a is on is killed (the subscription
+/// drops: its metric says 0) and restarted: the relayer subscribes again by itself (1), and the next
+/// transfer is delivered as fast.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn blocks_wake_the_relayer_and_a_dropped_subscription_comes_back() {
+    let (mut a, b, dir, config) = two_networks().await;
+    create_path(&config);
+    let log = dir.path().join("relay.log");
+    let _relayer = start_relayer_with(
+        &config,
+        &log,
+        &["--metrics", "127.0.0.1:0", "--poll", "10m"],
+    );
+    let metrics = metrics_url(&log).await;
+    let subscription = |chain: &'static str, want: f64| {
+        let metrics = metrics.clone();
+        async move {
+            wait_for(WAIT, || async {
+                let text = reqwest::get(&metrics).await.ok()?.text().await.ok()?;
+                let series_name =
+                    format!(r#"basalt_relayer_block_subscription_up{{chain="{chain}"}}"#);
+                text.lines()
+                    .any(|l| {
+                        l.strip_prefix(&series_name)
+                            .and_then(|v| v.trim().parse::<f64>().ok())
+                            == Some(want)
+                    })
+                    .then_some(())
+            })
+            .await;
+        }
+    };
+    subscription("basalt-a", 1.0).await;
+    subscription("basalt-b", 1.0).await;
+    let (receiver, _) = b.accounts().unwrap().remove(1);
+    ibc_transfer(&a, &receiver, 5, &[]).await;
+    wait_cleared(&a, 1).await;
+
+    // The relayer's node on a goes away and comes back.
+    a.kill(0);
+    subscription("basalt-a", 0.0).await;
+    a.start(0, &[]).unwrap();
+    subscription("basalt-a", 1.0).await;
+    let before = a.height(0).await.unwrap();
+    a.wait_height(0, before + 1, WAIT).await.unwrap();
+    ibc_transfer(&a, &receiver, 6, &[]).await;
+    wait_cleared(&a, 2).await;
+    let voucher = store(&b, 0, "transfer", &voucher_key(&receiver)).await;
+    assert_eq!(u128::from_be_bytes(voucher.try_into().unwrap()), 11);
 }
 
 /// B's real light block at `height` turned into a forgery: another app hash (so another block), its

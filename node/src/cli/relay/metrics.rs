@@ -28,6 +28,8 @@ pub struct RelayMetrics {
     pub client_frozen: IntGaugeVec,
     /// Misbehaviour the relayer submitted (conflicting headers it found), by host chain.
     pub misbehaviour: IntCounterVec,
+    /// 1 while the relayer's block subscription to a chain is live (0: it polls), by chain.
+    pub subscription_up: IntGaugeVec,
 }
 
 fn register<T: prometheus::core::Collector + Clone + 'static>(
@@ -120,6 +122,14 @@ impl RelayMetrics {
                 counter(
                     "misbehaviour_total",
                     "Conflicting headers found and submitted as misbehaviour.",
+                    &["chain"],
+                )?,
+            )?,
+            subscription_up: register(
+                &registry,
+                gauge(
+                    "block_subscription_up",
+                    "1 while the websocket subscription to the chain's blocks is live (0: polling).",
                     &["chain"],
                 )?,
             )?,

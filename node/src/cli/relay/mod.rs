@@ -3,8 +3,9 @@
 //! `basalt relay create-path --config relay.toml` finds or creates a client of each chain on the other,
 //! an open connection and an open ICS-20 channel, and prints their identifiers. `basalt relay start`
 //! (same config) then relays packets, acknowledgements and timeouts both ways on that path until
-//! stopped, reconciling from chain state on every pass ([`packets`]), and watches both clients for
-//! conflicting headers, which it submits as misbehaviour ([`watch`]).
+//! stopped, reconciling from chain state on every pass ([`packets`]; an idle relayer's next pass starts
+//! when either chain commits a block that may matter, or after `--poll`: [`wake`]), and watches both
+//! clients for conflicting headers, which it submits as misbehaviour ([`watch`]).
 //!
 //! The config names the two chains:
 //!
@@ -24,6 +25,7 @@ pub mod metrics;
 pub mod packets;
 pub mod path;
 pub mod remote;
+pub mod wake;
 pub mod watch;
 
 use std::path::{Path, PathBuf};
@@ -197,7 +199,8 @@ pub struct StartArgs {
     /// Config and RPC timeout.
     #[command(flatten)]
     pub relay: RelayArgs,
-    /// Pause between passes when nothing was in flight.
+    /// Longest pause after a pass that moved nothing (a block subscription ends it sooner; while the
+    /// subscription is down, the passes poll this often).
     #[arg(long, default_value = "200ms", value_parser = crate::config::parse_duration)]
     pub poll: Duration,
     /// Serve Prometheus metrics on this address (`127.0.0.1:0` picks a free port; the address is
@@ -276,6 +279,12 @@ async fn start(args: &StartArgs) -> Result<(), RelayError> {
             .misbehaviour
             .with_label_values(&[chain.as_str()])
             .inc_by(0);
+    }
+    // Block subscriptions wake idle passes; without them the passes poll.
+    let wake = std::sync::Arc::new(tokio::sync::Notify::new());
+    for (chain, rpc) in [(&a.chain_id, &config.a.rpc), (&b.chain_id, &config.b.rpc)] {
+        let up = metrics.subscription_up.with_label_values(&[chain.as_str()]);
+        tokio::spawn(wake::follow(rpc.clone(), wake.clone(), up));
     }
     let mut floors = [1u64, 1u64];
     let sent = [
@@ -408,7 +417,7 @@ async fn start(args: &StartArgs) -> Result<(), RelayError> {
             }
         }
         if !moved {
-            tokio::time::sleep(args.poll).await;
+            wake::pause(&wake, args.poll).await;
         }
     }
 }
