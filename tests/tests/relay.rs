@@ -209,15 +209,23 @@ async fn the_relayer_creates_a_path_between_two_live_networks_once() {
     wait_cleared(&a, 1).await;
     assert_eq!(native_balance(&a, &escrow).await, 77);
     // Its metrics: the packet and its acknowledgement, committed transactions, client expiry and the
-    // relayer's balance on each chain. The relayer counts the acknowledgement once it has seen its
-    // transaction committed, which can be a moment after the chain shows the commitment cleared.
+    // relayer's balance on each chain (its transactions counted on the chain that committed them: the
+    // receive on b, the acknowledgement on a). The relayer counts them once it has seen them
+    // committed, which can be a moment after the chain shows the commitment cleared.
     let ack_series =
         r#"basalt_relayer_packets_total{dst_chain="basalt-b",kind="ack",src_chain="basalt-a"}"#;
+    let committed_on_a =
+        r#"basalt_relayer_transactions_total{chain="basalt-a",outcome="committed"}"#;
     let text = wait_for(WAIT, || async {
         let text = reqwest::get(&metrics).await.ok()?.text().await.ok()?;
-        text.lines()
-            .any(|l| l.strip_prefix(ack_series).is_some_and(|v| v.trim() == "1"))
-            .then_some(text)
+        let at_least = |name: &str, want: f64| {
+            text.lines().any(|l| {
+                l.strip_prefix(name)
+                    .and_then(|v| v.trim().parse::<f64>().ok())
+                    .is_some_and(|v| v >= want)
+            })
+        };
+        (at_least(ack_series, 1.0) && at_least(committed_on_a, 1.0)).then_some(text)
     })
     .await;
     let direction = r#"dst_chain="basalt-b",kind="#;
@@ -235,10 +243,11 @@ async fn the_relayer_creates_a_path_between_two_live_networks_once() {
         ),
         1.0
     );
+    assert!(series(&text, committed_on_a) >= 1.0);
     assert!(
         series(
             &text,
-            r#"basalt_relayer_transactions_total{chain="basalt-a",outcome="committed"}"#
+            r#"basalt_relayer_transactions_total{chain="basalt-b",outcome="committed"}"#
         ) >= 1.0
     );
     let expiry = series(

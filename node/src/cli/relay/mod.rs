@@ -394,11 +394,6 @@ async fn start(args: &StartArgs) -> Result<(), RelayError> {
                         .oldest_pending
                         .with_label_values(&[&src, &dst])
                         .set(i64::try_from(pass.oldest_pending_ms / 1000).unwrap_or(i64::MAX));
-                    // Each transaction of the pass was committed on one of the two chains.
-                    metrics
-                        .transactions
-                        .with_label_values(&[&src, "committed"])
-                        .inc_by(pass.transactions);
                     if pass.received + pass.acknowledged + pass.timed_out > 0 {
                         moved = true;
                         eprintln!(
@@ -415,6 +410,14 @@ async fn start(args: &StartArgs) -> Result<(), RelayError> {
                 }
                 Err(e) => failed(&metrics, &src, e)?,
             }
+        }
+        // The packet transactions the passes saw committed, on the chain that committed them (a pass
+        // that failed on one chain still counts the other's).
+        for chain in [&a, &b] {
+            metrics
+                .transactions
+                .with_label_values(&[chain.chain_id.as_str(), "committed"])
+                .inc_by(chain.take_committed());
         }
         if !moved {
             wake::pause(&wake, args.poll).await;

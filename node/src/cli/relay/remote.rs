@@ -46,6 +46,9 @@ pub struct Remote {
     rpc: RpcClient,
     key: PrivateKey,
     fee: u128,
+    /// The relayer's transactions [`Remote::submit_all`] saw committed since the last
+    /// [`Remote::take_committed`].
+    committed: std::sync::atomic::AtomicU64,
 }
 
 fn bad(method: &'static str, reason: impl Into<String>) -> RelayError {
@@ -70,6 +73,7 @@ impl Remote {
             rpc,
             key,
             fee,
+            committed: std::sync::atomic::AtomicU64::new(0),
         })
     }
 
@@ -313,10 +317,19 @@ impl Remote {
                 }
                 tokio::time::sleep(Duration::from_millis(50)).await;
             };
+            // One refused in its block is the error's to count (`refused`), not this.
             refused(&self.chain_id, "tx_result", &result["tx_result"])?;
+            self.committed
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             committed += 1;
         }
         Ok(committed)
+    }
+
+    /// How many of the relayer's transactions [`Remote::submit_all`] saw committed since the last
+    /// call: counted on the chain itself, so a pass that fails on the other chain loses none.
+    pub fn take_committed(&self) -> u64 {
+        self.committed.swap(0, std::sync::atomic::Ordering::Relaxed)
     }
 
     /// `messages` as one IBC transaction with `nonce`, signed by the relayer's key, as bytes.
