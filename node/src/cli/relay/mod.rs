@@ -200,7 +200,8 @@ pub struct StartArgs {
     #[command(flatten)]
     pub relay: RelayArgs,
     /// Longest pause after a pass that moved nothing (a block subscription ends it sooner; while the
-    /// subscription is down, the passes poll this often).
+    /// subscription is down, the passes poll this often). Idle chains' clients are checked for refresh
+    /// once per pause: keep it far below a third of their trusting period.
     #[arg(long, default_value = "200ms", value_parser = crate::config::parse_duration)]
     pub poll: Duration,
     /// Serve Prometheus metrics on this address (`127.0.0.1:0` picks a free port; the address is

@@ -55,7 +55,7 @@ pub const PACKET_OVERHEAD: usize = 256;
 /// The packets of one direction the relayer has read from their `send_packet` events, by sequence, with
 /// the source height that sent each: a packet is needed twice (its receive, then its acknowledgement or
 /// timeout) and the `tx_search` that finds it is a pass's costliest read. Bounded in bytes; a packet
-/// done is dropped, and a miss only costs the search again. Shared by a pass's concurrent judgements.
+/// done is dropped, and a miss only costs the search again.
 #[derive(Debug, Default)]
 pub struct SentPackets {
     inner: std::sync::Mutex<SentInner>,
@@ -63,7 +63,7 @@ pub struct SentPackets {
 
 #[derive(Debug, Default)]
 struct SentInner {
-    packets: std::collections::BTreeMap<u64, (Packet, u64)>,
+    packets: BTreeMap<u64, (Packet, u64)>,
     bytes: usize,
 }
 
@@ -73,7 +73,7 @@ fn packet_bytes(packet: &Packet) -> usize {
 
 impl SentPackets {
     fn lock(&self) -> std::sync::MutexGuard<'_, SentInner> {
-        // A judgement never panics holding the lock; were one to, the map is still consistent.
+        // Nothing panics holding the lock; were something to, the map would still be consistent.
         self.inner
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
