@@ -23,11 +23,11 @@ const POLL_EVERY: Duration = Duration::from_millis(20);
 /// Request id of the subscription (events arrive as responses with this id).
 pub const SUBSCRIBE_ID: u64 = 1;
 
-/// The subscribe request.
-pub fn subscribe_request() -> String {
-    format!(
-        r#"{{"jsonrpc":"2.0","id":{SUBSCRIBE_ID},"method":"subscribe","params":{{"query":"tm.event='NewBlock'"}}}}"#
-    )
+/// The subscribe request for `query` (the watcher's is `tm.event='NewBlock'`).
+pub fn subscribe_request(query: &str) -> String {
+    serde_json::json!({"jsonrpc": "2.0", "id": SUBSCRIBE_ID, "method": "subscribe",
+                       "params": {"query": query}})
+    .to_string()
 }
 
 /// A committed block as the watcher needs it.
@@ -139,7 +139,7 @@ impl Watcher {
             .with_max_response_bytes(MAX_BLOCK_RESPONSE_BYTES);
         let mut socket = super::submit::ws_connect(ws_url, timeout).await?;
         socket
-            .send(Message::text(subscribe_request()))
+            .send(Message::text(subscribe_request("tm.event='NewBlock'")))
             .await
             .map_err(|e| failed(e.to_string()))?;
         let confirmed = tokio::time::timeout(timeout, async {

@@ -143,8 +143,8 @@ impl Remote {
 
     /// The value at an ICS-24 path in the latest state (no proof).
     pub async fn get(&self, path: &Path) -> Result<Option<Vec<u8>>, RelayError> {
-        let (value, _) = self.query(path, 0, false).await?;
-        Ok(value)
+        let mut values = self.get_many(std::slice::from_ref(path)).await?;
+        values.pop().ok_or_else(|| bad("abci_query", "no answer"))
     }
 
     /// The values at `paths` in the latest state (no proofs), in [`QUERIES_PER_REQUEST`] batches.
@@ -216,19 +216,6 @@ impl Remote {
                 ))
             })
             .collect()
-    }
-
-    async fn query(
-        &self,
-        path: &Path,
-        version: u64,
-        prove: bool,
-    ) -> Result<(Option<Vec<u8>>, Option<CommitmentProof>), RelayError> {
-        let answer = self
-            .rpc
-            .call("abci_query", query_params(path, version, prove))
-            .await?;
-        query_answer(&answer)
     }
 
     async fn query_many(

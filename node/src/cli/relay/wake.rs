@@ -16,6 +16,7 @@ use serde_json::Value;
 use tokio::sync::Notify;
 
 use crate::cli::load::submit::{next_text, websocket_url, ws_connect};
+use crate::cli::load::watch::subscribe_request;
 
 /// First pause before reconnecting a dropped subscription.
 pub const MIN_BACKOFF: Duration = Duration::from_millis(100);
@@ -23,9 +24,6 @@ pub const MIN_BACKOFF: Duration = Duration::from_millis(100);
 pub const MAX_BACKOFF: Duration = Duration::from_secs(10);
 /// How long connecting and subscribing may take.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// Request id of the subscription (its events arrive as answers with this id).
-const SUBSCRIBE_ID: u64 = 1;
 
 /// Which blocks wake the relayer: those with transactions, and the block after each (which makes
 /// their state provable).
@@ -117,9 +115,7 @@ async fn subscribe(url: &str) -> Result<crate::cli::load::submit::WsStream, Stri
     let mut socket = ws_connect(url, CONNECT_TIMEOUT)
         .await
         .map_err(|e| e.to_string())?;
-    let request = format!(
-        r#"{{"jsonrpc":"2.0","id":{SUBSCRIBE_ID},"method":"subscribe","params":{{"query":"tm.event='NewBlockEvents'"}}}}"#
-    );
+    let request = subscribe_request("tm.event='NewBlockEvents'");
     socket
         .send(tokio_tungstenite::tungstenite::Message::text(request))
         .await
