@@ -13,8 +13,6 @@
 //! decoding of a header cost grows with its size) before any message runs, plus
 //! [`GAS_PER_WRITTEN_BYTE`] per byte written (keys and values: state grows forever).
 
-use std::time::Duration;
-
 use basalt_consensus::types::{Block, Header};
 use basalt_consensus::Height;
 use basalt_state::app::{
@@ -37,7 +35,7 @@ use ibc_core::router::router::Router;
 use ibc_core::router::types::module::ModuleId;
 
 use crate::host::store::StateRead;
-use crate::host::{BlockInfo, HostHeaders, IbcHost};
+use crate::host::{BlockInfo, HostHeaders, HostParams, IbcHost};
 use crate::transfer::Transfers;
 use crate::tx::{IbcAction, SignedIbcTx, IBC_TX_KIND};
 
@@ -57,16 +55,14 @@ pub fn ante_gas(len: usize) -> u64 {
 /// The IBC transaction kind as a bank module (see the module docs).
 #[derive(Clone, Debug)]
 pub struct IbcModule {
-    /// Expected time between blocks (ibc-rs derives connection delays in blocks from it).
-    pub max_expected_time_per_block: Duration,
+    /// The chain's parameters its IBC host depends on.
+    pub params: HostParams,
 }
 
 impl IbcModule {
-    /// A module for a chain whose blocks come about every `max_expected_time_per_block`.
-    pub fn new(max_expected_time_per_block: Duration) -> IbcModule {
-        IbcModule {
-            max_expected_time_per_block,
-        }
+    /// A module for a chain with `params`.
+    pub fn new(params: HostParams) -> IbcModule {
+        IbcModule { params }
     }
 }
 
@@ -126,7 +122,7 @@ impl TxModule for IbcModule {
                 time_ms: header.time_ms,
                 header: header.clone(),
             },
-            self.max_expected_time_per_block,
+            self.params,
         );
         host.begin_tx(signed.body().signer());
         let mut router = Applications {

@@ -476,3 +476,27 @@ fn recheck_skips_the_signature_but_not_nonce_or_funds() {
     assert_eq!(broke.code, 5, "insufficient funds: {broke:?}");
     assert_eq!(broke, a.check_tx(&overdraw));
 }
+
+/// A node's minimum gas price is admission policy: `check_tx` (and recheck) refuse a fee below
+/// price × gas limit with code 9, rounding the price up; a block carrying such a transaction (another
+/// validator may price gas lower) still executes it.
+#[test]
+fn the_minimum_gas_price_refuses_cheap_fees_at_admission_only() {
+    use basalt_state::bank::gas_price::GasPrice;
+    let dir = tempfile::tempdir().unwrap();
+    let price: GasPrice = "0.0015".parse().unwrap();
+    let mut a = app(open(dir.path())).with_min_gas_price(price);
+    a.init_chain(1, &genesis(10_000)).unwrap();
+    let mut chain_b = ChainBuilder::new(chain(), 1, Address([9; 20]));
+    // A transfer's gas limit is 1000: 1.5 rounds up to 2.
+    let cheap = transfer_tx(&key(0), &chain(), addr(1), 5, 1, 0).unwrap();
+    let refused = a.check_tx(&cheap);
+    assert_eq!(refused.code, 9, "{refused:?}");
+    assert!(refused.log.contains("0.0015"), "{refused:?}");
+    let paying = transfer_tx(&key(0), &chain(), addr(1), 5, 2, 0).unwrap();
+    let accepted = a.check_tx(&paying);
+    assert!(accepted.is_ok(), "{accepted:?}");
+    assert_eq!(a.recheck_tx(&cheap, &accepted).code, 9);
+    let (_, results) = execute(&mut a, &mut chain_b, vec![cheap]);
+    assert_eq!(results[0].code, 0, "{results:?}");
+}

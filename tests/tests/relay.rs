@@ -159,6 +159,29 @@ async fn the_relayer_creates_a_path_between_two_live_networks_once() {
         assert!(!value.is_empty(), "{answer}");
     }
 
+    // Each client trusts headers for two thirds of its chain's evidence max age (genesis 48 h): below
+    // it, or the tracked chain would have refused the connection handshake.
+    for net in [&a, &b] {
+        let answer = net
+            .rpc(
+                0,
+                "abci_query",
+                json!({"path": "/store/ibc/key",
+                       "data": hex::encode("clients/99-basalt-0/clientState")}),
+            )
+            .await
+            .unwrap();
+        let bytes = base64::Engine::decode(
+            &base64::engine::general_purpose::STANDARD,
+            answer["response"]["value"].as_str().unwrap(),
+        )
+        .unwrap();
+        let any =
+            <ibc_core::primitives::proto::Any as prost::Message>::decode(bytes.as_slice()).unwrap();
+        let client = basalt_ibc::client::ClientState::from_any(&any).unwrap();
+        assert_eq!(client.trusting_period_ms, 32 * 3_600_000, "{client:?}");
+    }
+
     // Again: the same path is found, nothing new is created.
     let again = create_path(&config);
     assert_eq!(again, path);
@@ -254,7 +277,11 @@ async fn the_relayer_creates_a_path_between_two_live_networks_once() {
         &text,
         r#"basalt_relayer_client_expiry_seconds{chain="basalt-b",client="99-basalt-0"}"#,
     );
-    assert!(expiry > 13.0 * 24.0 * 3600.0, "{expiry}");
+    // A client trusting headers for 32 h, refreshed a moment ago.
+    assert!(
+        expiry > 31.0 * 3600.0 && expiry <= 32.0 * 3600.0,
+        "{expiry}"
+    );
     assert!(series(&text, r#"basalt_relayer_balance{chain="basalt-a"}"#) > 0.0);
     // Exported for both directions (seconds of source chain time; what it reads depends on the pass).
     for (src, dst) in [("basalt-a", "basalt-b"), ("basalt-b", "basalt-a")] {

@@ -81,6 +81,18 @@ pub struct BlockInfo {
     pub header: Header,
 }
 
+/// The host chain's own parameters that IBC's handlers depend on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct HostParams {
+    /// Expected time between blocks (ibc-rs derives connection delays in blocks from it).
+    pub max_expected_time_per_block: Duration,
+    /// The longest trusting period a counterparty's client of this chain may have (checked when a
+    /// connection handshake shows this chain its own client): the chain's evidence max age, genesis
+    /// `consensus_params.evidence.max_age_duration` — Basalt's counterpart of ibc-go's unbonding period.
+    /// A client must stop trusting a header before misbehaviour of its signers stops being evidence here.
+    pub max_client_trusting_period: Duration,
+}
+
 /// The chain's stored headers (the host's consensus states of earlier heights).
 pub trait HostHeaders {
     /// The header of committed block `height`, if stored.
@@ -92,8 +104,7 @@ pub struct IbcHost<R, H> {
     store: TxStore<R>,
     headers: H,
     block: BlockInfo,
-    /// Expected time between blocks (connection delays in blocks are derived from it).
-    max_expected_time_per_block: Duration,
+    params: HostParams,
     /// The current transaction's signer: only it may sign its messages.
     signer: Option<Address>,
     tx_events: Vec<IbcEvent>,
@@ -104,17 +115,12 @@ pub struct IbcHost<R, H> {
 
 impl<R: StateRead, H: HostHeaders> IbcHost<R, H> {
     /// A host executing `block` over `base`.
-    pub fn new(
-        base: R,
-        headers: H,
-        block: BlockInfo,
-        max_expected_time_per_block: Duration,
-    ) -> IbcHost<R, H> {
+    pub fn new(base: R, headers: H, block: BlockInfo, params: HostParams) -> IbcHost<R, H> {
         IbcHost {
             store: TxStore::new(base),
             headers,
             block,
-            max_expected_time_per_block,
+            params,
             signer: None,
             tx_events: Vec::new(),
             tx_logs: Vec::new(),
@@ -484,6 +490,16 @@ impl<R: StateRead, H: HostHeaders> ValidationContext for IbcHost<R, H> {
                 client.latest_height.0, self.block.height.0
             )));
         }
+        // ibc-go: trusting period < unbonding period. Equal is refused too: at the boundary a header
+        // is still trusted the moment its signers' misbehaviour expires.
+        let max_ms =
+            u64::try_from(self.params.max_client_trusting_period.as_millis()).unwrap_or(u64::MAX);
+        if client.trusting_period_ms >= max_ms {
+            return Err(HostError::invalid_state(format!(
+                "the client's trusting period of {} ms is not below this chain's evidence max age of {max_ms} ms",
+                client.trusting_period_ms
+            )));
+        }
         Ok(())
     }
 
@@ -537,7 +553,7 @@ impl<R: StateRead, H: HostHeaders> ValidationContext for IbcHost<R, H> {
     }
 
     fn max_expected_time_per_block(&self) -> Duration {
-        self.max_expected_time_per_block
+        self.params.max_expected_time_per_block
     }
 
     /// A message may name only the transaction's own signer (ibc-rs never checks who signed): its

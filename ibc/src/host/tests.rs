@@ -76,6 +76,12 @@ impl Router for NoModules {
 
 type Committed = BTreeMap<Vec<u8>, Vec<u8>>;
 
+/// Blocks every second; evidence kept for 48 hours (the genesis default).
+const PARAMS: HostParams = HostParams {
+    max_expected_time_per_block: Duration::from_secs(1),
+    max_client_trusting_period: Duration::from_secs(48 * 3_600),
+};
+
 fn host_at(committed: Committed, height: u64) -> IbcHost<Committed, Headers> {
     IbcHost::new(
         committed,
@@ -86,7 +92,7 @@ fn host_at(committed: Committed, height: u64) -> IbcHost<Committed, Headers> {
             time_ms: GENESIS_MS + height * 1_000,
             header: own_header(height),
         },
-        Duration::from_secs(1),
+        PARAMS,
     )
 }
 
@@ -318,6 +324,27 @@ fn a_counterpartys_client_of_this_chain_must_follow_it() {
     assert!(host.validate_self_client(frozen).is_err());
 }
 
+/// ibc-go's trusting period < unbonding period, with the evidence max age in the unbonding period's
+/// place: a client that would still trust a header after its signers' misbehaviour stops being
+/// evidence here is refused, at the boundary too.
+#[test]
+fn a_counterpartys_client_of_this_chain_stops_trusting_before_evidence_expires() {
+    let host = host_at(Committed::new(), 100);
+    let max_ms = PARAMS.max_client_trusting_period.as_millis() as u64;
+    let with_period = |period_ms: u64| {
+        BasaltClientState(
+            ClientState::new(here(), Height(99), TrustLevel::ONE_THIRD, period_ms, 1_000).unwrap(),
+        )
+    };
+    assert!(host.validate_self_client(with_period(max_ms - 1)).is_ok());
+    let refused = host
+        .validate_self_client(with_period(max_ms))
+        .unwrap_err()
+        .to_string();
+    assert!(refused.contains("evidence max age"), "{refused}");
+    assert!(host.validate_self_client(with_period(u64::MAX)).is_err());
+}
+
 #[test]
 fn packet_values_are_stored_as_ibc_go_stores_them() {
     use ibc_core::host::types::identifiers::ChannelId;
@@ -424,7 +451,7 @@ fn ibc_state_written_by_the_host_is_provable_through_the_apps_store_query() {
             time_ms: GENESIS_MS + 2_000,
             header: own_header(2),
         },
-        Duration::from_secs(1),
+        PARAMS,
     );
     assert!(run_tx(&mut host, vec![create_msg(signer())]).0);
     let root = store.apply_batch(2, host.into_writes()).unwrap();

@@ -15,6 +15,7 @@ use basalt_consensus::types::{Address, ChainId, PrivateKey, Tx, ValidatorSet};
 use basalt_consensus::Height;
 use basalt_ibc::client::{ClientState, ConsensusState};
 use basalt_ibc::commitment::{path_key, proof_bytes};
+use basalt_ibc::host::HostParams;
 use basalt_ibc::module::IbcModule;
 use basalt_ibc::tx::{IbcMessage, IbcTxBody};
 use basalt_state::app::testkit::ChainBuilder;
@@ -93,7 +94,10 @@ impl Chain {
                 chain_id: id.clone(),
             },
         )
-        .with_module(Arc::new(IbcModule::new(Duration::from_secs(1))));
+        .with_module(Arc::new(IbcModule::new(HostParams {
+            max_expected_time_per_block: Duration::from_secs(1),
+            max_client_trusting_period: Duration::from_secs(48 * 3_600),
+        })));
         let accounts: Vec<_> = [relayer(), stranger()]
             .iter()
             .map(|k| serde_json::json!({"address": k.public_key().address().to_hex_upper(), "balance": BALANCE.to_string()}))

@@ -16,6 +16,7 @@ use std::time::Duration;
 
 use basalt_consensus::types::encoding::{MAX_BLOCK_TXS, MAX_TX_BYTES};
 use basalt_consensus::TimeoutKind;
+use basalt_state::bank::gas_price::GasPrice;
 
 use crate::home::{write_file_durably, FileMode};
 
@@ -179,6 +180,19 @@ impl ConfigValue for Duration {
     }
     fn render(&self) -> String {
         format!("\"{}\"", format_duration(*self))
+    }
+}
+
+impl ConfigValue for GasPrice {
+    fn read(value: &toml::Value) -> Result<Self, String> {
+        value
+            .as_str()
+            .ok_or_else(|| type_error("a decimal string such as \"0.025\"", value))?
+            .parse()
+            .map_err(|e: basalt_state::bank::gas_price::GasPriceError| e.to_string())
+    }
+    fn render(&self) -> String {
+        format!("\"{self}\"")
     }
 }
 
@@ -405,6 +419,9 @@ config_section! {
         pub broadcast: bool = true,
         /// How often new transactions are batched and gossiped.
         pub gossip_interval: Duration = Duration::from_millis(20),
+        /// Least fee per unit of gas admitted ("0.025": a transaction's fee must be at least its gas
+        /// limit times this, rounded up). Admission only: blocks execute whatever fee they carry.
+        pub min_gas_price: GasPrice = GasPrice::ZERO,
     }
 }
 
@@ -1140,6 +1157,7 @@ mod tests {
                 "12D3KooWSzfHkRUSMcpvkKDbxwJZcrH58VmxVSUUp6T8cSgRpXsK@127.0.0.1:26656".to_owned();
             config.log_format = LogFormat::Json;
             config.rpc.timeout_broadcast_tx_commit = Duration::from_millis(1500);
+            config.mempool.min_gas_price = "0.025".parse().unwrap();
             let text = config.to_toml();
             assert_eq!(Config::from_toml_str(&text).unwrap(), config, "{text}");
             config.validate().unwrap();
@@ -1210,6 +1228,14 @@ mod tests {
             (
                 "[mempool]\nrecheck = \"yes\"",
                 "mempool.recheck: expected true or false",
+            ),
+            (
+                "[mempool]\nmin_gas_price = \"-1\"",
+                "mempool.min_gas_price: \"-1\" is not a decimal number",
+            ),
+            (
+                "[mempool]\nmin_gas_price = 0.025",
+                "mempool.min_gas_price: expected a decimal string",
             ),
             (
                 "[consensus]\ntimeout_propose = \"1s\"\ntimeout_propose = \"2s\"",

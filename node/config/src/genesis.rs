@@ -264,6 +264,8 @@ pub struct Genesis {
     pub bank: BankGenesis,
     /// Largest block in bytes (`consensus_params.block.max_bytes`, `-1` resolved to the protocol cap).
     pub max_block_bytes: usize,
+    /// How long misbehaviour stays evidence (`consensus_params.evidence.max_age_duration`).
+    pub evidence_max_age: Duration,
     /// The document it came from.
     pub doc: GenesisDoc,
     /// The genesis JSON text (the file's text when loaded with [`load_genesis`], else the canonical
@@ -349,7 +351,7 @@ impl GenesisDoc {
             ));
         }
         let genesis_time_ms = parse_genesis_time(&self.genesis_time)?;
-        let max_block_bytes = self.validate_consensus_params()?;
+        let (max_block_bytes, evidence_max_age) = self.validate_consensus_params()?;
         if !self.app_hash.is_empty() && hex::decode(&self.app_hash).is_err() {
             return Err(field_error(
                 "app_hash",
@@ -367,13 +369,14 @@ impl GenesisDoc {
             app_state: self.app_state.clone(),
             bank,
             max_block_bytes,
+            evidence_max_age,
             doc: self.clone(),
             json,
         })
     }
 
-    /// Returns the block size limit.
-    fn validate_consensus_params(&self) -> Result<usize, GenesisError> {
+    /// Returns the block size limit and the evidence max age.
+    fn validate_consensus_params(&self) -> Result<(usize, Duration), GenesisError> {
         let params = &self.consensus_params;
         let max_bytes = parse_i64("consensus_params.block.max_bytes", &params.block.max_bytes)?;
         let max_block_bytes = match max_bytes {
@@ -446,7 +449,7 @@ impl GenesisDoc {
                 ));
             }
         }
-        Ok(max_block_bytes)
+        Ok((max_block_bytes, Duration::from_nanos(age_ns as u64)))
     }
 
     fn validate_validators(&self) -> Result<ValidatorSet, GenesisError> {
@@ -607,6 +610,7 @@ mod tests {
         assert_eq!(genesis.validators.len(), 3);
         assert_eq!(genesis.validators.total_power(), 30);
         assert_eq!(genesis.max_block_bytes, DEFAULT_MAX_BLOCK_BYTES);
+        assert_eq!(genesis.evidence_max_age, Duration::from_secs(48 * 3_600));
         assert_eq!(genesis.bank.total_supply, 1000);
         assert_eq!(genesis.doc.genesis_time, "2023-11-14T22:13:20.123000000Z");
     }

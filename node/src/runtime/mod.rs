@@ -171,7 +171,13 @@ pub async fn run_until(
     // blocks with the expected block time: the commit timeout, at least a second (ibc-go's default
     // is 30 s; Basalt's blocks come faster, and a smaller figure only makes delays more blocks long).
     let ibc = Arc::new(basalt_ibc::module::IbcModule::new(
-        config.consensus.timeout_commit.max(Duration::from_secs(1)),
+        basalt_ibc::host::HostParams {
+            max_expected_time_per_block: config
+                .consensus
+                .timeout_commit
+                .max(Duration::from_secs(1)),
+            max_client_trusting_period: genesis.evidence_max_age,
+        },
     ));
     let bank = |store: &Arc<StateStore>| {
         BankApp::new(
@@ -181,6 +187,7 @@ pub async fn run_until(
             },
         )
         .with_signature_cache(signatures.clone())
+        .with_min_gas_price(config.mempool.min_gas_price)
         .with_module(ibc.clone())
     };
     let mut app = bank(&store);

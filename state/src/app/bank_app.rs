@@ -23,6 +23,7 @@ use super::{
     bounded_log, AppError, AppInfo, Application, CheckTxResult, Event, FinalizeResult,
     ProposalVerdict, QueryResult, TxResult, CODE_OK,
 };
+use crate::bank::gas_price::GasPrice;
 use crate::bank::{
     account_key, check_charge, check_transfer, read_account, Account, BankGenesis, BankTx, Charge,
     CheckedTransfer, NonceRule, Overlay, SignedTransfer, TxCode, TxFailure, TRANSFER_GAS,
@@ -78,6 +79,8 @@ pub struct BankApp {
     verified: Arc<SignatureCache>,
     /// Handlers of the other transaction kinds ([`BankApp::with_module`]).
     modules: Vec<Arc<dyn TxModule>>,
+    /// The least fee per gas `check_tx` admits ([`BankApp::with_min_gas_price`]).
+    min_gas_price: GasPrice,
 }
 
 /// A transaction decoded by its kind.
@@ -100,6 +103,7 @@ impl BankApp {
             pending: None,
             verified: Arc::new(SignatureCache::default()),
             modules: Vec::new(),
+            min_gas_price: GasPrice::ZERO,
         }
     }
 
@@ -147,6 +151,14 @@ impl BankApp {
     /// [`SignatureCache`]): signatures checked by one are not checked again by the others.
     pub fn with_signature_cache(mut self, cache: Arc<SignatureCache>) -> BankApp {
         self.verified = cache;
+        self
+    }
+
+    /// Admits into the mempool only transactions whose fee covers `price` per unit of their gas limit
+    /// (refused with [`TxCode::InsufficientFee`]). Admission policy: blocks execute whatever fee they
+    /// carry, as other validators may price gas differently.
+    pub fn with_min_gas_price(mut self, price: GasPrice) -> BankApp {
+        self.min_gas_price = price;
         self
     }
 
@@ -216,6 +228,16 @@ impl BankApp {
                 ante.min_gas,
             ),
         };
+        let min_fee = self.min_gas_price.min_fee(gas_limit);
+        if fee < min_fee {
+            return CheckTxResult::rejected(
+                TxCode::InsufficientFee.as_u32(),
+                format!(
+                    "fee {fee} is below this node's minimum gas price {} × gas limit {gas_limit} = {min_fee}",
+                    self.min_gas_price
+                ),
+            );
+        }
         let account = match read_account(&self.store, &sender, latest) {
             Ok(a) => a,
             Err(e) => return CheckTxResult::rejected(TxCode::Internal.as_u32(), e.to_string()),

@@ -27,6 +27,7 @@
 //!   nonce up to `account nonce + NONCE_WINDOW - 1`, so a client can queue a few transfers ahead; the
 //!   balance check there is against the last committed state only.
 
+pub mod gas_price;
 pub mod genesis;
 pub use basalt_bank_tx as tx;
 
@@ -133,6 +134,9 @@ pub enum TxCode {
     OutOfGas = 7,
     /// A module refused one of the transaction's messages (its fee was paid; nothing else changed).
     MessageFailed = 8,
+    /// The fee is below this node's minimum gas price times the gas limit (mempool admission only:
+    /// never a block's result).
+    InsufficientFee = 9,
     /// The application could not read its state (the node should stop; not a tx fault).
     Internal = 99,
 }

@@ -10,7 +10,8 @@
 //! The config names the two chains:
 //!
 //! ```toml
-//! trusting_period = "14d"      # of the clients it creates (default); refreshed at a third of it
+//! trusting_period = "32h"      # of the clients it creates; below the tracked chain's evidence max age
+//!                              # (default: 2/3 of it); a client is refreshed at a third of it
 //! [a]
 //! rpc = "http://127.0.0.1:26657"
 //! key_file = "accounts.json"   # a priv_validator_key.json, an accounts.json entry or array
@@ -68,6 +69,20 @@ pub enum RelayError {
         /// Its log.
         log: String,
     },
+    /// A new client's trusting period would not be below its chain's evidence max age (that chain
+    /// refuses such a client of itself in the connection handshake).
+    #[error(
+        "a client of {chain} trusting headers for {period_ms} ms: not below {chain}'s evidence max age \
+         ({evidence_max_age_ms} ms); set trusting_period in the config below it"
+    )]
+    TrustingPeriod {
+        /// The chain the client follows.
+        chain: String,
+        /// The trusting period asked for.
+        period_ms: u64,
+        /// The chain's `consensus_params.evidence.max_age_duration`, ms.
+        evidence_max_age_ms: u64,
+    },
     /// A chain's IBC state is not what the relayer expected.
     #[error("unexpected IBC state: {0}")]
     State(String),
@@ -116,8 +131,9 @@ pub struct ChainConfig {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RelayConfig {
-    /// Trusting period of the clients the relayer creates (`"14d"`, `"1h"`; default 14 days). The
-    /// relayer refreshes a client once its newest state is a third of this old.
+    /// Trusting period of the clients the relayer creates (`"32h"`, `"1h"`; default two thirds of the
+    /// tracked chain's evidence max age, below which it must be). The relayer refreshes a client once
+    /// its newest state is a third of this old.
     #[serde(default)]
     pub trusting_period: Option<String>,
     /// One chain.
@@ -130,14 +146,13 @@ pub struct RelayConfig {
 pub const MAX_CONFIG_BYTES: u64 = 64 * 1024;
 
 impl RelayConfig {
-    /// The trusting period of new clients, in ms.
-    pub fn trusting_period_ms(&self) -> u64 {
+    /// The configured trusting period of new clients, in ms (none: the default of
+    /// [`path::new_client_trusting_period_ms`]).
+    pub fn trusting_period_ms(&self) -> Option<u64> {
         self.trusting_period
             .as_deref()
             .and_then(|t| crate::config::parse_duration(t).ok())
-            .map_or(path::TRUSTING_PERIOD_MS, |d| {
-                u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
-            })
+            .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
     }
 
     /// Reads `path`; key files are relative to its directory.
@@ -510,9 +525,9 @@ mod tests {
         let config = load(CHAINS).unwrap();
         assert_eq!(config.a.key_file, PathBuf::from("k.json"));
         assert_eq!((config.b.key_index, config.b.fee), (3, 0));
-        assert_eq!(config.trusting_period_ms(), path::TRUSTING_PERIOD_MS);
+        assert_eq!(config.trusting_period_ms(), None);
         let config = load(&format!("trusting_period = \"90s\"\n{CHAINS}")).unwrap();
-        assert_eq!(config.trusting_period_ms(), 90_000);
+        assert_eq!(config.trusting_period_ms(), Some(90_000));
     }
 
     #[test]

@@ -5,6 +5,7 @@
 //! has just been updated to (the update travels in the same transaction).
 
 use basalt_consensus::light::TrustLevel;
+use basalt_consensus::types::ChainId;
 use basalt_ibc::client::{ClientState, ConsensusState};
 use basalt_ibc::commitment::commitment_prefix;
 use basalt_ibc::relay::{self, signer};
@@ -32,9 +33,9 @@ use serde_json::Value;
 use super::remote::Remote;
 use super::RelayError;
 
-/// Default trusting period of the clients the relayer creates (two weeks, as a Cosmos chain's default;
-/// `trusting_period` in the config).
-pub const TRUSTING_PERIOD_MS: u64 = 14 * 24 * 3_600_000;
+/// Without `trusting_period` in the config, a new client of a chain trusts a header for this share of
+/// the chain's evidence max age (Hermes takes 2/3 of the unbonding period).
+pub const DEFAULT_TRUSTING_SHARE: (u64, u64) = (2, 3);
 /// Largest clock difference between the chains the clients accept.
 pub const MAX_CLOCK_DRIFT_MS: u64 = 10_000;
 
@@ -130,15 +131,42 @@ async fn find_client(host: &Remote, of: &Remote) -> Result<Option<ClientId>, Rel
     Ok(None)
 }
 
-/// A client of `of` on `host`: found, or created at `of`'s latest height with `trusting_period_ms`.
+/// The trusting period of a new client of `chain`, whose evidence max age is `evidence_max_age_ms`:
+/// `configured`, else [`DEFAULT_TRUSTING_SHARE`] of the max age. A period that is not below the max age
+/// is refused here, before anything is paid for: `chain` refuses such a client of itself in the
+/// connection handshake (its misbehaviour would stop being evidence while the client still trusts it).
+pub fn new_client_trusting_period_ms(
+    configured: Option<u64>,
+    evidence_max_age_ms: u64,
+    chain: &ChainId,
+) -> Result<u64, RelayError> {
+    let (num, den) = DEFAULT_TRUSTING_SHARE;
+    let period = configured.unwrap_or(evidence_max_age_ms / den * num);
+    if period == 0 || period >= evidence_max_age_ms {
+        return Err(RelayError::TrustingPeriod {
+            chain: chain.to_string(),
+            period_ms: period,
+            evidence_max_age_ms,
+        });
+    }
+    Ok(period)
+}
+
+/// A client of `of` on `host`: found, or created at `of`'s latest height, trusting headers for
+/// `trusting_period_ms` (default: see [`new_client_trusting_period_ms`]).
 async fn ensure_client(
     host: &Remote,
     of: &Remote,
-    trusting_period_ms: u64,
+    trusting_period_ms: Option<u64>,
 ) -> Result<ClientId, RelayError> {
     if let Some(id) = find_client(host, of).await? {
         return Ok(id);
     }
+    let trusting_period_ms = new_client_trusting_period_ms(
+        trusting_period_ms,
+        of.evidence_max_age_ms().await?,
+        &of.chain_id,
+    )?;
     let latest = of.latest().await?;
     let (block, _) = of.light_block(latest).await?;
     let client = ClientState::new(
@@ -456,11 +484,11 @@ async fn ensure_channel(
 }
 
 /// Finds or creates the whole path between `a` and `b` (new clients trust headers for
-/// `trusting_period_ms`).
+/// `trusting_period_ms`, or by default [`DEFAULT_TRUSTING_SHARE`] of their chain's evidence max age).
 pub async fn create_path(
     a: &Remote,
     b: &Remote,
-    trusting_period_ms: u64,
+    trusting_period_ms: Option<u64>,
 ) -> Result<PathIds, RelayError> {
     let clients = (
         ensure_client(a, b, trusting_period_ms).await?,
@@ -473,4 +501,38 @@ pub async fn create_path(
         connections,
         channels,
     })
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    const HOUR_MS: u64 = 3_600_000;
+
+    #[test]
+    fn a_new_clients_trusting_period_is_below_its_chains_evidence_max_age() {
+        let chain = ChainId::new("basalt-a").unwrap();
+        // Default: two thirds of the max age (genesis default 48 h → 32 h).
+        assert_eq!(
+            new_client_trusting_period_ms(None, 48 * HOUR_MS, &chain).unwrap(),
+            32 * HOUR_MS
+        );
+        assert_eq!(
+            new_client_trusting_period_ms(Some(HOUR_MS), 48 * HOUR_MS, &chain).unwrap(),
+            HOUR_MS
+        );
+        // Not below the max age: refused before anything is submitted, naming the chain and the figures.
+        for configured in [Some(48 * HOUR_MS), Some(14 * 24 * HOUR_MS)] {
+            let refused =
+                new_client_trusting_period_ms(configured, 48 * HOUR_MS, &chain).unwrap_err();
+            assert!(
+                matches!(refused, RelayError::TrustingPeriod { evidence_max_age_ms, .. } if evidence_max_age_ms == 48 * HOUR_MS),
+                "{refused}"
+            );
+            assert!(refused.to_string().contains("basalt-a"), "{refused}");
+        }
+        // A max age too short for any default: refused rather than a zero trusting period.
+        assert!(new_client_trusting_period_ms(None, 1, &chain).is_err());
+    }
 }

@@ -97,6 +97,22 @@ impl Remote {
             .ok_or_else(|| bad("status", "no sync_info.latest_block_height"))
     }
 
+    /// The chain's evidence max age (`consensus_params.evidence.max_age_duration`), ms.
+    pub async fn evidence_max_age_ms(&self) -> Result<u64, RelayError> {
+        let answer = self.rpc.call("consensus_params", json!({})).await?;
+        let ns: u64 = answer
+            .pointer("/consensus_params/evidence/max_age_duration")
+            .and_then(Value::as_str)
+            .and_then(|ns| ns.parse().ok())
+            .ok_or_else(|| {
+                bad(
+                    "consensus_params",
+                    "no consensus_params.evidence.max_age_duration",
+                )
+            })?;
+        Ok(ns / 1_000_000)
+    }
+
     /// Waits until the chain is past `height`; returns the latest height.
     pub async fn wait_past(&self, height: u64) -> Result<u64, RelayError> {
         let deadline = tokio::time::Instant::now() + HEIGHT_WAIT;
