@@ -187,7 +187,7 @@ pub async fn run_until(
             },
         )
         .with_signature_cache(signatures.clone())
-        .with_min_gas_price(config.mempool.min_gas_price)
+        .with_min_gas_price(settings.min_gas_price)
         .with_module(ibc.clone())
     };
     let mut app = bank(&store);

@@ -11,6 +11,7 @@ use basalt_state::StoreConfig;
 use crate::config::{Config, ConsensusConfig, LogFormat};
 use crate::mempool::MempoolConfig;
 use crate::rpc::RpcLimits;
+use basalt_state::bank::gas_price::GasPrice;
 
 use super::pruner::Retention;
 use super::sync::SyncConfig;
@@ -29,6 +30,8 @@ pub struct Settings {
     pub mempool: MempoolConfig,
     /// Re-check the mempool after every block.
     pub recheck: bool,
+    /// Least fee per unit of gas `check_tx` admits.
+    pub min_gas_price: GasPrice,
     /// Gossip of locally submitted transactions: batch cadence and largest batch (`None`: off).
     pub tx_gossip: Option<(Duration, usize)>,
     /// The p2p layer (everything but the node key).
@@ -114,6 +117,7 @@ impl Settings {
                 max_tx_bytes: config.mempool.max_tx_bytes,
             },
             recheck: config.mempool.recheck,
+            min_gas_price: config.mempool.min_gas_price,
             tx_gossip: config.mempool.broadcast.then(|| {
                 (
                     config.mempool.gossip_interval.max(Duration::from_millis(1)),
