@@ -443,10 +443,12 @@ config_section! {
         /// How long to wait after committing a block before starting the next height (lets late
         /// precommits arrive and transactions accumulate).
         pub timeout_commit: Duration = Duration::from_secs(1),
-        /// Produce blocks without transactions. Only `true` is supported (CometBFT's `false`, waiting for a
-        /// transaction, is refused at start-up rather than ignored).
+        /// Produce blocks without transactions. `false`: after timeout_commit a height waits for a
+        /// transaction (the block after one that changed the state is still made: it carries the new
+        /// app hash).
         pub create_empty_blocks: bool = true,
-        /// CometBFT's minimum spacing of empty blocks. Only "0s" is supported (anything else is refused).
+        /// With a non-zero interval a height waits at most this long for a transaction, then an empty
+        /// block is made (with `create_empty_blocks = true` too, as CometBFT).
         pub create_empty_blocks_interval: Duration = Duration::ZERO,
         /// Most transactions in one block.
         pub max_block_txs: usize = 20_000,
@@ -955,21 +957,13 @@ impl Config {
         ] {
             duration_in_range(field, value, lowest, max)?;
         }
-        // Waiting for transactions is not implemented: refuse the settings rather than silently
-        // produce empty blocks anyway (an operator who set them expects fewer blocks).
-        if !c.create_empty_blocks {
-            return Err(ConfigError::field(
-                "consensus.create_empty_blocks",
-                "false is not supported yet: Basalt produces a block every timeout_commit; \
-                 remove the line or set it to true",
-            ));
-        }
-        if !c.create_empty_blocks_interval.is_zero() {
-            return Err(ConfigError::field(
-                "consensus.create_empty_blocks_interval",
-                "only \"0s\" is supported yet: Basalt produces a block every timeout_commit",
-            ));
-        }
+        // A timer is set this far ahead: bounded so that it is a time, not an overflow.
+        duration_in_range(
+            "consensus.create_empty_blocks_interval",
+            c.create_empty_blocks_interval,
+            Duration::ZERO,
+            Duration::from_secs(7 * 24 * 3_600),
+        )?;
         in_range("consensus.max_block_txs", c.max_block_txs, 1, MAX_BLOCK_TXS)?;
         duration_in_range(
             "consensus.gossip_interval",
@@ -1406,35 +1400,25 @@ mod tests {
     }
 
     #[test]
-    fn unsupported_empty_block_settings_are_refused_not_ignored() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("config.toml");
-        for (line, field) in [
-            (
-                "create_empty_blocks = false",
-                "consensus.create_empty_blocks",
-            ),
-            (
-                "create_empty_blocks_interval = \"5s\"",
-                "consensus.create_empty_blocks_interval",
-            ),
-        ] {
-            std::fs::write(&path, format!("[consensus]\n{line}\n")).unwrap();
-            let error = Config::load(&path)
-                .unwrap()
-                .validate()
-                .unwrap_err()
-                .to_string();
-            assert!(
-                error.contains(field) && error.contains("supported"),
-                "{error}"
-            );
-        }
-        std::fs::write(
-            &path,
-            "[consensus]\ncreate_empty_blocks = true\ncreate_empty_blocks_interval = \"0s\"\n",
+    fn empty_block_settings_are_read_and_the_interval_bounded() {
+        let config = Config::from_toml_str(
+            "[consensus]\ncreate_empty_blocks = false\ncreate_empty_blocks_interval = \"30s\"\n",
         )
         .unwrap();
-        Config::load(&path).unwrap().validate().unwrap();
+        config.validate().unwrap();
+        assert!(!config.consensus.create_empty_blocks);
+        assert_eq!(
+            config.consensus.create_empty_blocks_interval,
+            Duration::from_secs(30)
+        );
+        let far = Config::from_toml_str("[consensus]\ncreate_empty_blocks_interval = \"8760h\"\n")
+            .unwrap()
+            .validate()
+            .unwrap_err()
+            .to_string();
+        assert!(
+            far.contains("consensus.create_empty_blocks_interval"),
+            "{far}"
+        );
     }
 }

@@ -307,6 +307,8 @@ impl Inner {
 pub struct Mempool {
     inner: Mutex<Inner>,
     notify: Arc<Notify>,
+    /// Consensus's own wake-up (one permit, one consumer): see [`Mempool::txs_available_notify`].
+    txs_available: Arc<Notify>,
 }
 
 /// Removes a hash from the "being checked" set however the check ends (even if it panics).
@@ -338,6 +340,7 @@ impl Mempool {
                 stats: MempoolStats::default(),
             }),
             notify: Arc::new(Notify::new()),
+            txs_available: Arc::new(Notify::new()),
         }
     }
 
@@ -423,6 +426,7 @@ impl Mempool {
         // wake-up is a hint: waiters look at the mempool after waking).
         self.notify.notify_waiters();
         self.notify.notify_one();
+        self.txs_available.notify_one();
         Ok(result)
     }
 
@@ -595,6 +599,13 @@ impl Mempool {
     /// the occasional spurious one).
     pub fn new_tx_notify(&self) -> Arc<Notify> {
         self.notify.clone()
+    }
+
+    /// Signalled on each admission, for a single consumer (consensus waiting for transactions, as
+    /// CometBFT's `TxsAvailable`): a permit is kept while nobody waits, so an admission between a look
+    /// at the mempool and the wait is not missed. A hint: look at the mempool after waking.
+    pub fn txs_available_notify(&self) -> Arc<Notify> {
+        self.txs_available.clone()
     }
 
     /// Transactions held.

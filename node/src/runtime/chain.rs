@@ -229,6 +229,15 @@ impl ChainState {
         self.app_hash
     }
 
+    /// Whether the next block must be made even with no transaction to carry (CometBFT's
+    /// `needProofBlock`): it is the first block, or the last block changed the application state — only
+    /// the next header carries the new app hash, which light clients and IBC proofs of that state need.
+    pub fn needs_proof_block(&self) -> bool {
+        self.last
+            .as_ref()
+            .is_none_or(|(block, _)| block.header().app_hash != self.app_hash)
+    }
+
     /// The validator set of `height` (any height from `initial_height`).
     pub fn validators_at(&self, height: u64) -> ValidatorSet {
         if height >= self.sets_from {

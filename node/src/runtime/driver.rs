@@ -64,8 +64,10 @@ const EXECUTION_BUDGET_SHARE: u32 = 2;
 enum TimerKind {
     /// A round timeout of the engine.
     Round { height: Height, timeout: Timeout },
-    /// `timeout_commit` after a decision: start this height.
+    /// `timeout_commit` after a decision: start this height (or wait for a transaction).
     StartHeight(Height),
+    /// `create_empty_blocks_interval` after a height began waiting for a transaction: start it.
+    EmptyBlockDue(Height),
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -225,6 +227,7 @@ impl Driver {
         gossip_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut status_tick = tokio::time::interval(Duration::from_millis(500));
         status_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let txs_available = r.shell.d.mempool.txs_available_notify();
         loop {
             let next_timer = r.shell.timers.peek().map(|t| t.0.at);
             let sleep = async move {
@@ -245,6 +248,7 @@ impl Driver {
                 },
                 Some(answer) = sync_rx.recv() => r.on_sync_answer(answer)?,
                 () = sleep => r.fire_timers()?,
+                () = txs_available.notified(), if r.core.parked().is_some() => r.on_txs_available()?,
                 _ = gossip_tick.tick() => r.on_gossip_tick(),
                 _ = status_tick.tick() => r.on_status_tick().await?,
             }
@@ -323,9 +327,20 @@ impl Running {
                     self.core.timeout(&mut self.shell, height, timeout)?
                 }
                 TimerKind::StartHeight(height) => {
+                    self.core.commit_timeout_elapsed(&mut self.shell, height)?
+                }
+                TimerKind::EmptyBlockDue(height) => {
                     self.core.start_height(&mut self.shell, height)?
                 }
             }
+        }
+        Ok(())
+    }
+
+    /// A height waiting for transactions starts once the mempool holds one (a wake-up is a hint).
+    fn on_txs_available(&mut self) -> Result<(), NodeError> {
+        if self.core.parked().is_some() && self.shell.d.mempool.size() > 0 {
+            self.core.txs_available(&mut self.shell)?;
         }
         Ok(())
     }
@@ -819,6 +834,21 @@ impl Host for Shell {
 
     fn schedule_start(&mut self, height: Height) {
         self.schedule(self.d.config.timeout_commit, TimerKind::StartHeight(height));
+    }
+
+    fn wait_for_txs(&mut self, _height: Height) -> bool {
+        // As CometBFT's `WaitForTxs`: no empty blocks, or empty ones only every interval.
+        let c = &self.d.config;
+        (!c.create_empty_blocks || !c.create_empty_blocks_interval.is_zero())
+            && !self.d.chain.needs_proof_block()
+            && self.d.mempool.size() == 0
+    }
+
+    fn schedule_empty_block(&mut self, height: Height) {
+        let interval = self.d.config.create_empty_blocks_interval;
+        if !interval.is_zero() {
+            self.schedule(interval, TimerKind::EmptyBlockDue(height));
+        }
     }
 
     fn build_block(

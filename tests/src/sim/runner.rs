@@ -480,7 +480,7 @@ impl Sim {
                 height,
             } => {
                 if self.nodes[node].incarnation == incarnation && !self.nodes[node].crashed {
-                    self.with_core(node, |core, host| core.start_height(host, height));
+                    self.with_core(node, |core, host| core.commit_timeout_elapsed(host, height));
                 }
             }
             Event::Gossip { node, incarnation } => {

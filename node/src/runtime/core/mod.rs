@@ -65,8 +65,16 @@ pub trait Host {
     fn publish_evidence(&mut self, message: &ConsensusMessage) -> Result<(), Self::Error>;
     /// Fires `timeout` of `height` after its configured duration ([`DriverCore::timeout`]).
     fn schedule_timeout(&mut self, height: Height, timeout: Timeout);
-    /// Starts `height` after `timeout_commit` ([`DriverCore::start_height`]).
+    /// Calls [`DriverCore::commit_timeout_elapsed`] for `height` after `timeout_commit`.
     fn schedule_start(&mut self, height: Height);
+    /// Whether `height` may wait for a transaction instead of starting now: the node makes no empty
+    /// blocks (`create_empty_blocks = false`), the mempool is empty, and the block before did not change
+    /// the application state — else `height` must be made to carry the new app hash (CometBFT's "proof
+    /// block"), as must the first block.
+    fn wait_for_txs(&mut self, height: Height) -> bool;
+    /// Calls [`DriverCore::start_height`] for a waiting `height` after `create_empty_blocks_interval`,
+    /// if one is configured (none: it waits for a transaction or a validator's message).
+    fn schedule_empty_block(&mut self, height: Height);
     /// Our block for `height`/`round` with `evidence`, its last commit completed by
     /// `complete_last_commit`; `None` when this node does not propose (no signer).
     fn build_block(
@@ -152,6 +160,8 @@ pub struct DriverCore<P> {
     deferred_builds: Vec<(Height, Round)>,
     /// Catching up by block sync: only decisions are acted on and nothing is logged or signed.
     syncing: bool,
+    /// The next height, when it waits for a transaction ([`DriverCore::commit_timeout_elapsed`]).
+    parked: Option<Height>,
     /// The engine's round state as last announced.
     watch: RoundWatch,
 }
@@ -169,8 +179,14 @@ impl<P: Ord + Clone> DriverCore<P> {
             recorded_own: Vec::new(),
             deferred_builds: Vec::new(),
             syncing: false,
+            parked: None,
             watch: RoundWatch::default(),
         }
+    }
+
+    /// The next height, while it waits for a transaction.
+    pub fn parked(&self) -> Option<Height> {
+        self.parked
     }
 
     /// The engine (read only: every input goes through the core).
@@ -196,6 +212,7 @@ impl<P: Ord + Clone> DriverCore<P> {
     /// Leaves consensus for block sync: decisions are still applied, nothing else is acted on.
     pub fn enter_sync(&mut self) {
         self.syncing = true;
+        self.parked = None;
     }
 
     /// Replaces the engine (block sync moved past its height).
@@ -221,6 +238,7 @@ impl<P: Ord + Clone> DriverCore<P> {
         records: Vec<WalRecord>,
     ) -> Result<(), H::Error> {
         self.syncing = false;
+        self.parked = None;
         self.engine = engine;
         self.own_messages.clear();
         self.deferred_builds.clear();
@@ -273,13 +291,47 @@ impl<P: Ord + Clone> DriverCore<P> {
         Ok(proposed_rounds)
     }
 
-    /// Starts `height` (after `timeout_commit`, or at once while syncing) if it is the height after our
-    /// latest block and the engine is not there yet.
+    /// `timeout_commit` after the decision before `height` passed: starts `height`, unless it may wait
+    /// for a transaction ([`Host::wait_for_txs`]; CometBFT's `create_empty_blocks = false`). Then it
+    /// waits until the mempool has one ([`DriverCore::txs_available`]), the empty-block interval passes
+    /// ([`Host::schedule_empty_block`]), or a validator's verified vote or proposal for it arrives
+    /// (another validator started it; a forged one is refused by the engine and starts nothing).
+    pub fn commit_timeout_elapsed<H: Host<Peer = P>>(
+        &mut self,
+        host: &mut H,
+        height: Height,
+    ) -> Result<(), H::Error> {
+        if height != host.next_height() || self.engine.height() >= height {
+            return Ok(());
+        }
+        if !self.syncing && host.wait_for_txs(height) {
+            if self.parked != Some(height) {
+                self.parked = Some(height);
+                host.schedule_empty_block(height);
+            }
+            return Ok(());
+        }
+        self.start_height(host, height)
+    }
+
+    /// The mempool has transactions: a height waiting for them starts.
+    pub fn txs_available<H: Host<Peer = P>>(&mut self, host: &mut H) -> Result<(), H::Error> {
+        match self.parked {
+            Some(height) => self.start_height(host, height),
+            None => Ok(()),
+        }
+    }
+
+    /// Starts `height` (after `timeout_commit` and perhaps a wait for transactions, or at once while
+    /// syncing) if it is the height after our latest block and the engine is not there yet.
     pub fn start_height<H: Host<Peer = P>>(
         &mut self,
         host: &mut H,
         height: Height,
     ) -> Result<(), H::Error> {
+        if self.parked.is_some_and(|p| p <= height) {
+            self.parked = None;
+        }
         if height != host.next_height() || self.engine.height() >= height {
             return Ok(());
         }
@@ -335,8 +387,15 @@ impl<P: Ord + Clone> DriverCore<P> {
                         return Ok(Judgement::IGNORE);
                     }
                 }
+                let height = message.height();
                 Ok(match self.input(host, EngineInput::Message(message))? {
-                    Ok(()) => Judgement::ACCEPT,
+                    Ok(()) => {
+                        // Verified and kept for the height we wait to start: a validator started it.
+                        if self.parked == Some(height) {
+                            self.start_height(host, height)?;
+                        }
+                        Judgement::ACCEPT
+                    }
                     Err(e) if e.is_misbehaviour() => {
                         tracing::warn!(error = %e, "invalid consensus message");
                         Judgement {

@@ -24,6 +24,7 @@ enum Did {
     Publish(ConsensusMessage),
     Timeout(Height, Timeout),
     Start(Height),
+    EmptyBlockDue(Height),
     Build(Height, Round),
     Commit(Height),
     Claim(u8, u64),
@@ -40,6 +41,12 @@ struct TestHost {
     did: Vec<Did>,
     /// Consensus events announced, in order.
     events: Vec<ConsensusEvent>,
+    /// `create_empty_blocks = false`.
+    no_empty_blocks: bool,
+    /// Transactions in the mempool.
+    mempool: usize,
+    /// The app hash the next commit leaves.
+    next_app_hash: Hash,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -152,6 +159,14 @@ impl Host for TestHost {
         self.did.push(Did::Start(height));
     }
 
+    fn wait_for_txs(&mut self, _height: Height) -> bool {
+        self.no_empty_blocks && !self.chain.needs_proof_block() && self.mempool == 0
+    }
+
+    fn schedule_empty_block(&mut self, height: Height) {
+        self.did.push(Did::EmptyBlockDue(height));
+    }
+
     fn build_block(
         &mut self,
         height: Height,
@@ -176,7 +191,8 @@ impl Host for TestHost {
         _syncing: bool,
     ) -> Result<(), TestError> {
         self.did.push(Did::Commit(block.height()));
-        self.chain.advance(block, commit, Hash::ZERO, Hash::ZERO);
+        self.chain
+            .advance(block, commit, self.next_app_hash, Hash::ZERO);
         Ok(())
     }
 
@@ -259,6 +275,9 @@ fn node(me: usize) -> (DriverCore<u8>, TestHost, Vec<PrivateKey>) {
         fresh_signatures: 0,
         did: Vec::new(),
         events: Vec::new(),
+        no_empty_blocks: false,
+        mempool: 0,
+        next_app_hash: Hash::ZERO,
     };
     let core = DriverCore::new(engine_for(&host));
     (core, host, keys)
@@ -1042,4 +1061,90 @@ fn an_exact_copy_of_a_held_message_is_forwarded_but_logged_once() {
         .unwrap();
     assert_eq!(judged.verdict, basalt_p2p::Verdict::Reject);
     assert_eq!(host.wal().len(), 3, "proposal, prevote and our prevote");
+}
+
+/// The proposer of height 1 with height 1 decided and committed (leaving `app_hash`), its next height
+/// due to start after `timeout_commit`.
+fn decided_height_one(
+    no_empty_blocks: bool,
+    app_hash: Hash,
+) -> (DriverCore<u8>, TestHost, Vec<PrivateKey>) {
+    let me = proposer();
+    let (mut core, mut host, keys) = node(me);
+    host.no_empty_blocks = no_empty_blocks;
+    host.next_app_hash = app_hash;
+    let engine = engine_for(&host);
+    core.start(&mut host, engine, Vec::new()).unwrap();
+    let Some(ConsensusMessage::Proposal(proposal)) = host.published().into_iter().next() else {
+        panic!("expected our proposal");
+    };
+    let block_id = *proposal.signed.proposal.block_id();
+    let others: Vec<usize> = (0..4).filter(|i| *i != me).collect();
+    for vote_type in [VoteType::Prevote, VoteType::Precommit] {
+        for &i in &others[..2] {
+            let v = vote(&keys, i, vote_type, 1, Some(block_id));
+            assert_eq!(core.on_message(&mut host, &1, v).unwrap(), ACCEPT);
+        }
+    }
+    assert_eq!(host.did.last(), Some(&Did::Start(Height(2))));
+    (core, host, keys)
+}
+
+/// `create_empty_blocks = false`: after a block that left the state as it was, the next height waits
+/// (no round starts, nothing is built) until the mempool has a transaction; a forged vote for it starts
+/// nothing, a validator's verified one starts it; the empty-block interval is asked for once.
+#[test]
+fn without_empty_blocks_a_height_waits_for_a_transaction_or_a_validator() {
+    let (mut core, mut host, keys) = decided_height_one(true, Hash::ZERO);
+    core.commit_timeout_elapsed(&mut host, Height(2)).unwrap();
+    assert_eq!(core.parked(), Some(Height(2)));
+    assert_eq!(core.engine().height(), Height(1));
+    assert_eq!(host.did.last(), Some(&Did::EmptyBlockDue(Height(2))));
+    // Asked again (a duplicate timer): still waiting, no second interval.
+    core.commit_timeout_elapsed(&mut host, Height(2)).unwrap();
+    assert_eq!(
+        host.did
+            .iter()
+            .filter(|d| **d == Did::EmptyBlockDue(Height(2)))
+            .count(),
+        1
+    );
+    // A forged vote for height 2 is refused and starts nothing.
+    let judgement = core.on_message(&mut host, &2, forged(&keys, 1, 2)).unwrap();
+    assert_eq!(judgement.verdict, Verdict::Reject);
+    assert_eq!(core.parked(), Some(Height(2)));
+    // A transaction arrives: height 2 starts (round 0's propose timeout is set).
+    host.mempool = 1;
+    core.txs_available(&mut host).unwrap();
+    assert_eq!(core.parked(), None);
+    assert_eq!(core.engine().height(), Height(2));
+    assert!(host
+        .did
+        .iter()
+        .any(|d| matches!(d, Did::Timeout(Height(2), _)) || *d == Did::Build(Height(2), Round(0))));
+
+    // Another validator's verified prevote for the waiting height starts it too.
+    let (mut core, mut host, keys) = decided_height_one(true, Hash::ZERO);
+    core.commit_timeout_elapsed(&mut host, Height(2)).unwrap();
+    assert_eq!(core.parked(), Some(Height(2)));
+    let other = (proposer() + 1) % 4;
+    let prevote = vote(&keys, other, VoteType::Prevote, 2, None);
+    assert_eq!(core.on_message(&mut host, &2, prevote).unwrap(), ACCEPT);
+    assert_eq!(core.parked(), None);
+    assert_eq!(core.engine().height(), Height(2));
+}
+
+/// The block after one that changed the state is made without transactions (it carries the new app
+/// hash), and with empty blocks on nothing ever waits.
+#[test]
+fn a_proof_block_and_empty_blocks_start_at_once() {
+    let (mut core, mut host, _) = decided_height_one(true, Hash([7; 32]));
+    core.commit_timeout_elapsed(&mut host, Height(2)).unwrap();
+    assert_eq!(core.parked(), None);
+    assert_eq!(core.engine().height(), Height(2));
+
+    let (mut core, mut host, _) = decided_height_one(false, Hash::ZERO);
+    core.commit_timeout_elapsed(&mut host, Height(2)).unwrap();
+    assert_eq!(core.parked(), None);
+    assert_eq!(core.engine().height(), Height(2));
 }

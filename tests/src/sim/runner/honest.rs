@@ -269,6 +269,13 @@ impl Host for SimHost<'_> {
         );
     }
 
+    fn wait_for_txs(&mut self, _height: Height) -> bool {
+        // The simulated validators make a block every height (`create_empty_blocks = true`).
+        false
+    }
+
+    fn schedule_empty_block(&mut self, _height: Height) {}
+
     fn build_block(
         &mut self,
         _height: Height,
