@@ -45,7 +45,16 @@ async fn without_empty_blocks_the_chain_waits_for_a_transaction() {
         net.start(i, &[]).unwrap();
     }
     // The first block is made without transactions; then the chain waits.
-    net.wait_height(0, 1, WAIT).await.unwrap();
+    if let Err(e) = net.wait_height(0, 1, WAIT).await {
+        let tail: String = net
+            .log(0, 0)
+            .lines()
+            .rev()
+            .take(40)
+            .collect::<Vec<_>>()
+            .join("\n");
+        panic!("{e}; node 0's log, last lines first:\n{tail}");
+    }
     let idle = idle_height(&net).await;
     assert!(
         idle <= 2,
