@@ -351,13 +351,22 @@ async fn racing_and_killed_relayers_deliver_every_packet_exactly_once() {
     }
     let first_log = dir.path().join("relay-killed.log");
     let mut killed = start_relayer(&config, &first_log);
-    let _racer = start_relayer(&config, &dir.path().join("relay-racer.log"));
-    // Kill the first one as soon as it has sent something.
-    wait_for(WAIT, || async {
+    // Kill the first one as soon as it has sent something — with a racer running by then. (Started
+    // together, the racer sometimes relayed every packet first, the first relayer had nothing to send,
+    // and this wait timed out.)
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
         let log = std::fs::read_to_string(&first_log).unwrap_or_default();
-        log.contains("recv ").then_some(())
-    })
-    .await;
+        if log.contains("recv ") {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the first relayer relayed nothing; its log:\n{log}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let _racer = start_relayer(&config, &dir.path().join("relay-racer.log"));
     killed.0.kill().unwrap();
     killed.0.wait().unwrap();
     let _restarted = start_relayer(&config, &dir.path().join("relay-restarted.log"));
