@@ -91,7 +91,7 @@ fn json_response(status: StatusCode, body: &Value) -> Response {
     (
         status,
         [(header::CONTENT_TYPE, "application/json")],
-        body.to_string(),
+        basalt_jsonrpc::encode(body),
     )
         .into_response()
 }
@@ -320,7 +320,7 @@ async fn refuse(mut stream: TcpStream, limit: usize, _slot: OwnedSemaphorePermit
     let err = RpcErr::server(format!(
         "rpc.max_open_connections {limit} reached: too many open connections, try again later"
     ));
-    let body = err_response(&Value::Null, &err).to_string();
+    let body = basalt_jsonrpc::encode(&err_response(&Value::Null, &err));
     let response = format!(
         "HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\n\
          content-length: {}\r\nretry-after: 1\r\nconnection: close\r\n\r\n{body}",

@@ -142,12 +142,12 @@ impl Client {
                 "subscription was cancelled (reason: client is not pulling messages fast enough)",
             );
             let _ = self.out.try_send(Message::Text(
-                err_response(&Value::Null, &err).to_string().into(),
+                basalt_jsonrpc::encode(&err_response(&Value::Null, &err)).into(),
             ));
             return Err(Stop::TooSlow);
         }
         self.out
-            .try_send(Message::Text(msg.to_string().into()))
+            .try_send(Message::Text(basalt_jsonrpc::encode(msg).into()))
             .map_err(|_| Stop::TooSlow)
     }
 
@@ -256,7 +256,7 @@ impl Client {
         };
         let err = RpcErr::server(format!("subscription was cancelled (reason: {reason})"));
         let _ = self.out.try_send(Message::Text(
-            err_response(&Value::Null, &err).to_string().into(),
+            basalt_jsonrpc::encode(&err_response(&Value::Null, &err)).into(),
         ));
         Err(stop)
     }
