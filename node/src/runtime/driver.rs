@@ -444,13 +444,19 @@ impl Running {
 
     fn publish_status(&self) {
         let engine = self.core.engine();
+        // A height waiting for a transaction is announced as where we are: our latest block is the one
+        // before it, so a peer that missed that block's decision learns it can fetch it. Nothing else
+        // would tell it — waiting, we send no message of either height — and it would wait for a
+        // decision while we wait for a transaction (seen in CI: a node that joined late stayed at
+        // height 1 while the others waited at 2).
+        let (height, round) = match self.core.parked() {
+            Some(parked) => (parked, Round(0)),
+            None => (engine.height(), engine.round()),
+        };
         self.shell
             .d
             .network
-            .publish_consensus(&ConsensusMessage::Status {
-                height: engine.height(),
-                round: engine.round(),
-            });
+            .publish_consensus(&ConsensusMessage::Status { height, round });
     }
 
     async fn on_status_tick(&mut self) -> Result<(), NodeError> {
