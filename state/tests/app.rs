@@ -4,12 +4,14 @@
 
 use std::sync::Arc;
 
+use basalt_consensus::types::crypto::testing::sign_with_torsion;
 use basalt_consensus::types::{Address, Block, ChainId, Hash, PrivateKey, Tx};
 use basalt_state::app::testkit::{transfer_tx, ChainBuilder};
 use basalt_state::app::{
     handshake, results_hash, AppError, Application, BankApp, BankAppConfig, HandshakeError,
     ProposalVerdict, TxResult,
 };
+use basalt_state::bank::{SignedTransfer, TransferBody, TRANSFER_GAS};
 use basalt_state::{StateStore, StoreConfig};
 use rand_chacha::rand_core::{RngCore, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -499,4 +501,57 @@ fn the_minimum_gas_price_refuses_cheap_fees_at_admission_only() {
     assert_eq!(a.recheck_tx(&cheap, &accepted).code, 9);
     let (_, results) = execute(&mut a, &mut chain_b, vec![cheap]);
     assert_eq!(results[0].code, 0, "{results:?}");
+}
+
+#[test]
+fn a_block_has_one_outcome_whichever_signatures_a_node_checked_before() {
+    // Each node verifies a block's transfers in one batch, minus those its mempool already verified, so
+    // the batch differs from node to node. A signature made to pass one verification equation and fail
+    // another (only its key holder can make one; a byzantine proposer can put it in a block) must get the
+    // same verdict on every node, or their app hashes split.
+    let honest: Vec<Tx> = (1..=10)
+        .map(|i| transfer_tx(&key(i), &chain(), addr(0), 5, 1, 0).unwrap())
+        .collect();
+    let dirs = [tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap()];
+    let mut checked_before = app(open(dirs[0].path()));
+    let mut fresh = app(open(dirs[1].path()));
+    for a in [&mut checked_before, &mut fresh] {
+        a.init_chain(1, &genesis(10_000)).unwrap();
+    }
+    for tx in &honest {
+        assert!(checked_before.check_tx(tx).is_ok());
+    }
+    let mut chains = [
+        ChainBuilder::new(chain(), 1, Address([9; 20])),
+        ChainBuilder::new(chain(), 1, Address([9; 20])),
+    ];
+    let mut outcomes = Vec::new();
+    for nonce in 0..8u64 {
+        let body = TransferBody {
+            chain_id: chain(),
+            from: key(0).public_key(),
+            to: addr(1),
+            amount: 7,
+            fee: 1,
+            nonce,
+            gas_limit: TRANSFER_GAS,
+        };
+        let signature = sign_with_torsion(&key(0), &body.sign_bytes(), nonce);
+        let crafted = Tx::new(SignedTransfer::new(body, signature).unwrap().to_tx_bytes()).unwrap();
+        let mut txs = vec![crafted];
+        if nonce == 0 {
+            txs.extend(honest.iter().cloned());
+        }
+        let (_, on_checked) = execute(&mut checked_before, &mut chains[0], txs.clone());
+        let (_, on_fresh) = execute(&mut fresh, &mut chains[1], txs);
+        assert_eq!(on_checked, on_fresh, "block {nonce}'s results");
+        assert_eq!(
+            checked_before.info().unwrap().last_app_hash,
+            fresh.info().unwrap().last_app_hash,
+            "block {nonce}'s app hash"
+        );
+        outcomes.push(on_fresh[0].code);
+    }
+    // The crafted signature is judged by one rule, the same every time.
+    assert!(outcomes.windows(2).all(|w| w[0] == w[1]), "{outcomes:?}");
 }

@@ -1,19 +1,25 @@
-//! Ed25519 keys and signatures with strict checks, batch verification, and validator addresses.
+//! Ed25519 keys and signatures with strict decoding, ZIP-215 verification, and validator addresses.
 //!
 //! Strictness is enforced where bytes become values, so nothing downstream can hold a weak key or a
 //! malleable signature:
 //! - [`PublicKey`] rejects non-canonical encodings and small-order ("weak") points.
 //! - [`Signature`] rejects a non-canonical `R` (y ≥ p), a small-order `R`, and a non-canonical `S` (S ≥ ℓ).
-//! - Single signatures are checked with `verify_strict`; commits are batch-verified, and on a batch failure
-//!   every signature is re-checked on its own so the caller learns which one is bad.
 //!
-//! Batch verification is cofactorless with transcript-derived coefficients; a *key holder* could craft a
-//! signature with a mixed-order `R` that the batch equation accepts and `verify_strict` rejects. That gives
-//! nothing an honest signature by the same key would not, so it cannot affect safety; it is noted here so
-//! nobody relies on batch/single agreement for byzantine-crafted signatures.
+//! Verification follows [ZIP-215](https://zips.z.cash/zip-0215) (`ed25519-zebra`), the rule CometBFT
+//! adopted (ADR 079): the cofactored equation `[8][S]B = [8]R + [8][k]A`, for single signatures and for
+//! batches alike, so a batch accepts exactly when every signature in it verifies alone. That agreement
+//! is what makes batching safe where nodes must agree: a node batch-verifies a block's transactions minus
+//! those its mempool already verified, a set that differs from node to node. Under the cofactorless
+//! rules used before (dalek's `verify_strict` alone, its cofactorless batch equation with random
+//! coefficients), a signature whose `R` carries a small-order component — which any key holder can make —
+//! failed alone but passed a batch with probability 1/2 depending on the batch's other members, so one
+//! such transaction in a byzantine proposer's block split honest nodes' app hashes. Third parties still
+//! cannot malleate a signature: the challenge `k` hashes `R`, and `S` must be canonical.
 
 use borsh::{BorshDeserialize, BorshSerialize};
-use ed25519_dalek::{Signer, SigningKey, VerifyingKey};
+use curve25519_dalek::edwards::CompressedEdwardsY;
+use ed25519_zebra::{SigningKey, VerificationKey, VerificationKeyBytes};
+use rand_chacha::rand_core::SeedableRng;
 use std::fmt;
 use std::io;
 
@@ -59,7 +65,7 @@ pub enum CryptoError {
 
 /// A validated ed25519 public key.
 #[derive(Clone, Copy, PartialEq, Eq)]
-pub struct PublicKey(VerifyingKey);
+pub struct PublicKey(VerificationKey);
 
 impl PublicKey {
     /// The only way to make a key from bytes: rejects non-canonical and small-order points.
@@ -80,20 +86,23 @@ impl PublicKey {
             key_hex: hex::encode(bytes),
             reason,
         };
-        let key = VerifyingKey::from_bytes(bytes).map_err(|_| invalid("not a curve point"))?;
-        if key.is_weak() {
+        let point = CompressedEdwardsY(*bytes)
+            .decompress()
+            .ok_or_else(|| invalid("not a curve point"))?;
+        if point.is_small_order() {
             return Err(invalid("small-order point"));
         }
         // Decompression accepts some non-canonical y encodings; re-encoding must give the same bytes.
-        if key.as_bytes() != bytes || !is_canonical_y(bytes) {
+        if point.compress().as_bytes() != bytes || !is_canonical_y(bytes) {
             return Err(invalid("non-canonical encoding"));
         }
+        let key = VerificationKey::try_from(*bytes).map_err(|_| invalid("not a curve point"))?;
         Ok(PublicKey(key))
     }
 
     /// The 32 key bytes.
     pub fn to_bytes(&self) -> [u8; PUBLIC_KEY_LEN] {
-        self.0.to_bytes()
+        self.0.into()
     }
 
     /// The validator address of this key.
@@ -101,11 +110,10 @@ impl PublicKey {
         Address::from_public_key(self)
     }
 
-    /// Strict single verification (`verify_strict`).
+    /// ZIP-215 verification of one signature (the same verdict [`verify_batch`] gives it in any batch).
     pub fn verify(&self, message: &[u8], signature: &Signature) -> Result<(), CryptoError> {
-        let sig = ed25519_dalek::Signature::from_bytes(&signature.0);
         self.0
-            .verify_strict(message, &sig)
+            .verify(&ed25519_zebra::Signature::from(signature.0), message)
             .map_err(|_| CryptoError::VerificationFailed {
                 key_hex: hex::encode(self.to_bytes()),
             })
@@ -120,7 +128,7 @@ impl fmt::Debug for PublicKey {
 
 impl BorshSerialize for PublicKey {
     fn serialize<W: io::Write>(&self, writer: &mut W) -> io::Result<()> {
-        writer.write_all(self.0.as_bytes())
+        writer.write_all(&self.to_bytes())
     }
 }
 
@@ -188,12 +196,20 @@ impl BorshDeserialize for Signature {
 
 /// An ed25519 private key. Signing is deterministic (RFC 8032), so it is pure.
 #[derive(Clone)]
-pub struct PrivateKey(SigningKey);
+pub struct PrivateKey {
+    signing: SigningKey,
+    /// Derived once: making the public key is a scalar multiplication.
+    public: PublicKey,
+}
 
 impl PrivateKey {
     /// A key from its 32-byte seed.
     pub fn from_seed(seed: &[u8; 32]) -> PrivateKey {
-        PrivateKey(SigningKey::from_bytes(seed))
+        let signing = SigningKey::from_bytes(seed);
+        PrivateKey {
+            public: PublicKey(signing.verification_key()),
+            signing,
+        }
     }
 
     /// A fresh key from the given cryptographic RNG (the caller owns the randomness).
@@ -205,17 +221,18 @@ impl PrivateKey {
 
     /// The 32-byte seed (for writing `priv_validator_key.json`).
     pub fn seed(&self) -> [u8; 32] {
-        self.0.to_bytes()
+        self.signing.to_bytes()
     }
 
     /// The matching public key.
     pub fn public_key(&self) -> PublicKey {
-        PublicKey(self.0.verifying_key())
+        self.public
     }
 
-    /// Signs a message. A signature made by dalek always passes [`Signature::from_bytes`].
+    /// Signs a message (RFC 8032). An honestly made signature always passes [`Signature::from_bytes`]:
+    /// its `R` is a multiple of the base point by a nonzero scalar below ℓ and its `S` is reduced.
     pub fn sign(&self, message: &[u8]) -> Signature {
-        Signature(self.0.sign(message).to_bytes())
+        Signature(self.signing.sign(message).to_bytes())
     }
 }
 
@@ -265,8 +282,9 @@ impl fmt::Debug for Address {
     }
 }
 
-/// Verifies many (message, signature, key) triples at once. On failure, each signature is checked on its
-/// own with `verify_strict` so the error names the first bad one.
+/// Verifies many (message, signature, key) triples at once, by ZIP-215's batch equation: it accepts exactly
+/// when every signature verifies alone ([`PublicKey::verify`]), whatever else is in the batch. On failure,
+/// each signature is checked on its own so the error names the first bad one.
 pub fn verify_batch(
     messages: &[&[u8]],
     signatures: &[Signature],
@@ -281,12 +299,18 @@ pub fn verify_batch(
     if messages.is_empty() {
         return Ok(());
     }
-    let sigs: Vec<ed25519_dalek::Signature> = signatures
-        .iter()
-        .map(|s| ed25519_dalek::Signature::from_bytes(&s.0))
-        .collect();
-    let vks: Vec<VerifyingKey> = keys.iter().map(|k| k.0).collect();
-    if ed25519_dalek::verify_batch(messages, &sigs, &vks).is_ok() {
+    let mut batch = ed25519_zebra::batch::Verifier::new();
+    for ((message, signature), key) in messages.iter().zip(signatures).zip(keys) {
+        batch.queue((
+            VerificationKeyBytes::from(key.to_bytes()),
+            ed25519_zebra::Signature::from(signature.0),
+            *message,
+        ));
+    }
+    if batch
+        .verify(batch_coefficients(messages, signatures, keys))
+        .is_ok()
+    {
         return Ok(());
     }
     for (index, ((message, signature), key)) in
@@ -296,9 +320,30 @@ pub fn verify_batch(
             return Err(CryptoError::BatchFailed { index });
         }
     }
-    // The batch equation failed although every signature verifies alone: impossible for honest input, so
-    // treat it as a failure rather than trust either answer.
+    // The batch equation failed although every signature verifies alone: under ZIP-215 that happens with
+    // negligible probability, so treat it as a failure rather than trust either answer.
     Err(CryptoError::BatchFailed { index: 0 })
+}
+
+/// The source of the batch equation's random coefficients, derived from everything in the batch (as
+/// Fiat-Shamir does): unpredictable to whoever chose the signatures, yet no clock or OS randomness in the
+/// pure core, so a simulation replays exactly. Soundness only needs the coefficients fixed after the inputs.
+fn batch_coefficients(
+    messages: &[&[u8]],
+    signatures: &[Signature],
+    keys: &[PublicKey],
+) -> rand_chacha::ChaCha20Rng {
+    use blake2::{Blake2s256, Digest};
+    let mut hasher = Blake2s256::new();
+    hasher.update(b"basalt ed25519 batch coefficients");
+    for ((message, signature), key) in messages.iter().zip(signatures).zip(keys) {
+        hasher.update(key.to_bytes());
+        hasher.update(signature.0);
+        hasher.update((message.len() as u64).to_le_bytes());
+        hasher.update(message);
+    }
+    let seed: [u8; 32] = hasher.finalize().into();
+    rand_chacha::ChaCha20Rng::from_seed(seed)
 }
 
 /// The field prime p = 2^255 - 19, little-endian.
@@ -359,6 +404,54 @@ fn is_small_order_encoding(encoding: &[u8; 32]) -> bool {
     let mut p_minus_one = FIELD_PRIME;
     p_minus_one[0] -= 1;
     y == one || y == p_minus_one || y == [0u8; 32] || ORDER_8_Y.contains(&y)
+}
+
+/// Signatures no honest signer makes, for tests of verification rules (feature `testing`).
+#[cfg(any(test, feature = "testing"))]
+pub mod testing {
+    use curve25519_dalek::constants::ED25519_BASEPOINT_POINT;
+    use curve25519_dalek::edwards::CompressedEdwardsY;
+    use curve25519_dalek::scalar::Scalar;
+    use sha2::{Digest, Sha512};
+
+    use super::{PrivateKey, Signature, SIGNATURE_LEN};
+
+    /// A signature by `key` on `message` whose `R` is a valid nonce commitment plus the point of order 2:
+    /// only the key holder can make one (the challenge hashes `R`). It satisfies the cofactored equation
+    /// `[8][s]B = [8]R + [8][k]A` but not the cofactorless one, so verifiers that mix the two (cofactorless
+    /// single checks, a cofactorless batch equation with random coefficients) disagree about it.
+    /// `nonce` picks the nonce, so tests can make many distinct ones.
+    pub fn sign_with_torsion(key: &PrivateKey, message: &[u8], nonce: u64) -> Signature {
+        let expanded = Sha512::digest(key.seed());
+        let mut secret = [0u8; 32];
+        secret.copy_from_slice(&expanded[..32]);
+        secret[0] &= 248;
+        secret[31] &= 127;
+        secret[31] |= 64;
+        let a = Scalar::from_bytes_mod_order(secret);
+        let public = key.public_key().to_bytes();
+        let r = Scalar::from_bytes_mod_order_wide(&Sha512::digest(nonce.to_le_bytes()).into());
+        // y = p - 1 encodes (0, -1), the point of order 2.
+        let mut order_two = super::FIELD_PRIME;
+        order_two[0] -= 1;
+        let torsion = CompressedEdwardsY(order_two)
+            .decompress()
+            .unwrap_or_else(|| unreachable!("(0, -1) is on the curve"));
+        let big_r = (ED25519_BASEPOINT_POINT * r + torsion)
+            .compress()
+            .to_bytes();
+        let mut hasher = Sha512::new();
+        hasher.update(big_r);
+        hasher.update(public);
+        hasher.update(message);
+        let k = Scalar::from_bytes_mod_order_wide(&hasher.finalize().into());
+        let s = r + k * a;
+        let mut bytes = [0u8; SIGNATURE_LEN];
+        bytes[..32].copy_from_slice(&big_r);
+        bytes[32..].copy_from_slice(s.as_bytes());
+        Signature::from_bytes(&bytes)
+            .unwrap_or_else(|e| unreachable!("R is canonical and not of small order: {e}"))
+    }
 }
 
 #[cfg(test)]
@@ -474,6 +567,35 @@ mod tests {
             verify_batch(&refs, &bad, &pks),
             Err(CryptoError::BatchFailed { index: 6 })
         );
+    }
+
+    #[test]
+    fn a_signature_is_valid_alone_exactly_when_it_is_valid_in_any_batch() {
+        // Why: a node verifies a block's transactions in one batch, minus those whose signature it already
+        // checked at admission — a set that differs from node to node. If a batch could accept what a
+        // single check rejects (or the other way round), one crafted signature in a block would make the
+        // nodes disagree about the block's outcome and halt the chain.
+        let signer = key(9);
+        let message = b"transfer".to_vec();
+        let honest: Vec<PrivateKey> = (20..52).map(key).collect();
+        let honest_sigs: Vec<Signature> = honest.iter().map(|k| k.sign(&message)).collect();
+        for nonce in 0..8u64 {
+            let crafted = testing::sign_with_torsion(&signer, &message, nonce);
+            let alone = signer.public_key().verify(&message, &crafted).is_ok();
+            for others in 0..honest.len() {
+                let mut sigs = vec![crafted];
+                sigs.extend_from_slice(&honest_sigs[..others]);
+                let mut pks = vec![signer.public_key()];
+                pks.extend(honest[..others].iter().map(PrivateKey::public_key));
+                let refs: Vec<&[u8]> = vec![message.as_slice(); sigs.len()];
+                assert_eq!(
+                    verify_batch(&refs, &sigs, &pks).is_ok(),
+                    alone,
+                    "nonce {nonce}, batch of {}",
+                    sigs.len()
+                );
+            }
+        }
     }
 
     #[test]

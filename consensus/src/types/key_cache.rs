@@ -15,7 +15,7 @@
 use std::collections::HashMap;
 use std::sync::{Mutex, OnceLock};
 
-use ed25519_dalek::VerifyingKey;
+use ed25519_zebra::VerificationKey as VerifyingKey;
 
 use super::crypto::PUBLIC_KEY_LEN;
 

@@ -143,7 +143,7 @@ impl SignedTransfer {
         &self.signature
     }
 
-    /// Checks the signature with strict ed25519 verification.
+    /// Checks the signature (ZIP-215, as every Basalt signature; see `basalt_consensus::types::crypto`).
     pub fn verify(&self) -> Result<(), CryptoError> {
         self.body
             .from
