@@ -639,6 +639,42 @@ async fn batches() {
 }
 
 #[tokio::test]
+async fn a_batch_of_submissions_is_prepared_together_then_each_is_answered() {
+    let s = start(RpcLimits::default()).await;
+    let body = json!([
+        {"jsonrpc": "2.0", "id": 1, "method": "broadcast_tx_sync", "params": {"tx": b64(b"first")}},
+        {"jsonrpc": "2.0", "id": 2, "method": "health"},
+        {"jsonrpc": "2.0", "id": 3, "method": "broadcast_tx_async", "params": [b64(b"second")]},
+        {"jsonrpc": "2.0", "id": 4, "method": "broadcast_tx_sync", "params": {"tx": "not base64!"}},
+        {"jsonrpc": "2.0", "id": 5, "method": "broadcast_tx_commit", "params": {"tx": b64(b"commit-third")}},
+    ]);
+    let (status, text) = s.post_raw(body.to_string()).await;
+    assert_eq!(status, 200);
+    let v: Value = serde_json::from_str(&text).unwrap();
+    let answers = v.as_array().unwrap();
+    assert_eq!(answers.len(), 5, "{text}");
+    assert_eq!(answers[0]["result"]["code"], 0, "{text}");
+    assert_eq!(answers[2]["result"]["code"], 0, "{text}");
+    assert_eq!(answers[3]["error"]["code"], -32602, "{text}");
+    let tx = |b: &[u8]| Tx::new(b.to_vec()).unwrap();
+    assert_eq!(
+        *s.mock.preverified.lock().unwrap(),
+        vec![vec![tx(b"first"), tx(b"second"), tx(b"commit-third")]],
+        "one preparation of the batch's well-formed submissions, in order"
+    );
+    // A batch with one submission (nothing to share) and a single request are not prepared.
+    let one = json!([
+        {"jsonrpc": "2.0", "id": 1, "method": "broadcast_tx_sync", "params": {"tx": b64(b"fourth")}},
+        {"jsonrpc": "2.0", "id": 2, "method": "health"},
+    ]);
+    s.post_raw(one.to_string()).await;
+    s.result("broadcast_tx_sync", json!({"tx": b64(b"fifth")}))
+        .await;
+    assert_eq!(s.mock.preverified.lock().unwrap().len(), 1);
+    assert!(s.mock.mempool.lock().unwrap().contains(&tx(b"fifth")));
+}
+
+#[tokio::test]
 async fn bad_input_classes() {
     let s = start(RpcLimits {
         max_body_bytes: 10_000,

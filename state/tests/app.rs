@@ -555,3 +555,55 @@ fn a_block_has_one_outcome_whichever_signatures_a_node_checked_before() {
     // The crafted signature is judged by one rule, the same every time.
     assert!(outcomes.windows(2).all(|w| w[0] == w[1]), "{outcomes:?}");
 }
+
+#[test]
+fn preverified_signatures_make_check_tx_a_cache_hit_and_a_bad_one_records_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut a = app(open(dir.path()));
+    a.init_chain(1, &genesis(10_000)).unwrap();
+    let good: Vec<Tx> = (1..=6)
+        .map(|i| transfer_tx(&key(i), &chain(), addr(0), 5, 1, 0).unwrap())
+        .collect();
+    let body = TransferBody {
+        chain_id: chain(),
+        from: key(7).public_key(),
+        to: addr(0),
+        amount: 5,
+        fee: 1,
+        nonce: 0,
+        gas_limit: TRANSFER_GAS,
+    };
+    // Signed by another key: a bad signature.
+    let forged_signature = key(8).sign(&body.sign_bytes());
+    let forged = Tx::new(
+        SignedTransfer::new(body, forged_signature)
+            .unwrap()
+            .to_tx_bytes(),
+    )
+    .unwrap();
+    let garbage = Tx::new(vec![0, 1, 2]).unwrap();
+
+    // One bad signature fails the batch: nothing recorded, and check_tx still judges each alone.
+    let mut with_forged = good[..3].to_vec();
+    with_forged.extend([forged.clone(), garbage.clone()]);
+    assert_eq!(a.preverify_signatures(&with_forged), 0);
+    assert!(good.iter().all(|tx| !a.signature_verified(&tx.hash())));
+    assert_eq!(
+        a.check_tx(&forged).code,
+        basalt_state::bank::TxCode::BadSignature.as_u32()
+    );
+    assert!(!a.signature_verified(&forged.hash()));
+
+    // A batch of good ones (a duplicate and undecodable bytes among them) records each good one once.
+    let mut batch = good.clone();
+    batch.extend([good[0].clone(), garbage.clone()]);
+    assert_eq!(a.preverify_signatures(&batch), good.len());
+    assert!(good.iter().all(|tx| a.signature_verified(&tx.hash())));
+    assert!(!a.signature_verified(&garbage.hash()));
+    assert!(good.iter().all(|tx| a.check_tx(tx).is_ok()));
+    // Already verified: nothing left to batch. A lone new transfer is not worth a batch.
+    assert_eq!(a.preverify_signatures(&good), 0);
+    let lone = transfer_tx(&key(9), &chain(), addr(0), 5, 1, 0).unwrap();
+    assert_eq!(a.preverify_signatures([&lone]), 0);
+    assert!(a.check_tx(&lone).is_ok());
+}

@@ -415,6 +415,13 @@ pub trait RpcBackend: Send + Sync + 'static {
     fn abci_query(&self, path: &str, data: &[u8], height: u64, prove: bool) -> QueryResult;
     /// Checks a transaction against the application without adding it to the mempool.
     fn check_tx(&self, tx: &Tx) -> CheckTxResult;
+    /// Prepares the admission of several transactions submitted together (a JSON-RPC batch), e.g. by
+    /// verifying their signatures in one batch; each is still submitted by [`RpcBackend::broadcast_tx`].
+    /// Doing nothing is correct.
+    fn preverify_txs(&self, txs: Vec<Tx>) -> BoxFuture<'_, ()> {
+        drop(txs);
+        Box::pin(async {})
+    }
     /// Submits a transaction to the mempool (and gossip); returns the application's verdict.
     fn broadcast_tx(&self, tx: Tx) -> BoxFuture<'_, Result<CheckTxResult, BroadcastError>>;
     /// A committed transaction by hash.

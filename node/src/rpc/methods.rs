@@ -684,7 +684,15 @@ fn abci_query(b: &dyn RpcBackend, params: &Params) -> Result<Value, RpcErr> {
     }}))
 }
 
-fn tx_param(params: &Params) -> Result<Tx, RpcErr> {
+/// The methods that submit a transaction (`tx` parameter).
+pub const BROADCAST_METHODS: [&str; 3] = [
+    "broadcast_tx_async",
+    "broadcast_tx_sync",
+    "broadcast_tx_commit",
+];
+
+/// The `tx` parameter: base64 bytes within the transaction size bound.
+pub fn tx_param(params: &Params) -> Result<Tx, RpcErr> {
     let bytes = params
         .opt_bytes("tx", BytesEncoding::Base64)?
         .ok_or_else(|| RpcErr::invalid_param("tx", "missing"))?;

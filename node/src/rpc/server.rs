@@ -25,6 +25,7 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
+use basalt_consensus::types::Tx;
 use serde_json::Value;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
@@ -167,6 +168,11 @@ pub async fn handle_body(ctx: &Ctx, bytes: &[u8]) -> Option<Value> {
                 ));
                 return Some(err_response(&Value::Null, &err));
             }
+            let submitted: Vec<Tx> = items.iter().filter_map(submitted_tx).collect();
+            if submitted.len() > 1 {
+                // The batch's transactions are verified together before each is admitted alone.
+                ctx.backend.preverify_txs(submitted).await;
+            }
             let mut out = Vec::with_capacity(items.len());
             for item in items {
                 if let Some(r) = handle_one(ctx, item).await {
@@ -177,6 +183,18 @@ pub async fn handle_body(ctx: &Ctx, bytes: &[u8]) -> Option<Value> {
         }
         single => handle_one(ctx, single).await,
     }
+}
+
+/// The transaction a batch item submits (`broadcast_tx_*` with a valid `tx`), if any; anything else
+/// (other methods, bad requests) is `None` here and answered by [`handle_one`].
+fn submitted_tx(item: &Value) -> Option<Tx> {
+    let method = item.get("method")?.as_str()?;
+    if !methods::BROADCAST_METHODS.contains(&method) {
+        return None;
+    }
+    let req = parse_request(item.clone()).ok()?;
+    let params = Params::from_json(req.params, methods::param_names(&req.method)?).ok()?;
+    methods::tx_param(&params).ok()
 }
 
 async fn handle_one(ctx: &Ctx, item: Value) -> Option<Value> {

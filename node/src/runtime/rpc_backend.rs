@@ -10,7 +10,7 @@ use tokio::sync::broadcast;
 
 use super::blocks;
 use super::shared::Shared;
-use crate::mempool::{Mempool, MempoolError};
+use crate::mempool::{Known, Mempool, MempoolError};
 use crate::rpc::backend::{
     BackendError, BoxFuture, BroadcastError, ConsensusEvent, ConsensusStateView, IndexedTx,
     NetInfo, NodeEvent, NodeInfo, PeerInfo, RpcBackend, SearchError, SyncInfo, UnconfirmedTxs,
@@ -196,6 +196,22 @@ impl RpcBackend for NodeBackend {
 
     fn check_tx(&self, tx: &Tx) -> CheckTxResult {
         self.app.check_tx(tx)
+    }
+
+    fn preverify_txs(&self, txs: Vec<Tx>) -> BoxFuture<'_, ()> {
+        Box::pin(async move {
+            let app = self.app.clone();
+            let mempool = self.mempool.clone();
+            // Only what this node has not judged yet (a resubmitted transaction is answered from the
+            // mempool's cache). A failed join only loses the speed-up: each is then checked alone.
+            let _ = tokio::task::spawn_blocking(move || {
+                app.preverify_signatures(
+                    txs.iter()
+                        .filter(|tx| mempool.known(&tx.hash()) == Known::Unknown),
+                )
+            })
+            .await;
+        })
     }
 
     fn broadcast_tx(&self, tx: Tx) -> BoxFuture<'_, Result<CheckTxResult, BroadcastError>> {

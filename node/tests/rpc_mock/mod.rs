@@ -131,6 +131,8 @@ pub struct MockBackend {
     pub search_gate: (Mutex<bool>, std::sync::Condvar),
     /// `tx_search` calls that returned.
     pub searches_done: std::sync::atomic::AtomicUsize,
+    /// The transactions of each `preverify_txs` call.
+    pub preverified: Mutex<Vec<Vec<Tx>>>,
 }
 
 /// Longest a closed search gate holds a `tx_search` call.
@@ -189,6 +191,7 @@ impl MockBackend {
             consensus,
             search_gate: (Mutex::new(false), std::sync::Condvar::new()),
             searches_done: std::sync::atomic::AtomicUsize::new(0),
+            preverified: Mutex::new(Vec::new()),
         })
     }
 
@@ -345,6 +348,11 @@ impl RpcBackend for MockBackend {
 
     /// `bad…` is rejected by the app, `full…` by the mempool; `commit…` is committed at once (a Tx event
     /// at height 6); anything else just waits in the mempool.
+    fn preverify_txs(&self, txs: Vec<Tx>) -> BoxFuture<'_, ()> {
+        self.preverified.lock().unwrap().push(txs);
+        Box::pin(async {})
+    }
+
     fn broadcast_tx(&self, tx: Tx) -> BoxFuture<'_, Result<CheckTxResult, BroadcastError>> {
         Box::pin(async move {
             if tx.as_bytes().starts_with(b"full") {

@@ -147,6 +147,54 @@ impl BankApp {
         }
     }
 
+    /// Verifies in one batch the transfer signatures among `txs` that this node has not verified yet, and
+    /// records them in the signature cache, so the [`Application::check_tx`] of each that follows is a
+    /// cache hit: a batch costs about half as much per signature as checking them one by one, and
+    /// verification is most of what admitting a transfer costs. Returns how many it recorded. A batch that
+    /// fails records nothing (each `check_tx` then verifies alone and names the bad one); other kinds and
+    /// bytes that do not decode are left to `check_tx`. Sound because ZIP-215's batch accepts exactly what
+    /// single checks accept.
+    pub fn preverify_signatures<'a>(&self, txs: impl IntoIterator<Item = &'a Tx>) -> usize {
+        let mut seen = std::collections::HashSet::new();
+        let mut hashes = Vec::new();
+        let mut transfers = Vec::new();
+        for tx in txs {
+            if tx.as_bytes().first() != Some(&0) {
+                continue;
+            }
+            let hash = tx.hash();
+            if !seen.insert(hash) || self.verified.contains(&hash) {
+                continue;
+            }
+            if let Ok(transfer) = decode_transfer(tx) {
+                hashes.push(hash);
+                transfers.push(transfer);
+            }
+        }
+        // One signature gains nothing from a batch.
+        if transfers.len() < 2 {
+            return 0;
+        }
+        let messages: Vec<Vec<u8>> = transfers.iter().map(|t| t.body().sign_bytes()).collect();
+        let refs: Vec<&[u8]> = messages.iter().map(Vec::as_slice).collect();
+        let signatures: Vec<Signature> = transfers.iter().map(|t| *t.signature()).collect();
+        let keys: Vec<PublicKey> = transfers.iter().map(|t| t.body().from).collect();
+        if verify_batch(&refs, &signatures, &keys).is_err() {
+            return 0;
+        }
+        let recorded = hashes.len();
+        for hash in hashes {
+            self.verified.insert(hash);
+        }
+        recorded
+    }
+
+    /// Whether this node already verified the signature of the transaction with `hash` (so its
+    /// `check_tx` will not verify it again).
+    pub fn signature_verified(&self, hash: &Hash) -> bool {
+        self.verified.contains(hash)
+    }
+
     /// Shares `cache` of verified transaction signatures with other instances of this node (see
     /// [`SignatureCache`]): signatures checked by one are not checked again by the others.
     pub fn with_signature_cache(mut self, cache: Arc<SignatureCache>) -> BankApp {
