@@ -527,16 +527,26 @@ async fn submit_loop(
             }
             return;
         }
+        let mut lags = Vec::new();
         let first_send: Vec<bool> = {
             let mut sched = lock(&shared.sched);
             refs.iter()
                 .zip(&fresh)
                 .map(|(tx, fresh)| {
                     let intended = if *fresh { slots.next() } else { None };
+                    if let Some(slot) = intended {
+                        lags.push(sent_at.saturating_sub(slot));
+                    }
                     sched.mark_sent(*tx, intended.unwrap_or(sent_at))
                 })
                 .collect()
         };
+        if !lags.is_empty() {
+            let mut stats = lock(&shared.stats);
+            for lag in lags {
+                stats.send_lag.record(lag);
+            }
+        }
         let txs: Vec<_> = refs
             .iter()
             .filter_map(|r| shared.presigned.get(*r))

@@ -45,6 +45,8 @@ pub struct Stats {
     pub committed_in_duration: u64,
     /// Intended send → commit latency of each transaction seen committed.
     pub latency: LatencyHistogram,
+    /// With a rate: how late each new transaction was sent after its slot in the schedule.
+    pub send_lag: LatencyHistogram,
     /// Blocks received since submission started (at most [`MAX_BLOCKS`]).
     pub blocks: Vec<BlockRecord>,
     /// Heights the watcher skipped (a gap between consecutive events).
@@ -185,6 +187,21 @@ pub struct Latency {
     pub mean_ms: f64,
 }
 
+impl Latency {
+    /// The same, each figure rounded to 0.1 ms (as reported).
+    fn rounded(self) -> Latency {
+        Latency {
+            p50_ms: round1(self.p50_ms),
+            p95_ms: round1(self.p95_ms),
+            p99_ms: round1(self.p99_ms),
+            p999_ms: round1(self.p999_ms),
+            max_ms: round1(self.max_ms),
+            mean_ms: round1(self.mean_ms),
+            ..self
+        }
+    }
+}
+
 /// The run's parameters, as echoed in the report.
 #[derive(Debug, Clone, Serialize)]
 pub struct RunParams {
@@ -258,6 +275,10 @@ pub struct LoadReport {
     /// Intended send → commit latency (from the transaction's slot in the rate schedule, or its first
     /// send without a rate, to the block that holds it), `null` without samples.
     pub latency: Option<Latency>,
+    /// With `--rate`: how late the client sent each new transaction after its slot in the schedule —
+    /// queueing in the client itself (a busy machine, a full nonce window, slow answers), which `latency`
+    /// includes; `null` without a rate.
+    pub send_lag: Option<Latency>,
     /// Blocks received within the window.
     pub blocks: usize,
     /// Transactions in those blocks (anyone's).
@@ -329,15 +350,8 @@ impl LoadReport {
             uncommitted: tally.pending + tally.lost,
             requeued: stats.requeued,
             resent_in_cache: stats.resent_in_cache,
-            latency: stats.latency.summary().map(|l| Latency {
-                p50_ms: round1(l.p50_ms),
-                p95_ms: round1(l.p95_ms),
-                p99_ms: round1(l.p99_ms),
-                p999_ms: round1(l.p999_ms),
-                max_ms: round1(l.max_ms),
-                mean_ms: round1(l.mean_ms),
-                ..l
-            }),
+            latency: stats.latency.summary().map(Latency::rounded),
+            send_lag: stats.send_lag.summary().map(Latency::rounded),
             blocks: in_window.len(),
             block_txs,
             mean_txs_per_block: if in_window.is_empty() {
@@ -442,6 +456,13 @@ impl LoadReport {
             None => {
                 let _ = writeln!(out, "latency     no samples");
             }
+        }
+        if let Some(l) = &self.send_lag {
+            let _ = writeln!(
+                out,
+                "send lag    p50 {:.0} ms  p99 {:.0} ms  max {:.0} ms  (how late the client sent after each slot; part of the latency)",
+                l.p50_ms, l.p99_ms, l.max_ms
+            );
         }
         let heights = match (self.first_height, self.last_height) {
             (Some(a), Some(b)) => format!("heights {a}..={b}"),
@@ -559,6 +580,7 @@ mod tests {
         stats.committed_in_duration = 140;
         stats.latency.record(100_000);
         stats.latency.record(200_000);
+        stats.send_lag.record(3_000);
         let params = RunParams {
             transport: Transport::Http,
             nodes: vec!["http://127.0.0.1:1".into()],
@@ -587,7 +609,9 @@ mod tests {
         let json = serde_json::to_value(&r).unwrap();
         assert_eq!(json["transport"], "http");
         assert_eq!(json["latency"]["p50_ms"], 100.0);
+        assert_eq!(json["send_lag"]["max_ms"], 3.0);
         let text = r.to_text();
+        assert!(text.contains("send lag    p50 3 ms"), "{text}");
         assert!(text.contains("committed   140"), "{text}");
         // The outcome adds up and is shown as such.
         assert_eq!(r.sent, r.committed + r.pending + r.lost);
