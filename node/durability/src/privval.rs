@@ -209,7 +209,7 @@ pub enum PrivvalError {
         /// The file.
         path: PathBuf,
         /// What is wrong.
-        reason: String,
+        reason: StateFileError,
     },
     /// Persisting the new state failed; the signature was not released.
     #[error("cannot persist signer state {path} (signature withheld): {source}")]
@@ -488,44 +488,73 @@ pub fn encode_state(state: &LastSignState) -> Vec<u8> {
     serde_json::to_vec_pretty(&file).unwrap_or_default()
 }
 
-/// Parses the file's JSON; `reason` says which field is wrong.
-pub fn decode_state(bytes: &[u8]) -> Result<LastSignState, String> {
-    let file: StateFile =
-        serde_json::from_slice(bytes).map_err(|e| format!("invalid JSON: {e}"))?;
-    let height = file.height.parse::<u64>().map_err(|e| {
-        format!(
-            "field `height` {:?} is not an unsigned integer: {e}",
-            file.height
-        )
-    })?;
+/// Why a signer state file's content is not a state (the field at fault is named).
+#[derive(Debug, thiserror::Error)]
+pub enum StateFileError {
+    /// Not the JSON of a state file.
+    #[error("invalid JSON: {0}")]
+    Json(#[from] serde_json::Error),
+    /// `height` is not a decimal unsigned integer.
+    #[error("field `height` {value:?} is not an unsigned integer: {source}")]
+    Height {
+        /// The field's text.
+        value: String,
+        /// Why it does not parse.
+        source: std::num::ParseIntError,
+    },
+    /// `step` is none of the four steps.
+    #[error("field `step` is {0} (expected 0 none, 1 propose, 2 prevote or 3 precommit)")]
+    Step(u8),
+    /// `signature` is not base64.
+    #[error("field `signature` is not base64: {0}")]
+    SignatureBase64(#[from] base64::DecodeError),
+    /// `signature` does not have 64 bytes.
+    #[error("field `signature` has {0} bytes (expected 64)")]
+    SignatureLength(usize),
+    /// `signature` is not a well-formed ed25519 signature.
+    #[error("field `signature` is not a valid signature: {0}")]
+    Signature(#[from] basalt_consensus::types::CryptoError),
+    /// `signbytes` is not hex.
+    #[error("field `signbytes` is not hex: {0}")]
+    SignBytesHex(#[from] hex::FromHexError),
+    /// A signature is recorded for step 0 (nothing signed).
+    #[error("field `signature` is present but `step` is 0 (nothing signed)")]
+    SignatureWithoutStep,
+    /// Larger than any state (not read).
+    #[error("{0} bytes, more than the {MAX_STATE_FILE_BYTES} a state can take")]
+    TooLarge(u64),
+}
+
+/// Parses the file's JSON; the error names the field at fault.
+pub fn decode_state(bytes: &[u8]) -> Result<LastSignState, StateFileError> {
+    let file: StateFile = serde_json::from_slice(bytes)?;
+    let height = file
+        .height
+        .parse::<u64>()
+        .map_err(|source| StateFileError::Height {
+            value: file.height.clone(),
+            source,
+        })?;
     if file.step > SignStep::Precommit as u8 {
-        return Err(format!(
-            "field `step` is {} (expected 0 none, 1 propose, 2 prevote or 3 precommit)",
-            file.step
-        ));
+        return Err(StateFileError::Step(file.step));
     }
     let signature = match &file.signature {
         None => None,
         Some(b64) => {
-            let raw = base64::engine::general_purpose::STANDARD
-                .decode(b64)
-                .map_err(|e| format!("field `signature` is not base64: {e}"))?;
+            let raw = base64::engine::general_purpose::STANDARD.decode(b64)?;
             let raw: [u8; 64] = raw
                 .as_slice()
                 .try_into()
-                .map_err(|_| format!("field `signature` has {} bytes (expected 64)", raw.len()))?;
-            Some(
-                Signature::from_bytes(&raw)
-                    .map_err(|e| format!("field `signature` is not a valid signature: {e}"))?,
-            )
+                .map_err(|_| StateFileError::SignatureLength(raw.len()))?;
+            Some(Signature::from_bytes(&raw)?)
         }
     };
     let sign_bytes = match &file.signbytes {
         None => Vec::new(),
-        Some(h) => hex::decode(h).map_err(|e| format!("field `signbytes` is not hex: {e}"))?,
+        Some(h) => hex::decode(h)?,
     };
     if file.step == 0 && signature.is_some() {
-        return Err("field `signature` is present but `step` is 0 (nothing signed)".to_owned());
+        return Err(StateFileError::SignatureWithoutStep);
     }
     Ok(LastSignState {
         height,
@@ -553,7 +582,7 @@ fn read_state(path: &Path) -> Result<LastSignState, PrivvalError> {
     if len > MAX_STATE_FILE_BYTES {
         return Err(PrivvalError::Corrupt {
             path: path.to_path_buf(),
-            reason: format!("{len} bytes, more than the {MAX_STATE_FILE_BYTES} a state can take"),
+            reason: StateFileError::TooLarge(len),
         });
     }
     let bytes = std::fs::read(path).map_err(read_err)?;
@@ -566,6 +595,52 @@ fn read_state(path: &Path) -> Result<LastSignState, PrivvalError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    #[allow(clippy::unwrap_used)]
+    fn each_bad_field_of_a_state_file_is_its_own_error() {
+        let signature = base64::engine::general_purpose::STANDARD
+            .encode(PrivateKey::from_seed(&[1; 32]).sign(b"vote").to_bytes());
+        let decode = |json: String| decode_state(json.as_bytes());
+        assert!(matches!(
+            decode("not json".into()),
+            Err(StateFileError::Json(_))
+        ));
+        assert!(matches!(
+            decode(r#"{"height": "x", "round": 0, "step": 0}"#.into()),
+            Err(StateFileError::Height { value, .. }) if value == "x"
+        ));
+        assert!(matches!(
+            decode(r#"{"height": "1", "round": 0, "step": 9}"#.into()),
+            Err(StateFileError::Step(9))
+        ));
+        assert!(matches!(
+            decode(r#"{"height": "1", "round": 0, "step": 2, "signature": "!!"}"#.into()),
+            Err(StateFileError::SignatureBase64(_))
+        ));
+        assert!(matches!(
+            decode(r#"{"height": "1", "round": 0, "step": 2, "signature": "AAAA"}"#.into()),
+            Err(StateFileError::SignatureLength(3))
+        ));
+        assert!(matches!(
+            decode(format!(
+                r#"{{"height": "1", "round": 0, "step": 2, "signature": "{signature}", "signbytes": "zz"}}"#
+            )),
+            Err(StateFileError::SignBytesHex(_))
+        ));
+        assert!(matches!(
+            decode(format!(
+                r#"{{"height": "1", "round": 0, "step": 0, "signature": "{signature}"}}"#
+            )),
+            Err(StateFileError::SignatureWithoutStep)
+        ));
+        let state = decode(format!(
+            r#"{{"height": "7", "round": 1, "step": 2, "signature": "{signature}", "signbytes": "AB"}}"#
+        ))
+        .unwrap();
+        assert_eq!((state.height, state.round, state.step), (7, 1, 2));
+        assert_eq!(decode_state(&encode_state(&state)).unwrap(), state);
+    }
 
     fn hrs(height: u64, round: u32, step: SignStep) -> Hrs {
         Hrs {
