@@ -9,7 +9,7 @@ use basalt_consensus::types::{Address, Block, ChainId, Hash, PrivateKey, Tx};
 use basalt_state::app::testkit::{transfer_tx, ChainBuilder};
 use basalt_state::app::{
     handshake, results_hash, AppError, Application, BankApp, BankAppConfig, HandshakeError,
-    ProposalVerdict, TxResult,
+    Preverified, ProposalVerdict, TxResult,
 };
 use basalt_state::bank::{SignedTransfer, TransferBody, TRANSFER_GAS};
 use basalt_state::{StateStore, StoreConfig};
@@ -586,7 +586,10 @@ fn preverified_signatures_make_check_tx_a_cache_hit_and_a_bad_one_records_nothin
     // One bad signature fails the batch: nothing recorded, and check_tx still judges each alone.
     let mut with_forged = good[..3].to_vec();
     with_forged.extend([forged.clone(), garbage.clone()]);
-    assert_eq!(a.preverify_signatures(&with_forged), 0);
+    assert_eq!(
+        a.preverify_signatures(&with_forged),
+        Preverified::Failed { verified: 4 }
+    );
     assert!(good.iter().all(|tx| !a.signature_verified(&tx.hash())));
     assert_eq!(
         a.check_tx(&forged).code,
@@ -597,13 +600,16 @@ fn preverified_signatures_make_check_tx_a_cache_hit_and_a_bad_one_records_nothin
     // A batch of good ones (a duplicate and undecodable bytes among them) records each good one once.
     let mut batch = good.clone();
     batch.extend([good[0].clone(), garbage.clone()]);
-    assert_eq!(a.preverify_signatures(&batch), good.len());
+    assert_eq!(
+        a.preverify_signatures(&batch),
+        Preverified::Recorded(good.len())
+    );
     assert!(good.iter().all(|tx| a.signature_verified(&tx.hash())));
     assert!(!a.signature_verified(&garbage.hash()));
     assert!(good.iter().all(|tx| a.check_tx(tx).is_ok()));
     // Already verified: nothing left to batch. A lone new transfer is not worth a batch.
-    assert_eq!(a.preverify_signatures(&good), 0);
+    assert_eq!(a.preverify_signatures(&good), Preverified::Recorded(0));
     let lone = transfer_tx(&key(9), &chain(), addr(0), 5, 1, 0).unwrap();
-    assert_eq!(a.preverify_signatures([&lone]), 0);
+    assert_eq!(a.preverify_signatures([&lone]), Preverified::Recorded(0));
     assert!(a.check_tx(&lone).is_ok());
 }

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use basalt_consensus::types::Tx;
 use basalt_p2p::{GossipId, Misbehaviour, NetworkHandle, PeerId, Verdict};
-use basalt_state::app::{Application, BankApp, CheckTxResult};
+use basalt_state::app::{Application, BankApp, CheckTxResult, Preverified};
 use basalt_state::bank::TxCode;
 use tokio::sync::mpsc;
 
@@ -45,16 +45,8 @@ pub fn spawn_ingest(
         .spawn(move || {
             while let Some(first) = rx.blocking_recv() {
                 let batches = take_waiting(first, &mut rx, MAX_VERIFY_BATCH, |b| b.txs.len());
-                // Signatures of transactions this node has not judged yet, verified in one batch; what
-                // it already judged (valid, or refused: perhaps for a bad signature, which would fail the
-                // whole batch every time) is left to `admit`.
-                let verified = app.preverify_signatures(
-                    batches
-                        .iter()
-                        .flat_map(|b| &b.txs)
-                        .filter(|tx| mempool.known(&tx.hash()) == Known::Unknown),
-                );
-                count_tx_checks(metrics.as_deref(), verified as u64);
+                let groups: Vec<&[Tx]> = batches.iter().map(|b| b.txs.as_slice()).collect();
+                preverify(&app, &mempool, &groups, metrics.as_deref());
                 for batch in batches {
                     let verdict = admit(&mempool, batch.txs, |tx| {
                         if !app.signature_verified(&tx.hash()) {
@@ -74,6 +66,32 @@ pub fn spawn_ingest(
             }
         })?;
     Ok(tx)
+}
+
+/// Verifies the signatures of the gossiped batches' (`groups`) transactions this node has not judged yet
+/// in one batch (what it already judged — valid, or refused, perhaps for a bad signature that would fail
+/// every batch it is in — is left to [`admit`]). If one bad signature fails the whole, each peer's batch is
+/// tried alone, so a bad peer costs the honest ones at most one more batch verification.
+fn preverify(app: &BankApp, mempool: &Mempool, groups: &[&[Tx]], metrics: Option<&Metrics>) {
+    let mut outcomes =
+        vec![app.preverify_signatures(groups.iter().flat_map(|g| unjudged(mempool, g)))];
+    if matches!(outcomes[0], Preverified::Failed { .. }) && groups.len() > 1 {
+        outcomes.extend(
+            groups
+                .iter()
+                .map(|g| app.preverify_signatures(unjudged(mempool, g))),
+        );
+    }
+    for outcome in outcomes {
+        let (Preverified::Recorded(verified) | Preverified::Failed { verified }) = outcome;
+        count_tx_checks(metrics, verified as u64);
+    }
+}
+
+/// The transactions of `txs` the mempool knows nothing of.
+fn unjudged<'a>(mempool: &'a Mempool, txs: &'a [Tx]) -> impl Iterator<Item = &'a Tx> + 'a {
+    txs.iter()
+        .filter(|tx| mempool.known(&tx.hash()) == Known::Unknown)
 }
 
 /// `first` and the items already waiting behind it, in arrival order, until their `size`s reach `max`
@@ -161,6 +179,59 @@ pub fn admit(
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
+    use basalt_consensus::types::{ChainId, PrivateKey};
+    use basalt_state::app::testkit::transfer_tx;
+    use basalt_state::app::BankAppConfig;
+    use basalt_state::bank::{SignedTransfer, TransferBody, TRANSFER_GAS};
+    use basalt_state::{StateStore, StoreConfig};
+
+    #[test]
+    fn a_bad_signature_in_one_peers_batch_does_not_cost_the_others_their_batch() {
+        let chain = ChainId::new("basalt-ingest-test").unwrap();
+        let key = |i: u8| PrivateKey::from_seed(&[i; 32]);
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(StateStore::open(dir.path(), StoreConfig::default()).unwrap());
+        let app = BankApp::new(
+            store,
+            BankAppConfig {
+                chain_id: chain.clone(),
+            },
+        );
+        let mempool = Mempool::new(crate::mempool::MempoolConfig {
+            max_txs: 100,
+            max_bytes: 1 << 20,
+            cache_size: 100,
+            max_tx_bytes: 1 << 10,
+        });
+        let to = key(99).public_key().address();
+        let honest: Vec<Tx> = (1..=4)
+            .map(|i| transfer_tx(&key(i), &chain, to, 1, 1, 0).unwrap())
+            .collect();
+        let body = TransferBody {
+            chain_id: chain.clone(),
+            from: key(5).public_key(),
+            to,
+            amount: 1,
+            fee: 1,
+            nonce: 0,
+            gas_limit: TRANSFER_GAS,
+        };
+        let forged_signature = key(6).sign(&body.sign_bytes());
+        let forged = Tx::new(
+            SignedTransfer::new(body, forged_signature)
+                .unwrap()
+                .to_tx_bytes(),
+        )
+        .unwrap();
+        let bad_peer = vec![honest[3].clone(), forged.clone()];
+        preverify(&app, &mempool, &[&honest[..3], &bad_peer], None);
+        // The honest peer's batch verified on its own; the bad peer's failed and recorded nothing.
+        assert!(honest[..3]
+            .iter()
+            .all(|tx| app.signature_verified(&tx.hash())));
+        assert!(!app.signature_verified(&honest[3].hash()));
+        assert!(!app.signature_verified(&forged.hash()));
+    }
 
     #[test]
     fn waiting_batches_are_taken_together_up_to_the_limit_without_waiting() {

@@ -83,6 +83,18 @@ pub struct BankApp {
     min_gas_price: GasPrice,
 }
 
+/// What [`BankApp::preverify_signatures`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Preverified {
+    /// The batch verified: this many signatures were recorded (0: nothing new, or one alone).
+    Recorded(usize),
+    /// At least one of `verified` signatures is bad: nothing was recorded.
+    Failed {
+        /// Signatures in the failed batch (the work spent).
+        verified: usize,
+    },
+}
+
 /// A transaction decoded by its kind.
 // Transfers are the common case and are decoded by the block: boxing the large variant would cost an
 // allocation per transfer for nothing.
@@ -150,11 +162,10 @@ impl BankApp {
     /// Verifies in one batch the transfer signatures among `txs` that this node has not verified yet, and
     /// records them in the signature cache, so the [`Application::check_tx`] of each that follows is a
     /// cache hit: a batch costs about half as much per signature as checking them one by one, and
-    /// verification is most of what admitting a transfer costs. Returns how many it recorded. A batch that
-    /// fails records nothing (each `check_tx` then verifies alone and names the bad one); other kinds and
-    /// bytes that do not decode are left to `check_tx`. Sound because ZIP-215's batch accepts exactly what
-    /// single checks accept.
-    pub fn preverify_signatures<'a>(&self, txs: impl IntoIterator<Item = &'a Tx>) -> usize {
+    /// verification is most of what admitting a transfer costs. A batch that fails records nothing (each
+    /// `check_tx` then verifies alone and names the bad one); other kinds and bytes that do not decode
+    /// are left to `check_tx`. Sound because ZIP-215's batch accepts exactly what single checks accept.
+    pub fn preverify_signatures<'a>(&self, txs: impl IntoIterator<Item = &'a Tx>) -> Preverified {
         let mut seen = std::collections::HashSet::new();
         let mut hashes = Vec::new();
         let mut transfers = Vec::new();
@@ -173,20 +184,22 @@ impl BankApp {
         }
         // One signature gains nothing from a batch.
         if transfers.len() < 2 {
-            return 0;
+            return Preverified::Recorded(0);
         }
         let messages: Vec<Vec<u8>> = transfers.iter().map(|t| t.body().sign_bytes()).collect();
         let refs: Vec<&[u8]> = messages.iter().map(Vec::as_slice).collect();
         let signatures: Vec<Signature> = transfers.iter().map(|t| *t.signature()).collect();
         let keys: Vec<PublicKey> = transfers.iter().map(|t| t.body().from).collect();
         if verify_batch(&refs, &signatures, &keys).is_err() {
-            return 0;
+            return Preverified::Failed {
+                verified: transfers.len(),
+            };
         }
         let recorded = hashes.len();
         for hash in hashes {
             self.verified.insert(hash);
         }
-        recorded
+        Preverified::Recorded(recorded)
     }
 
     /// Whether this node already verified the signature of the transaction with `hash` (so its

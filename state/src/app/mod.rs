@@ -33,7 +33,7 @@ use borsh::{BorshDeserialize, BorshSerialize};
 use crate::bank::{BankError, GenesisError};
 use crate::error::StateError;
 
-pub use bank_app::{BankApp, BankAppConfig, IBC_STORE_PREFIX};
+pub use bank_app::{BankApp, BankAppConfig, Preverified, IBC_STORE_PREFIX};
 pub use handshake::{handshake, HandshakeError, HandshakeOutcome};
 pub use module::{Ante, BlockContext, Effects, Executed, Move, StateView, TxModule};
 pub use sigcache::SignatureCache;
