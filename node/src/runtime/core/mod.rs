@@ -68,9 +68,10 @@ pub trait Host {
     /// Calls [`DriverCore::commit_timeout_elapsed`] for `height` after `timeout_commit`.
     fn schedule_start(&mut self, height: Height);
     /// Whether `height` may wait for a transaction instead of starting now: the node makes no empty
-    /// blocks (`create_empty_blocks = false`), the mempool is empty, and the block before did not change
-    /// the application state — else `height` must be made to carry the new app hash (CometBFT's "proof
-    /// block"), as must the first block.
+    /// blocks (`create_empty_blocks = false`) or makes them only every `create_empty_blocks_interval`
+    /// (non-zero: then [`Host::schedule_empty_block`] ends the wait), the mempool is empty, and the block
+    /// before did not change the application state — else `height` must be made to carry the new app
+    /// hash (CometBFT's "proof block"), as must the first block.
     fn wait_for_txs(&mut self, height: Height) -> bool;
     /// Calls [`DriverCore::start_height`] for a waiting `height` after `create_empty_blocks_interval`,
     /// if one is configured (none: it waits for a transaction or a validator's message).
