@@ -6,12 +6,11 @@ use std::sync::Arc;
 
 use basalt_consensus::types::crypto::testing::sign_with_torsion;
 use basalt_consensus::types::{Address, Block, ChainId, Hash, PrivateKey, Tx};
-use basalt_state::app::testkit::{transfer_tx, ChainBuilder};
+use basalt_state::app::testkit::{transfer_tx, transfer_tx_signed_with, ChainBuilder};
 use basalt_state::app::{
     handshake, results_hash, AppError, Application, BankApp, BankAppConfig, HandshakeError,
     Preverified, ProposalVerdict, TxResult,
 };
-use basalt_state::bank::{SignedTransfer, TransferBody, TRANSFER_GAS};
 use basalt_state::{StateStore, StoreConfig};
 use rand_chacha::rand_core::{RngCore, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -527,17 +526,10 @@ fn a_block_has_one_outcome_whichever_signatures_a_node_checked_before() {
     ];
     let mut outcomes = Vec::new();
     for nonce in 0..8u64 {
-        let body = TransferBody {
-            chain_id: chain(),
-            from: key(0).public_key(),
-            to: addr(1),
-            amount: 7,
-            fee: 1,
-            nonce,
-            gas_limit: TRANSFER_GAS,
-        };
-        let signature = sign_with_torsion(&key(0), &body.sign_bytes(), nonce);
-        let crafted = Tx::new(SignedTransfer::new(body, signature).unwrap().to_tx_bytes()).unwrap();
+        let crafted = transfer_tx_signed_with(&key(0), &chain(), addr(1), 7, 1, nonce, |m| {
+            sign_with_torsion(&key(0), m, nonce)
+        })
+        .unwrap();
         let mut txs = vec![crafted];
         if nonce == 0 {
             txs.extend(honest.iter().cloned());
@@ -564,23 +556,9 @@ fn preverified_signatures_make_check_tx_a_cache_hit_and_a_bad_one_records_nothin
     let good: Vec<Tx> = (1..=6)
         .map(|i| transfer_tx(&key(i), &chain(), addr(0), 5, 1, 0).unwrap())
         .collect();
-    let body = TransferBody {
-        chain_id: chain(),
-        from: key(7).public_key(),
-        to: addr(0),
-        amount: 5,
-        fee: 1,
-        nonce: 0,
-        gas_limit: TRANSFER_GAS,
-    };
     // Signed by another key: a bad signature.
-    let forged_signature = key(8).sign(&body.sign_bytes());
-    let forged = Tx::new(
-        SignedTransfer::new(body, forged_signature)
-            .unwrap()
-            .to_tx_bytes(),
-    )
-    .unwrap();
+    let forged =
+        transfer_tx_signed_with(&key(7), &chain(), addr(0), 5, 1, 0, |m| key(8).sign(m)).unwrap();
     let garbage = Tx::new(vec![0, 1, 2]).unwrap();
 
     // One bad signature fails the batch: nothing recorded, and check_tx still judges each alone.

@@ -180,9 +180,8 @@ mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
     use basalt_consensus::types::{ChainId, PrivateKey};
-    use basalt_state::app::testkit::transfer_tx;
+    use basalt_state::app::testkit::{transfer_tx, transfer_tx_signed_with};
     use basalt_state::app::BankAppConfig;
-    use basalt_state::bank::{SignedTransfer, TransferBody, TRANSFER_GAS};
     use basalt_state::{StateStore, StoreConfig};
 
     #[test]
@@ -207,22 +206,8 @@ mod tests {
         let honest: Vec<Tx> = (1..=4)
             .map(|i| transfer_tx(&key(i), &chain, to, 1, 1, 0).unwrap())
             .collect();
-        let body = TransferBody {
-            chain_id: chain.clone(),
-            from: key(5).public_key(),
-            to,
-            amount: 1,
-            fee: 1,
-            nonce: 0,
-            gas_limit: TRANSFER_GAS,
-        };
-        let forged_signature = key(6).sign(&body.sign_bytes());
-        let forged = Tx::new(
-            SignedTransfer::new(body, forged_signature)
-                .unwrap()
-                .to_tx_bytes(),
-        )
-        .unwrap();
+        let forged =
+            transfer_tx_signed_with(&key(5), &chain, to, 1, 1, 0, |m| key(6).sign(m)).unwrap();
         let bad_peer = vec![honest[3].clone(), forged.clone()];
         preverify(&app, &mempool, &[&honest[..3], &bad_peer], None);
         // The honest peer's batch verified on its own; the bad peer's failed and recorded nothing.

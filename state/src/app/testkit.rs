@@ -4,12 +4,12 @@
 //! The commits built here carry no signatures (the application never checks them; consensus does).
 
 use basalt_consensus::types::{
-    encode, Address, Block, BlockError, BlockId, ChainId, Commit, Hash, Header, PrivateKey, Tx,
-    TxError,
+    encode, Address, Block, BlockError, BlockId, ChainId, Commit, Hash, Header, PrivateKey,
+    Signature, Tx, TxError,
 };
 use basalt_consensus::{Height, Round};
 
-use crate::bank::TransferBody;
+use crate::bank::{SignedTransfer, TransferBody, TxDecodeError};
 
 /// Builds consecutive blocks of one chain.
 #[derive(Clone, Debug)]
@@ -93,6 +93,44 @@ impl ChainBuilder {
             signatures: Vec::new(),
         })
     }
+}
+
+/// Why a test transaction could not be made.
+#[derive(Debug, thiserror::Error)]
+pub enum TestTxError {
+    /// The transfer's body is invalid.
+    #[error(transparent)]
+    Body(#[from] TxDecodeError),
+    /// The bytes are not a transaction (size).
+    #[error(transparent)]
+    Tx(#[from] TxError),
+}
+
+/// A transfer from `from`'s account carrying the signature `sign` makes over its sign bytes — another
+/// key's, or a crafted one — for tests of signature checks.
+#[allow(clippy::too_many_arguments)]
+pub fn transfer_tx_signed_with(
+    from: &PrivateKey,
+    chain_id: &ChainId,
+    to: Address,
+    amount: u128,
+    fee: u128,
+    nonce: u64,
+    sign: impl FnOnce(&[u8]) -> Signature,
+) -> Result<Tx, TestTxError> {
+    let body = TransferBody {
+        chain_id: chain_id.clone(),
+        from: from.public_key(),
+        to,
+        amount,
+        fee,
+        nonce,
+        gas_limit: crate::bank::TRANSFER_GAS,
+    };
+    let signature = sign(&body.sign_bytes());
+    Ok(Tx::new(
+        SignedTransfer::new(body, signature)?.to_tx_bytes(),
+    )?)
 }
 
 /// A signed transfer transaction from `key`.
