@@ -398,6 +398,19 @@ impl Testnet {
             .ok_or_else(|| err(format!("no result in {value}")))
     }
 
+    /// The network's chain id (from node 0's `status`).
+    pub async fn chain_id(&self) -> Result<String, HarnessError> {
+        let status = self.rpc(0, "status", json!({})).await?;
+        status["node_info"]["network"]
+            .as_str()
+            .map(str::to_owned)
+            .ok_or_else(|| HarnessError::Rpc {
+                node: 0,
+                method: "status".to_owned(),
+                detail: format!("no node_info.network in {status}"),
+            })
+    }
+
     /// Node `i`'s latest committed height (from `status`).
     pub async fn height(&self, i: usize) -> Result<u64, HarnessError> {
         let status = self.rpc(i, "status", json!({})).await?;

@@ -43,8 +43,7 @@ async fn four_validators(accounts: usize) -> (Testnet, String) {
     for i in 0..4 {
         net.wait_height(i, 2, WAIT).await.unwrap();
     }
-    let status = net.rpc(0, "status", json!({})).await.unwrap();
-    let chain_id = status["node_info"]["network"].as_str().unwrap().to_owned();
+    let chain_id = net.chain_id().await.unwrap();
     (net, chain_id)
 }
 

@@ -499,8 +499,7 @@ async fn every_dashboard_panel_returns_data_from_a_live_network() {
     for i in 0..4 {
         net.wait_height(i, 2, NODES_WAIT).await.unwrap();
     }
-    let status = net.rpc(0, "status", json!({})).await.unwrap();
-    let chain_id = status["node_info"]["network"].as_str().unwrap().to_owned();
+    let chain_id = net.chain_id().await.unwrap();
 
     let http = reqwest::Client::builder()
         .timeout(Duration::from_secs(5))

@@ -108,8 +108,7 @@ async fn without_empty_blocks_the_chain_waits_for_a_transaction() {
     net.wait_height(3, idle, WAIT).await.unwrap();
 
     // A transfer: committed in the next block, on every node.
-    let status = net.rpc(0, "status", json!({})).await.unwrap();
-    let chain_id = status["node_info"]["network"].as_str().unwrap().to_owned();
+    let chain_id = net.chain_id().await.unwrap();
     let (_, seed) = net.accounts().unwrap().remove(0);
     let tx = transfer_tx(&chain_id, &seed, &Address([0x42; 20]), 10, 0).unwrap();
     let b64 = base64::engine::general_purpose::STANDARD.encode(&tx);

@@ -90,8 +90,7 @@ async fn a_live_node_executes_an_ibc_create_client_transaction() {
     let mut net = Testnet::generate(1, 0, 1).unwrap();
     net.start(0, &[]).unwrap();
     net.wait_height(0, 2, WAIT).await.unwrap();
-    let status = net.rpc(0, "status", json!({})).await.unwrap();
-    let chain_id = status["node_info"]["network"].as_str().unwrap().to_owned();
+    let chain_id = net.chain_id().await.unwrap();
     let (address, seed) = net.accounts().unwrap().remove(0);
     let key = PrivateKey::from_seed(&hex::decode(&seed).unwrap().try_into().unwrap());
 

@@ -46,8 +46,7 @@ async fn run(recheck: bool) -> (u64, u64) {
         .unwrap();
     net.start(0, &[]).unwrap();
     net.wait_height(0, 2, WAIT).await.unwrap();
-    let status = net.rpc(0, "status", json!({})).await.unwrap();
-    let chain_id = status["node_info"]["network"].as_str().unwrap().to_owned();
+    let chain_id = net.chain_id().await.unwrap();
     let (_, seed) = net.accounts().unwrap().remove(0);
     for (amount, sink, nonce) in [(10, 0x51, 1), (20, 0x52, 1), (30, 0x53, 0)] {
         let tx = transfer_tx(&chain_id, &seed, &Address([sink; 20]), amount, nonce).unwrap();

@@ -24,8 +24,7 @@ async fn a_nodes_gas_price_refuses_cheap_fees_at_admission_only() {
     for i in 0..4 {
         net.wait_height(i, 2, WAIT).await.unwrap();
     }
-    let status = net.rpc(0, "status", json!({})).await.unwrap();
-    let chain_id = status["node_info"]["network"].as_str().unwrap().to_owned();
+    let chain_id = net.chain_id().await.unwrap();
     let (_, seed) = net.accounts().unwrap().remove(0);
     let tx = transfer_tx(&chain_id, &seed, &Address([0x42; 20]), 10, 0).unwrap();
     let b64 = base64::engine::general_purpose::STANDARD.encode(&tx);

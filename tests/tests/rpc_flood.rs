@@ -46,8 +46,7 @@ async fn tx_search_flood_keeps_the_block_interval_within_twice_idle() {
     net.wait_height(0, 3, Duration::from_secs(60))
         .await
         .unwrap();
-    let status = net.rpc(0, "status", json!({})).await.unwrap();
-    let chain_id = status["node_info"]["network"].as_str().unwrap().to_owned();
+    let chain_id = net.chain_id().await.unwrap();
 
     // Transactions spread over the chain: ten transfers per account at the start, more as it grows.
     let accounts = net.accounts().unwrap();

@@ -118,15 +118,7 @@ pub fn transfer_tx_signed_with(
     nonce: u64,
     sign: impl FnOnce(&[u8]) -> Signature,
 ) -> Result<Tx, TestTxError> {
-    let body = TransferBody {
-        chain_id: chain_id.clone(),
-        from: from.public_key(),
-        to,
-        amount,
-        fee,
-        nonce,
-        gas_limit: crate::bank::TRANSFER_GAS,
-    };
+    let body = transfer_body(from, chain_id, to, amount, fee, nonce);
     let signature = sign(&body.sign_bytes());
     Ok(Tx::new(
         SignedTransfer::new(body, signature)?.to_tx_bytes(),
@@ -142,14 +134,29 @@ pub fn transfer_tx(
     fee: u128,
     nonce: u64,
 ) -> Result<Tx, TxError> {
-    let body = TransferBody {
+    Tx::new(
+        transfer_body(key, chain_id, to, amount, fee, nonce)
+            .sign(key)
+            .to_tx_bytes(),
+    )
+}
+
+/// The body of a transfer of `amount` from `from`'s account to `to`, with the standard gas limit.
+fn transfer_body(
+    from: &PrivateKey,
+    chain_id: &ChainId,
+    to: Address,
+    amount: u128,
+    fee: u128,
+    nonce: u64,
+) -> TransferBody {
+    TransferBody {
         chain_id: chain_id.clone(),
-        from: key.public_key(),
+        from: from.public_key(),
         to,
         amount,
         fee,
         nonce,
         gas_limit: crate::bank::TRANSFER_GAS,
-    };
-    Tx::new(body.sign(key).to_tx_bytes())
+    }
 }
