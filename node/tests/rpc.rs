@@ -224,6 +224,16 @@ async fn blocks_headers_commits_in_cometbft_shapes() {
         64
     );
 
+    // `raw_block`: the same block, lossless.
+    let raw = s.result("raw_block", json!({"height": "3"})).await;
+    assert_eq!(raw["height"], "3");
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(raw["block"].as_str().unwrap())
+        .unwrap();
+    let decoded: basalt_consensus::types::Block =
+        basalt_consensus::types::decode("block", &bytes, usize::MAX).unwrap();
+    assert_eq!(decoded, b3);
+
     // The first block has CometBFT's empty last block id and commit.
     let r1 = s.result("block", json!({"height": 1})).await;
     assert_eq!(

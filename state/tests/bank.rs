@@ -7,7 +7,8 @@ use std::sync::Arc;
 use basalt_consensus::types::{Address, ChainId, Hash, PrivateKey, Tx};
 use basalt_state::app::testkit::{transfer_tx, ChainBuilder};
 use basalt_state::app::{
-    results_hash, Application, BankApp, BankAppConfig, FinalizeResult, ProposalVerdict,
+    results_hash, verify_answer, Application, BankApp, BankAppConfig, FinalizeResult,
+    ProposalVerdict, QueryPathError, QueryTarget,
 };
 use basalt_state::bank::{
     account_key, Account, BankGenesis, BankTx, GenesisError, SignedTransfer, TransferBody, TxCode,
@@ -451,6 +452,79 @@ fn queries_return_values_with_proofs_that_verify_against_the_app_hash() {
         2
     );
     assert_eq!(node.app.query(&path, &[], height + 5, false).code, 3);
+}
+
+/// What a light client does with an answer: derive the key from the path itself and check the proof
+/// against a trusted app hash — accepting every honest answer and refusing each kind of lie.
+#[test]
+fn answers_are_verified_against_the_app_hash_by_the_key_the_path_names() {
+    let mut node = Node::new(3);
+    node.run(vec![]);
+    node.run(vec![tx(0, addr(1), 100, 2, 0)]);
+    let root = node.hash();
+    let nobody = Address([0x42; 20]);
+    let queries = [
+        (format!("/bank/account/{}", addr(1).to_hex_upper()), vec![]),
+        (format!("/bank/balance/{}", addr(0).to_hex_lower()), vec![]),
+        ("/bank/account".to_owned(), nobody.0.to_vec()),
+        (format!("/bank/balance/{}", nobody.to_hex_upper()), vec![]),
+        (
+            "/store/ibc/key".to_owned(),
+            b"clients/99-basalt-0/clientState".to_vec(),
+        ),
+    ];
+    for (path, data) in &queries {
+        let q = node.app.query(path, data, 0, true);
+        assert_eq!(q.code, 0, "{path}");
+        let target = QueryTarget::of(path, data).unwrap();
+        assert_eq!(target.key(), q.key.as_slice(), "{path}");
+        let proof = q.proof.unwrap();
+        verify_answer(&target, &q.value, &proof, &root).unwrap();
+        // Another root, or another value for the same proof.
+        let other_root = Hash::digest(b"another root");
+        assert!(
+            verify_answer(&target, &q.value, &proof, &other_root).is_err(),
+            "{path}"
+        );
+        let lies: Vec<Vec<u8>> = match &target {
+            QueryTarget::Balance { .. } => vec![b"999999999".to_vec(), b"".to_vec()],
+            _ if q.value.is_empty() => vec![vec![0]],
+            _ => vec![vec![], {
+                let mut v = q.value.clone();
+                v[0] ^= 1;
+                v
+            }],
+        };
+        for lie in lies {
+            assert!(
+                verify_answer(&target, &lie, &proof, &root).is_err(),
+                "{path} {lie:?}"
+            );
+        }
+    }
+    // A proof of another key (account 1's record answered for account 0).
+    let q1 = node.app.query(
+        &format!("/bank/account/{}", addr(1).to_hex_upper()),
+        &[],
+        0,
+        true,
+    );
+    let target0 =
+        QueryTarget::of(&format!("/bank/account/{}", addr(0).to_hex_upper()), &[]).unwrap();
+    assert!(verify_answer(&target0, &q1.value, &q1.proof.unwrap(), &root).is_err());
+    // Paths that name no key.
+    assert!(matches!(
+        QueryTarget::of("/bank/nope", &[]),
+        Err(QueryPathError::UnknownPath(_))
+    ));
+    assert_eq!(
+        QueryTarget::of("/bank/account/zz", &[]),
+        Err(QueryPathError::BadAddress)
+    );
+    assert_eq!(
+        QueryTarget::of("/store/ibc/key", &[]),
+        Err(QueryPathError::BadKey { len: 0 })
+    );
 }
 
 trait HexLower {

@@ -21,6 +21,8 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+pub use skipping::{verify_backwards, SkipError, Skipping, VerifiedBlock};
+
 use crate::primitives::{Height, ValidatorIndex, VoteType};
 use crate::types::vote::sign_bytes;
 use crate::types::{
@@ -30,6 +32,7 @@ use crate::types::{
 
 #[cfg(any(test, feature = "testing"))]
 pub mod fixture;
+pub mod skipping;
 #[cfg(test)]
 mod tests;
 

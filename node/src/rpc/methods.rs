@@ -43,6 +43,7 @@ pub const METHODS: &[(&str, &[&str])] = &[
     ("header_by_hash", &["hash"]),
     ("commit", &["height"]),
     ("light_block", &["height"]),
+    ("raw_block", &["height"]),
     ("validators", &["height", "page", "per_page"]),
     ("consensus_state", &[]),
     ("dump_consensus_state", &[]),
@@ -204,6 +205,7 @@ fn call_storage(b: &dyn RpcBackend, method: &str, params: &Params) -> Result<Val
         },
         "commit" => commit(b, params),
         "light_block" => light_block(b, params),
+        "raw_block" => raw_block(b, params),
         "validators" => validators(b, params),
         "consensus_state" => Ok(consensus_state(b, false)),
         "dump_consensus_state" => Ok(consensus_state(b, true)),
@@ -549,6 +551,19 @@ fn light_block(b: &dyn RpcBackend, params: &Params) -> Result<Value, RpcErr> {
         "height": h.to_string(),
         "canonical": canonical,
         "light_block": b64(&bytes),
+    }))
+}
+
+/// `raw_block` (a Basalt extension, as `light_block`): the whole block of `height` losslessly —
+/// `{"height", "block"}` where `block` is base64 of its Borsh encoding (header, transactions,
+/// evidence, last commit). A light client that trusts the header checks the rest by decoding it (a
+/// decoded block's content hashes match its header) and comparing the header's hash.
+fn raw_block(b: &dyn RpcBackend, params: &Params) -> Result<Value, RpcErr> {
+    let h = height_param(b, params, "height", false)?;
+    let block = load_block(b, h)?;
+    Ok(json!({
+        "height": h.to_string(),
+        "block": b64(&basalt_consensus::types::encode(&block)),
     }))
 }
 

@@ -18,6 +18,7 @@ use basalt_consensus::types::{
 };
 
 use super::module::{Ante, BlockContext, StateView, TxModule};
+use super::query::{QueryPathError, QueryTarget};
 use super::sigcache::SignatureCache;
 use super::{
     bounded_log, AppError, AppInfo, Application, CheckTxResult, Event, FinalizeResult,
@@ -348,38 +349,24 @@ impl BankApp {
             Err(e) => return QueryResult::error(QUERY_CODE_UNAVAILABLE, e.to_string(), height),
         };
         let version = if height == 0 { latest } else { height };
-        if path == "/store/ibc/key" || path == "store/ibc/key" {
-            return self.query_store_key(IBC_STORE_PREFIX, data, version, prove);
-        }
-        if path == "/store/transfer/key" || path == "store/transfer/key" {
-            return self.query_store_key(TRANSFER_STORE_PREFIX, data, version, prove);
-        }
-        let (kind, rest) = if let Some(rest) = path.strip_prefix("/bank/account") {
-            (QueryKind::Account, rest)
-        } else if let Some(rest) = path.strip_prefix("/bank/balance") {
-            (QueryKind::Balance, rest)
-        } else {
-            return QueryResult::error(
-                QUERY_CODE_UNKNOWN_PATH,
-                format!("unknown query path {:?}", truncate(path)),
-                version,
-            );
+        let target = match QueryTarget::of(path, data) {
+            Ok(t) => t,
+            Err(e) => {
+                let code = match e {
+                    QueryPathError::UnknownPath(_) => QUERY_CODE_UNKNOWN_PATH,
+                    QueryPathError::BadAddress => QUERY_CODE_BAD_ADDRESS,
+                    QueryPathError::BadKey { .. } => QUERY_CODE_BAD_KEY,
+                };
+                return QueryResult::error(code, e.to_string(), version);
+            }
         };
-        let Some(address) = parse_query_address(rest, data) else {
-            return QueryResult::error(
-                QUERY_CODE_BAD_ADDRESS,
-                "address must be 40 hex characters in the path or 20 bytes in data",
-                version,
-            );
-        };
-        let key = account_key(&address);
-        let (stored, proof) = match self.read(&key, version, prove) {
+        let (stored, proof) = match self.read(target.key(), version, prove) {
             Ok(r) => r,
             Err(e) => return QueryResult::error(QUERY_CODE_UNAVAILABLE, e.to_string(), version),
         };
-        let value = match kind {
-            QueryKind::Account => stored.unwrap_or_default(),
-            QueryKind::Balance => {
+        let value = match target {
+            QueryTarget::Account { .. } | QueryTarget::Raw { .. } => stored.unwrap_or_default(),
+            QueryTarget::Balance { .. } => {
                 let account = match stored.as_deref().map(Account::from_bytes).transpose() {
                     Ok(a) => a.unwrap_or_default(),
                     Err(e) => {
@@ -392,7 +379,7 @@ impl BankApp {
         QueryResult {
             code: CODE_OK,
             log: String::new(),
-            key,
+            key: target.into_key(),
             value,
             proof,
             height: version,
@@ -416,69 +403,6 @@ impl BankApp {
             self.store.get(key, version).map(|v| (v, None))
         }
     }
-
-    /// `/store/ibc/key` (Cosmos SDK's raw store query, as relayers use it): `data` is an ICS-24 path,
-    /// the answer its value at `version` (empty when absent) and, with `prove`, an ICS-23 proof of
-    /// `ibc/ ‖ path` — of existence, or of absence — against that version's root.
-    ///
-    /// `/store/transfer/key` reads under `transfer/` the same way (ICS-20's voucher balances:
-    /// `balances/<lower-case hex address>/<denomination trace>`, a big-endian `u128`).
-    fn query_store_key(
-        &self,
-        prefix: &[u8],
-        data: &[u8],
-        version: u64,
-        prove: bool,
-    ) -> QueryResult {
-        if data.is_empty() || data.len() > MAX_QUERY_KEY_BYTES {
-            return QueryResult::error(
-                QUERY_CODE_BAD_KEY,
-                format!(
-                    "the key (data) must be 1 to {MAX_QUERY_KEY_BYTES} bytes, got {}",
-                    data.len()
-                ),
-                version,
-            );
-        }
-        let mut key = prefix.to_vec();
-        key.extend_from_slice(data);
-        match self.read(&key, version, prove) {
-            Ok((value, proof)) => QueryResult {
-                code: CODE_OK,
-                log: String::new(),
-                key,
-                value: value.unwrap_or_default(),
-                proof,
-                height: version,
-            },
-            Err(e) => QueryResult::error(QUERY_CODE_UNAVAILABLE, e.to_string(), version),
-        }
-    }
-}
-
-enum QueryKind {
-    Account,
-    Balance,
-}
-
-fn truncate(s: &str) -> &str {
-    let mut end = s.len().min(64);
-    while !s.is_char_boundary(end) {
-        end -= 1;
-    }
-    &s[..end]
-}
-
-/// `rest` is what follows the path's kind: `/<hex>` or empty (then `data` holds the raw address).
-fn parse_query_address(rest: &str, data: &[u8]) -> Option<Address> {
-    if let Some(hex) = rest.strip_prefix('/') {
-        return Address::from_hex(hex).ok();
-    }
-    if !rest.is_empty() {
-        return None;
-    }
-    let bytes: [u8; 20] = data.try_into().ok()?;
-    Some(Address(bytes))
 }
 
 /// Decodes a transaction for execution (code [`TxCode::Decode`] on failure).

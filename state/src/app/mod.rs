@@ -24,6 +24,7 @@
 pub mod bank_app;
 pub mod handshake;
 pub mod module;
+pub mod query;
 pub mod sigcache;
 pub mod testkit;
 
@@ -36,6 +37,7 @@ use crate::error::StateError;
 pub use bank_app::{BankApp, BankAppConfig, Preverified, IBC_STORE_PREFIX};
 pub use handshake::{handshake, HandshakeError, HandshakeOutcome};
 pub use module::{Ante, BlockContext, Effects, Executed, Move, StateView, TxModule};
+pub use query::{verify_answer, AnswerError, QueryPathError, QueryTarget};
 pub use sigcache::SignatureCache;
 
 /// Result code of success (CometBFT's convention: 0 is OK, anything else is an error).
