@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use basalt_node::cli::init::InitArgs;
+use basalt_node::cli::light::LightArgs;
 use basalt_node::cli::load::LoadArgs;
 use basalt_node::cli::relay::RelayCommand;
 use basalt_node::cli::testnet::TestnetArgs;
@@ -46,6 +47,9 @@ enum Command {
     /// IBC relayer between two Basalt chains.
     #[command(subcommand)]
     Relay(RelayCommand),
+    /// Light-client proxy: follow a chain from a trusted header through an RPC server and serve
+    /// only what verifies.
+    Light(LightArgs),
     /// Push pre-signed transfers at nodes for a bounded time; report committed tx/s and latency.
     Load(LoadArgs),
     /// Consensus write-ahead log maintenance.
@@ -67,6 +71,7 @@ fn run(cli: Cli) -> Result<(), CliError> {
         Command::Wal(command) => cli::wal::run(&home()?, *command),
         Command::Tx(command) => Ok(cli::tx::run(command)?),
         Command::Relay(command) => Ok(cli::relay::run(command)?),
+        Command::Light(args) => Ok(cli::light::run(args)?),
         Command::Load(args) => cli::load::run(args),
         Command::Version(args) => version::run(args).map_err(|source| CliError::Io {
             action: "cannot write",

@@ -5,6 +5,7 @@
 //! can call it without a process.
 
 pub mod init;
+pub mod light;
 pub mod load;
 pub mod logging;
 pub mod relay;
@@ -75,6 +76,9 @@ pub enum CliError {
     /// The relayer failed.
     #[error("relay: {0}")]
     Relay(#[from] relay::RelayError),
+    /// The light proxy failed.
+    #[error("light: {0}")]
+    Light(#[from] light::LightError),
 }
 
 impl CliError {

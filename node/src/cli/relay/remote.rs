@@ -5,10 +5,7 @@
 use std::time::Duration;
 
 use basalt_consensus::light::LightBlock;
-use basalt_consensus::types::{
-    decode, encoding::MAX_BLOCK_BYTES, tx_hash, Address, ChainId, Commit,
-};
-use basalt_consensus::types::{Header, PrivateKey, ValidatorSet};
+use basalt_consensus::types::{tx_hash, Address, ChainId, PrivateKey, ValidatorSet};
 use basalt_ibc::commitment::proof_bytes;
 use basalt_ibc::relay::Proven;
 use basalt_ibc::tx::{IbcMessage, IbcTxBody};
@@ -137,24 +134,7 @@ impl Remote {
             .rpc
             .call("light_block", json!({"height": height.to_string()}))
             .await?;
-        let text = answer
-            .get("light_block")
-            .and_then(Value::as_str)
-            .ok_or_else(|| bad("light_block", "no light_block"))?;
-        let bytes = BASE64
-            .decode(text)
-            .map_err(|e| bad("light_block", e.to_string()))?;
-        let (header, commit, validators, next): (Header, Commit, ValidatorSet, ValidatorSet) =
-            decode("light block", &bytes, MAX_BLOCK_BYTES)
-                .map_err(|e| bad("light_block", e.to_string()))?;
-        Ok((
-            LightBlock {
-                header,
-                commit,
-                validators,
-            },
-            next,
-        ))
+        crate::cli::light::source::decode_light_block(&answer).map_err(|e| bad("light_block", e))
     }
 
     /// The value at an ICS-24 path in the latest state (no proof).
