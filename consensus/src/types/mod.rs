@@ -22,5 +22,7 @@ pub use encoding::{decode, encode, DecodeError};
 pub use evidence::{DuplicateVoteEvidence, EvidenceError};
 pub use hash::{merkle_proof, merkle_root, Hash, MerkleProof};
 pub use proposal::{Proposal, ProposalError, ProposalMessage, SignedProposal, VerifiedProposal};
-pub use validator::{Validator, ValidatorSet, ValidatorSetError};
+pub use validator::{
+    Validator, ValidatorChange, ValidatorSet, ValidatorSetError, ValidatorUpdateError,
+};
 pub use vote::{SignedVote, VerifiedVote, Vote, VoteError};

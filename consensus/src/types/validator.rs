@@ -8,6 +8,9 @@ use super::encoding::{encode, invalid_data, MAX_VALIDATORS};
 use super::hash::{merkle_root, Hash};
 use crate::primitives::{Round, ValidatorIndex, VotingPower, MAX_TOTAL_VOTING_POWER};
 
+mod changes;
+pub use changes::{ValidatorChange, ValidatorUpdateError};
+
 /// CometBFT's `PriorityWindowSizeFactor`: priorities are rescaled to stay within 2 × total power.
 const PRIORITY_WINDOW_SIZE_FACTOR: i64 = 2;
 
