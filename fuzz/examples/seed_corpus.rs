@@ -186,6 +186,16 @@ fn main() -> Result<(), Failure> {
     }
     .sign(&keys[0]);
     write("bank_tx", "transfer", &transfer.to_tx_bytes())?;
+    let update = basalt_bank_tx::validator::ValidatorTxBody {
+        chain_id: ChainId::new("basalt-1")?,
+        from: keys[0].public_key(),
+        nonce: 0,
+        fee: 10,
+        gas_limit: 100_000,
+        changes: vec![(keys[1].public_key(), 10)],
+    }
+    .sign(&keys[0]);
+    write("validator_tx", "update", &update.to_bytes())?;
     let requests = [
         r#"{"jsonrpc":"2.0","id":1,"method":"block","params":{"height":"5"}}"#,
         r#"{"jsonrpc":"2.0","id":"a","method":"abci_query","params":["/store/bank/key","0A1B",null,true]}"#,

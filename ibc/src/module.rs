@@ -166,6 +166,7 @@ impl TxModule for IbcModule {
                 writes,
                 moves,
                 events,
+                validator_changes: Vec::new(),
             }),
         }
     }

@@ -4,6 +4,11 @@
 //! decodes strict Borsh (no trailing bytes, canonical keys and signatures) and checks the body's
 //! invariants. Whether the signature verifies is a separate, explicit step ([`SignedTransfer::verify`]),
 //! so a block's signatures can be batch-verified.
+//!
+//! [`validator`] holds the validator-update transaction (kind `2`) the same way: its own crate-free
+//! format, so the fuzzer reaches it without the state crate.
+
+pub mod validator;
 
 use std::io;
 

@@ -14,7 +14,7 @@ use std::sync::Arc;
 
 use basalt_consensus::types::encoding::MAX_BLOCK_TXS;
 use basalt_consensus::types::{
-    encode, verify_batch, Address, Block, ChainId, Hash, PublicKey, Signature, Tx,
+    encode, verify_batch, Address, Block, ChainId, Hash, PublicKey, Signature, Tx, ValidatorChange,
 };
 
 use super::module::{Ante, BlockContext, StateView, TxModule};
@@ -490,10 +490,11 @@ fn execute_module(
     context: &BlockContext<'_>,
     overlay: &mut Overlay<'_>,
     fee_recipient: &Address,
-) -> Result<TxResult, AppError> {
+) -> Result<(TxResult, Vec<ValidatorChange>), AppError> {
     if let Err(f) = overlay.apply(checked, 0, ante.fee, fee_recipient)? {
-        return Ok(failed(f, ante.gas_limit));
+        return Ok((failed(f, ante.gas_limit), Vec::new()));
     }
+    let mut validator_changes = Vec::new();
     let fee_event = fee_event(&ante.signer, ante.fee, ante.nonce);
     let executed = module.execute(tx.as_bytes(), context, &*overlay);
     let gas_used = executed.gas_used.min(ante.gas_limit);
@@ -511,13 +512,15 @@ fn execute_module(
                 .iter()
                 .map(|m| (m.from, m.to, m.amount))
                 .collect();
-            overlay
-                .apply_module(&moves, effects.writes)?
-                .map(|()| effects.events)
+            let applied = overlay.apply_module(&moves, effects.writes)?;
+            if applied.is_ok() {
+                validator_changes = effects.validator_changes;
+            }
+            applied.map(|()| effects.events)
         }
         Err(f) => Err(f),
     };
-    Ok(match outcome {
+    let result = match outcome {
         Ok(mut events) => {
             events.push(fee_event);
             TxResult {
@@ -536,7 +539,8 @@ fn execute_module(
             gas_used,
             events: vec![fee_event],
         },
-    })
+    };
+    Ok((result, validator_changes))
 }
 
 /// The `tx` event: who paid what fee at which nonce (CometBFT/Cosmos SDK's `fee`, `fee_payer`,
@@ -732,6 +736,7 @@ impl Application for BankApp {
         };
         let mut overlay = Overlay::new(&self.store, latest);
         let mut tx_results = Vec::with_capacity(decoded.len());
+        let mut validator_changes = Vec::new();
         for ((tx, entry), signature_ok) in block.txs().iter().zip(decoded).zip(good_signature) {
             let decoded = match entry {
                 Ok(d) => d,
@@ -777,7 +782,7 @@ impl Application for BankApp {
                 }
                 Decoded::Module(index, ante) => {
                     let module = &self.modules[*index];
-                    execute_module(
+                    let (result, changes) = execute_module(
                         module.as_ref(),
                         tx,
                         ante,
@@ -785,7 +790,9 @@ impl Application for BankApp {
                         &context,
                         &mut overlay,
                         &fee_recipient,
-                    )?
+                    )?;
+                    validator_changes.extend(changes);
+                    result
                 }
             };
             tx_results.push(result);
@@ -812,10 +819,18 @@ impl Application for BankApp {
             state,
             app_hash,
         });
+        // One update per key, the block's last: later transactions saw the earlier ones' effects.
+        let validator_updates: Vec<ValidatorChange> = validator_changes
+            .into_iter()
+            .map(|c| (c.public_key.address(), c))
+            .collect::<std::collections::BTreeMap<_, _>>()
+            .into_values()
+            .collect();
         Ok(FinalizeResult {
             tx_results,
             events: Vec::new(),
             app_hash,
+            validator_updates,
         })
     }
 

@@ -27,6 +27,7 @@ pub mod module;
 pub mod query;
 pub mod sigcache;
 pub mod testkit;
+pub mod validators;
 
 use basalt_consensus::types::{merkle_root, Address, Block, Hash, Tx};
 use borsh::{BorshDeserialize, BorshSerialize};
@@ -148,6 +149,9 @@ pub struct FinalizeResult {
     /// The app hash after this block: what [`Application::commit`] will return and the next header
     /// will carry.
     pub app_hash: Hash,
+    /// Validator-set changes the block's transactions made, one per key (the last change of a key in
+    /// the block), ordered by address: the chain applies them to the set of height h + 2.
+    pub validator_updates: Vec<basalt_consensus::types::ValidatorChange>,
 }
 
 /// Verdict of [`Application::process_proposal`].

@@ -20,7 +20,7 @@
 //! accounts ([`Effects::moves`], e.g. into and out of an IBC escrow account): the bank applies the moves
 //! with its own checks (funds, overflow) and never lets a module create or destroy the native token.
 
-use basalt_consensus::types::{Address, ChainId, Header};
+use basalt_consensus::types::{Address, ChainId, Header, ValidatorChange};
 
 use super::Event;
 use crate::bank::TxFailure;
@@ -94,6 +94,9 @@ pub struct Effects {
     pub moves: Vec<Move>,
     /// Its events.
     pub events: Vec<Event>,
+    /// Validator-set changes, returned with the block's other updates (only the validator module asks
+    /// for any).
+    pub validator_changes: Vec<ValidatorChange>,
 }
 
 /// A transaction kind other than the bank's transfer (see the module docs).
