@@ -42,24 +42,28 @@ impl Drop for Proxy {
     }
 }
 
-/// Starts `basalt light` on a free port with `primary`, trusting `hash` at [`ROOT`]; waits (bounded)
-/// for its "serving" line. `--update-period` is long so it verifies only what it is asked for.
-fn start_proxy(chain_id: &str, primary: &str, hash: &Hash) -> Proxy {
-    let mut child = Command::new(basalt_bin().unwrap())
-        .args([
-            "light",
-            chain_id,
-            "--primary",
-            primary,
-            "--height",
-            &ROOT.to_string(),
-            "--hash",
-            &hash.to_hex_upper(),
-            "--laddr",
-            "tcp://127.0.0.1:0",
-            "--update-period",
-            "1h",
-        ])
+/// Starts `basalt light` on a free port with `primary` (and `witnesses`), trusting `hash` at [`ROOT`];
+/// waits (bounded) for its "serving" line. `--update-period` is long so it verifies only what it is asked for.
+fn start_proxy(chain_id: &str, primary: &str, hash: &Hash, witnesses: &[&str]) -> Proxy {
+    let mut command = Command::new(basalt_bin().unwrap());
+    command.args([
+        "light",
+        chain_id,
+        "--primary",
+        primary,
+        "--height",
+        &ROOT.to_string(),
+        "--hash",
+        &hash.to_hex_upper(),
+        "--laddr",
+        "tcp://127.0.0.1:0",
+        "--update-period",
+        "1h",
+    ]);
+    if !witnesses.is_empty() {
+        command.args(["--witnesses", &witnesses.join(",")]);
+    }
+    let mut child = command
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
@@ -133,7 +137,7 @@ async fn run() {
     let root_hash = root_header.hash();
 
     // --- honest primary: the proxy serves what the node serves -------------------------------------
-    let proxy = start_proxy(&chain_id, &net.rpc_url(0), &root_hash);
+    let proxy = start_proxy(&chain_id, &net.rpc_url(0), &root_hash, &[&net.rpc_url(1)]);
     let c = client(&proxy.url);
     let status = c.status().await.unwrap();
     let latest = status.sync_info.latest_block_height.value();
@@ -222,7 +226,7 @@ async fn run() {
 
     // --- lying primary ------------------------------------------------------------------------------
     let liar = Liar::start(net.rpc_url(0)).await;
-    let proxy = start_proxy(&chain_id, &liar.url, &root_hash);
+    let proxy = start_proxy(&chain_id, &liar.url, &root_hash, &[]);
     // Forged headers above the root: the commit no longer signs them.
     let forged = raw(
         &proxy.url,
@@ -261,6 +265,17 @@ async fn run() {
     .await;
     assert!(error_text(&query).contains("not verified"), "{query}");
     assert!(liar.lies() >= 4, "the liar was asked and lied");
+    drop(proxy);
+
+    // --- lying witness: it cannot prove its headers, so it is dropped and the primary is served -----
+    let proxy = start_proxy(&chain_id, &net.rpc_url(0), &root_hash, &[&liar.url]);
+    let height = net.height(0).await.unwrap();
+    let commit = raw(&proxy.url, "commit", json!({"height": height.to_string()})).await;
+    assert_eq!(
+        commit["result"]["signed_header"]["header"]["height"],
+        height.to_string(),
+        "{commit}"
+    );
 }
 
 /// A JSON-RPC server in front of a real node that forwards every call and lies in some answers:

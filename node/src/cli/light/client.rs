@@ -2,6 +2,12 @@
 //! operator's trusted root by skipping verification forwards and hash links backwards, over what the
 //! primary serves. Every block it hands out passed [`basalt_consensus::light`]'s checks; the clock is
 //! read here, at the edge, and passed in.
+//!
+//! **Witnesses** (CometBFT's detector): a header verified forwards is compared with what each witness
+//! serves at its height. A witness serving the same header agrees; one that serves another header is
+//! asked to prove it from the same trusted block — if it cannot, it is faulty and dropped; if it can,
+//! two headers of one height both carry the signatures of the trusted validators: the chain has forked
+//! (or the validators attacked), and the proxy refuses the height instead of picking a side.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -11,7 +17,7 @@ use basalt_consensus::types::{encode, ChainId, Hash};
 use basalt_consensus::Height;
 use tokio::sync::Mutex;
 
-use super::source::Primary;
+use super::source::{Primary, Source};
 use super::LightError;
 
 /// Most verified blocks kept (the root and the latest always among them).
@@ -106,10 +112,12 @@ fn now_ms() -> u64 {
         .unwrap_or(u64::MAX)
 }
 
-/// A light client of one chain through one primary.
+/// A light client of one chain through one primary, checked against witnesses.
 #[derive(Debug)]
-pub struct LightClient {
-    primary: Primary,
+pub struct LightClient<S: Source = Primary> {
+    primary: S,
+    /// Witnesses still trusted to answer honestly (a faulty one is dropped).
+    witnesses: Mutex<Vec<S>>,
     options: Options,
     chain_id: ChainId,
     root: VerifiedBlock,
@@ -117,16 +125,17 @@ pub struct LightClient {
     store: Mutex<Store>,
 }
 
-impl LightClient {
+impl<S: Source> LightClient<S> {
     /// Starts from the block of `height` that hashes to `hash` on chain `chain_id`, as the primary
-    /// serves it.
+    /// serves it; forward verifications are then checked against `witnesses`.
     pub async fn start(
-        primary: Primary,
+        primary: S,
+        witnesses: Vec<S>,
         chain_id: ChainId,
         options: Options,
         height: u64,
         hash: Hash,
-    ) -> Result<LightClient, LightError> {
+    ) -> Result<Self, LightError> {
         let (block, next) = primary.light_block(height).await?;
         if block.header.chain_id != chain_id {
             return Err(LightError::WrongChain {
@@ -135,8 +144,9 @@ impl LightClient {
             });
         }
         let root = VerifiedBlock::trust_root(block, next, &hash)?;
-        Ok(LightClient {
+        Ok(Self {
             primary,
+            witnesses: Mutex::new(witnesses),
             options,
             chain_id,
             store: Mutex::new(Store::new(root.clone())),
@@ -150,8 +160,18 @@ impl LightClient {
     }
 
     /// The primary.
-    pub fn primary(&self) -> &Primary {
+    pub fn primary(&self) -> &S {
         &self.primary
+    }
+
+    /// The addresses of the witnesses still consulted.
+    pub async fn witnesses(&self) -> Vec<String> {
+        self.witnesses
+            .lock()
+            .await
+            .iter()
+            .map(|w| w.url().to_owned())
+            .collect()
     }
 
     /// The root of trust.
@@ -192,15 +212,13 @@ impl LightClient {
                 .saturating_add(self.options.trusting_period_ms)
                 > now
         });
-        if let Some(below) = below {
-            let mut skipping = Skipping::new(below.clone(), Height(height), self.options)?;
-            while let Some(wanted) = skipping.wanted() {
-                let (block, next) = self.primary.light_block(wanted.0).await?;
-                if let Some(verified) = skipping.feed(block, next, now_ms())? {
-                    store.insert(verified);
-                }
+        if let Some(below) = below.cloned() {
+            let verified = skip(&self.primary, below.clone(), height, self.options).await?;
+            self.cross_check(&below, &verified.0).await?;
+            for block in verified.1 {
+                store.insert(block);
             }
-            return Ok(skipping.trusted().clone());
+            return Ok(verified.0);
         }
         let Some(above) = store.lowest_above(height).cloned() else {
             return Err(LightError::Expired {
@@ -226,6 +244,69 @@ impl LightClient {
         store.insert(newer.clone());
         Ok(newer)
     }
+
+    /// Compares `ours` (verified from `trusted`) with each witness's header of its height (see the
+    /// module docs). A witness that cannot answer for the height (behind, unreachable) is skipped.
+    async fn cross_check(
+        &self,
+        trusted: &VerifiedBlock,
+        ours: &VerifiedBlock,
+    ) -> Result<(), LightError> {
+        let height = ours.height().0;
+        let our_hash = ours.block.header.hash();
+        let mut witnesses = self.witnesses.lock().await;
+        let mut faulty = Vec::new();
+        for (index, witness) in witnesses.iter().enumerate() {
+            let Ok((block, _)) = witness.light_block(height).await else {
+                continue;
+            };
+            let their_hash = block.header.hash();
+            if their_hash == our_hash {
+                continue;
+            }
+            match skip(witness, trusted.clone(), height, self.options).await {
+                Ok(_) => {
+                    return Err(LightError::Conflict {
+                        height,
+                        witness: witness.url().to_owned(),
+                        primary_hash: our_hash.to_hex_upper(),
+                        witness_hash: their_hash.to_hex_upper(),
+                    })
+                }
+                Err(e) => {
+                    eprintln!(
+                        "{}",
+                        serde_json::json!({"light": "witness dropped", "witness": witness.url(),
+                                           "height": height, "error": e.to_string()})
+                    );
+                    faulty.push(index);
+                }
+            }
+        }
+        for index in faulty.into_iter().rev() {
+            witnesses.remove(index);
+        }
+        Ok(())
+    }
+}
+
+/// Skipping verification of `height` from `trusted` over `source`: the target and every block
+/// verified on the way (the target last).
+async fn skip<S: Source>(
+    source: &S,
+    trusted: VerifiedBlock,
+    height: u64,
+    options: Options,
+) -> Result<(VerifiedBlock, Vec<VerifiedBlock>), LightError> {
+    let mut skipping = Skipping::new(trusted, Height(height), options)?;
+    let mut verified = Vec::new();
+    while let Some(wanted) = skipping.wanted() {
+        let (block, next) = source.light_block(wanted.0).await?;
+        if let Some(block) = skipping.feed(block, next, now_ms())? {
+            verified.push(block);
+        }
+    }
+    Ok((skipping.trusted().clone(), verified))
 }
 
 #[cfg(test)]
@@ -251,6 +332,141 @@ mod tests {
             ),
             next_validators: validators,
         }
+    }
+
+    /// A source serving a fixed chain of heights 1..=`top` (one block a second, the last at `end_ms`) signed by
+    /// validators of key seeds `seeds`; heights above `fork` get app hashes tagged `tag`.
+    #[derive(Debug)]
+    struct Fixed {
+        url: String,
+        blocks: BTreeMap<u64, (basalt_consensus::light::LightBlock, ValidatorSet)>,
+    }
+
+    use basalt_consensus::types::ValidatorSet;
+
+    impl Fixed {
+        fn chain(url: &str, end_ms: u64, top: u64, seeds: &[u8], fork: u64, tag: &[u8]) -> Fixed {
+            let chain = ChainId::new("witness-test").unwrap();
+            let members: Vec<(u8, u64)> = seeds.iter().map(|s| (*s, 10)).collect();
+            let validators = set(&members);
+            let blocks = (1..=top)
+                .map(|h| {
+                    let app_hash = if h > fork {
+                        Hash::digest(&[tag, &h.to_be_bytes()].concat())
+                    } else {
+                        Hash::digest(&h.to_be_bytes())
+                    };
+                    let block = light_block(
+                        &chain,
+                        h,
+                        end_ms - (top - h) * 1_000,
+                        &validators,
+                        &validators,
+                        app_hash,
+                        seeds,
+                    );
+                    (h, (block, validators.clone()))
+                })
+                .collect();
+            Fixed {
+                url: url.to_owned(),
+                blocks,
+            }
+        }
+    }
+
+    impl Source for Fixed {
+        fn url(&self) -> &str {
+            &self.url
+        }
+
+        async fn light_block(
+            &self,
+            height: u64,
+        ) -> Result<(basalt_consensus::light::LightBlock, ValidatorSet), LightError> {
+            self.blocks
+                .get(&height)
+                .cloned()
+                .ok_or_else(|| LightError::Rpc {
+                    method: "light_block",
+                    reason: format!("no height {height}"),
+                })
+        }
+
+        async fn latest(&self) -> Result<u64, LightError> {
+            Ok(self.blocks.keys().next_back().copied().unwrap_or(0))
+        }
+    }
+
+    fn options() -> Options {
+        Options {
+            trust_level: basalt_consensus::light::TrustLevel::ONE_THIRD,
+            trusting_period_ms: 24 * 3_600_000,
+            max_clock_drift_ms: 10_000,
+        }
+    }
+
+    const KEYS: [u8; 4] = [1, 2, 3, 4];
+
+    async fn client(end_ms: u64, witnesses: Vec<Fixed>) -> LightClient<Fixed> {
+        let primary = Fixed::chain("primary", end_ms, 30, &KEYS, 30, b"");
+        let root = primary.blocks[&5].0.header.hash();
+        LightClient::<Fixed>::start(
+            primary,
+            witnesses,
+            ChainId::new("witness-test").unwrap(),
+            options(),
+            5,
+            root,
+        )
+        .await
+        .unwrap()
+    }
+
+    #[tokio::test]
+    async fn agreeing_and_lagging_witnesses_let_a_header_through() {
+        let end = now_ms();
+        let c = client(
+            end,
+            vec![
+                Fixed::chain("same", end, 30, &KEYS, 30, b""),
+                Fixed::chain("behind", end, 12, &KEYS, 30, b""),
+            ],
+        )
+        .await;
+        assert_eq!(c.verified(20).await.unwrap().height().0, 20);
+        assert_eq!(c.witnesses().await, vec!["same", "behind"]);
+    }
+
+    #[tokio::test]
+    async fn a_witness_that_cannot_prove_its_header_is_dropped() {
+        // Another chain past height 10, signed by keys the trusted set never had.
+        let end = now_ms();
+        let liar = Fixed::chain("liar", end, 30, &[21, 22, 23, 24], 10, b"forged");
+        let c = client(end, vec![liar]).await;
+        assert_eq!(c.verified(20).await.unwrap().height().0, 20);
+        assert!(
+            c.witnesses().await.is_empty(),
+            "the faulty witness is dropped"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_fork_signed_by_the_trusted_validators_is_refused() {
+        // The same validators signed a second chain from height 11 on: both verify from the root.
+        let end = now_ms();
+        let c = client(end, vec![Fixed::chain("fork", end, 30, &KEYS, 10, b"fork")]).await;
+        let err = c.verified(20).await.unwrap_err();
+        assert!(
+            matches!(err, LightError::Conflict { height: 20, .. }),
+            "{err}"
+        );
+        // Nothing of the refused verification was kept.
+        assert_eq!(c.latest().await.height().0, 5);
+        assert!(
+            c.verified(20).await.is_err(),
+            "still refused when asked again"
+        );
     }
 
     #[test]

@@ -21,7 +21,7 @@ use basalt_consensus::light::{Options, SkipError, TrustLevel};
 use basalt_consensus::types::{ChainId, Hash};
 
 use client::LightClient;
-use source::Primary;
+use source::{Primary, Source};
 
 /// Why the proxy cannot start or a request cannot be answered.
 #[derive(Debug, thiserror::Error)]
@@ -77,6 +77,19 @@ pub enum LightError {
         /// Why.
         reason: String,
     },
+    /// A witness proved a different header of a height than the primary's, from the same trusted
+    /// block: the validators signed two chains.
+    #[error("conflicting headers at height {height}: the primary's is {primary_hash}, witness {witness} proves {witness_hash}; the height is refused")]
+    Conflict {
+        /// The height.
+        height: u64,
+        /// The witness.
+        witness: String,
+        /// The primary's header hash.
+        primary_hash: String,
+        /// The witness's header hash.
+        witness_hash: String,
+    },
     /// Every trusted header below the one asked for has outlived the trusting period.
     #[error("the trusted header at height {height} has expired: restart from a recent trusted height and hash")]
     Expired {
@@ -102,6 +115,9 @@ pub struct LightArgs {
     /// The RPC server to read from.
     #[arg(short = 'p', long)]
     pub primary: String,
+    /// RPC servers to check the primary's headers against (comma-separated).
+    #[arg(short = 'w', long, value_delimiter = ',')]
+    pub witnesses: Vec<String>,
     /// Trusted height (its header's hash is `--hash`).
     #[arg(long)]
     pub height: u64,
@@ -175,7 +191,15 @@ async fn start(args: &LightArgs) -> Result<(), LightError> {
         max_clock_drift_ms: duration_ms(args.max_clock_drift),
     };
     let primary = Primary::new(&args.primary, args.timeout)?;
-    let client = Arc::new(LightClient::start(primary, chain_id, options, args.height, hash).await?);
+    let witnesses = args
+        .witnesses
+        .iter()
+        .filter(|w| !w.is_empty())
+        .map(|w| Primary::new(w, args.timeout))
+        .collect::<Result<Vec<_>, _>>()?;
+    let client = Arc::new(
+        LightClient::start(primary, witnesses, chain_id, options, args.height, hash).await?,
+    );
     // A primary that cannot be followed now is reported, not fatal: the root is verified, and each
     // request is verified (or refused) on its own.
     let latest = match client.update().await {
@@ -206,7 +230,8 @@ async fn start(args: &LightArgs) -> Result<(), LightError> {
         "{}",
         serde_json::json!({
             "light": "serving", "laddr": format!("tcp://{bound}"), "chain_id": args.chain_id,
-            "primary": client.primary().url(), "verified_height": latest.height().0,
+            "primary": client.primary().url(), "witnesses": client.witnesses().await,
+            "verified_height": latest.height().0,
         })
     );
     let updater = tokio::spawn(follow(Arc::clone(&client), args.update_period));

@@ -45,6 +45,43 @@ pub fn decode_light_block(answer: &Value) -> Result<(LightBlock, ValidatorSet), 
     ))
 }
 
+/// Where a light client reads light blocks: the primary, or a witness it is checked against.
+pub trait Source: Send + Sync + std::fmt::Debug {
+    /// The source's address, for reports.
+    fn url(&self) -> &str;
+
+    /// The light block of `height` and the validator set of `height + 1`.
+    fn light_block(
+        &self,
+        height: u64,
+    ) -> impl std::future::Future<Output = Result<(LightBlock, ValidatorSet), LightError>> + Send;
+
+    /// The height of its latest block.
+    fn latest(&self) -> impl std::future::Future<Output = Result<u64, LightError>> + Send;
+}
+
+impl Source for Primary {
+    fn url(&self) -> &str {
+        &self.url
+    }
+
+    async fn light_block(&self, height: u64) -> Result<(LightBlock, ValidatorSet), LightError> {
+        let answer = self
+            .call("light_block", json!({"height": height.to_string()}))
+            .await?;
+        decode_light_block(&answer).map_err(|e| bad("light_block", e))
+    }
+
+    async fn latest(&self) -> Result<u64, LightError> {
+        let status = self.status().await?;
+        status
+            .pointer("/sync_info/latest_block_height")
+            .and_then(Value::as_str)
+            .and_then(|h| h.parse().ok())
+            .ok_or_else(|| bad("status", "no sync_info.latest_block_height"))
+    }
+}
+
 /// An `abci_query` answer as the primary gave it.
 #[derive(Clone, Debug)]
 pub struct QueryAnswer {
@@ -75,11 +112,6 @@ impl Primary {
         })
     }
 
-    /// Its URL.
-    pub fn url(&self) -> &str {
-        &self.url
-    }
-
     /// `method` with `params`, as JSON.
     pub async fn call(&self, method: &'static str, params: Value) -> Result<Value, LightError> {
         self.rpc
@@ -91,24 +123,6 @@ impl Primary {
     /// Its `status` answer.
     pub async fn status(&self) -> Result<Value, LightError> {
         self.call("status", json!({})).await
-    }
-
-    /// The height of its latest block.
-    pub async fn latest(&self) -> Result<u64, LightError> {
-        let status = self.status().await?;
-        status
-            .pointer("/sync_info/latest_block_height")
-            .and_then(Value::as_str)
-            .and_then(|h| h.parse().ok())
-            .ok_or_else(|| bad("status", "no sync_info.latest_block_height"))
-    }
-
-    /// The light block of `height` and the validator set of `height + 1`.
-    pub async fn light_block(&self, height: u64) -> Result<(LightBlock, ValidatorSet), LightError> {
-        let answer = self
-            .call("light_block", json!({"height": height.to_string()}))
-            .await?;
-        decode_light_block(&answer).map_err(|e| bad("light_block", e))
     }
 
     /// The whole block of `height` (decoding checks its content hashes against its header).
