@@ -228,26 +228,13 @@ async fn run() {
     let liar = Liar::start(net.rpc_url(0)).await;
     let proxy = start_proxy(&chain_id, &liar.url, &root_hash, &[]);
     // Forged headers above the root: the commit no longer signs them.
-    let forged = raw(
-        &proxy.url,
-        "commit",
-        json!({"height": (ROOT + 2).to_string()}),
-    )
-    .await;
-    assert!(
-        error_text(&forged).contains("verification failed"),
-        "{forged}"
-    );
-    let forged = raw(
-        &proxy.url,
-        "light_block",
-        json!({"height": (ROOT + 1).to_string()}),
-    )
-    .await;
-    assert!(
-        error_text(&forged).contains("verification failed"),
-        "{forged}"
-    );
+    for (method, height) in [("commit", ROOT + 2), ("light_block", ROOT + 1)] {
+        let forged = raw(&proxy.url, method, json!({"height": height.to_string()})).await;
+        assert!(
+            error_text(&forged).contains("verification failed"),
+            "{method} {height}: {forged}"
+        );
+    }
     // Below the root the liar is honest about headers: those are served…
     let header = raw(&proxy.url, "header", json!({"height": "2"})).await;
     assert_eq!(

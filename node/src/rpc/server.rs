@@ -49,15 +49,8 @@ pub async fn serve(
     let addr = listener
         .local_addr()
         .map_err(|source| RpcError::Listener { source })?;
-    let connections = Arc::new(Semaphore::new(limits.max_open_connections));
-    let max_open_connections = limits.max_open_connections;
+    let listener = LimitedListener::new(listener, limits.max_open_connections);
     let app = router(Ctx::new(backend, limits));
-    let listener = LimitedListener {
-        inner: listener,
-        permits: connections,
-        limit: max_open_connections,
-        refusals: Arc::new(Semaphore::new(MAX_PENDING_REFUSALS)),
-    };
     axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)
         .await
@@ -320,14 +313,26 @@ pub const REFUSAL_TIME: std::time::Duration = std::time::Duration::from_secs(1);
 const REFUSAL_DRAIN_BYTES: usize = 64 * 1024;
 
 /// A listener that holds one permit per open connection and refuses connections beyond the limit as
-/// soon as they are accepted.
-struct LimitedListener {
+/// soon as they are accepted (see the module docs). Serve it with `axum::serve`.
+pub struct LimitedListener {
     inner: TcpListener,
     permits: Arc<Semaphore>,
     /// `max_open_connections`, for the refusal message.
     limit: usize,
     /// Refusals in flight ([`MAX_PENDING_REFUSALS`]).
     refusals: Arc<Semaphore>,
+}
+
+impl LimitedListener {
+    /// `inner`, with at most `max_open_connections` connections open at once.
+    pub fn new(inner: TcpListener, max_open_connections: usize) -> LimitedListener {
+        LimitedListener {
+            inner,
+            permits: Arc::new(Semaphore::new(max_open_connections)),
+            limit: max_open_connections,
+            refusals: Arc::new(Semaphore::new(MAX_PENDING_REFUSALS)),
+        }
+    }
 }
 
 /// Answers a connection beyond `max_open_connections` with `503` and a JSON-RPC error naming the limit
@@ -401,7 +406,7 @@ impl axum::serve::Listener for LimitedListener {
 }
 
 /// A connection holding its slot until dropped.
-struct CountedStream {
+pub struct CountedStream {
     inner: TcpStream,
     _permit: OwnedSemaphorePermit,
 }

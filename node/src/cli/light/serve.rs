@@ -27,12 +27,15 @@ use super::client::LightClient;
 use super::LightError;
 use crate::rpc::methods::param_names;
 use crate::rpc::proof::{encode_commitment_proof, PROOF_OP_TYPE};
+use crate::rpc::server::LimitedListener;
 use crate::rpc::shapes::{self, b64, rfc3339_ms};
 
 /// Largest request body.
 pub const MAX_BODY_BYTES: usize = 1024 * 1024;
 /// Most requests in one batch.
 pub const MAX_BATCH: usize = 20;
+/// Most connections open at once; more are answered `503` and closed (the node's listener).
+pub const MAX_CONNECTIONS: usize = 256;
 /// Most requests answered at once; more are refused at once rather than queued.
 pub const MAX_IN_FLIGHT: usize = 64;
 /// Longest one request may take (a verification far from any trusted header fetches many blocks).
@@ -73,7 +76,7 @@ pub async fn serve(
         .route("/", post(post_root))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(shared);
-    axum::serve(listener, app)
+    axum::serve(LimitedListener::new(listener, MAX_CONNECTIONS), app)
         .with_graceful_shutdown(shutdown)
         .await
 }
