@@ -36,6 +36,26 @@ pub(crate) fn tree_root_key(version: u64) -> [u8; 13] {
     key
 }
 
+/// Key of the validator-set changes of the block of `height` (see
+/// [`crate::BlockCommit::validator_updates`]).
+pub(crate) fn validator_updates_key(height: u64) -> [u8; 15] {
+    let mut key = *b"valupd/\0\0\0\0\0\0\0\0";
+    key[7..].copy_from_slice(&height.to_be_bytes());
+    key
+}
+
+/// The height of a [`validator_updates_key`].
+pub(crate) fn validator_updates_height(key: &[u8]) -> Result<u64> {
+    key.strip_prefix(b"valupd/")
+        .and_then(|h| <[u8; 8]>::try_from(h).ok())
+        .map(u64::from_be_bytes)
+        .ok_or_else(|| StateError::Corrupt {
+            cf: Cf::Metadata.name(),
+            key_hex: hex(key),
+            reason: "not a validator updates key".to_owned(),
+        })
+}
+
 /// Reads a big-endian u64 record.
 pub(crate) fn get_u64(storage: &Storage, key: &[u8]) -> Result<Option<u64>> {
     match storage.get(Cf::Metadata, key)? {

@@ -107,6 +107,10 @@ pub struct BlockCommit {
     /// The state update computed ahead by [`StateStore::prepare_state`] (then `writes` is empty), so
     /// the Merkle update is computed once per block.
     pub prepared: Option<PreparedState>,
+    /// The block's validator-set changes, encoded (opaque here; empty: none), kept for
+    /// [`StateStore::validator_updates`] with the block, in the same synced write, and never pruned: the
+    /// validator set of any height is rebuilt from them.
+    pub validator_updates: Vec<u8>,
 }
 
 /// A version's Merkle update computed without writing anything ([`StateStore::prepare_state`]); commit
@@ -351,6 +355,21 @@ impl StateStore {
 
     /// Commits a block: state writes, new root, block bytes, commit bytes, the block's indexes (block
     /// hash, transactions, results, events; see [`crate::index`]) and the height marker in one synced
+    /// The validator-set changes of every block from `from` on that had any, as committed
+    /// ([`BlockCommit::validator_updates`]), in height order; at most `limit` of them.
+    pub fn validator_updates(&self, from: u64, limit: usize) -> Result<Vec<(u64, Vec<u8>)>> {
+        let entries = self.storage.scan(
+            Cf::Metadata,
+            &meta::validator_updates_key(from),
+            &meta::validator_updates_key(u64::MAX),
+            limit,
+        )?;
+        entries
+            .into_iter()
+            .map(|(key, value)| Ok((meta::validator_updates_height(&key)?, value.into_vec())))
+            .collect()
+    }
+
     /// `WriteBatch`. Returns the new root (the app hash of `height`).
     pub fn commit_block(&self, commit: BlockCommit) -> Result<RootHash> {
         let _guard = self.lock()?;
@@ -389,6 +408,14 @@ impl StateStore {
         }
         if !commit.commit.is_empty() {
             st.batch_put(&mut batch, Cf::Commits, &height_key, &commit.commit)?;
+        }
+        if !commit.validator_updates.is_empty() {
+            st.batch_put(
+                &mut batch,
+                Cf::Metadata,
+                &meta::validator_updates_key(commit.height),
+                &commit.validator_updates,
+            )?;
         }
         if !commit.block.is_empty() || commit.block_hash.is_some() || !commit.txs.is_empty() {
             index::add_block(

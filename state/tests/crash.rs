@@ -84,6 +84,16 @@ fn block(height: u64) -> BlockCommit {
             .collect(),
         evidence: Vec::new(),
         prepared: None,
+        validator_updates: validator_updates(height),
+    }
+}
+
+/// Every third block changes validators (opaque bytes here).
+fn validator_updates(height: u64) -> Vec<u8> {
+    if height.is_multiple_of(3) {
+        format!("updates-{height}").into_bytes()
+    } else {
+        Vec::new()
     }
 }
 
@@ -219,6 +229,13 @@ fn sigkill_at_random_moments_never_tears_a_commit() {
             );
             check_height_index(&store, h, true, &when);
         }
+        // Validator updates are never pruned: exactly the committed heights' are there.
+        let updates = store.validator_updates(0, usize::MAX).unwrap();
+        let expected: Vec<(u64, Vec<u8>)> = (1..=latest)
+            .filter(|h| h.is_multiple_of(3))
+            .map(|h| (h, validator_updates(h)))
+            .collect();
+        assert_eq!(updates, expected, "{when}: validator updates");
         for h in latest + 1..=latest + 3 {
             check_height_index(&store, h, false, &when);
         }

@@ -307,6 +307,7 @@ fn index_and_block_pruning_match_the_model() {
                     txs: txs.iter().map(|t| t.tx.clone()).collect(),
                     evidence: Vec::new(),
                     prepared: None,
+                    validator_updates: Vec::new(),
                 })
                 .unwrap();
             for (i, t) in (0u32..).zip(&txs) {

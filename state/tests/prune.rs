@@ -120,3 +120,41 @@ fn pruned_store_matches_archive_on_retained_versions() {
         }
     }
 }
+
+/// Validator updates outlive their blocks and state versions: the set of any height is rebuilt from
+/// them, so neither block retention nor state pruning may take them.
+#[test]
+fn validator_updates_survive_block_and_state_pruning() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = common::open(dir.path(), 2);
+    for h in 1..=20u64 {
+        store
+            .commit_block(basalt_state::BlockCommit {
+                height: h,
+                writes: vec![(b"k".to_vec(), Some(h.to_be_bytes().to_vec()))],
+                block: format!("block-{h}").into_bytes(),
+                commit: format!("commit-{h}").into_bytes(),
+                validator_updates: if h.is_multiple_of(5) {
+                    format!("updates-{h}").into_bytes()
+                } else {
+                    Vec::new()
+                },
+                ..Default::default()
+            })
+            .unwrap();
+        while store.prune().unwrap().more {}
+    }
+    while store.prune_blocks(18).unwrap().more {}
+    assert_eq!(store.base_height().unwrap(), Some(18));
+    let all = store.validator_updates(0, 100).unwrap();
+    let heights: Vec<u64> = all.iter().map(|(h, _)| *h).collect();
+    assert_eq!(heights, vec![5, 10, 15, 20]);
+    assert_eq!(all[1].1, b"updates-10".to_vec());
+    // From a height on, and bounded.
+    let later = store.validator_updates(11, 1).unwrap();
+    assert_eq!(later, vec![(15, b"updates-15".to_vec())]);
+    // Reopened: still there.
+    drop(store);
+    let store = common::open(dir.path(), 2);
+    assert_eq!(store.validator_updates(0, 100).unwrap().len(), 4);
+}

@@ -10,7 +10,7 @@ use basalt_state::app::testkit::ChainBuilder;
 use basalt_state::app::validators::tx::{
     SignedValidatorTx, ValidatorTxBody, ValidatorTxError, MAX_CHANGES,
 };
-use basalt_state::app::validators::{gas, ValidatorModule, VALIDATOR_SET_KEY};
+use basalt_state::app::validators::{decode_updates, gas, ValidatorModule, VALIDATOR_SET_KEY};
 use basalt_state::app::{
     results_hash, Application, BankApp, BankAppConfig, FinalizeResult, ProposalVerdict, CODE_OK,
 };
@@ -139,6 +139,11 @@ fn the_authority_adds_and_removes_validators_and_the_block_returns_the_updates()
         .any(|e| e.kind == "validator_update"));
     assert_eq!(f.view().len(), 5);
     assert!(f.app.store().get(VALIDATOR_SET_KEY, 1).unwrap().is_some());
+    // Kept with the block, for the chain to rebuild its sets from.
+    let stored = f.app.store().validator_updates(0, 10).unwrap();
+    assert_eq!(stored.len(), 1);
+    assert_eq!(stored[0].0, 1);
+    assert_eq!(decode_updates(&stored[0].1).unwrap(), r.validator_updates);
     // Remove one and change another's power in one transaction (10 + 5 of 50 moved).
     let change = f.tx(AUTHORITY, &[(1, 0), (2, 15)]);
     let r = f.block(vec![change]);

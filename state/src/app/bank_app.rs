@@ -68,6 +68,8 @@ struct Pending {
     evidence: Vec<[u8; 32]>,
     state: PreparedState,
     app_hash: Hash,
+    /// The block's validator updates, encoded ([`super::validators::encode_updates`]).
+    validator_updates: Vec<u8>,
 }
 
 /// The bank application. Its state *is* the [`StateStore`]: the application height is the store's
@@ -810,6 +812,13 @@ impl Application for BankApp {
                 result: result.clone(),
             })
             .collect();
+        // One update per key, the block's last: later transactions saw the earlier ones' effects.
+        let validator_updates: Vec<ValidatorChange> = validator_changes
+            .into_iter()
+            .map(|c| (c.public_key.address(), c))
+            .collect::<std::collections::BTreeMap<_, _>>()
+            .into_values()
+            .collect();
         self.pending = Some(Pending {
             height: block.height().0,
             block: encode(block),
@@ -818,14 +827,8 @@ impl Application for BankApp {
             evidence: block.evidence().iter().map(|e| e.offence_key().0).collect(),
             state,
             app_hash,
+            validator_updates: super::validators::encode_updates(&validator_updates),
         });
-        // One update per key, the block's last: later transactions saw the earlier ones' effects.
-        let validator_updates: Vec<ValidatorChange> = validator_changes
-            .into_iter()
-            .map(|c| (c.public_key.address(), c))
-            .collect::<std::collections::BTreeMap<_, _>>()
-            .into_values()
-            .collect();
         Ok(FinalizeResult {
             tx_results,
             events: Vec::new(),
@@ -847,6 +850,7 @@ impl Application for BankApp {
             txs: pending.txs,
             evidence: pending.evidence,
             prepared: Some(pending.state),
+            validator_updates: pending.validator_updates,
         })?;
         let committed = Hash(root);
         if committed != pending.app_hash {

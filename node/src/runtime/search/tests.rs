@@ -78,6 +78,7 @@ fn store_with_chain(dir: &std::path::Path) -> StateStore {
                 txs,
                 evidence: Vec::new(),
                 prepared: None,
+                validator_updates: Vec::new(),
             })
             .unwrap();
     }

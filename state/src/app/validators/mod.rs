@@ -170,6 +170,29 @@ fn base64_of(bytes: &[u8]) -> String {
     base64::engine::general_purpose::STANDARD.encode(bytes)
 }
 
+/// The stored form of a block's validator updates ([`crate::BlockCommit::validator_updates`]): Borsh
+/// `Vec<(PublicKey, u64)>`; empty bytes for none.
+pub fn encode_updates(updates: &[ValidatorChange]) -> Vec<u8> {
+    if updates.is_empty() {
+        return Vec::new();
+    }
+    let pairs: Vec<(PublicKey, VotingPower)> =
+        updates.iter().map(|c| (c.public_key, c.power)).collect();
+    encode(&pairs)
+}
+
+/// Decodes [`encode_updates`]' bytes.
+pub fn decode_updates(bytes: &[u8]) -> Result<Vec<ValidatorChange>, std::io::Error> {
+    if bytes.is_empty() {
+        return Ok(Vec::new());
+    }
+    let pairs: Vec<(PublicKey, VotingPower)> = borsh::from_slice(bytes)?;
+    Ok(pairs
+        .into_iter()
+        .map(|(public_key, power)| ValidatorChange { public_key, power })
+        .collect())
+}
+
 /// Gas of a transaction with `changes` changes.
 pub fn gas(changes: usize) -> u64 {
     BASE_GAS.saturating_add(GAS_PER_CHANGE.saturating_mul(changes as u64))
