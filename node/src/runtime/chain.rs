@@ -7,13 +7,13 @@ use std::sync::Arc;
 use basalt_consensus::core::Validity;
 use basalt_consensus::types::{
     Address, Block, BlockError, BlockId, ChainId, Commit, DuplicateVoteEvidence, EvidenceError,
-    Hash, Header, Tx, ValidatorSet,
+    Hash, Header, Tx, ValidatorChange, ValidatorSet,
 };
 use basalt_consensus::Height;
 use basalt_state::app::{Application, ProposalVerdict};
 use basalt_state::StateStore;
 
-use super::valsets::SetHistory;
+use super::valsets::{HistoryError, SetHistory};
 
 /// How far ahead of our clock a proposed block's time may be (proposer clocks drift).
 pub const MAX_CLOCK_DRIFT_MS: u64 = 30_000;
@@ -181,13 +181,13 @@ impl ChainState {
             sets_from: initial_height,
             committed_evidence: None,
         };
-        // Sets of height-1 (to check the last commit) through height+2.
+        // Sets of height-1 (to check the last commit) through height+2, from the history (which
+        // knows every committed block's validator updates).
         let first = height.saturating_sub(1).max(initial_height);
-        let mut set = state.history.at(first);
         state.sets_from = first;
-        for _ in first..=height.saturating_add(2) {
-            state.sets.push_back(set.clone());
-            set = set.next_height();
+        for h in first..=height.saturating_add(2) {
+            let set = state.history.at(h);
+            state.sets.push_back(set);
         }
         state
     }
@@ -250,20 +250,38 @@ impl ChainState {
     }
 
     /// Records that `block` (the next height) was committed with `commit`, leaving `app_hash` and a block
-    /// whose results hash is `results_hash`.
-    pub fn advance(&mut self, block: Block, commit: Commit, app_hash: Hash, results_hash: Hash) {
-        self.height = block.height().0;
+    /// whose results hash is `results_hash`, and returning validator `updates`: the set of the block's
+    /// height + 2 is the set of height + 1 with them applied (CometBFT's rule). Updates that do not
+    /// apply (the application returned what the consensus rules refuse) change nothing and are the
+    /// error: the node cannot know its next validators.
+    pub fn advance(
+        &mut self,
+        block: Block,
+        commit: Commit,
+        app_hash: Hash,
+        results_hash: Hash,
+        updates: &[ValidatorChange],
+    ) -> Result<(), HistoryError> {
+        let height = block.height().0;
+        self.history.record(height, updates.to_vec())?;
+        if let Some(last) = self.sets.back() {
+            let next = if updates.is_empty() {
+                last.next_height()
+            } else {
+                last.next_height_with(updates)
+                    .map_err(|source| HistoryError::Invalid { height, source })?
+            };
+            self.sets.push_back(next);
+        }
+        self.height = height;
         self.last = Some((block, commit));
         self.app_hash = app_hash;
         self.last_results_hash = results_hash;
-        if let Some(last) = self.sets.back() {
-            let next = last.next_height();
-            self.sets.push_back(next);
-        }
         while self.sets.len() > RECENT_SETS {
             self.sets.pop_front();
             self.sets_from += 1;
         }
+        Ok(())
     }
 
     /// Builds the block to propose at the next height. `complete_last_commit` may add precommits to the

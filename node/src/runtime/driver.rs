@@ -919,7 +919,14 @@ impl Host for Shell {
         let txs = block.txs().len();
         self.d
             .chain
-            .advance(block.clone(), commit.clone(), app_hash, results_hash);
+            .advance(
+                block.clone(),
+                commit.clone(),
+                app_hash,
+                results_hash,
+                &result.validator_updates,
+            )
+            .map_err(|e| NodeError::Internal(format!("validator updates: {e}")))?;
         if let Some(pruner) = &self.d.pruner {
             pruner.committed(height.0);
         }

@@ -179,8 +179,18 @@ pub async fn run_until(
             max_client_trusting_period: genesis.evidence_max_age,
         },
     ));
+    // Validator-set changes (kind 2) exist on chains whose genesis names a validator authority.
+    let authority = basalt_state::bank::BankGenesis::from_json(&genesis.app_state)
+        .map_err(|e| load_err(home.genesis_file().display().to_string(), e))?
+        .validator_authority;
+    let validators_module = authority.map(|authority| {
+        Arc::new(basalt_state::app::validators::ValidatorModule::new(
+            authority,
+            &genesis.validators,
+        ))
+    });
     let bank = |store: &Arc<StateStore>| {
-        BankApp::new(
+        let app = BankApp::new(
             store.clone(),
             BankAppConfig {
                 chain_id: chain_id.clone(),
@@ -188,7 +198,11 @@ pub async fn run_until(
         )
         .with_signature_cache(signatures.clone())
         .with_min_gas_price(settings.min_gas_price)
-        .with_module(ibc.clone())
+        .with_module(ibc.clone());
+        match &validators_module {
+            Some(module) => app.with_module(module.clone()),
+            None => app,
+        }
     };
     let mut app = bank(&store);
     let outcome = handshake(&store, &mut app, genesis.initial_height, &genesis.app_state)?;
@@ -207,6 +221,16 @@ pub async fn run_until(
         genesis.initial_height,
         genesis.validators.clone(),
     ));
+    // With every committed block's validator updates, kept in the store with their blocks.
+    for (block_height, bytes) in store.validator_updates(genesis.initial_height, usize::MAX)? {
+        let updates = basalt_state::app::validators::decode_updates(&bytes).map_err(|e| {
+            NodeError::Internal(format!(
+                "stored validator updates of block {block_height}: {e}"
+            ))
+        })?;
+        sets.record(block_height, updates)
+            .map_err(|e| NodeError::Internal(format!("stored validator updates: {e}")))?;
+    }
     let chain = chain::ChainState::new(
         chain_id.clone(),
         genesis.initial_height,

@@ -57,6 +57,12 @@ pub enum GenesisError {
         /// The address.
         address: Address,
     },
+    /// `validator_authority` is not 20 bytes of hex.
+    #[error("validator_authority {address:?} is not 40 hex characters")]
+    BadAuthority {
+        /// The text.
+        address: String,
+    },
     /// The balances sum to more than `u128::MAX`.
     #[error("genesis total supply overflows u128")]
     SupplyOverflow,
@@ -77,6 +83,10 @@ pub struct GenesisAccount {
 struct GenesisJson {
     #[serde(default)]
     accounts: Vec<GenesisAccount>,
+    /// The account that may change the validator set (proof of authority); absent: the set never
+    /// changes.
+    #[serde(default)]
+    validator_authority: Option<String>,
 }
 
 /// Validated genesis allocations, ordered by address.
@@ -86,6 +96,9 @@ pub struct BankGenesis {
     pub accounts: Vec<(Address, Account)>,
     /// Sum of the balances.
     pub total_supply: u128,
+    /// The account allowed to change the validator set (`app_state.validator_authority`); `None`: the
+    /// genesis set is the chain's for good.
+    pub validator_authority: Option<Address>,
 }
 
 impl BankGenesis {
@@ -122,9 +135,16 @@ impl BankGenesis {
                 return Err(GenesisError::Duplicate { index, address });
             }
         }
+        let validator_authority = parsed
+            .validator_authority
+            .map(|text| {
+                Address::from_hex(&text).map_err(|_| GenesisError::BadAuthority { address: text })
+            })
+            .transpose()?;
         Ok(BankGenesis {
             accounts: accounts.into_iter().collect(),
             total_supply,
+            validator_authority,
         })
     }
 }

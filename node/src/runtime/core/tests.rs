@@ -192,7 +192,8 @@ impl Host for TestHost {
     ) -> Result<(), TestError> {
         self.did.push(Did::Commit(block.height()));
         self.chain
-            .advance(block, commit, self.next_app_hash, Hash::ZERO);
+            .advance(block, commit, self.next_app_hash, Hash::ZERO, &[])
+            .expect("no validator updates");
         Ok(())
     }
 
