@@ -11,10 +11,11 @@ use std::time::Duration;
 use basalt_consensus::types::{ChainId, PrivateKey, PublicKey};
 use basalt_node::keys::PrivValidatorKey;
 use basalt_state::app::validators::tx::ValidatorTxBody;
-use basalt_tests::testnet::Testnet;
+use basalt_tests::testnet::{basalt_bin, Testnet};
 use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine as _;
 use serde_json::{json, Value};
+use std::process::Command;
 
 /// Bound on the whole test (network start included).
 const TEST_BUDGET: Duration = Duration::from_secs(150);
@@ -77,6 +78,44 @@ async fn change(
     r["height"].as_str().unwrap().parse().unwrap()
 }
 
+/// `basalt show-validator` of node `i`, then `basalt tx validator --power 0` for it through node `via`
+/// signed by the authority (the first entry of accounts.json); the height that committed it.
+async fn remove_with_cli(net: &Testnet, i: usize, via: usize) -> u64 {
+    let bin = basalt_bin().unwrap();
+    let shown = Command::new(&bin)
+        .args(["--home", net.home(i).to_str().unwrap(), "show-validator"])
+        .output()
+        .unwrap();
+    assert!(shown.status.success());
+    let pubkey = String::from_utf8(shown.stdout).unwrap();
+    let sent = Command::new(&bin)
+        .args([
+            "tx",
+            "validator",
+            "--key-file",
+            net.root().join("accounts.json").to_str().unwrap(),
+            "--pubkey",
+            pubkey.trim(),
+            "--power",
+            "0",
+            "--fee",
+            "1",
+            "--node",
+            &net.rpc_url(via),
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        sent.status.success(),
+        "basalt tx validator: {}",
+        String::from_utf8_lossy(&sent.stderr)
+    );
+    let hash = String::from_utf8(sent.stdout).unwrap();
+    let found = net.wait_tx(via, hash.trim(), WAIT).await.unwrap();
+    assert_eq!(found["tx_result"]["code"], 0, "{found}");
+    found["height"].as_str().unwrap().parse().unwrap()
+}
+
 async fn set_at(net: &Testnet, via: usize, height: u64) -> Vec<String> {
     let r = net
         .rpc(
@@ -123,7 +162,7 @@ async fn run() {
         net.start(i, &[]).unwrap();
     }
     net.wait_height(NEWCOMER, 3, WAIT).await.unwrap();
-    let chain = ChainId::new(&net.chain_id().await.unwrap()).unwrap();
+    let chain = ChainId::new(net.chain_id().await.unwrap()).unwrap();
     let newcomer = consensus_key(&net, NEWCOMER);
     let newcomer_address = newcomer.address().to_hex_upper();
 
@@ -155,17 +194,9 @@ async fn run() {
     let at = net.height(1).await.unwrap();
     net.wait_height(1, at + 3, WAIT).await.unwrap();
 
-    // --- remove validator 3 ---------------------------------------------------------------------------
+    // --- remove validator 3, with the operator's commands ------------------------------------------
     let removed = consensus_key(&net, 3).address().to_hex_upper();
-    let removed_in = change(
-        &net,
-        1,
-        &chain,
-        &authority,
-        1,
-        vec![(consensus_key(&net, 3), 0)],
-    )
-    .await;
+    let removed_in = remove_with_cli(&net, 3, 1).await;
     net.wait_height(1, removed_in + 4, WAIT).await.unwrap();
     assert!(set_at(&net, 1, removed_in + 1).await.contains(&removed));
     let four = set_at(&net, 1, removed_in + 2).await;

@@ -4,6 +4,7 @@
 pub mod build;
 pub mod client;
 pub mod ibc;
+pub mod validator;
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -81,6 +82,9 @@ pub enum TxCommand {
     /// Sign an ICS-20 token transfer to another chain over an IBC channel and submit it; prints the
     /// transaction hash.
     IbcTransfer(ibc::IbcTransferArgs),
+    /// As the chain's validator authority, set a validator's voting power (0 removes it); the change
+    /// takes effect two heights after its block. Prints the transaction hash.
+    Validator(validator::ValidatorArgs),
 }
 
 /// The transfer's fields, shared by `transfer` and `build`.
@@ -151,6 +155,7 @@ pub fn run(command: &TxCommand) -> Result<(), TxError> {
         }
         TxCommand::Transfer(args) => runtime()?.block_on(transfer_command(args)),
         TxCommand::IbcTransfer(args) => runtime()?.block_on(ibc::ibc_transfer_command(args)),
+        TxCommand::Validator(args) => runtime()?.block_on(validator::validator_command(args)),
     }
 }
 
