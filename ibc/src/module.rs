@@ -166,7 +166,6 @@ impl TxModule for IbcModule {
                 writes,
                 moves,
                 events,
-                validator_changes: Vec::new(),
             }),
         }
     }

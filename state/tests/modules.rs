@@ -108,7 +108,6 @@ impl TxModule for Toy {
             writes,
             moves,
             events: vec![event.clone()],
-            validator_changes: Vec::new(),
         };
         let (gas_used, outcome) = match tx[3] {
             0 => (BASE_GAS + 10, Ok(effects(writes, vec![]))),

@@ -325,3 +325,32 @@ fn the_documented_validator_transaction_example_is_what_the_encoder_produces() {
     decoded.verify().unwrap();
     assert_eq!(decoded, tx);
 }
+
+/// The block's updates are its net change: what one block adds and removes again is no update (the
+/// chain's set never saw it, so a removal would not apply), and a removal undone in the same block is
+/// a change of power.
+#[test]
+fn a_block_returns_its_net_change() {
+    let mut f = fixture();
+    let add = f.tx(AUTHORITY, &[(5, 3)]);
+    let remove = f.tx(AUTHORITY, &[(5, 0)]);
+    let r = f.block(vec![add, remove]);
+    assert_eq!(r.tx_results[0].code, CODE_OK, "{}", r.tx_results[0].log);
+    assert_eq!(r.tx_results[1].code, CODE_OK, "{}", r.tx_results[1].log);
+    assert!(r.validator_updates.is_empty(), "{:?}", r.validator_updates);
+    assert_eq!(powers(&f.view()), powers(&genesis_set()));
+    assert!(f.app.store().validator_updates(0, 10).unwrap().is_empty());
+
+    let remove = f.tx(AUTHORITY, &[(1, 0)]);
+    let back = f.tx(AUTHORITY, &[(1, 3)]);
+    let r = f.block(vec![remove, back]);
+    assert_eq!(r.tx_results[1].code, CODE_OK, "{}", r.tx_results[1].log);
+    assert_eq!(r.validator_updates.len(), 1);
+    assert_eq!(r.validator_updates[0].public_key, validator(1));
+    assert_eq!(r.validator_updates[0].power, 3);
+    // Applied to the chain's set, the net change always applies.
+    let next = genesis_set()
+        .next_height_with(&r.validator_updates)
+        .unwrap();
+    assert_eq!(powers(&next), powers(&f.view()));
+}

@@ -492,11 +492,10 @@ fn execute_module(
     context: &BlockContext<'_>,
     overlay: &mut Overlay<'_>,
     fee_recipient: &Address,
-) -> Result<(TxResult, Vec<ValidatorChange>), AppError> {
+) -> Result<TxResult, AppError> {
     if let Err(f) = overlay.apply(checked, 0, ante.fee, fee_recipient)? {
-        return Ok((failed(f, ante.gas_limit), Vec::new()));
+        return Ok(failed(f, ante.gas_limit));
     }
-    let mut validator_changes = Vec::new();
     let fee_event = fee_event(&ante.signer, ante.fee, ante.nonce);
     let executed = module.execute(tx.as_bytes(), context, &*overlay);
     let gas_used = executed.gas_used.min(ante.gas_limit);
@@ -514,11 +513,9 @@ fn execute_module(
                 .iter()
                 .map(|m| (m.from, m.to, m.amount))
                 .collect();
-            let applied = overlay.apply_module(&moves, effects.writes)?;
-            if applied.is_ok() {
-                validator_changes = effects.validator_changes;
-            }
-            applied.map(|()| effects.events)
+            overlay
+                .apply_module(&moves, effects.writes)?
+                .map(|()| effects.events)
         }
         Err(f) => Err(f),
     };
@@ -542,7 +539,7 @@ fn execute_module(
             events: vec![fee_event],
         },
     };
-    Ok((result, validator_changes))
+    Ok(result)
 }
 
 /// The `tx` event: who paid what fee at which nonce (CometBFT/Cosmos SDK's `fee`, `fee_payer`,
@@ -738,7 +735,6 @@ impl Application for BankApp {
         };
         let mut overlay = Overlay::new(&self.store, latest);
         let mut tx_results = Vec::with_capacity(decoded.len());
-        let mut validator_changes = Vec::new();
         for ((tx, entry), signature_ok) in block.txs().iter().zip(decoded).zip(good_signature) {
             let decoded = match entry {
                 Ok(d) => d,
@@ -784,7 +780,7 @@ impl Application for BankApp {
                 }
                 Decoded::Module(index, ante) => {
                     let module = &self.modules[*index];
-                    let (result, changes) = execute_module(
+                    execute_module(
                         module.as_ref(),
                         tx,
                         ante,
@@ -792,12 +788,19 @@ impl Application for BankApp {
                         &context,
                         &mut overlay,
                         &fee_recipient,
-                    )?;
-                    validator_changes.extend(changes);
-                    result
+                    )?
                 }
             };
             tx_results.push(result);
+        }
+        // The block's net validator changes: its final validator state against the committed one.
+        let mut validator_updates: Vec<ValidatorChange> = Vec::new();
+        let start = Overlay::new(&self.store, latest);
+        for module in &self.modules {
+            let updates = module
+                .validator_updates(&start, &overlay)
+                .map_err(|f| AppError::Module { reason: f.log })?;
+            validator_updates.extend(updates);
         }
         let writes = overlay.into_writes();
         let state = self.store.prepare_state(block.height().0, writes)?;
@@ -811,13 +814,6 @@ impl Application for BankApp {
                 tx: tx.as_bytes().to_vec(),
                 result: result.clone(),
             })
-            .collect();
-        // One update per key, the block's last: later transactions saw the earlier ones' effects.
-        let validator_updates: Vec<ValidatorChange> = validator_changes
-            .into_iter()
-            .map(|c| (c.public_key.address(), c))
-            .collect::<std::collections::BTreeMap<_, _>>()
-            .into_values()
             .collect();
         self.pending = Some(Pending {
             height: block.height().0,

@@ -149,8 +149,9 @@ pub struct FinalizeResult {
     /// The app hash after this block: what [`Application::commit`] will return and the next header
     /// will carry.
     pub app_hash: Hash,
-    /// Validator-set changes the block's transactions made, one per key (the last change of a key in
-    /// the block), ordered by address: the chain applies them to the set of height h + 2.
+    /// Validator-set changes the block made, net (its final validator state against the one before
+    /// it: one per changed key, ordered by address; a validator added and removed within the block is
+    /// none): the chain applies them to the set of height h + 2.
     pub validator_updates: Vec<basalt_consensus::types::ValidatorChange>,
 }
 
@@ -274,6 +275,12 @@ pub enum AppError {
         announced: Hash,
         /// From the store.
         committed: Hash,
+    },
+    /// A module could not read its own state at the end of a block (a corrupt record).
+    #[error("module state: {reason}")]
+    Module {
+        /// Why.
+        reason: String,
     },
 }
 

@@ -94,9 +94,6 @@ pub struct Effects {
     pub moves: Vec<Move>,
     /// Its events.
     pub events: Vec<Event>,
-    /// Validator-set changes, returned with the block's other updates (only the validator module asks
-    /// for any).
-    pub validator_changes: Vec<ValidatorChange>,
 }
 
 /// A transaction kind other than the bank's transfer (see the module docs).
@@ -112,4 +109,16 @@ pub trait TxModule: Send + Sync + std::fmt::Debug {
 
     /// Executes a transaction whose ante rules passed (its fee is already paid) over `state`.
     fn execute(&self, tx: &[u8], block: &BlockContext<'_>, state: &dyn StateView) -> Executed;
+
+    /// The validator updates a whole block made, from the state before it (`start`) and after its
+    /// transactions (`end`): the net change, so a validator added and removed within one block is no
+    /// update at all. Only the validator module has any; the default is none.
+    fn validator_updates(
+        &self,
+        start: &dyn StateView,
+        end: &dyn StateView,
+    ) -> Result<Vec<ValidatorChange>, TxFailure> {
+        let _ = (start, end);
+        Ok(Vec::new())
+    }
 }

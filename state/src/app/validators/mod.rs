@@ -5,9 +5,11 @@
 //! The module keeps the application's view of the validator set in the state (`validators/set`: the
 //! genesis set until the first change, then the set with every change so far), checks each
 //! transaction's changes against it with the consensus rules ([`ValidatorSet::next_height_with`]: no
-//! removal of a non-member, no empty set, total power bounded), and returns them as the block's
-//! validator updates ([`super::Effects::validator_changes`] → [`super::FinalizeResult::validator_updates`]),
-//! which the chain applies CometBFT's way: the updates of block h shape the set of height h + 2.
+//! removal of a non-member, no empty set, total power bounded). The block's validator updates
+//! ([`super::FinalizeResult::validator_updates`]) are the *net* change of that view over the whole block
+//! ([`TxModule::validator_updates`]): applied to the chain's set of h + 1 they always apply, even when
+//! one block adds and removes the same validator. The chain applies them CometBFT's way: the updates
+//! of block h shape the set of height h + 2.
 //!
 //! **At most a third of the power per block**: the changes of one block may move (sum of |power
 //! change|) at most a third of the total power the set had at the start of the block, so consecutive
@@ -160,7 +162,6 @@ impl ValidatorModule {
             ],
             moves: Vec::new(),
             events,
-            validator_changes: changes.to_vec(),
         })
     }
 }
@@ -220,6 +221,41 @@ impl TxModule for ValidatorModule {
         self.signed(tx)?
             .verify()
             .map_err(|e| failure(TxCode::BadSignature, e.to_string()))
+    }
+
+    fn validator_updates(
+        &self,
+        start: &dyn StateView,
+        end: &dyn StateView,
+    ) -> Result<Vec<ValidatorChange>, TxFailure> {
+        let before = self.view(start)?;
+        let after = self.view(end)?;
+        let power = |set: &ValidatorSet, address: &Address| {
+            set.index_of(address)
+                .and_then(|i| set.get(i))
+                .map(|v| v.voting_power)
+        };
+        let mut updates: Vec<ValidatorChange> = after
+            .validators()
+            .iter()
+            .filter(|v| power(&before, &v.address) != Some(v.voting_power))
+            .map(|v| ValidatorChange {
+                public_key: v.public_key,
+                power: v.voting_power,
+            })
+            .chain(
+                before
+                    .validators()
+                    .iter()
+                    .filter(|v| power(&after, &v.address).is_none())
+                    .map(|v| ValidatorChange {
+                        public_key: v.public_key,
+                        power: 0,
+                    }),
+            )
+            .collect();
+        updates.sort_by_key(|c| c.public_key.address());
+        Ok(updates)
     }
 
     fn execute(&self, tx: &[u8], block: &BlockContext<'_>, state: &dyn StateView) -> Executed {
