@@ -2,8 +2,9 @@
 //! validators and a full node on a chain whose genesis names a validator authority. The authority adds
 //! the full node as a fifth validator — it is in the set from the block's height + 2 and signs
 //! commits; the network then goes on with one validator of five stopped; a validator is removed — from
-//! its height + 2 the set has no slot for it; a restarted node rebuilds the sets from its store; and the
-//! stopped validator catches up across both change heights.
+//! its height + 2 the set has no slot for it; a validator's power changes at its height + 2; a
+//! restarted node rebuilds the sets from its store; and the stopped validator catches up (block sync)
+//! across the change heights.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::time::Duration;
@@ -24,6 +25,8 @@ const WAIT: Duration = Duration::from_secs(40);
 const VALIDATORS: usize = 4;
 /// The full node that becomes a validator.
 const NEWCOMER: usize = 4;
+/// Heights after the newcomer joins within which one of its precommits must be in a commit.
+const SIGNING_WINDOW: u64 = 30;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn validators_are_added_and_removed_by_the_authority() {
@@ -116,6 +119,24 @@ async fn remove_with_cli(net: &Testnet, i: usize, via: usize) -> u64 {
     found["height"].as_str().unwrap().parse().unwrap()
 }
 
+/// The voting power of `address` in the set of `height`, if it is a member.
+async fn power_of(net: &Testnet, via: usize, height: u64, address: &str) -> Option<u64> {
+    let r = net
+        .rpc(
+            via,
+            "validators",
+            json!({"height": height.to_string(), "per_page": "100"}),
+        )
+        .await
+        .unwrap();
+    r["validators"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|v| v["address"] == address)
+        .map(|v| v["voting_power"].as_str().unwrap().parse().unwrap())
+}
+
 async fn set_at(net: &Testnet, via: usize, height: u64) -> Vec<String> {
     let r = net
         .rpc(
@@ -168,7 +189,9 @@ async fn run() {
 
     // --- add the full node as a fifth validator -----------------------------------------------------
     let added_in = change(&net, 0, &chain, &authority, 0, vec![(newcomer, 10)]).await;
-    net.wait_height(0, added_in + 4, WAIT).await.unwrap();
+    net.wait_height(0, added_in + SIGNING_WINDOW + 1, WAIT)
+        .await
+        .unwrap();
     assert_eq!(
         set_at(&net, 0, added_in + 1).await.len(),
         4,
@@ -177,16 +200,17 @@ async fn run() {
     let five = set_at(&net, 0, added_in + 2).await;
     assert_eq!(five.len(), 5, "in the set from h + 2");
     assert!(five.contains(&newcomer_address));
-    // It signs: its precommit is in a commit from h + 2 on.
+    // It signs: its precommit is in the commits from h + 2 on (a commit holds the precommits its block's
+    // proposer had, so a newcomer a little behind may miss the first few at this block rate).
     let mut signed = false;
-    for h in added_in + 2..=added_in + 4 {
+    for h in added_in + 2..=added_in + SIGNING_WINDOW {
         let (slots, by) = signers(&net, 0, h).await;
         assert_eq!(slots, 5, "commit of {h} has a slot per validator");
         signed |= by.contains(&newcomer_address);
     }
     assert!(
         signed,
-        "the new validator signed none of the first commits it could"
+        "the new validator signed none of the {SIGNING_WINDOW} first commits it could"
     );
 
     // --- one validator of five stopped: the chain goes on -------------------------------------------
@@ -206,12 +230,30 @@ async fn run() {
     assert_eq!(slots, 4, "no slot for the removed validator");
     assert!(!by.contains(&removed));
 
+    // --- change a validator's power --------------------------------------------------------------------
+    let heavier = consensus_key(&net, 1);
+    let reweighed_in = change(&net, 1, &chain, &authority, 2, vec![(heavier, 15)]).await;
+    net.wait_height(1, reweighed_in + 3, WAIT).await.unwrap();
+    let address = heavier.address().to_hex_upper();
+    assert_eq!(
+        power_of(&net, 1, reweighed_in + 1, &address).await,
+        Some(10)
+    );
+    assert_eq!(
+        power_of(&net, 1, reweighed_in + 2, &address).await,
+        Some(15)
+    );
+
     // --- a restarted node rebuilds the sets from its store ------------------------------------------
     assert!(net.stop(2, Duration::from_secs(10)));
     net.start(2, &[]).unwrap();
     net.wait_height(2, removed_in + 5, WAIT).await.unwrap();
     assert_eq!(set_at(&net, 2, added_in + 2).await, five);
     assert_eq!(set_at(&net, 2, removed_in + 2).await, four);
+    assert_eq!(
+        power_of(&net, 2, reweighed_in + 2, &address).await,
+        Some(15)
+    );
 
     // --- the stopped validator catches up across both change heights --------------------------------
     net.start(0, &[]).unwrap();
