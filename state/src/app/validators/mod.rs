@@ -13,7 +13,8 @@
 //!
 //! **At most a third of the power per block**: the changes of one block may move (sum of |power
 //! change|) at most a third of the total power the set had at the start of the block, so consecutive
-//! sets always share more than two thirds of their power — light clients skipping over them stay safe.
+//! sets always share at least two thirds of their power — a light client trusting one set still finds
+//! more than a third of it signing the next, however the changes fall.
 //! A transaction that would exceed it fails (its fee is paid, nothing else changes).
 
 /// The transaction's format (in `basalt-bank-tx`, where the fuzzer reaches it without RocksDB).
