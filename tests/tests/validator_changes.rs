@@ -119,8 +119,8 @@ async fn remove_with_cli(net: &Testnet, i: usize, via: usize) -> u64 {
     found["height"].as_str().unwrap().parse().unwrap()
 }
 
-/// The voting power of `address` in the set of `height`, if it is a member.
-async fn power_of(net: &Testnet, via: usize, height: u64, address: &str) -> Option<u64> {
+/// The set of `height` as node `via` serves it: (address, voting power), sorted by address.
+async fn validators_at(net: &Testnet, via: usize, height: u64) -> Vec<(String, u64)> {
     let r = net
         .rpc(
             via,
@@ -129,31 +129,37 @@ async fn power_of(net: &Testnet, via: usize, height: u64, address: &str) -> Opti
         )
         .await
         .unwrap();
-    r["validators"]
+    let mut set: Vec<(String, u64)> = r["validators"]
         .as_array()
         .unwrap()
         .iter()
-        .find(|v| v["address"] == address)
-        .map(|v| v["voting_power"].as_str().unwrap().parse().unwrap())
+        .map(|v| {
+            (
+                v["address"].as_str().unwrap().to_owned(),
+                v["voting_power"].as_str().unwrap().parse().unwrap(),
+            )
+        })
+        .collect();
+    set.sort();
+    set
 }
 
-async fn set_at(net: &Testnet, via: usize, height: u64) -> Vec<String> {
-    let r = net
-        .rpc(
-            via,
-            "validators",
-            json!({"height": height.to_string(), "per_page": "100"}),
-        )
+/// The voting power of `address` in the set of `height`, if it is a member.
+async fn power_of(net: &Testnet, via: usize, height: u64, address: &str) -> Option<u64> {
+    validators_at(net, via, height)
         .await
-        .unwrap();
-    let mut addresses: Vec<String> = r["validators"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|v| v["address"].as_str().unwrap().to_owned())
-        .collect();
-    addresses.sort();
-    addresses
+        .into_iter()
+        .find(|(a, _)| a == address)
+        .map(|(_, power)| power)
+}
+
+/// The addresses of the set of `height`, sorted.
+async fn set_at(net: &Testnet, via: usize, height: u64) -> Vec<String> {
+    validators_at(net, via, height)
+        .await
+        .into_iter()
+        .map(|(address, _)| address)
+        .collect()
 }
 
 /// Addresses that signed the commit of `height` for the block.

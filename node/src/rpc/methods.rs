@@ -568,7 +568,7 @@ fn raw_block(b: &dyn RpcBackend, params: &Params) -> Result<Value, RpcErr> {
 }
 
 /// `per_page` as CometBFT's `validatePerPage`: absent or ≤ 0 → default, capped at the maximum.
-fn per_page(params: &Params, name: &str) -> Result<usize, RpcErr> {
+pub fn per_page(params: &Params, name: &str) -> Result<usize, RpcErr> {
     Ok(match params.opt_i64(name)? {
         None => DEFAULT_PER_PAGE,
         Some(n) if n <= 0 => DEFAULT_PER_PAGE,
@@ -577,7 +577,7 @@ fn per_page(params: &Params, name: &str) -> Result<usize, RpcErr> {
 }
 
 /// `page` as CometBFT's `validatePage`.
-fn page(params: &Params, per_page: usize, total: usize) -> Result<usize, RpcErr> {
+pub fn page(params: &Params, per_page: usize, total: usize) -> Result<usize, RpcErr> {
     let pages = if total == 0 {
         1
     } else {

@@ -25,7 +25,7 @@ use tokio::sync::Semaphore;
 
 use super::client::LightClient;
 use super::LightError;
-use crate::rpc::methods::param_names;
+use crate::rpc::methods::{page, param_names, per_page};
 use crate::rpc::proof::{encode_commitment_proof, PROOF_OP_TYPE};
 use crate::rpc::server::LimitedListener;
 use crate::rpc::shapes::{self, b64, rfc3339_ms};
@@ -252,20 +252,9 @@ async fn status(client: &LightClient) -> Result<Value, RpcErr> {
 async fn validators(client: &LightClient, params: &Params) -> Result<Value, RpcErr> {
     let v = at(client, params).await?;
     let set = &v.block.validators;
-    let per_page = match params.opt_i64("per_page")? {
-        Some(n) if n > 0 => (n as u64).min(100) as usize,
-        _ => 30,
-    };
-    let pages = set.len().div_ceil(per_page).max(1);
-    let page = match params.opt_i64("page")? {
-        None => 1,
-        Some(p) if p <= 0 || p as u64 > pages as u64 => {
-            return Err(RpcErr::internal(format!(
-                "page should be within [1, {pages}] range, given {p}"
-            )))
-        }
-        Some(p) => p as usize,
-    };
+    // The node's paging rules (CometBFT's), so clients page through the proxy as through a node.
+    let per_page = per_page(params, "per_page")?;
+    let page = page(params, per_page, set.len())?;
     let start = (page - 1) * per_page;
     let end = (start + per_page).min(set.len());
     Ok(json!({

@@ -229,6 +229,14 @@ impl TxModule for ValidatorModule {
         start: &dyn StateView,
         end: &dyn StateView,
     ) -> Result<Vec<ValidatorChange>, TxFailure> {
+        // Most blocks change no validator: then the stored view is untouched and nothing is decoded.
+        let read = |view: &dyn StateView| {
+            view.get(VALIDATOR_SET_KEY)
+                .map_err(|e| failure(TxCode::Internal, e.to_string()))
+        };
+        if read(start)? == read(end)? {
+            return Ok(Vec::new());
+        }
         let before = self.view(start)?;
         let after = self.view(end)?;
         let power = |set: &ValidatorSet, address: &Address| {
