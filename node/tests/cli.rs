@@ -313,6 +313,43 @@ fn testnet_argument_errors_are_one_line() {
 }
 
 #[test]
+fn light_argument_errors_are_one_line_and_name_the_flag() {
+    // Checked before any connection: no server listens at the primary's address.
+    let hash = "AB".repeat(32);
+    for (extra, flag) in [
+        (vec!["--height", "0", "--hash", hash.as_str()], "--height"),
+        (vec!["--height", "1", "--hash", "abcd"], "--hash"),
+        (
+            vec![
+                "--height",
+                "1",
+                "--hash",
+                hash.as_str(),
+                "--trust-level",
+                "1/4",
+            ],
+            "--trust-level",
+        ),
+        (
+            vec![
+                "--height",
+                "1",
+                "--hash",
+                hash.as_str(),
+                "--update-period",
+                "0s",
+            ],
+            "--update-period",
+        ),
+    ] {
+        let mut all = vec!["light", "basalt-x", "--primary", "http://127.0.0.1:9"];
+        all.extend(extra);
+        let error = fails(&all);
+        assert!(error.contains(flag), "{error}");
+    }
+}
+
+#[test]
 fn bad_config_makes_start_fail_naming_the_field() {
     let dir = tempfile::tempdir().unwrap();
     let home = Home::new(dir.path());

@@ -185,6 +185,9 @@ async fn start(args: &LightArgs) -> Result<(), LightError> {
     if args.height == 0 {
         return Err(bad("--height", "heights start at 1"));
     }
+    if args.update_period.is_zero() {
+        return Err(bad("--update-period", "must be above zero"));
+    }
     let options = Options {
         trust_level: parse_trust_level(&args.trust_level)?,
         trusting_period_ms: duration_ms(args.trusting_period),
