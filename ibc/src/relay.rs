@@ -5,7 +5,7 @@
 //! consensus state of height `v + 1` (whose header's `app_hash` is that state's root), so the relayer
 //! first updates the destination's client to `v + 1` — a [`Proven`] carries that height.
 
-use basalt_consensus::light::LightBlock;
+use basalt_consensus::light::{LightBlock, VerifiedBlock};
 use basalt_consensus::types::{Address, ValidatorSet};
 use basalt_consensus::Height;
 use basalt_state::app::Event;
@@ -76,6 +76,30 @@ pub fn update_client(
         signer: signer(by),
     }
     .to_any()
+}
+
+/// The `MsgUpdateClient`s that bring `client_id` from its consensus state of `trusted_height` (whose
+/// next validator set is `trusted_next`) through `steps`, the blocks a skipping verification
+/// ([`basalt_consensus::light::Skipping`]) verified on the way to the target, the target last. Each
+/// message trusts the consensus state the one before it stores, so a client crosses validator-set
+/// changes that no single header could: executed in order (in one transaction or in nonce order),
+/// every step passes the client's own trust-level rule.
+pub fn update_client_steps(
+    client_id: &ClientId,
+    trusted_height: u64,
+    trusted_next: ValidatorSet,
+    steps: Vec<VerifiedBlock>,
+    by: &Address,
+) -> Vec<Any> {
+    let mut from = (trusted_height, trusted_next);
+    steps
+        .into_iter()
+        .map(|step| {
+            let next = (step.block.header.height.0, step.next_validators);
+            let (height, set) = std::mem::replace(&mut from, next);
+            update_client(client_id, step.block, height, set, by)
+        })
+        .collect()
 }
 
 /// `MsgRecvPacket` for `packet`, with the proof of its commitment on the source.

@@ -2,6 +2,7 @@
 //! validators are keys from one-byte seeds, headers are signed by the members a test chooses.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+use super::skipping::VerifiedBlock;
 use super::LightBlock;
 use crate::primitives::{Height, Round, ValidatorIndex, VoteType, VotingPower};
 use crate::types::{
@@ -107,5 +108,62 @@ pub fn light_block(
         commit: commit(chain, &header, validators, signers),
         header,
         validators: validators.clone(),
+    }
+}
+
+/// A chain of heights 1..=top, one block a second from `start_ms`, each header linked to the one
+/// below and signed by every member of its set; `members(h)` names the set of height h.
+pub struct Chain {
+    /// The blocks from height 1, each with the set of the height above it.
+    pub blocks: Vec<(LightBlock, ValidatorSet)>,
+}
+
+impl Chain {
+    /// The chain `chain_id` of heights 1..=`top`, the set of height `h` being `members(h)`.
+    pub fn build(
+        chain_id: &ChainId,
+        start_ms: u64,
+        top: u64,
+        members: impl Fn(u64) -> Vec<(u8, VotingPower)>,
+    ) -> Chain {
+        let mut blocks: Vec<(LightBlock, ValidatorSet)> = Vec::new();
+        for h in 1..=top {
+            let validators = set(&members(h));
+            let next = set(&members(h + 1));
+            let mut header = header(
+                chain_id,
+                h,
+                start_ms + h * 1_000,
+                &validators,
+                &next,
+                Hash::digest(&h.to_be_bytes()),
+            );
+            header.last_block_id = blocks.last().map(|(b, _)| BlockId {
+                hash: b.header.hash(),
+            });
+            let signers: Vec<u8> = members(h).iter().map(|m| m.0).collect();
+            let commit = commit(chain_id, &header, &validators, &signers);
+            blocks.push((
+                LightBlock {
+                    header,
+                    commit,
+                    validators,
+                },
+                next,
+            ));
+        }
+        Chain { blocks }
+    }
+
+    /// The light block of `height` with the set of the height above it.
+    pub fn at(&self, height: Height) -> (LightBlock, ValidatorSet) {
+        self.blocks[height.0 as usize - 1].clone()
+    }
+
+    /// The block of `height` as a root of trust.
+    pub fn root(&self, height: u64) -> VerifiedBlock {
+        let (block, next) = self.at(Height(height));
+        let hash = block.header.hash();
+        VerifiedBlock::trust_root(block, next, &hash).unwrap()
     }
 }

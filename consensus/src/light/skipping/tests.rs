@@ -1,10 +1,9 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use super::*;
-use crate::light::fixture::{self, set};
+use crate::light::fixture::{self, set, Chain};
 use crate::light::TrustLevel;
 use crate::primitives::VotingPower;
-use crate::types::BlockId;
 
 const HOUR_MS: u64 = 3_600_000;
 const START_MS: u64 = 1_700_000_000_000;
@@ -21,52 +20,9 @@ fn options() -> Options {
     }
 }
 
-/// A chain of heights 1..=top, one block a second, each header linked to the one below and signed
-/// by every member of its set; `members(h)` names the set of height h.
-struct Chain {
-    blocks: Vec<(LightBlock, ValidatorSet)>,
-}
-
-impl Chain {
-    fn build(top: u64, members: impl Fn(u64) -> Vec<(u8, VotingPower)>) -> Chain {
-        let mut blocks: Vec<(LightBlock, ValidatorSet)> = Vec::new();
-        for h in 1..=top {
-            let validators = set(&members(h));
-            let next = set(&members(h + 1));
-            let mut header = fixture::header(
-                &chain_id(),
-                h,
-                START_MS + h * 1_000,
-                &validators,
-                &next,
-                Hash::digest(&h.to_be_bytes()),
-            );
-            header.last_block_id = blocks.last().map(|(b, _)| BlockId {
-                hash: b.header.hash(),
-            });
-            let signers: Vec<u8> = members(h).iter().map(|m| m.0).collect();
-            let commit = fixture::commit(&chain_id(), &header, &validators, &signers);
-            blocks.push((
-                LightBlock {
-                    header,
-                    commit,
-                    validators,
-                },
-                next,
-            ));
-        }
-        Chain { blocks }
-    }
-
-    fn at(&self, height: Height) -> (LightBlock, ValidatorSet) {
-        self.blocks[height.0 as usize - 1].clone()
-    }
-
-    fn root(&self, height: u64) -> VerifiedBlock {
-        let (block, next) = self.at(Height(height));
-        let hash = block.header.hash();
-        VerifiedBlock::trust_root(block, next, &hash).unwrap()
-    }
+/// A chain of heights 1..=top of this test's chain id, one block a second from `START_MS`.
+fn build(top: u64, members: impl Fn(u64) -> Vec<(u8, VotingPower)>) -> Chain {
+    Chain::build(&chain_id(), START_MS, top, members)
 }
 
 /// Runs `skipping` against `source` until done or refused; the heights fetched, in order.
@@ -98,7 +54,7 @@ fn rotating(h: u64) -> Vec<(u8, VotingPower)> {
 
 #[test]
 fn an_unchanged_set_is_verified_in_one_step() {
-    let chain = Chain::build(1_000, steady);
+    let chain = build(1_000, steady);
     let now = START_MS + 2_000 * 1_000;
     let mut skipping = Skipping::new(chain.root(10), Height(1_000), options()).unwrap();
     let fetched = run(&mut skipping, |h| chain.at(h), now).unwrap();
@@ -110,7 +66,7 @@ fn an_unchanged_set_is_verified_in_one_step() {
 #[test]
 fn a_changing_set_is_crossed_by_bisection() {
     // Heights 10 and 450 share no validator: only pivots through every set change can link them.
-    let chain = Chain::build(500, rotating);
+    let chain = build(500, rotating);
     let now = START_MS + 1_000 * 1_000;
     let mut skipping = Skipping::new(chain.root(10), Height(450), options()).unwrap();
     let mut verified = Vec::new();
@@ -135,9 +91,9 @@ fn a_changing_set_is_crossed_by_bisection() {
 
 #[test]
 fn a_source_lying_with_another_set_is_refused_within_the_pivot_bound() {
-    let honest = Chain::build(12, steady);
+    let honest = build(12, steady);
     // A fabricated chain above 10, signed by keys the trusted set has never seen.
-    let forged = Chain::build(1_000, |h| {
+    let forged = build(1_000, |h| {
         if h <= 10 {
             steady(h)
         } else {
@@ -163,7 +119,7 @@ fn a_source_lying_with_another_set_is_refused_within_the_pivot_bound() {
 
 #[test]
 fn a_block_of_another_height_or_with_another_next_set_is_refused() {
-    let chain = Chain::build(30, steady);
+    let chain = build(30, steady);
     let now = START_MS + 100 * 1_000;
     let mut skipping = Skipping::new(chain.root(10), Height(20), options()).unwrap();
     let (block, next) = chain.at(Height(19));
@@ -190,7 +146,7 @@ fn a_block_of_another_height_or_with_another_next_set_is_refused() {
 
 #[test]
 fn an_expired_trust_or_a_target_below_it_is_refused() {
-    let chain = Chain::build(30, steady);
+    let chain = build(30, steady);
     let late = START_MS + 10 * 1_000 + 24 * HOUR_MS;
     let mut skipping = Skipping::new(chain.root(10), Height(20), options()).unwrap();
     let (block, next) = chain.at(Height(20));
@@ -209,7 +165,7 @@ fn an_expired_trust_or_a_target_below_it_is_refused() {
 
 #[test]
 fn the_root_must_hash_to_the_trusted_hash_and_be_signed_by_its_set() {
-    let chain = Chain::build(12, steady);
+    let chain = build(12, steady);
     let (block, next) = chain.at(Height(10));
     let wrong = Hash::digest(b"not it");
     assert!(matches!(
@@ -232,7 +188,7 @@ fn the_root_must_hash_to_the_trusted_hash_and_be_signed_by_its_set() {
 
 #[test]
 fn older_headers_are_trusted_by_their_hash_link() {
-    let chain = Chain::build(20, rotating);
+    let chain = build(20, rotating);
     let mut newer = chain.root(15);
     for h in (1..15).rev() {
         let (block, next) = chain.at(Height(h));

@@ -440,3 +440,77 @@ fn proof_heights_above_the_latest_are_refused() {
         .validate_proof_height(IbcHeight::new(2, 5).unwrap())
         .is_err());
 }
+
+/// A client crosses validator-set changes that no single header can: the relayer's skipping
+/// verification finds the pivots and [`crate::relay::update_client_steps`] turns them into updates,
+/// each trusting the consensus state the one before stored.
+#[test]
+fn a_client_crosses_complete_set_changes_by_the_relayers_steps() {
+    use basalt_consensus::light::fixture::Chain;
+    use basalt_consensus::light::{Options, Skipping};
+
+    // A new, disjoint set of four every 100 heights: heights 10 and 450 share no validator.
+    let rotating = |h: u64| -> Vec<(u8, basalt_consensus::primitives::VotingPower)> {
+        let base = ((h - 1) / 100) as u8 * 4;
+        (1..=4).map(|i| (base + i, 10)).collect()
+    };
+    let counterparty = Chain::build(&chain(), GENESIS_MS, 460, rotating);
+    let mut host = Host::new();
+    let state = BasaltClientState(
+        ClientState::new(
+            chain(),
+            Height(10),
+            TrustLevel::ONE_THIRD,
+            24 * HOUR_MS,
+            10_000,
+        )
+        .unwrap(),
+    );
+    let (root, root_next) = counterparty.at(Height(10));
+    state
+        .initialise(&mut host, &id(), ConsensusState::of(&root.header).to_any())
+        .unwrap();
+    let relayer = basalt_consensus::types::Address([7; 20]);
+    // The header a `MsgUpdateClient` carries, as ibc-rs's handler hands it to the client.
+    let header_of = |message: Any| -> Any {
+        use ibc_core::primitives::proto::Protobuf;
+        assert_eq!(message.type_url, "/ibc.core.client.v1.MsgUpdateClient");
+        let msg =
+            ibc_core::client::types::msgs::MsgUpdateClient::decode_vec(&message.value).unwrap();
+        assert_eq!(msg.client_id, id());
+        msg.client_message
+    };
+
+    // One header from 10 to 450 (what the relayer used to send) is refused: no trusted validator signed it.
+    let (target, _) = counterparty.at(Height(450));
+    let direct = crate::relay::update_client(&id(), target, 10, root_next.clone(), &relayer);
+    let refused = update_client(&mut host, header_of(direct)).unwrap_err();
+    assert!(
+        refused
+            .to_string()
+            .contains("trusted set with 0 of 40 power signed"),
+        "{refused}"
+    );
+    assert_eq!(host.client_state(&id()).unwrap().latest_height(), at(10));
+
+    let options = Options {
+        trust_level: TrustLevel::ONE_THIRD,
+        trusting_period_ms: 24 * HOUR_MS,
+        max_clock_drift_ms: 10_000,
+    };
+    let mut skipping = Skipping::new(counterparty.root(10), Height(450), options).unwrap();
+    let mut steps = Vec::new();
+    while let Some(h) = skipping.wanted() {
+        let (block, next) = counterparty.at(h);
+        if let Some(v) = skipping.feed(block, next, host.now_ms).unwrap() {
+            steps.push(v);
+        }
+    }
+    assert!(steps.len() >= 5, "four set changes need a step each");
+    let messages = crate::relay::update_client_steps(&id(), 10, root_next, steps, &relayer);
+    for message in messages {
+        update_client(&mut host, header_of(message)).unwrap();
+    }
+    assert_eq!(host.client_state(&id()).unwrap().latest_height(), at(450));
+    assert!(host.consensus.contains_key(&(id(), 450)));
+}

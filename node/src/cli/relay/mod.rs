@@ -83,6 +83,20 @@ pub enum RelayError {
         /// The chain's `consensus_params.evidence.max_age_duration`, ms.
         evidence_max_age_ms: u64,
     },
+    /// The source's headers from the client's latest height up to the one wanted do not verify
+    /// under the client's rules (the client expired, or the source serves another chain): the
+    /// destination would refuse every update.
+    #[error("{chain}'s headers from height {from} to {to} do not verify for its client: {source}")]
+    Unverifiable {
+        /// The chain the client follows.
+        chain: String,
+        /// The client's latest height.
+        from: u64,
+        /// The height wanted.
+        to: u64,
+        /// Why.
+        source: Box<basalt_consensus::light::SkipError>,
+    },
     /// A chain's IBC state is not what the relayer expected.
     #[error("unexpected IBC state: {0}")]
     State(String),

@@ -362,15 +362,27 @@ async fn deliver(
     host.submit_all(batches(update, messages)).await
 }
 
-/// `messages` in transactions of at most an IBC transaction's message count, the first led by `update`
-/// (the later ones, committed after it in nonce order, rely on the consensus state it stores).
-fn batches(update: Vec<Any>, messages: Vec<Any>) -> Vec<Vec<Any>> {
+/// Most bytes of messages the relayer puts in one transaction: an IBC transaction's cap less room for
+/// its envelope (signer, nonce, fee, signature, the `Any` framing of each message).
+const MAX_BATCH_BYTES: usize = basalt_ibc::tx::MAX_IBC_TX_BYTES - 64 * 1024;
+
+/// `update` then `messages`, in order, in transactions of at most an IBC transaction's message count
+/// and [`MAX_BATCH_BYTES`]; the update's steps lead (the later transactions, committed after it in
+/// nonce order, rely on the consensus states they store).
+pub(super) fn batches(update: Vec<Any>, messages: Vec<Any>) -> Vec<Vec<Any>> {
     let mut out = Vec::new();
-    let mut current = update;
-    for message in messages {
-        if current.len() >= basalt_ibc::tx::MAX_IBC_MESSAGES {
+    let mut current = Vec::new();
+    let mut bytes = 0usize;
+    for message in update.into_iter().chain(messages) {
+        let size = prost::Message::encoded_len(&message);
+        if !current.is_empty()
+            && (current.len() >= basalt_ibc::tx::MAX_IBC_MESSAGES
+                || bytes.saturating_add(size) > MAX_BATCH_BYTES)
+        {
             out.push(std::mem::take(&mut current));
+            bytes = 0;
         }
+        bytes = bytes.saturating_add(size);
         current.push(message);
     }
     if !current.is_empty() {
@@ -740,6 +752,36 @@ mod tests {
             batches(vec![any(999)], messages(MAX_TXS_PER_PASS * MAX_BATCH)).len(),
             MAX_TXS_PER_PASS
         );
+        // More update steps than one transaction holds: they fill the first transactions, in order.
+        let steps: Vec<Any> = (1_000..1_000 + limit + 3).map(any).collect();
+        let out = batches(steps, messages(2));
+        let sizes: Vec<usize> = out.iter().map(Vec::len).collect();
+        assert_eq!(sizes, vec![limit, 5]);
+        assert_eq!(out[1][2].type_url, format!("/m{}", 1_000 + limit + 2));
+        assert_eq!(out[1][3].type_url, "/m0");
+    }
+
+    #[test]
+    fn batches_stay_under_the_transaction_size_cap() {
+        // Updates carrying large validator sets: a transaction closes before it would pass the cap.
+        let big = |n: usize| Any {
+            type_url: format!("/big{n}"),
+            value: vec![0; MAX_BATCH_BYTES / 3],
+        };
+        let out = batches((0..4).map(big).collect(), vec![any(0)]);
+        let sizes: Vec<usize> = out.iter().map(Vec::len).collect();
+        assert_eq!(sizes, vec![2, 3]);
+        for tx in &out {
+            let bytes: usize = tx.iter().map(prost::Message::encoded_len).sum();
+            assert!(bytes <= MAX_BATCH_BYTES, "{bytes}");
+        }
+        // One message above the cap still goes (alone): the chain's refusal names it.
+        let huge = Any {
+            type_url: "/huge".to_owned(),
+            value: vec![0; MAX_BATCH_BYTES + 1],
+        };
+        let out = batches(vec![huge], vec![any(0)]);
+        assert_eq!(out.iter().map(Vec::len).collect::<Vec<_>>(), vec![1, 1]);
     }
 
     #[test]

@@ -4,8 +4,9 @@
 //! created. Every handshake step proves the other side's state at a height the destination's client
 //! has just been updated to (the update travels in the same transaction).
 
-use basalt_consensus::light::TrustLevel;
+use basalt_consensus::light::{Options, Skipping, TrustLevel, VerifiedBlock};
 use basalt_consensus::types::ChainId;
+use basalt_consensus::Height;
 use basalt_ibc::client::{ClientState, ConsensusState};
 use basalt_ibc::commitment::commitment_prefix;
 use basalt_ibc::relay::{self, signer};
@@ -30,6 +31,7 @@ use ibc_core::primitives::proto::{Any, Protobuf};
 use ibc_core::primitives::ToProto;
 use serde_json::Value;
 
+use super::packets::batches;
 use super::remote::Remote;
 use super::RelayError;
 
@@ -89,7 +91,7 @@ pub async fn refresh_client(
     if msgs.is_empty() {
         return Ok((false, left_ms));
     }
-    host.submit(msgs).await?;
+    host.submit_all(batches(msgs, Vec::new())).await?;
     eprintln!(
         "refreshed {client} on {} to {} height {latest} (its newest state was {} s old)",
         host.chain_id,
@@ -187,7 +189,12 @@ async fn ensure_client(
     id.parse().map_err(|e| corrupt("client_id", e))
 }
 
-/// `MsgUpdateClient` bringing `client` on `host` to `source`'s `height` (none if it is there already).
+/// The `MsgUpdateClient`s bringing `client` on `host` to `source`'s `height` (none if it is there
+/// already): one when a third of the trusted validators still sign `height`, else one per pivot of a
+/// skipping verification ([`Skipping`]), each trusting the consensus state the one before stores, so
+/// the client follows the source across any validator-set changes. The relayer takes its source's word
+/// for the trusted block (the host's client checks every step against what it stored); verifying here
+/// only finds the pivots the client will accept.
 pub async fn update(
     host: &Remote,
     client: &ClientId,
@@ -201,15 +208,55 @@ pub async fn update(
     if trusted >= height {
         return Ok(Vec::new());
     }
-    let (_, trusted_next) = source.light_block(trusted).await?;
-    let (target, _) = source.light_block(height).await?;
-    Ok(vec![relay::update_client(
+    let unverifiable = |e| RelayError::Unverifiable {
+        chain: source.chain_id.to_string(),
+        from: trusted,
+        to: height,
+        source: Box::new(e),
+    };
+    let (block, trusted_next) = source.light_block(trusted).await?;
+    let hash = block.header.hash();
+    let root =
+        VerifiedBlock::trust_root(block, trusted_next.clone(), &hash).map_err(unverifiable)?;
+    let options = Options {
+        trust_level: state.trust_level,
+        trusting_period_ms: state.trusting_period_ms,
+        max_clock_drift_ms: state.max_clock_drift_ms,
+    };
+    let now_ms = crate::cli::light::client::now_ms();
+    let mut skipping = Skipping::new(root, Height(height), options).map_err(unverifiable)?;
+    let mut steps = Vec::new();
+    while let Some(wanted) = skipping.wanted() {
+        let (block, next) = source.light_block(wanted.0).await?;
+        if let Some(verified) = skipping.feed(block, next, now_ms).map_err(unverifiable)? {
+            steps.push(verified);
+        }
+    }
+    Ok(relay::update_client_steps(
         client,
-        target,
         trusted,
         trusted_next,
+        steps,
         &host.address(),
-    )])
+    ))
+}
+
+/// Submits `message` to `host` behind `update` (its client's update steps): in one transaction when
+/// they fit, else the steps first in transactions of their own; the last transaction's result and
+/// height.
+async fn submit_behind(
+    host: &Remote,
+    update: Vec<Any>,
+    message: Any,
+) -> Result<(Value, u64), RelayError> {
+    let mut transactions = batches(update, vec![message]);
+    let last = transactions
+        .pop()
+        .ok_or_else(|| RelayError::State("no transaction to submit".to_owned()))?;
+    if !transactions.is_empty() {
+        host.submit_all(transactions).await?;
+    }
+    host.submit(last).await
 }
 
 /// The value of attribute `key` of the first event of `kind` in a `tx_result`.
@@ -336,9 +383,8 @@ async fn ensure_connection(
         proof_consensus_state_of_b: None,
         previous_connection_id: String::new(),
     };
-    let mut msgs = update(b, client_b, a, h).await?;
-    msgs.push(try_msg.to_any());
-    let (result, at) = b.submit(msgs).await?;
+    let steps = update(b, client_b, a, h).await?;
+    let (result, at) = submit_behind(b, steps, try_msg.to_any()).await?;
     let conn_b: ConnectionId = attribute(&result, "connection_open_try", "connection_id")?
         .parse()
         .map_err(|e| corrupt("connection_id", e))?;
@@ -359,9 +405,8 @@ async fn ensure_connection(
         signer: signer(&me_a),
         proof_consensus_state_of_a: None,
     };
-    let mut msgs = update(a, client_a, b, h).await?;
-    msgs.push(ack.to_any());
-    let (_, at) = a.submit(msgs).await?;
+    let steps = update(a, client_a, b, h).await?;
+    let (_, at) = submit_behind(a, steps, ack.to_any()).await?;
 
     let h = a.wait_past(at).await?;
     let (_, conn) = a.prove(&ConnectionPath::new(&conn_a).into(), h).await?;
@@ -371,9 +416,8 @@ async fn ensure_connection(
         proof_conn_end_on_a: conn.proof,
         signer: signer(&me_b),
     };
-    let mut msgs = update(b, client_b, a, h).await?;
-    msgs.push(confirm.to_any());
-    b.submit(msgs).await?;
+    let steps = update(b, client_b, a, h).await?;
+    submit_behind(b, steps, confirm.to_any()).await?;
     Ok((conn_a, conn_b))
 }
 
@@ -442,9 +486,8 @@ async fn ensure_channel(
         signer: signer(&me_b),
         version_proposal: ChannelVersion::empty(),
     };
-    let mut msgs = update(b, &clients.1, a, h).await?;
-    msgs.push(try_msg.to_any());
-    let (result, at) = b.submit(msgs).await?;
+    let steps = update(b, &clients.1, a, h).await?;
+    let (result, at) = submit_behind(b, steps, try_msg.to_any()).await?;
     let chan_b: ChannelId = attribute(&result, "channel_open_try", "channel_id")?
         .parse()
         .map_err(|e| corrupt("channel_id", e))?;
@@ -462,9 +505,8 @@ async fn ensure_channel(
         proof_chan_end_on_b: proof.proof,
         signer: signer(&me_a),
     };
-    let mut msgs = update(a, &clients.0, b, h).await?;
-    msgs.push(ack.to_any());
-    let (_, at) = a.submit(msgs).await?;
+    let steps = update(a, &clients.0, b, h).await?;
+    let (_, at) = submit_behind(a, steps, ack.to_any()).await?;
 
     let h = a.wait_past(at).await?;
     let (_, proof) = a
@@ -477,9 +519,8 @@ async fn ensure_channel(
         proof_chan_end_on_a: proof.proof,
         signer: signer(&me_b),
     };
-    let mut msgs = update(b, &clients.1, a, h).await?;
-    msgs.push(confirm.to_any());
-    b.submit(msgs).await?;
+    let steps = update(b, &clients.1, a, h).await?;
+    submit_behind(b, steps, confirm.to_any()).await?;
     Ok((chan_a, chan_b))
 }
 
