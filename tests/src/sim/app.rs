@@ -6,6 +6,8 @@ use basalt_consensus::types::{
     Address, Block, ChainId, Commit, DuplicateVoteEvidence, Hash, Header, Tx, ValidatorSet,
 };
 use basalt_consensus::Height;
+use basalt_node::runtime::valsets::SetHistory;
+use std::rc::Rc;
 
 /// A transaction with this content makes a block invalid: byzantine proposers use it.
 pub const POISON_TX: &[u8] = b"INVALID";
@@ -38,19 +40,15 @@ pub struct Genesis {
     pub chain_id: ChainId,
     /// Genesis time, ms.
     pub time_ms: u64,
-    /// `sets[h-1]` is the validator set of height `h` (static membership, advancing proposer priority).
-    pub sets: Vec<ValidatorSet>,
+    /// The set of every height: the genesis set with proposer priorities rotating and the
+    /// application's validator updates applied, kept by the node's own [`SetHistory`].
+    pub history: Rc<SetHistory>,
 }
 
 impl Genesis {
-    /// Validator set of `height` (extended on demand).
-    pub fn set_for(&mut self, height: Height) -> ValidatorSet {
-        let index = height.0.saturating_sub(1) as usize;
-        while self.sets.len() <= index {
-            let next = self.sets[self.sets.len() - 1].next_height();
-            self.sets.push(next);
-        }
-        self.sets[index].clone()
+    /// Validator set of `height`.
+    pub fn set_for(&self, height: Height) -> ValidatorSet {
+        self.history.at(height.0)
     }
 }
 

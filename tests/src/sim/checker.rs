@@ -54,6 +54,9 @@ pub struct Record {
     /// Honest senders an honest node penalised (the edge punished what the sender could not have
     /// refused): (penalising node, sender, time). Must stay empty.
     pub honest_penalised: Vec<(NodeId, NodeId, u64)>,
+    /// Precommits of validators that were not in the genesis set, in the commits the honest nodes
+    /// stored (with validator-set changes: the added validators took part).
+    pub newcomer_signatures: u64,
     /// Diagnostic notes (signer refusals, rejected decisions) for replaying a failed seed.
     pub notes: Vec<String>,
 }
@@ -139,6 +142,16 @@ pub enum Violation {
         sender: NodeId,
         /// When.
         at_ms: u64,
+    },
+    /// A block an honest node stored does not name the validator sets of its height and the next, or
+    /// its stored commit is not a +2/3 commit of its height's set.
+    WrongSet {
+        /// The node.
+        node: NodeId,
+        /// The block's height.
+        height: Height,
+        /// What is wrong.
+        reason: String,
     },
 }
 

@@ -67,8 +67,12 @@ pub struct SimConfig {
     pub family: &'static str,
     /// The seed (everything random in the run derives from it).
     pub seed: u64,
-    /// Voting power of each validator (node i is validator key i).
+    /// Genesis voting power of each node (node i has key i); 0: not a validator at genesis (a full
+    /// node that `set_changes` may add).
     pub powers: Vec<u64>,
+    /// Validator updates the application returns at the end of a block: (block height, [(node, new
+    /// power)]), heights increasing; they shape the set of that height + 2 (power 0 removes).
+    pub set_changes: Vec<(u64, Vec<(NodeId, u64)>)>,
     /// Byzantine nodes and what they do.
     pub byzantine: Vec<(NodeId, Behaviour)>,
     /// Link behaviour before global stabilisation.
@@ -97,6 +101,10 @@ pub enum Family {
     Faults,
     /// As `Faults`, plus byzantine validators below 1/3 of the power.
     Byzantine,
+    /// As `Faults` (partitions, crash-restarts, losses), with the validator set changing: full nodes
+    /// added, validators removed (they go on as full nodes) and powers changed, by the application's
+    /// updates at early heights, so the changes land among the faults.
+    SetChanges,
 }
 
 impl SimConfig {
@@ -105,7 +113,7 @@ impl SimConfig {
         let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x005e_edba_5a17);
         let n = [4usize, 7, 10][(rng.next_u32() % 3) as usize];
         let unequal = rng.next_u32().is_multiple_of(2);
-        let powers: Vec<u64> = (0..n)
+        let mut powers: Vec<u64> = (0..n)
             .map(|_| {
                 if unequal {
                     1 + (rng.next_u64() % 10)
@@ -115,9 +123,19 @@ impl SimConfig {
             })
             .collect();
         let byzantine = match family {
-            Family::Faults => Vec::new(),
+            Family::Faults | Family::SetChanges => Vec::new(),
             Family::Byzantine => pick_byzantine(&mut rng, &powers),
         };
+        let set_changes = match family {
+            Family::SetChanges => {
+                // One or two full nodes join the network from the start, validators only once added.
+                let joiners = 1 + (rng.next_u32() % 2) as usize;
+                powers.extend(std::iter::repeat_n(0, joiners));
+                schedule_changes(&mut rng, &powers)
+            }
+            Family::Faults | Family::Byzantine => Vec::new(),
+        };
+        let n = powers.len();
         let link = LinkProfile {
             min_delay_ms: 1,
             max_delay_ms: 10 + rng.next_u64() % 150,
@@ -160,9 +178,11 @@ impl SimConfig {
             family: match family {
                 Family::Faults => "faults",
                 Family::Byzantine => "byzantine",
+                Family::SetChanges => "set-changes",
             },
             seed,
             powers,
+            set_changes,
             byzantine,
             link,
             partitions,
@@ -183,6 +203,7 @@ impl SimConfig {
             family: "negative-control",
             seed,
             powers: vec![10, 10, 10, 10],
+            set_changes: Vec::new(),
             byzantine: vec![(2, Behaviour::SplitBrain), (3, Behaviour::SplitBrain)],
             link: LinkProfile::synchronous(),
             partitions: vec![(0, Partition::split(vec![vec![0, 2, 3], vec![1, 2, 3]]))],
@@ -207,6 +228,69 @@ impl SimConfig {
             .find(|(b, _)| *b == node)
             .map(|(_, k)| *k)
     }
+}
+
+/// A schedule of validator updates over `powers` (0: a full node): every full node added, one
+/// validator removed, one validator's power changed, in a random order at random early block heights
+/// (1–8, so most land before GST, among partitions and crashes). Each block moves at most a third of
+/// the power of the set it changes, as the application's rule allows.
+fn schedule_changes(rng: &mut ChaCha8Rng, powers: &[u64]) -> Vec<(u64, Vec<(NodeId, u64)>)> {
+    #[derive(Clone, Copy)]
+    enum Change {
+        Add(NodeId),
+        Remove,
+        Repower,
+    }
+    let mut changes: Vec<Change> = (0..powers.len())
+        .filter(|i| powers[*i] == 0)
+        .map(Change::Add)
+        .collect();
+    changes.push(Change::Remove);
+    changes.push(Change::Repower);
+    for i in (1..changes.len()).rev() {
+        changes.swap(i, (rng.next_u32() as usize) % (i + 1));
+    }
+    let mut heights: Vec<u64> = Vec::new();
+    while heights.len() < changes.len() {
+        let h = 1 + rng.next_u64() % 8;
+        if !heights.contains(&h) {
+            heights.push(h);
+        }
+    }
+    heights.sort_unstable();
+    let mut current = powers.to_vec();
+    let mut schedule = Vec::new();
+    for (height, change) in heights.into_iter().zip(changes) {
+        let total: u64 = current.iter().sum();
+        let budget = total / 3;
+        let members: Vec<NodeId> = (0..current.len()).filter(|i| current[*i] > 0).collect();
+        let pick = |rng: &mut ChaCha8Rng, ok: &dyn Fn(NodeId) -> bool| -> Option<NodeId> {
+            let fits: Vec<NodeId> = members.iter().copied().filter(|i| ok(*i)).collect();
+            (!fits.is_empty()).then(|| fits[(rng.next_u32() as usize) % fits.len()])
+        };
+        let update = match change {
+            Change::Add(node) => Some((node, (1 + rng.next_u64() % 10).min(budget.max(1)))),
+            // Keep at least three validators, so one crashed node never stops the chain.
+            Change::Remove if members.len() > 3 => {
+                pick(rng, &|i| current[i] <= budget).map(|node| (node, 0))
+            }
+            Change::Remove => None,
+            Change::Repower => pick(rng, &|_| true).map(|node| {
+                let step = 1 + rng.next_u64() % budget.max(1);
+                let power = if rng.next_u32().is_multiple_of(2) || current[node] <= step {
+                    current[node] + step
+                } else {
+                    current[node] - step
+                };
+                (node, power)
+            }),
+        };
+        if let Some((node, power)) = update {
+            current[node] = power;
+            schedule.push((height, vec![(node, power)]));
+        }
+    }
+    schedule
 }
 
 /// Picks byzantine validators with total power strictly below 1/3, at least one when possible.

@@ -13,7 +13,7 @@ use basalt_consensus::engine::{
 };
 use basalt_consensus::types::{
     BlockId, ChainId, DuplicateVoteEvidence, Hash, PrivateKey, ProposalMessage, SignedProposal,
-    SignedVote, Tx, ValidatorSet, Vote,
+    SignedVote, Tx, ValidatorChange, ValidatorSet, Vote,
 };
 use basalt_consensus::{Height, Round, Timeout, TimeoutKind};
 
@@ -26,6 +26,7 @@ use basalt_node::durability::privval::{encode_state, Hrs, LastSignState, SignPer
 use basalt_node::mempool::Mempool;
 use basalt_node::runtime::core::DriverCore;
 use basalt_node::runtime::sync::BlockRequest;
+use basalt_node::runtime::valsets::SetHistory;
 use basalt_node::runtime::walrec::WalRecord;
 
 mod disk;
@@ -63,11 +64,12 @@ impl SimReport {
     /// One line for logs, with the seed to replay.
     pub fn summary(&self) -> String {
         format!(
-            "family={} seed={} n={} powers={:?} byzantine={:?} events={} end_ms={} heights={} equivocations={} evidence_committed={} violations={:?} (replay: SIM_SEED={} SIM_FAMILY={})",
+            "family={} seed={} n={} powers={:?} set_changes={:?} byzantine={:?} events={} end_ms={} heights={} equivocations={} evidence_committed={} violations={:?} (replay: SIM_SEED={} SIM_FAMILY={})",
             self.config.family,
             self.config.seed,
             self.config.powers.len(),
             self.config.powers,
+            self.config.set_changes,
             self.config.byzantine,
             self.events,
             self.end_ms,
@@ -249,6 +251,7 @@ impl Sim {
         let members = keys
             .iter()
             .zip(&config.powers)
+            .filter(|(_, p)| **p > 0)
             .map(|(k, p)| (k.public_key(), *p))
             .collect();
         let set = match ValidatorSet::new(members) {
@@ -259,10 +262,23 @@ impl Sim {
             Ok(c) => c,
             Err(e) => unreachable_config(&format!("invalid chain id: {e}")),
         };
+        let history = SetHistory::new(1, set);
+        for (height, changes) in &config.set_changes {
+            let updates = changes
+                .iter()
+                .map(|(node, power)| ValidatorChange {
+                    public_key: keys[*node].public_key(),
+                    power: *power,
+                })
+                .collect();
+            if let Err(e) = history.record(*height, updates) {
+                unreachable_config(&format!("invalid validator updates: {e}"));
+            }
+        }
         let genesis = Genesis {
             chain_id,
             time_ms: GENESIS_TIME_MS,
-            sets: vec![set],
+            history: std::rc::Rc::new(history),
         };
         let nodes = keys
             .into_iter()
@@ -1321,11 +1337,10 @@ impl Sim {
             return false;
         }
         let sender = self.nodes[from].key.public_key();
-        // Membership and order are fixed at genesis (only proposer priorities rotate).
+        // Garbage nodes run only where membership and order stay the genesis set's (no set changes).
         self.genesis
-            .sets
-            .first()
-            .and_then(|set| set.get(signed.vote.validator_index))
+            .set_for(Height(1))
+            .get(signed.vote.validator_index)
             .is_none_or(|v| v.public_key != sender)
     }
 
@@ -1335,7 +1350,7 @@ impl Sim {
         BlockId { hash: Hash(h) }
     }
 
-    fn finish(self) -> SimReport {
+    fn finish(mut self) -> SimReport {
         let honest: Vec<NodeId> = self
             .nodes
             .iter()
@@ -1358,7 +1373,10 @@ impl Sim {
             round_bound: self.config.powers.len() as u32 + 2,
             expect_liveness: !self.config.partition_forever,
         };
-        let violations = checker::check(&self.record, &expectations);
+        let mut violations = checker::check(&self.record, &expectations);
+        if !self.config.set_changes.is_empty() {
+            violations.extend(self.check_stored_sets(&honest));
+        }
         let final_states = self
             .nodes
             .iter()
@@ -1386,6 +1404,56 @@ impl Sim {
             final_states,
             config: self.config,
         }
+    }
+}
+
+impl Sim {
+    /// Each honest node's stored chain against the sets the application's updates shape: every block
+    /// names the set of its height and of the next, and its stored commit (the engine's own, or the
+    /// one block sync fetched) is a +2/3 commit of its height's set — a node that judged a height
+    /// with the wrong set, or stored the wrong commit across a change, would store what this refuses.
+    /// Counts the precommits of validators absent from the genesis set, so a sweep shows they sign.
+    fn check_stored_sets(&mut self, honest: &[NodeId]) -> Vec<Violation> {
+        let genesis_set = self.genesis.set_for(Height(1));
+        let mut violations = Vec::new();
+        for &node in honest {
+            let blocks = self.nodes[node].persisted.chain.blocks.clone();
+            for (block, commit) in &blocks {
+                let height = block.height();
+                let set = self.genesis.set_for(height);
+                let next = self.genesis.set_for(Height(height.0 + 1));
+                let header = block.header();
+                let reason = if header.validators_hash != set.hash() {
+                    Some("validators_hash is not the set of its height".to_owned())
+                } else if header.next_validators_hash != next.hash() {
+                    Some("next_validators_hash is not the set of the next height".to_owned())
+                } else {
+                    commit
+                        .verify_for(&self.genesis.chain_id, &set, height, &block.id())
+                        .err()
+                        .map(|e| format!("stored commit: {e}"))
+                };
+                if let Some(reason) = reason {
+                    violations.push(Violation::WrongSet {
+                        node,
+                        height,
+                        reason,
+                    });
+                    continue;
+                }
+                let newcomers = commit
+                    .signatures
+                    .iter()
+                    .zip(set.validators())
+                    .filter(|(sig, v)| {
+                        matches!(sig, basalt_consensus::types::CommitSig::ForBlock(_))
+                            && genesis_set.index_of(&v.address).is_none()
+                    })
+                    .count();
+                self.record.newcomer_signatures += newcomers as u64;
+            }
+        }
+        violations
     }
 }
 

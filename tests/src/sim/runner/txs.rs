@@ -160,7 +160,7 @@ impl Sim {
     pub(super) fn garbage_evidence(&mut self, id: NodeId, to: NodeId, height: Height) {
         let chain_id = self.genesis.chain_id.clone();
         let address = self.nodes[id].key.public_key().address();
-        let Some(own) = self.genesis.sets.first().and_then(|s| s.index_of(&address)) else {
+        let Some(own) = self.genesis.set_for(Height(1)).index_of(&address) else {
             return;
         };
         let other = ValidatorIndex((own.0 + 1) % self.nodes.len() as u32);
