@@ -6,6 +6,8 @@
 //!   [`merkle`]), per-block atomic commits ([`StateStore::commit_block`]) and incremental pruning ([`StateStore::prune`]).
 //! - [`index`]: blocks by hash, transactions by hash, per-block results and the event index, written
 //!   in the block's commit batch; [`StateStore::prune_blocks`] retires old blocks with their indexes.
+//! - [`snapshot`]: one version's state as a manifest and hashed chunks, and the restore of an empty
+//!   store from them (state sync).
 //! - [`proof_spec`], [`verify_membership`], [`verify_non_membership`]: the published ICS-23 spec and
 //!   verification helpers.
 #![forbid(unsafe_code)]
@@ -18,6 +20,7 @@ pub mod merkle;
 mod meta;
 mod prune;
 mod retain;
+pub mod snapshot;
 pub mod storage;
 mod store;
 

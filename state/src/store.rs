@@ -610,7 +610,7 @@ impl StateStore {
         *self.committed.lock().ok()?
     }
 
-    fn leaf_records(&self) -> LeafRecords<'_> {
+    pub(crate) fn leaf_records(&self) -> LeafRecords<'_> {
         LeafRecords {
             storage: &self.storage,
             cache: &self.leaves,
@@ -625,7 +625,7 @@ impl StateStore {
     }
 
     /// The root slot of a committed `version`.
-    fn tree_root(&self, version: u64) -> Result<Child> {
+    pub(crate) fn tree_root(&self, version: u64) -> Result<Child> {
         if let Some(slot) = self.latest_tree_root(version) {
             return Ok(slot);
         }
@@ -661,7 +661,7 @@ impl StateStore {
         }
     }
 
-    fn check_available(&self, version: u64) -> Result<()> {
+    pub(crate) fn check_available(&self, version: u64) -> Result<()> {
         if let Some(known) = self.known() {
             if (known.earliest..=known.latest).contains(&version) {
                 return Ok(());

@@ -61,6 +61,20 @@ pub(crate) struct LeafRecords<'a> {
     pub(crate) cache: &'a LeafCache,
 }
 
+impl LeafRecords<'_> {
+    /// The key and value behind `leaf`, from the cache when it holds them, else from disk without
+    /// filling the cache: a walk over every leaf (a snapshot) must not evict the hot entries.
+    pub(crate) fn record_uncached(&self, leaf: &Leaf) -> Result<Arc<LeafRecord>> {
+        if let Some(record) = self.cache.get(&leaf.key_hash, leaf.version) {
+            return Ok(record);
+        }
+        Ok(Arc::new(LeafRecord {
+            key: self.read_key(leaf)?,
+            value: self.read_value(leaf)?,
+        }))
+    }
+}
+
 impl LeafData for LeafRecords<'_> {
     /// The key and value behind `leaf`, cached after a disk read.
     fn record(&self, leaf: &Leaf) -> Result<Arc<LeafRecord>> {
