@@ -1,15 +1,23 @@
 //! `storage.retain_blocks` and `storage.pruning_keep_recent` prune (issue 14, item 9): on 9496b9c the node
 //! read neither for anything but validation, so a node configured to keep 10 blocks kept every block and
-//! every state version forever.
+//! every state version forever. The same node takes state snapshots (`[statesync] snapshot_interval`,
+//! issue 18 item 2) while it prunes: each is of a version it had not pruned, and restores the state
+//! whose app hash the next header carries.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+use std::path::Path;
 use std::time::{Duration, Instant};
 
+use basalt_state::app::QueryTarget;
+use basalt_state::snapshot::{Manifest, Restore, RestoreLimits};
+use basalt_state::{StateStore, StoreConfig};
 use basalt_tests::testnet::Testnet;
+use base64::Engine as _;
 use serde_json::json;
 
 const WAIT: Duration = Duration::from_secs(60);
 const KEEP: u64 = 10;
+const SNAPSHOT_EVERY: u64 = 5;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn old_blocks_and_state_versions_are_pruned() {
@@ -17,6 +25,15 @@ async fn old_blocks_and_state_versions_are_pruned() {
     net.set_config(0, "storage", "retain_blocks", &KEEP.to_string())
         .unwrap();
     net.set_config(0, "storage", "pruning_keep_recent", &KEEP.to_string())
+        .unwrap();
+    net.set_config(
+        0,
+        "statesync",
+        "snapshot_interval",
+        &SNAPSHOT_EVERY.to_string(),
+    )
+    .unwrap();
+    net.set_config(0, "statesync", "snapshot_chunk_bytes", "1024")
         .unwrap();
     net.start(0, &[]).unwrap();
     net.wait_height(0, 6 * KEEP, WAIT).await.unwrap();
@@ -59,5 +76,85 @@ async fn old_blocks_and_state_versions_are_pruned() {
     net.rpc(0, "block", json!({"height": (earliest + 1).to_string()}))
         .await
         .unwrap();
+
+    // Snapshots: the newest two multiples of the interval are kept, and the newest restores into an
+    // empty store the state whose root the header above it carries, balances included.
+    let snapshots = Path::new(net.home(0)).join("data").join("snapshots");
+    let snapshot_heights = || -> Vec<u64> {
+        let mut heights: Vec<u64> = std::fs::read_dir(&snapshots)
+            .unwrap()
+            .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
+            .collect();
+        heights.sort_unstable();
+        heights
+    };
+    let path = format!("/bank/account/{address}");
+    // The chain runs on while this reads (tens of heights a second, 10 kept): a snapshot whose
+    // header or state was pruned before it was read is skipped for a newer one.
+    let deadline = Instant::now() + WAIT;
+    let (newest, chunks, manifest, app_hash, served) = loop {
+        assert!(Instant::now() < deadline, "no snapshot could be checked");
+        let heights = snapshot_heights();
+        // Two kept; a third for the moment between a new one's rename and the oldest's removal.
+        assert!(
+            (2..=3).contains(&heights.len()) && heights.iter().all(|h| h % SNAPSHOT_EVERY == 0),
+            "{heights:?}"
+        );
+        let newest = *heights.last().unwrap();
+        let dir = snapshots.join(newest.to_string());
+        let manifest = Manifest::decode(&std::fs::read(dir.join("manifest")).unwrap()).unwrap();
+        // Read whole before the node may drop it for two newer ones.
+        let Ok(chunks) = (0..manifest.chunk_hashes.len())
+            .map(|i| std::fs::read(dir.join(format!("chunk-{i}"))))
+            .collect::<Result<Vec<_>, _>>()
+        else {
+            continue;
+        };
+        net.wait_height(0, newest + 1, WAIT).await.unwrap();
+        let Ok(above) = net
+            .rpc(0, "block", json!({"height": (newest + 1).to_string()}))
+            .await
+        else {
+            continue;
+        };
+        let query = json!({"path": path, "data": "", "height": newest.to_string(), "prove": false});
+        let answer = net.rpc(0, "abci_query", query).await.unwrap();
+        if answer["response"]["code"] != json!(0) {
+            continue;
+        }
+        let app_hash = above["block"]["header"]["app_hash"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let served = answer["response"]["value"].as_str().unwrap().to_owned();
+        break (newest, chunks, manifest, app_hash, served);
+    };
+    assert_eq!(hex::encode_upper(manifest.root), app_hash);
+    let config = StoreConfig::default();
+    let mut restore = Restore::new(
+        manifest.clone(),
+        manifest.root,
+        RestoreLimits {
+            max_key_bytes: config.max_key_bytes,
+            max_value_bytes: config.max_value_bytes,
+            max_total_bytes: 1 << 30,
+        },
+    )
+    .unwrap();
+    for (index, chunk) in chunks.iter().enumerate() {
+        restore.add(index as u32, chunk).unwrap();
+    }
+    let fresh = tempfile::tempdir().unwrap();
+    let restored = StateStore::open(fresh.path(), config).unwrap();
+    assert_eq!(restore.finish(&restored).unwrap(), manifest.root);
+    let QueryTarget::Account { key } = QueryTarget::of(&path, b"").unwrap() else {
+        panic!("{path} is not an account query");
+    };
+    let local = restored.get(&key, newest).unwrap();
+    assert!(local.is_some(), "no account {address} in the snapshot");
+    assert_eq!(
+        base64::engine::general_purpose::STANDARD.encode(local.unwrap()),
+        served
+    );
     assert!(net.is_running(0));
 }

@@ -498,6 +498,19 @@ config_section! {
 }
 
 config_section! {
+    /// `[statesync]`: state snapshots this node takes (and, later, serves to nodes that state-sync).
+    pub struct StateSyncConfig = "statesync" {
+        /// Take a snapshot of the application state every this many heights ("0": none). A
+        /// snapshot of height h is the state after block h, whose app hash header h + 1 carries.
+        pub snapshot_interval: u64 = 0,
+        /// Snapshots kept on disk (the newest ones), in `data/snapshots/`.
+        pub snapshot_keep_recent: u32 = 2,
+        /// Target size of a snapshot chunk, in bytes.
+        pub snapshot_chunk_bytes: usize = MIB,
+    }
+}
+
+config_section! {
     /// `[instrumentation]`: Prometheus metrics.
     pub struct InstrumentationConfig = "instrumentation" {
         /// Serve Prometheus metrics at http://<prometheus_listen_addr>/metrics.
@@ -530,6 +543,8 @@ pub struct Config {
     pub blocksync: BlockSyncConfig,
     /// `[storage]`.
     pub storage: StorageConfig,
+    /// `[statesync]`.
+    pub statesync: StateSyncConfig,
     /// `[instrumentation]`.
     pub instrumentation: InstrumentationConfig,
 }
@@ -546,6 +561,7 @@ impl Default for Config {
             consensus: ConsensusConfig::default(),
             blocksync: BlockSyncConfig::default(),
             storage: StorageConfig::default(),
+            statesync: StateSyncConfig::default(),
             instrumentation: InstrumentationConfig::default(),
         }
     }
@@ -581,6 +597,7 @@ const TOP_LEVEL_KEYS: &[&str] = &[
     ConsensusConfig::SECTION,
     BlockSyncConfig::SECTION,
     StorageConfig::SECTION,
+    StateSyncConfig::SECTION,
     InstrumentationConfig::SECTION,
 ];
 
@@ -674,6 +691,9 @@ impl Config {
         }
         if let Some(t) = section(StorageConfig::SECTION)? {
             config.storage = StorageConfig::read(t)?;
+        }
+        if let Some(t) = section(StateSyncConfig::SECTION)? {
+            config.statesync = StateSyncConfig::read(t)?;
         }
         if let Some(t) = section(InstrumentationConfig::SECTION)? {
             config.instrumentation = InstrumentationConfig::read(t)?;
@@ -771,6 +791,11 @@ impl Config {
             "Storage Configuration Options",
             StorageConfig::SECTION,
             &|o| self.storage.write_toml(o),
+        );
+        section(
+            "State Sync Configuration Options",
+            StateSyncConfig::SECTION,
+            &|o| self.statesync.write_toml(o),
         );
         section(
             "Instrumentation Configuration Options",
@@ -993,6 +1018,19 @@ impl Config {
             self.storage.state_cache_nodes,
             0,
             100_000_000,
+        )?;
+        let snapshots = &self.statesync;
+        in_range(
+            "statesync.snapshot_keep_recent",
+            snapshots.snapshot_keep_recent as usize,
+            1,
+            100,
+        )?;
+        in_range(
+            "statesync.snapshot_chunk_bytes",
+            snapshots.snapshot_chunk_bytes,
+            1024,
+            basalt_state::snapshot::MAX_CHUNK_TARGET_BYTES,
         )?;
         let retain = self.storage.retain_blocks;
         if retain == 1 {
@@ -1318,6 +1356,14 @@ mod tests {
                 "p2p.persistent_peers[0]",
             ),
             (|c| c.blocksync.batch_blocks = 0, "blocksync.batch_blocks"),
+            (
+                |c| c.statesync.snapshot_keep_recent = 0,
+                "statesync.snapshot_keep_recent",
+            ),
+            (
+                |c| c.statesync.snapshot_chunk_bytes = 100,
+                "statesync.snapshot_chunk_bytes",
+            ),
             (
                 |c| c.blocksync.max_parallel_requests = 0,
                 "blocksync.max_parallel_requests",

@@ -16,6 +16,7 @@ pub mod rpc_backend;
 pub mod search;
 pub mod settings;
 pub mod shared;
+pub mod snapshots;
 pub mod sync;
 pub mod txs;
 pub mod valsets;
@@ -385,6 +386,14 @@ pub async fn run_until(
         metrics.clone(),
     )
     .map_err(|e| NodeError::Internal(format!("tx ingest thread: {e}")))?;
+    let snapshot_policy = match settings.snapshots.interval {
+        0 => None,
+        _ => {
+            let dir = snapshots::SnapshotDir::open(&home.data_dir().join("snapshots"))
+                .map_err(|e| NodeError::Internal(format!("snapshot directory: {e}")))?;
+            Some((dir, settings.snapshots))
+        }
+    };
     let driver = driver::Driver {
         config: settings.consensus.clone(),
         blocksync: settings.blocksync,
@@ -402,7 +411,7 @@ pub async fn run_until(
         network: network.clone(),
         shared: shared.clone(),
         observer: observe::Observer::new(metrics, Some(own_address), 0),
-        pruner: pruner::Pruner::spawn(store.clone(), settings.retention)
+        pruner: pruner::Pruner::spawn(store.clone(), settings.retention, snapshot_policy)
             .map_err(|e| NodeError::Internal(format!("cannot start the pruning thread: {e}")))?,
     };
     // The driver gets its own thread and runtime: blocking work there (RocksDB commits, signature checks)

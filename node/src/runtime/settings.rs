@@ -14,6 +14,7 @@ use crate::rpc::RpcLimits;
 use basalt_state::bank::gas_price::GasPrice;
 
 use super::pruner::Retention;
+use super::snapshots::SnapshotPolicy;
 use super::sync::SyncConfig;
 use super::NodeError;
 
@@ -50,6 +51,8 @@ pub struct Settings {
     pub sync: SyncConfig,
     /// What the pruner keeps.
     pub retention: Retention,
+    /// State snapshots to take (`[statesync]`).
+    pub snapshots: SnapshotPolicy,
 }
 
 /// The p2p part of [`Settings`].
@@ -160,6 +163,11 @@ impl Settings {
             retention: Retention {
                 retain_blocks: config.storage.retain_blocks,
                 keep_recent: config.storage.pruning_keep_recent,
+            },
+            snapshots: SnapshotPolicy {
+                interval: config.statesync.snapshot_interval,
+                keep_recent: config.statesync.snapshot_keep_recent as usize,
+                chunk_bytes: config.statesync.snapshot_chunk_bytes,
             },
         })
     }
