@@ -52,6 +52,7 @@ pub use runtime::{
     MAX_PENDING_OUTBOUND,
 };
 pub use sync::{
-    decode_request, decode_response, SyncCodec, SyncRequest, SyncResponse, MAX_ERROR_TEXT,
-    MAX_REQUEST_BYTES, MAX_RESPONSE_BYTES, MAX_SYNC_BLOCKS, SYNC_PROTOCOL,
+    decode_request, decode_response, SnapshotOffer, SyncCodec, SyncRequest, SyncResponse,
+    MAX_ERROR_TEXT, MAX_MANIFEST_BYTES, MAX_REQUEST_BYTES, MAX_RESPONSE_BYTES,
+    MAX_SNAPSHOT_CHUNK_BYTES, MAX_SNAPSHOT_OFFERS, MAX_SYNC_BLOCKS, SYNC_PROTOCOL,
 };

@@ -22,6 +22,12 @@ pub const MAX_REQUEST_BYTES: usize = 1024;
 pub const MAX_RESPONSE_BYTES: usize = 64 * 1024 * 1024;
 /// Longest [`SyncResponse::Error`] text sent (longer texts are cut).
 pub const MAX_ERROR_TEXT: usize = 256;
+/// Most snapshots offered in one [`SyncResponse::Snapshots`] (the newest).
+pub const MAX_SNAPSHOT_OFFERS: usize = 4;
+/// Largest snapshot manifest offered: the state's limit of 65,536 chunk hashes and its fixed fields.
+pub const MAX_MANIFEST_BYTES: usize = 64 + 32 * 65_536;
+/// Largest snapshot chunk served (the state's limit).
+pub const MAX_SNAPSHOT_CHUNK_BYTES: usize = 16 << 20;
 
 /// What one node asks another.
 #[derive(BorshSerialize, BorshDeserialize, Clone, Debug, PartialEq, Eq)]
@@ -42,6 +48,25 @@ pub enum SyncRequest {
         /// Round.
         round: u32,
     },
+    /// The state snapshots the peer offers (state sync).
+    Snapshots,
+    /// Chunk `index` of the peer's snapshot of `height`.
+    SnapshotChunk {
+        /// The snapshot's height.
+        height: u64,
+        /// The chunk.
+        index: u32,
+    },
+}
+
+/// A state snapshot a peer offers: its height and its manifest (opaque here; the state crate's
+/// `snapshot::Manifest` encoding, checked by whoever restores it).
+#[derive(BorshSerialize, BorshDeserialize, Clone, Debug, PartialEq, Eq)]
+pub struct SnapshotOffer {
+    /// The snapshot's height (the state after that block).
+    pub height: u64,
+    /// The encoded manifest, at most [`MAX_MANIFEST_BYTES`].
+    pub manifest: Vec<u8>,
 }
 
 impl SyncRequest {
@@ -73,6 +98,10 @@ pub enum SyncResponse {
     Blocks(Vec<(Block, Commit)>),
     /// The proposal, if the peer has it.
     Proposal(Option<ProposalMessage>),
+    /// The snapshots the peer offers, newest first (at most [`MAX_SNAPSHOT_OFFERS`]).
+    Snapshots(Vec<SnapshotOffer>),
+    /// The chunk asked for, if the peer has it (at most [`MAX_SNAPSHOT_CHUNK_BYTES`]).
+    SnapshotChunk(Option<Vec<u8>>),
     /// The peer could not answer (busy, pruned, ...).
     Error(String),
 }
@@ -101,6 +130,14 @@ pub fn fit_response(response: SyncResponse) -> SyncResponse {
             blocks.truncate(keep);
             SyncResponse::Blocks(blocks)
         }
+        SyncResponse::Snapshots(mut offers) => {
+            offers.retain(|o| o.manifest.len() <= MAX_MANIFEST_BYTES);
+            offers.truncate(MAX_SNAPSHOT_OFFERS);
+            SyncResponse::Snapshots(offers)
+        }
+        SyncResponse::SnapshotChunk(Some(chunk)) if chunk.len() > MAX_SNAPSHOT_CHUNK_BYTES => {
+            SyncResponse::SnapshotChunk(None)
+        }
         SyncResponse::Error(mut text) => {
             if text.len() > MAX_ERROR_TEXT {
                 let mut cut = MAX_ERROR_TEXT;
@@ -122,6 +159,25 @@ fn check_response(response: &SyncResponse) -> io::Result<()> {
             Err(invalid(format!(
                 "response holds {} blocks, more than {MAX_SYNC_BLOCKS}",
                 blocks.len()
+            )))
+        }
+        SyncResponse::Snapshots(offers) if offers.len() > MAX_SNAPSHOT_OFFERS => {
+            Err(invalid(format!(
+                "response offers {} snapshots, more than {MAX_SNAPSHOT_OFFERS}",
+                offers.len()
+            )))
+        }
+        SyncResponse::Snapshots(offers)
+            if offers.iter().any(|o| o.manifest.len() > MAX_MANIFEST_BYTES) =>
+        {
+            Err(invalid(format!(
+                "a snapshot manifest over {MAX_MANIFEST_BYTES} bytes"
+            )))
+        }
+        SyncResponse::SnapshotChunk(Some(chunk)) if chunk.len() > MAX_SNAPSHOT_CHUNK_BYTES => {
+            Err(invalid(format!(
+                "a snapshot chunk of {} bytes, more than {MAX_SNAPSHOT_CHUNK_BYTES}",
+                chunk.len()
             )))
         }
         _ => Ok(()),
@@ -275,6 +331,11 @@ mod tests {
                 height: 9,
                 round: 1,
             },
+            SyncRequest::Snapshots,
+            SyncRequest::SnapshotChunk {
+                height: u64::MAX,
+                index: u32::MAX,
+            },
         ] {
             let mut wire = Vec::new();
             block_on(write_frame(
@@ -313,6 +374,45 @@ mod tests {
         assert!(check_response(&response).is_ok());
         let bytes = [&[1u8][..], &65u32.to_le_bytes()].concat();
         assert!(decode_response(&bytes).is_err());
+    }
+
+    #[test]
+    fn snapshot_answers_keep_the_protocol_bounds() {
+        let offer = |height: u64, len: usize| SnapshotOffer {
+            height,
+            manifest: vec![7; len],
+        };
+        // A server cuts what it sends to the bounds...
+        let many = SyncResponse::Snapshots((0..10).map(|h| offer(h, 100)).collect());
+        let SyncResponse::Snapshots(kept) = fit_response(many) else {
+            panic!("not snapshots");
+        };
+        assert_eq!(kept.len(), MAX_SNAPSHOT_OFFERS);
+        let oversized =
+            SyncResponse::Snapshots(vec![offer(1, MAX_MANIFEST_BYTES + 1), offer(2, 10)]);
+        assert_eq!(
+            fit_response(oversized),
+            SyncResponse::Snapshots(vec![offer(2, 10)])
+        );
+        let chunk = SyncResponse::SnapshotChunk(Some(vec![0; MAX_SNAPSHOT_CHUNK_BYTES + 1]));
+        assert_eq!(fit_response(chunk), SyncResponse::SnapshotChunk(None));
+        // ...and a client refuses answers past them, whatever a peer sends.
+        for bad in [
+            SyncResponse::Snapshots((0..5).map(|h| offer(h, 1)).collect()),
+            SyncResponse::Snapshots(vec![offer(1, MAX_MANIFEST_BYTES + 1)]),
+            SyncResponse::SnapshotChunk(Some(vec![0; MAX_SNAPSHOT_CHUNK_BYTES + 1])),
+        ] {
+            let bytes = borsh::to_vec(&bad).unwrap();
+            assert!(decode_response(&bytes).is_err());
+        }
+        for good in [
+            SyncResponse::Snapshots(vec![offer(5, 100), offer(0, 0)]),
+            SyncResponse::SnapshotChunk(Some(vec![1, 2, 3])),
+            SyncResponse::SnapshotChunk(None),
+        ] {
+            let bytes = borsh::to_vec(&good).unwrap();
+            assert_eq!(decode_response(&bytes).unwrap(), good);
+        }
     }
 
     #[test]

@@ -8,9 +8,11 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
+use basalt_p2p::{PeerAddr, SyncRequest, SyncResponse};
 use basalt_state::app::QueryTarget;
 use basalt_state::snapshot::{Manifest, Restore, RestoreLimits};
 use basalt_state::{StateStore, StoreConfig};
+use basalt_tests::rogue::rogue;
 use basalt_tests::testnet::Testnet;
 use base64::Engine as _;
 use serde_json::json;
@@ -77,8 +79,9 @@ async fn old_blocks_and_state_versions_are_pruned() {
         .await
         .unwrap();
 
-    // Snapshots: the newest two multiples of the interval are kept, and the newest restores into an
-    // empty store the state whose root the header above it carries, balances included.
+    // Snapshots: the newest two multiples of the interval are kept and offered to peers; the newest,
+    // fetched as a peer fetches it (over p2p), restores into an empty store the state whose root the
+    // header above it carries, accounts included.
     let snapshots = Path::new(net.home(0)).join("data").join("snapshots");
     let snapshot_heights = || -> Vec<u64> {
         let mut heights: Vec<u64> = std::fs::read_dir(&snapshots)
@@ -88,9 +91,15 @@ async fn old_blocks_and_state_versions_are_pruned() {
         heights.sort_unstable();
         heights
     };
+    let target = PeerAddr {
+        id: net.node_id(0).unwrap().parse().unwrap(),
+        addr: net.p2p_addr(0),
+    };
+    let (peer, _events) = rogue(221, target.clone()).await.unwrap();
     let path = format!("/bank/account/{address}");
     // The chain runs on while this reads (tens of heights a second, 10 kept): a snapshot whose
-    // header or state was pruned before it was read is skipped for a newer one.
+    // header or state was pruned, or that was dropped for newer ones, before it was read is skipped
+    // for a newer one.
     let deadline = Instant::now() + WAIT;
     let (newest, chunks, manifest, app_hash, served) = loop {
         assert!(Instant::now() < deadline, "no snapshot could be checked");
@@ -100,16 +109,30 @@ async fn old_blocks_and_state_versions_are_pruned() {
             (2..=3).contains(&heights.len()) && heights.iter().all(|h| h % SNAPSHOT_EVERY == 0),
             "{heights:?}"
         );
-        let newest = *heights.last().unwrap();
-        let dir = snapshots.join(newest.to_string());
-        let manifest = Manifest::decode(&std::fs::read(dir.join("manifest")).unwrap()).unwrap();
-        // Read whole before the node may drop it for two newer ones.
-        let Ok(chunks) = (0..manifest.chunk_hashes.len())
-            .map(|i| std::fs::read(dir.join(format!("chunk-{i}"))))
-            .collect::<Result<Vec<_>, _>>()
+        let Ok(SyncResponse::Snapshots(offers)) =
+            peer.request(target.id, SyncRequest::Snapshots).await
         else {
+            tokio::time::sleep(Duration::from_millis(50)).await;
             continue;
         };
+        assert!((2..=3).contains(&offers.len()), "{offers:?}");
+        assert!(offers.windows(2).all(|w| w[0].height > w[1].height));
+        let newest = offers[0].height;
+        let manifest = Manifest::decode(&offers[0].manifest).unwrap();
+        let mut chunks = Vec::new();
+        for index in 0..manifest.chunk_hashes.len() as u32 {
+            let request = SyncRequest::SnapshotChunk {
+                height: newest,
+                index,
+            };
+            match peer.request(target.id, request).await {
+                Ok(SyncResponse::SnapshotChunk(Some(chunk))) => chunks.push(chunk),
+                _ => break,
+            }
+        }
+        if chunks.len() != manifest.chunk_hashes.len() {
+            continue;
+        }
         net.wait_height(0, newest + 1, WAIT).await.unwrap();
         let Ok(above) = net
             .rpc(0, "block", json!({"height": (newest + 1).to_string()}))

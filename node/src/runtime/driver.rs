@@ -121,6 +121,8 @@ pub struct Driver {
     pub(super) observer: super::observe::Observer,
     /// Prunes old blocks and state versions off the consensus thread (`None`: an archive node).
     pub(super) pruner: Option<super::pruner::Pruner>,
+    /// The state snapshots this node takes, served to peers that state-sync (`None`: it takes none).
+    pub(super) snapshots: Option<Arc<super::snapshots::SnapshotDir>>,
 }
 
 /// The driver's run state (built by [`Driver::run`]): the core, and the shell it asks for I/O.
@@ -609,6 +611,27 @@ impl Shell {
             SyncRequest::Proposal { .. } => {
                 let _ = reply.send(SyncResponse::Proposal(None));
             }
+            SyncRequest::Snapshots => match self.d.snapshots.clone() {
+                None => {
+                    let _ = reply.send(SyncResponse::Snapshots(Vec::new()));
+                }
+                Some(dir) => {
+                    tokio::task::spawn_blocking(move || {
+                        let _ = reply.send(SyncResponse::Snapshots(dir.offers()));
+                    });
+                }
+            },
+            SyncRequest::SnapshotChunk { height, index } => match self.d.snapshots.clone() {
+                None => {
+                    let _ = reply.send(SyncResponse::SnapshotChunk(None));
+                }
+                Some(dir) => {
+                    tokio::task::spawn_blocking(move || {
+                        let _ =
+                            reply.send(SyncResponse::SnapshotChunk(dir.chunk(height, index).ok()));
+                    });
+                }
+            },
         }
     }
 

@@ -17,6 +17,7 @@ pub mod search;
 pub mod settings;
 pub mod shared;
 pub mod snapshots;
+pub mod statesync;
 pub mod sync;
 pub mod txs;
 pub mod valsets;
@@ -391,7 +392,7 @@ pub async fn run_until(
         _ => {
             let dir = snapshots::SnapshotDir::open(&home.data_dir().join("snapshots"))
                 .map_err(|e| NodeError::Internal(format!("snapshot directory: {e}")))?;
-            Some((dir, settings.snapshots))
+            Some((Arc::new(dir), settings.snapshots))
         }
     };
     let driver = driver::Driver {
@@ -411,6 +412,7 @@ pub async fn run_until(
         network: network.clone(),
         shared: shared.clone(),
         observer: observe::Observer::new(metrics, Some(own_address), 0),
+        snapshots: snapshot_policy.as_ref().map(|(dir, _)| dir.clone()),
         pruner: pruner::Pruner::spawn(store.clone(), settings.retention, snapshot_policy)
             .map_err(|e| NodeError::Internal(format!("cannot start the pruning thread: {e}")))?,
     };

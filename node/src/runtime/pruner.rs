@@ -36,7 +36,7 @@ impl Pruner {
     pub fn spawn(
         store: Arc<StateStore>,
         retention: Retention,
-        snapshots: Option<(SnapshotDir, SnapshotPolicy)>,
+        snapshots: Option<(Arc<SnapshotDir>, SnapshotPolicy)>,
     ) -> std::io::Result<Option<Pruner>> {
         if retention.retain_blocks == 0 && retention.keep_recent == 0 && snapshots.is_none() {
             return Ok(None);
@@ -62,7 +62,7 @@ pub fn retain_height(height: u64, retain: u64) -> u64 {
 fn run(
     store: &StateStore,
     retention: Retention,
-    snapshots: Option<(SnapshotDir, SnapshotPolicy)>,
+    snapshots: Option<(Arc<SnapshotDir>, SnapshotPolicy)>,
     heights: &Receiver<u64>,
 ) {
     let mut last_snapshot = snapshots
@@ -169,7 +169,7 @@ mod tests {
         run(
             &store,
             retention,
-            Some((SnapshotDir::open(dir.path()).unwrap(), policy)),
+            Some((Arc::new(SnapshotDir::open(dir.path()).unwrap()), policy)),
             &rx,
         );
         let snapshots = SnapshotDir::open(dir.path()).unwrap();

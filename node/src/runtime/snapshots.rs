@@ -11,8 +11,14 @@ use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
 
+use basalt_p2p::{SnapshotOffer, MAX_MANIFEST_BYTES, MAX_SNAPSHOT_OFFERS};
 use basalt_state::snapshot::{Manifest, SnapshotError, MAX_CHUNK_BYTES};
 use basalt_state::StateStore;
+
+// What the p2p protocol carries must hold what the state writes.
+const _: () = assert!(basalt_p2p::MAX_SNAPSHOT_CHUNK_BYTES >= MAX_CHUNK_BYTES);
+const _: () =
+    assert!(MAX_MANIFEST_BYTES >= 8 + 4 + 32 + 8 + 4 + 32 * basalt_state::snapshot::MAX_CHUNKS);
 
 /// Why a snapshot could not be written or read.
 #[derive(Debug, thiserror::Error)]
@@ -133,9 +139,31 @@ impl SnapshotDir {
 
     /// The manifest of the snapshot of `height`.
     pub fn manifest(&self, height: u64) -> Result<Manifest, SnapshotDirError> {
+        Ok(Manifest::decode(&self.manifest_bytes(height)?)?)
+    }
+
+    /// The stored encoding of the manifest of the snapshot of `height`.
+    pub fn manifest_bytes(&self, height: u64) -> Result<Vec<u8>, SnapshotDirError> {
         let path = self.path_of(height).join("manifest");
-        let bytes = read_bounded(&path, 64 + 32 * basalt_state::snapshot::MAX_CHUNKS as u64)?;
-        Ok(Manifest::decode(&bytes)?)
+        read_bounded(&path, MAX_MANIFEST_BYTES as u64)
+    }
+
+    /// What this node offers peers: its newest snapshots (at most [`MAX_SNAPSHOT_OFFERS`]), each
+    /// with its manifest; a snapshot that cannot be read (removed meanwhile) is left out.
+    pub fn offers(&self) -> Vec<SnapshotOffer> {
+        let heights = self.heights().unwrap_or_default();
+        heights
+            .iter()
+            .rev()
+            .filter_map(|height| {
+                let manifest = self.manifest_bytes(*height).ok()?;
+                Some(SnapshotOffer {
+                    height: *height,
+                    manifest,
+                })
+            })
+            .take(MAX_SNAPSHOT_OFFERS)
+            .collect()
     }
 
     /// Chunk `index` of the snapshot of `height`.
@@ -223,6 +251,16 @@ mod tests {
         assert_eq!(snapshots.heights().unwrap(), vec![4, 8, 12]);
         snapshots.keep_newest(2).unwrap();
         assert_eq!(snapshots.heights().unwrap(), vec![8, 12]);
+        // Peers are offered the newest first, each with the manifest as stored.
+        let offers = snapshots.offers();
+        assert_eq!(
+            offers.iter().map(|o| o.height).collect::<Vec<_>>(),
+            vec![12, 8]
+        );
+        assert_eq!(
+            Manifest::decode(&offers[1].manifest).unwrap(),
+            snapshots.manifest(8).unwrap()
+        );
 
         // What a peer would be served restores the state of that height.
         let manifest = snapshots.manifest(8).unwrap();
