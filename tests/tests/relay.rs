@@ -371,8 +371,25 @@ async fn racing_and_killed_relayers_deliver_every_packet_exactly_once() {
     killed.0.wait().unwrap();
     let _restarted = start_relayer(&config, &dir.path().join("relay-restarted.log"));
 
-    for seq in 1..=PACKETS {
-        wait_cleared(&a, seq).await;
+    // Shorter than `wait_cleared`'s own wait, so a stall ends here, with the relayers' logs.
+    let cleared = tokio::time::timeout(WAIT - Duration::from_secs(5), async {
+        for seq in 1..=PACKETS {
+            wait_cleared(&a, seq).await;
+        }
+    })
+    .await;
+    if cleared.is_err() {
+        let logs: Vec<String> = ["relay-killed.log", "relay-racer.log", "relay-restarted.log"]
+            .iter()
+            .map(|name| {
+                let text = std::fs::read_to_string(dir.path().join(name)).unwrap_or_default();
+                format!("--- {name}\n{text}")
+            })
+            .collect();
+        panic!(
+            "packets not all acknowledged; relayer logs:\n{}",
+            logs.join("\n")
+        );
     }
     let voucher_key = voucher_key(&receiver);
     let voucher = store(&b, 0, "transfer", &voucher_key).await;
