@@ -455,9 +455,11 @@ async fn start(args: &StartArgs) -> Result<(), RelayError> {
     }
 }
 
-/// A pass's failure: RPC failures, refusals and events not indexed yet are reported and retried on the
-/// next pass (a node may restart or lag; another relayer may have delivered first, or a nonce moved);
-/// anything else stops the relayer.
+/// A pass's failure: RPC failures, refusals, events not indexed yet and headers that do not verify for
+/// a client are reported and retried on the next pass (a node may restart or lag; another relayer may
+/// have delivered first, or a nonce moved; an RPC node may serve a stale or wrong header for a while,
+/// and an expired client stays reported each pass until it is replaced: stopping would stall the other
+/// direction too); anything else stops the relayer.
 fn failed(metrics: &metrics::RelayMetrics, chain: &str, e: RelayError) -> Result<(), RelayError> {
     let outcome = match &e {
         RelayError::Refused {
@@ -471,6 +473,7 @@ fn failed(metrics: &metrics::RelayMetrics, chain: &str, e: RelayError) -> Result
         }
         RelayError::Rpc { .. } => "failed",
         RelayError::NotIndexed { .. } => "waiting",
+        RelayError::Unverifiable { .. } => "unverifiable",
         _ => return Err(e),
     };
     if outcome == "failed" {
@@ -525,6 +528,18 @@ mod tests {
             reason: "missing".to_owned(),
         });
         assert!(failed(&metrics, "basalt-a", key).is_err());
+        // A client its source's headers cannot be verified for (expired, or a lying RPC node): the
+        // relayer keeps running and says so each pass.
+        let expired = RelayError::Unverifiable {
+            chain: "basalt-b".to_owned(),
+            from: 10,
+            to: 20,
+            source: Box::new(basalt_consensus::light::SkipError::WrongHeight {
+                asked: basalt_consensus::Height(20),
+                got: basalt_consensus::Height(21),
+            }),
+        };
+        assert!(failed(&metrics, "basalt-a", expired).is_ok());
         assert_eq!(
             metrics
                 .transactions
