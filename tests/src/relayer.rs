@@ -96,3 +96,27 @@ pub async fn metrics_url(log: &Path, limit: Duration) -> Result<String, HarnessE
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
+
+/// The state of the first IBC client (`99-basalt-0`, of the other chain) as node `node` of `net`
+/// stores it.
+pub async fn client_state(
+    net: &Testnet,
+    node: usize,
+) -> Result<basalt_ibc::client::ClientState, HarnessError> {
+    use base64::Engine as _;
+    let answer = net
+        .rpc(
+            node,
+            "abci_query",
+            serde_json::json!({"path": "/store/ibc/key",
+                               "data": hex::encode("clients/99-basalt-0/clientState")}),
+        )
+        .await?;
+    let text = answer["response"]["value"].as_str().unwrap_or_default();
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(text)
+        .map_err(|e| failed("client state", e))?;
+    let any = <ibc_core::primitives::proto::Any as prost::Message>::decode(bytes.as_slice())
+        .map_err(|e| failed("client state", e))?;
+    basalt_ibc::client::ClientState::from_any(&any).map_err(|e| failed("client state", e))
+}

@@ -558,6 +558,71 @@ impl Testnet {
         Ok((hash, app_hash))
     }
 
+    /// Node `i`'s consensus key (its `priv_validator_key.json`).
+    pub fn consensus_key(
+        &self,
+        i: usize,
+    ) -> Result<basalt_consensus::types::PublicKey, HarnessError> {
+        let path = self.home(i).join("config/priv_validator_key.json");
+        basalt_node::keys::PrivValidatorKey::load(&path)
+            .map(|key| key.private_key().public_key())
+            .map_err(|e| HarnessError::Command {
+                what: format!("reading {}", path.display()),
+                detail: e.to_string(),
+            })
+    }
+
+    /// Submits validator `changes` (consensus key, new power) signed by `authority` with `nonce`
+    /// through node `via` and waits for the commit; the height of the block that holds it. Refusals
+    /// (at `check_tx` or in the block) are errors.
+    pub async fn change_validators(
+        &self,
+        via: usize,
+        authority: &basalt_consensus::types::PrivateKey,
+        nonce: u64,
+        changes: Vec<(basalt_consensus::types::PublicKey, u64)>,
+    ) -> Result<u64, HarnessError> {
+        use base64::Engine as _;
+        // Asked of `via`: node 0 may be the one stopped.
+        let status = self.rpc(via, "status", json!({})).await?;
+        let chain_id = status["node_info"]["network"]
+            .as_str()
+            .and_then(|c| basalt_consensus::types::ChainId::new(c).ok())
+            .ok_or_else(|| HarnessError::Rpc {
+                node: via,
+                method: "status".to_owned(),
+                detail: format!("no valid node_info.network in {status}"),
+            })?;
+        let tx = basalt_state::app::validators::tx::ValidatorTxBody {
+            chain_id,
+            from: authority.public_key(),
+            nonce,
+            fee: 1,
+            gas_limit: basalt_state::app::validators::gas(changes.len()),
+            changes,
+        }
+        .sign(authority)
+        .to_bytes();
+        let encoded = base64::engine::general_purpose::STANDARD.encode(tx);
+        let r = self
+            .rpc(via, "broadcast_tx_commit", json!({ "tx": encoded }))
+            .await?;
+        let refused = |stage: &str| HarnessError::Command {
+            what: format!("validator transaction ({stage})"),
+            detail: r.to_string(),
+        };
+        if r["check_tx"]["code"] != 0 {
+            return Err(refused("check_tx"));
+        }
+        if r["tx_result"]["code"] != 0 {
+            return Err(refused("tx_result"));
+        }
+        r["height"]
+            .as_str()
+            .and_then(|h| h.parse().ok())
+            .ok_or_else(|| refused("height"))
+    }
+
     /// The funded accounts written by `basalt testnet`: (address hex, seed hex).
     pub fn accounts(&self) -> Result<Vec<(String, String)>, HarnessError> {
         let text = std::fs::read_to_string(self.root.join("accounts.json")).map_err(|e| {

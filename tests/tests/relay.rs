@@ -162,23 +162,7 @@ async fn the_relayer_creates_a_path_between_two_live_networks_once() {
     // Each client trusts headers for two thirds of its chain's evidence max age (genesis 48 h): below
     // it, or the tracked chain would have refused the connection handshake.
     for net in [&a, &b] {
-        let answer = net
-            .rpc(
-                0,
-                "abci_query",
-                json!({"path": "/store/ibc/key",
-                       "data": hex::encode("clients/99-basalt-0/clientState")}),
-            )
-            .await
-            .unwrap();
-        let bytes = base64::Engine::decode(
-            &base64::engine::general_purpose::STANDARD,
-            answer["response"]["value"].as_str().unwrap(),
-        )
-        .unwrap();
-        let any =
-            <ibc_core::primitives::proto::Any as prost::Message>::decode(bytes.as_slice()).unwrap();
-        let client = basalt_ibc::client::ClientState::from_any(&any).unwrap();
+        let client = relayer::client_state(net, 0).await.unwrap();
         assert_eq!(client.trusting_period_ms, 32 * 3_600_000, "{client:?}");
     }
 
@@ -539,10 +523,7 @@ async fn forged_light_block(b: &Testnet, height: u64) -> basalt_consensus::light
 
 /// The first client on `net` (of the other chain).
 async fn client_state(net: &Testnet) -> basalt_ibc::client::ClientState {
-    use prost::Message as _;
-    let bytes = store(net, 0, "ibc", "clients/99-basalt-0/clientState").await;
-    let any = ibc_core::primitives::proto::Any::decode(bytes.as_slice()).unwrap();
-    basalt_ibc::client::ClientState::from_any(&any).unwrap()
+    relayer::client_state(net, 0).await.unwrap()
 }
 
 /// Signs `messages` as one IBC transaction of `net`'s test account `account` (its next nonce) and

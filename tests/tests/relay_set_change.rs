@@ -9,9 +9,7 @@
 
 use std::time::Duration;
 
-use basalt_consensus::types::{ChainId, PrivateKey, PublicKey};
-use basalt_node::keys::PrivValidatorKey;
-use basalt_state::app::validators::tx::ValidatorTxBody;
+use basalt_consensus::types::PrivateKey;
 use basalt_tests::relayer;
 use basalt_tests::testnet::Testnet;
 use base64::engine::general_purpose::STANDARD as BASE64;
@@ -27,42 +25,6 @@ async fn a_transfer_is_relayed_after_the_source_replaced_its_whole_validator_set
     tokio::time::timeout(TEST_BUDGET, run())
         .await
         .expect("the test exceeded its time budget");
-}
-
-fn consensus_key(net: &Testnet, i: usize) -> PublicKey {
-    PrivValidatorKey::load(&net.home(i).join("config/priv_validator_key.json"))
-        .unwrap()
-        .private_key()
-        .public_key()
-}
-
-/// Submits one validator change signed by the authority through node `via`; the height of its block.
-async fn change(
-    net: &Testnet,
-    via: usize,
-    chain: &ChainId,
-    authority: &PrivateKey,
-    nonce: u64,
-    key: PublicKey,
-    power: u64,
-) -> u64 {
-    let tx = ValidatorTxBody {
-        chain_id: chain.clone(),
-        from: authority.public_key(),
-        nonce,
-        fee: 1,
-        gas_limit: basalt_state::app::validators::gas(1),
-        changes: vec![(key, power)],
-    }
-    .sign(authority)
-    .to_bytes();
-    let r = net
-        .rpc(via, "broadcast_tx_commit", json!({"tx": BASE64.encode(tx)}))
-        .await
-        .unwrap();
-    assert_eq!(r["check_tx"]["code"], 0, "{r}");
-    assert_eq!(r["tx_result"]["code"], 0, "{r}");
-    r["height"].as_str().unwrap().parse().unwrap()
 }
 
 /// Addresses of the validators of `height` on node `via`.
@@ -81,24 +43,7 @@ async fn set_at(net: &Testnet, via: usize, height: u64) -> Vec<String> {
 
 /// The latest height of b's client `99-basalt-0` (of chain a).
 async fn client_height(b: &Testnet) -> u64 {
-    let answer = b
-        .rpc(
-            0,
-            "abci_query",
-            json!({"path": "/store/ibc/key",
-                   "data": hex::encode("clients/99-basalt-0/clientState")}),
-        )
-        .await
-        .unwrap();
-    let bytes = BASE64
-        .decode(answer["response"]["value"].as_str().unwrap())
-        .unwrap();
-    let any =
-        <ibc_core::primitives::proto::Any as prost::Message>::decode(bytes.as_slice()).unwrap();
-    basalt_ibc::client::ClientState::from_any(&any)
-        .unwrap()
-        .latest_height
-        .0
+    relayer::client_state(b, 0).await.unwrap().latest_height.0
 }
 
 async fn run() {
@@ -130,12 +75,14 @@ async fn run() {
     assert_eq!(old_set.len(), 2);
 
     // Replace a's set, a third of the power at most per block: {0:10, 1:10} → {2:12, 3:14}.
-    let chain = ChainId::new("basalt-a").unwrap();
     let steps = [(2, 6), (3, 8), (2, 12), (3, 14), (0, 0), (1, 0)];
     let mut last = 0;
     for (nonce, (node, power)) in steps.into_iter().enumerate() {
-        let key = consensus_key(&a, node);
-        last = change(&a, 2, &chain, &authority, nonce as u64, key, power).await;
+        let key = a.consensus_key(node).unwrap();
+        last = a
+            .change_validators(2, &authority, nonce as u64, vec![(key, power)])
+            .await
+            .unwrap();
     }
     a.wait_height(2, last + 3, WAIT).await.unwrap();
     let new_set = set_at(&a, 2, last + 2).await;

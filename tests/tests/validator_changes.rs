@@ -9,12 +9,8 @@
 
 use std::time::Duration;
 
-use basalt_consensus::types::{ChainId, PrivateKey, PublicKey};
-use basalt_node::keys::PrivValidatorKey;
-use basalt_state::app::validators::tx::ValidatorTxBody;
+use basalt_consensus::types::{PrivateKey, PublicKey};
 use basalt_tests::testnet::{basalt_bin, Testnet};
-use base64::engine::general_purpose::STANDARD as BASE64;
-use base64::Engine as _;
 use serde_json::{json, Value};
 use std::process::Command;
 
@@ -36,10 +32,7 @@ async fn validators_are_added_and_removed_by_the_authority() {
 }
 
 fn consensus_key(net: &Testnet, i: usize) -> PublicKey {
-    PrivValidatorKey::load(&net.home(i).join("config/priv_validator_key.json"))
-        .unwrap()
-        .private_key()
-        .public_key()
+    net.consensus_key(i).unwrap()
 }
 
 /// Names the first account as the validator authority in every node's genesis.
@@ -57,28 +50,13 @@ fn name_authority(net: &Testnet, authority: &str) {
 async fn change(
     net: &Testnet,
     via: usize,
-    chain: &ChainId,
     authority: &PrivateKey,
     nonce: u64,
     changes: Vec<(PublicKey, u64)>,
 ) -> u64 {
-    let tx = ValidatorTxBody {
-        chain_id: chain.clone(),
-        from: authority.public_key(),
-        nonce,
-        fee: 1,
-        gas_limit: basalt_state::app::validators::gas(changes.len()),
-        changes,
-    }
-    .sign(authority)
-    .to_bytes();
-    let r = net
-        .rpc(via, "broadcast_tx_commit", json!({"tx": BASE64.encode(tx)}))
+    net.change_validators(via, authority, nonce, changes)
         .await
-        .unwrap();
-    assert_eq!(r["check_tx"]["code"], 0, "{r}");
-    assert_eq!(r["tx_result"]["code"], 0, "{r}");
-    r["height"].as_str().unwrap().parse().unwrap()
+        .unwrap()
 }
 
 /// `basalt show-validator` of node `i`, then `basalt tx validator --power 0` for it through node `via`
@@ -189,12 +167,11 @@ async fn run() {
         net.start(i, &[]).unwrap();
     }
     net.wait_height(NEWCOMER, 3, WAIT).await.unwrap();
-    let chain = ChainId::new(net.chain_id().await.unwrap()).unwrap();
     let newcomer = consensus_key(&net, NEWCOMER);
     let newcomer_address = newcomer.address().to_hex_upper();
 
     // --- add the full node as a fifth validator -----------------------------------------------------
-    let added_in = change(&net, 0, &chain, &authority, 0, vec![(newcomer, 10)]).await;
+    let added_in = change(&net, 0, &authority, 0, vec![(newcomer, 10)]).await;
     net.wait_height(0, added_in + SIGNING_WINDOW + 1, WAIT)
         .await
         .unwrap();
@@ -238,7 +215,7 @@ async fn run() {
 
     // --- change a validator's power --------------------------------------------------------------------
     let heavier = consensus_key(&net, 1);
-    let reweighed_in = change(&net, 1, &chain, &authority, 2, vec![(heavier, 15)]).await;
+    let reweighed_in = change(&net, 1, &authority, 2, vec![(heavier, 15)]).await;
     net.wait_height(1, reweighed_in + 3, WAIT).await.unwrap();
     let address = heavier.address().to_hex_upper();
     assert_eq!(
