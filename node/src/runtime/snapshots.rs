@@ -17,8 +17,7 @@ use basalt_state::StateStore;
 
 // What the p2p protocol carries must hold what the state writes.
 const _: () = assert!(basalt_p2p::MAX_SNAPSHOT_CHUNK_BYTES >= MAX_CHUNK_BYTES);
-const _: () =
-    assert!(MAX_MANIFEST_BYTES >= 8 + 4 + 32 + 8 + 4 + 32 * basalt_state::snapshot::MAX_CHUNKS);
+const _: () = assert!(MAX_MANIFEST_BYTES >= basalt_state::snapshot::MAX_MANIFEST_BYTES);
 
 /// Why a snapshot could not be written or read.
 #[derive(Debug, thiserror::Error)]

@@ -123,14 +123,12 @@ impl<P: Ord + Clone> StateSync<P> {
         for (height, bytes) in offers {
             let manifest = match Manifest::decode(&bytes) {
                 Ok(m) if m.version == height => m,
-                Ok(m) => {
-                    let reason = format!("offered height {height} for a snapshot of {}", m.version);
+                refused => {
+                    let reason = match refused {
+                        Ok(m) => format!("offered height {height} for a snapshot of {}", m.version),
+                        Err(e) => format!("offered a bad manifest: {e}"),
+                    };
                     let mut steps = self.ban(peer, reason);
-                    steps.extend(self.choose());
-                    return steps;
-                }
-                Err(e) => {
-                    let mut steps = self.ban(peer, format!("offered a bad manifest: {e}"));
                     steps.extend(self.choose());
                     return steps;
                 }

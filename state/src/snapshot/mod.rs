@@ -41,6 +41,9 @@ pub const MAX_CHUNK_TARGET_BYTES: usize = 8 << 20;
 /// Most chunks in a snapshot (the manifest then holds 2 MiB of hashes).
 pub const MAX_CHUNKS: usize = 65_536;
 
+/// Largest manifest encoding: version, format, root, leaf count, the chunk count and its hashes.
+pub const MAX_MANIFEST_BYTES: usize = 8 + 4 + 32 + 8 + 4 + 32 * MAX_CHUNKS;
+
 /// What a snapshot is; the hash of its encoding ([`Manifest::hash`]) names it.
 #[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
 pub struct Manifest {
@@ -69,11 +72,9 @@ impl Manifest {
 
     /// Decodes a manifest of at most [`MAX_CHUNKS`] chunks.
     pub fn decode(bytes: &[u8]) -> Result<Manifest, SnapshotError> {
-        // version, format, root, leaves, the chunk count and the hashes.
-        let max = 8 + 4 + 32 + 8 + 4 + 32 * MAX_CHUNKS;
-        if bytes.len() > max {
+        if bytes.len() > MAX_MANIFEST_BYTES {
             return Err(SnapshotError::Malformed(format!(
-                "manifest of {} bytes, more than {max}",
+                "manifest of {} bytes, more than {MAX_MANIFEST_BYTES}",
                 bytes.len()
             )));
         }

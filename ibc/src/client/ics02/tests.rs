@@ -207,6 +207,11 @@ impl ExtClientValidationContext for Host {
 
 /// A client of the counterparty created from its height 10 (as `MsgCreateClient` does it).
 fn created(host: &mut Host) -> BasaltClientState {
+    created_from(host, &block(10, GENESIS_MS + 10_000, 0).header)
+}
+
+/// A client of the counterparty created from `header` of its height 10.
+fn created_from(host: &mut Host, header: &basalt_consensus::types::Header) -> BasaltClientState {
     let state = BasaltClientState(
         ClientState::new(
             chain(),
@@ -217,7 +222,7 @@ fn created(host: &mut Host) -> BasaltClientState {
         )
         .unwrap(),
     );
-    let consensus = ConsensusState::of(&block(10, GENESIS_MS + 10_000, 0).header);
+    let consensus = ConsensusState::of(header);
     let now = host.host_timestamp().unwrap();
     assert_eq!(state.status(host, &id()).unwrap(), IbcStatus::Expired);
     state
@@ -456,20 +461,8 @@ fn a_client_crosses_complete_set_changes_by_the_relayers_steps() {
     };
     let counterparty = Chain::build(&chain(), GENESIS_MS, 460, rotating);
     let mut host = Host::new();
-    let state = BasaltClientState(
-        ClientState::new(
-            chain(),
-            Height(10),
-            TrustLevel::ONE_THIRD,
-            24 * HOUR_MS,
-            10_000,
-        )
-        .unwrap(),
-    );
     let (root, root_next) = counterparty.at(Height(10));
-    state
-        .initialise(&mut host, &id(), ConsensusState::of(&root.header).to_any())
-        .unwrap();
+    created_from(&mut host, &root.header);
     let relayer = basalt_consensus::types::Address([7; 20]);
     // The header a `MsgUpdateClient` carries, as ibc-rs's handler hands it to the client.
     let header_of = |message: Any| -> Any {

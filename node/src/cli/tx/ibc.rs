@@ -18,7 +18,7 @@ use ibc_core::primitives::{Signer, Timestamp, ToProto};
 
 use super::build::{load_signing_key, BuiltTx};
 use super::client::RpcClient;
-use super::{parse_chain_id, parse_timeout, report, OutputFormat, TxError};
+use super::{chain_and_nonce, parse_timeout, report, OutputFormat, TxError};
 
 /// Default gas limit of an IBC transfer (one `MsgTransfer` needs well under it).
 pub const DEFAULT_IBC_GAS: u64 = 200_000;
@@ -209,14 +209,13 @@ pub fn build_ibc_transfer(key: &PrivateKey, p: &IbcTransferParams) -> Result<Bui
 pub async fn ibc_transfer_command(args: &IbcTransferArgs) -> Result<(), TxError> {
     let key = load_signing_key(&args.key_file, args.key_index)?;
     let client = RpcClient::new(&args.node, args.timeout)?;
-    let chain_id = match &args.chain_id {
-        Some(text) => parse_chain_id(text)?,
-        None => client.chain_id().await?,
-    };
-    let nonce = match args.nonce {
-        Some(nonce) => nonce,
-        None => client.account(&key.public_key().address()).await?.nonce,
-    };
+    let (chain_id, nonce) = chain_and_nonce(
+        &client,
+        args.chain_id.as_deref(),
+        args.nonce,
+        &key.public_key().address(),
+    )
+    .await?;
     let timeout_ns = if args.timeout_seconds == 0 {
         None
     } else {

@@ -188,6 +188,25 @@ fn check_fields(fields: &TransferFields) -> Result<Address, TxError> {
     })
 }
 
+/// The chain id and nonce of a transaction `signer` signs: the ones given on the command line, else
+/// the node's chain id (`status`) and `signer`'s committed account nonce.
+async fn chain_and_nonce(
+    client: &RpcClient,
+    chain_id: Option<&str>,
+    nonce: Option<u64>,
+    signer: &Address,
+) -> Result<(ChainId, u64), TxError> {
+    let chain_id = match chain_id {
+        Some(text) => parse_chain_id(text)?,
+        None => client.chain_id().await?,
+    };
+    let nonce = match nonce {
+        Some(nonce) => nonce,
+        None => client.account(signer).await?.nonce,
+    };
+    Ok((chain_id, nonce))
+}
+
 fn parse_chain_id(text: &str) -> Result<ChainId, TxError> {
     ChainId::new(text).map_err(|e| TxError::BadArgument {
         argument: "--chain-id",
@@ -236,14 +255,13 @@ async fn transfer_command(args: &TransferArgs) -> Result<(), TxError> {
     let to = check_fields(fields)?;
     let key = load_signing_key(&fields.key_file, fields.key_index)?;
     let client = RpcClient::new(&args.node, args.timeout)?;
-    let chain_id = match &fields.chain_id {
-        Some(text) => parse_chain_id(text)?,
-        None => client.chain_id().await?,
-    };
-    let nonce = match fields.nonce {
-        Some(nonce) => nonce,
-        None => client.account(&key.public_key().address()).await?.nonce,
-    };
+    let (chain_id, nonce) = chain_and_nonce(
+        &client,
+        fields.chain_id.as_deref(),
+        fields.nonce,
+        &key.public_key().address(),
+    )
+    .await?;
     let built = build_transfer(
         &key,
         &TransferParams {

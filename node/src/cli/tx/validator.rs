@@ -14,7 +14,7 @@ use base64::Engine as _;
 
 use super::build::{load_signing_key, BuiltTx};
 use super::client::RpcClient;
-use super::{parse_chain_id, parse_timeout, report, OutputFormat, TxError};
+use super::{chain_and_nonce, parse_timeout, report, OutputFormat, TxError};
 
 /// Arguments of `basalt tx validator`.
 #[derive(Debug, Clone, clap::Args)]
@@ -123,14 +123,13 @@ pub async fn validator_command(args: &ValidatorArgs) -> Result<(), TxError> {
     let key = load_signing_key(&args.key_file, args.key_index)?;
     let validator = parse_pubkey(&args.pubkey)?;
     let client = RpcClient::new(&args.node, args.timeout)?;
-    let chain_id = match &args.chain_id {
-        Some(text) => parse_chain_id(text)?,
-        None => client.chain_id().await?,
-    };
-    let nonce = match args.nonce {
-        Some(nonce) => nonce,
-        None => client.account(&key.public_key().address()).await?.nonce,
-    };
+    let (chain_id, nonce) = chain_and_nonce(
+        &client,
+        args.chain_id.as_deref(),
+        args.nonce,
+        &key.public_key().address(),
+    )
+    .await?;
     let built = build_validator_tx(&key, chain_id, validator, args.power, args.fee, nonce)?;
     let result = client.broadcast_tx_sync(&built.bytes).await?;
     report(args.output, result)
